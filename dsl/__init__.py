@@ -1,0 +1,32 @@
+"""Headwater's policy language: SpiceDB's schema language, parsed, checked and formatted.
+
+Example::
+
+    >>> from headwater.dsl import compile_schema
+    >>> schema = compile_schema('''
+    ... definition user {}
+    ... definition document {
+    ...     relation viewer: user
+    ...     permission view = viewer
+    ... }''')
+    >>> sorted(schema.definitions)
+    ['document', 'user']
+"""
+
+from .compiler import compile_schema, lint_schema
+from .errors import DslError, DslSyntaxError, SchemaError
+from .format import format_expression, format_schema
+from .parser import parse_schema
+from .schema import Schema
+
+__all__ = [
+    "DslError",
+    "DslSyntaxError",
+    "Schema",
+    "SchemaError",
+    "compile_schema",
+    "format_expression",
+    "format_schema",
+    "lint_schema",
+    "parse_schema",
+]

@@ -1,0 +1,131 @@
+"""Errors raised for schema text: each names the problem, its line and column, and shows the line.
+
+::
+
+    DslError ─┬ DslSyntaxError                 text that does not parse
+              └ SchemaError ─┬ UnknownTypeError, UnknownRelationError, UnknownCaveatError
+                             ├ DuplicateNameError, DuplicateAllowedTypeError
+                             ├ PermissionCycleError, InvalidArrowError, WildcardError
+                             ├ InvalidNameError, UseFlagError, CaveatError
+                             └ TypeAnnotationError
+
+A compile can find several problems at once: the error raised is the first one
+(by position) and carries all of them in ``errors``.
+
+Example::
+
+    >>> from headwater.dsl import compile_schema, DslError
+    >>> try:
+    ...     compile_schema("definition doc {\\n  relation viewer: usr\\n}")
+    ... except DslError as e:
+    ...     print(e.line, e.column, e.message)
+    2 19 unknown definition `usr` (allowed type of relation `viewer` in `doc`)
+"""
+
+from __future__ import annotations
+
+from .ast import NO_SPAN, Span
+
+
+class DslError(Exception):
+    """A problem in schema text, with its position and the offending line."""
+
+    def __init__(self, message: str, span: Span = NO_SPAN, source: str = "", filename: str | None = None):
+        self.message = message
+        self.span = span
+        self.source = source
+        self.filename = filename
+        self.errors: tuple[DslError, ...] = (self,)
+        super().__init__(self.render())
+
+    @property
+    def line(self) -> int:
+        return self.span.line
+
+    @property
+    def column(self) -> int:
+        return self.span.column
+
+    def with_source(self, source: str, filename: str | None = None) -> DslError:
+        """Attach the source text (and file name) so that ``render`` can show the line."""
+        self.source = source
+        self.filename = filename if filename is not None else self.filename
+        self.args = (self.render(),)
+        return self
+
+    def render(self) -> str:
+        """``file:line:col: message``, then the offending line and a caret under the problem."""
+        where = f"{self.line}:{self.column}" if self.span.line else ""
+        prefix = ":".join(p for p in (self.filename or "", where) if p)
+        head = f"{prefix}: {self.message}" if prefix else self.message
+        if not self.source or not self.span.line:
+            return head
+        lines = self.source.splitlines()
+        if not 0 < self.span.line <= len(lines):
+            return head
+        text = lines[self.span.line - 1].replace("\t", " ")
+        width = 1
+        if self.span.end_line == self.span.line and self.span.end_column > self.span.column:
+            width = self.span.end_column - self.span.column
+        gutter = f"{self.span.line:>5} | "
+        caret = " " * (len(gutter) - 2) + "| " + " " * (self.span.column - 1) + "^" * width
+        return f"{head}\n{gutter}{text}\n{caret}"
+
+    def __str__(self) -> str:
+        return self.render()
+
+
+class DslSyntaxError(DslError):
+    """The text does not follow the grammar."""
+
+
+class SchemaError(DslError):
+    """The text parses but does not describe a valid schema."""
+
+
+class UnknownTypeError(SchemaError):
+    """A definition (or caveat parameter type) that does not exist."""
+
+
+class UnknownRelationError(SchemaError):
+    """A relation or permission that does not exist on the definition named."""
+
+
+class UnknownCaveatError(SchemaError):
+    """A caveat that is not declared."""
+
+
+class DuplicateNameError(SchemaError):
+    """Two definitions, caveats, members or parameters with the same name."""
+
+
+class DuplicateAllowedTypeError(SchemaError):
+    """The same allowed subject type listed twice on one relation."""
+
+
+class PermissionCycleError(SchemaError):
+    """Permissions that are aliases of each other in a cycle."""
+
+
+class InvalidArrowError(SchemaError):
+    """An arrow over a permission, a chained arrow, or an arrow over a wildcard relation."""
+
+
+class WildcardError(SchemaError):
+    """A subject set that can hold a wildcard."""
+
+
+class InvalidNameError(SchemaError):
+    """A name that breaks SpiceDB's naming rules or is a reserved word."""
+
+
+class UseFlagError(SchemaError):
+    """An unknown ``use`` flag, or one placed after a definition."""
+
+
+class CaveatError(SchemaError):
+    """A caveat with an invalid parameter type, an unused parameter or an invalid CEL expression."""
+
+
+class TypeAnnotationError(SchemaError):
+    """A permission whose type annotation does not cover what it can produce (``use typechecking``)."""

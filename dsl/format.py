@@ -1,0 +1,127 @@
+"""Syntax tree → canonical schema text (``headwater fmt``).
+
+Canonical form: one blank line between top-level items (consecutive ``use``
+lines stay together), four-space indentation, one member per line, single
+spaces around operators, the fewest parentheses that keep the meaning, and every
+comment kept. ``parse_schema(format_schema(doc)) == doc`` for every document.
+
+Example::
+
+    >>> from headwater.dsl import parse_schema, format_schema
+    >>> print(format_schema(parse_schema("definition doc{relation viewer:user;permission view=(viewer)}")))
+    definition doc {
+        relation viewer: user
+        permission view = viewer
+    }
+    <BLANKLINE>
+"""
+
+from __future__ import annotations
+
+from . import ast
+
+__all__ = ["format_expression", "format_schema"]
+
+_INDENT = "    "
+_PRECEDENCE = {ast.Exclusion: 1, ast.Intersection: 2, ast.Union: 3}
+_OPERATOR = {ast.Exclusion: "-", ast.Intersection: "&", ast.Union: "+"}
+
+
+def format_schema(doc: ast.Document) -> str:
+    """Print a document as canonical text, ending with one newline."""
+    blocks: list[str] = []
+    previous: ast.TopLevel | None = None
+    for item in doc.items:
+        text = _top_level(item)
+        if blocks and not (isinstance(item, ast.UseFlag) and isinstance(previous, ast.UseFlag) and not item.comments):
+            blocks.append("")
+        blocks.append(text)
+        previous = item
+    if doc.trailing_comments:
+        if blocks:
+            blocks.append("")
+        blocks.extend(_comment(c, "") for c in doc.trailing_comments)
+    return "\n".join(blocks) + "\n" if blocks else ""
+
+
+def format_expression(e: ast.Expr) -> str:
+    """Print one permission expression, with parentheses only where precedence needs them."""
+    return _expr(e, 0, False)
+
+
+def _top_level(item: ast.TopLevel) -> str:
+    lines = [_comment(c, "") for c in item.comments]
+    if isinstance(item, ast.UseFlag):
+        lines.append(_trail(f"use {item.name}", item.trailing_comment))
+    elif isinstance(item, ast.Definition):
+        head = f"definition {item.name} {{"
+        body: list[str] = []
+        for m in item.members:
+            body.extend(_comment(c, _INDENT) for c in m.comments)
+            body.append(_trail(_INDENT + _member(m), m.trailing_comment))
+        body.extend(_comment(c, _INDENT) for c in item.inner_comments)
+        if body:
+            lines.append(head)
+            lines.extend(body)
+            lines.append(_trail("}", item.trailing_comment))
+        else:
+            lines.append(_trail(head + "}", item.trailing_comment))
+    else:
+        params = ", ".join(f"{p.name} {p.type}" for p in item.parameters)
+        lines.append(f"caveat {item.name}({params}) {{")
+        lines.extend(_INDENT + ln if ln.strip() else "" for ln in item.expression.split("\n"))
+        lines.append(_trail("}", item.trailing_comment))
+    return "\n".join(lines)
+
+
+def _member(m: ast.Member) -> str:
+    if isinstance(m, ast.Relation):
+        return f"relation {m.name}: {_allowed(m.allowed)}"
+    annotation = f": {_allowed(m.annotation)}" if m.annotation is not None else ""
+    return f"permission {m.name}{annotation} = {format_expression(m.expr)}"
+
+
+def _allowed(allowed: tuple[ast.AllowedType, ...]) -> str:
+    parts = []
+    for a in allowed:
+        text = a.type_name
+        if a.wildcard:
+            text += ":*"
+        elif a.relation is not None:
+            text += f"#{a.relation}"
+        if a.with_names:
+            text += " with " + " and ".join(a.with_names)
+        parts.append(text)
+    return " | ".join(parts)
+
+
+def _expr(e: ast.Expr, parent: int, right: bool) -> str:
+    if isinstance(e, ast.RelationRef):
+        return e.name
+    if isinstance(e, ast.Nil):
+        return "nil"
+    if isinstance(e, ast.SelfRef):
+        return "self"
+    if isinstance(e, ast.Arrow):
+        left = _expr(e.left, 4, False)
+        if e.function is ast.ArrowFunction.ARROW:
+            return f"{left}->{e.target}"
+        return f"{left}.{e.function.value}({e.target})"
+    prec = _PRECEDENCE[type(e)]
+    text = f"{_expr(e.left, prec, False)} {_OPERATOR[type(e)]} {_expr(e.right, prec, True)}"
+    if prec < parent or (prec == parent and right):
+        return f"({text})"
+    return text
+
+
+def _comment(c: ast.Comment, indent: str) -> str:
+    lines = c.text.split("\n")
+    out = [indent + lines[0].rstrip()]
+    for ln in lines[1:]:
+        s = ln.strip()
+        out.append(indent + (" " + s if s.startswith("*") else (_INDENT + s if s else "")))
+    return "\n".join(ln.rstrip() for ln in out)
+
+
+def _trail(text: str, comment: ast.Comment | None) -> str:
+    return f"{text}  {comment.text}" if comment is not None else text

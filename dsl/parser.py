@@ -1,0 +1,373 @@
+"""Schema text → syntax tree (``dsl/ast.py``). The only module that uses lark.
+
+The grammar lives in ``grammar.lark``. A small post-lexer reproduces SpiceDB's
+statement rule (a newline ends a statement when it follows a name, a keyword,
+``)``, ``}`` or ``*``) and collects comments so that the tree keeps them: doc
+comments document the element that follows, and ``headwater fmt`` loses nothing.
+
+Example::
+
+    >>> from headwater.dsl import parse_schema
+    >>> doc = parse_schema('''
+    ... definition user {}
+    ... definition document {
+    ...     relation viewer: user
+    ...     permission view = viewer
+    ... }''')
+    >>> [d.name for d in doc.definitions]
+    ['user', 'document']
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import textwrap
+import threading
+from collections.abc import Iterator, Sequence
+from typing import Any
+
+from lark import Lark, Token, Transformer, v_args
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+
+from . import ast
+from .ast import Span
+from .errors import DslError, DslSyntaxError
+
+__all__ = ["parse_schema"]
+
+# Tokens after which a newline ends the statement (SpiceDB's "synthetic semicolon").
+_STATEMENT_ENDERS = {"NAME", "ARROW_FUNCTION", "RBRACE", "RPAR", "STAR", "CEL_TEXT"}
+
+
+class _Statements:
+    """Post-lexer: newlines → statement ends (or nothing); comments → a side list."""
+
+    always_accept = ("_NL", "COMMENT")
+
+    def __init__(self) -> None:
+        self._local = threading.local()
+        self.keywords: set[str] = set()
+
+    @property
+    def comments(self) -> list[Token]:
+        return self._local.comments
+
+    def reset(self) -> None:
+        self._local.comments = []
+
+    def process(self, stream: Iterator[Token]) -> Iterator[Token]:
+        last: Token | None = None
+        for tok in stream:
+            if tok.type == "COMMENT":
+                self._local.comments.append(tok)
+                continue
+            if tok.type == "_NL":
+                if last is not None and (last.type in _STATEMENT_ENDERS or last.type in self.keywords):
+                    last = Token.new_borrow_pos("_SEMI", "\n", tok)
+                    yield last
+                continue
+            last = tok
+            yield tok
+        if last is not None and (last.type in _STATEMENT_ENDERS or last.type in self.keywords):
+            # End of input ends the statement too (SpiceDB accepts EOF as a terminator).
+            yield Token("_SEMI", "", last.end_pos, last.end_line, last.end_column, last.end_line,
+                        last.end_column, last.end_pos)
+
+
+_POSTLEX = _Statements()
+_LARK = Lark.open(
+    "grammar.lark",
+    rel_to=__file__,
+    parser="lalr",
+    lexer="contextual",
+    propagate_positions=True,
+    maybe_placeholders=True,
+    postlex=_POSTLEX,
+)
+_POSTLEX.keywords = {
+    t.name for t in _LARK.terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
+}
+
+
+def parse_schema(text: str, *, filename: str | None = None) -> ast.Document:
+    """Parse schema text into a :class:`~headwater.dsl.ast.Document`.
+
+    Raises :class:`DslSyntaxError` (with line, column and the offending line) when the
+    text does not follow the grammar. No other exception escapes for any input string.
+    """
+    if not isinstance(text, str):
+        raise TypeError("schema text must be a str")
+    _POSTLEX.reset()
+    try:
+        tree = _LARK.parse(text)
+        comments = [ast.Comment(str(c), _token_span(c)) for c in _POSTLEX.comments]
+        doc = _ToAst(text).transform(tree)
+    except UnexpectedInput as exc:
+        raise _syntax_error(exc, text, filename) from None
+    except VisitError as exc:
+        if isinstance(exc.orig_exc, DslError):
+            raise exc.orig_exc.with_source(text, filename) from None
+        raise
+    except RecursionError:
+        raise DslSyntaxError("expression nested too deeply", ast.NO_SPAN, text, filename) from None
+    return _attach_comments(doc, comments)
+
+
+# ---------------------------------------------------------------- syntax errors
+
+_FRIENDLY = {
+    "NAME": "a name",
+    "_SEMI": "`;` or a new line",
+    "$END": "the end of the file",
+    "CEL_TEXT": "a CEL expression",
+    "ARROW_FUNCTION": "`any` or `all`",
+    "ELLIPSIS": "`...`",
+}
+
+
+def _terminal_text(name: str) -> str:
+    if name in _FRIENDLY:
+        return _FRIENDLY[name]
+    try:
+        term = _LARK.get_terminal(name)
+    except KeyError:
+        return name
+    if term.pattern.type == "str":
+        return f"`{term.pattern.value}`"
+    return name.lower()
+
+
+def _found_text(tok: Token) -> str:
+    if tok.type == "$END":
+        return "the end of the file"
+    if tok.type == "_SEMI":
+        return "the end of the statement" if tok.value == ";" else "the end of the line"
+    if tok.type == "NAME":
+        return f"name `{tok}`"
+    return f"`{tok}`"
+
+
+def _syntax_error(exc: UnexpectedInput, text: str, filename: str | None) -> DslSyntaxError:
+    line = getattr(exc, "line", 0) or 0
+    column = getattr(exc, "column", 0) or 0
+    if isinstance(exc, UnexpectedToken):
+        tok = exc.token
+        if tok.type == "$END":
+            line, column = _end_position(text)
+        expected = sorted({_terminal_text(t) for t in exc.expected if t not in {"COMMENT", "_NL"}})
+        if len(expected) > 6:
+            expected = expected[:6] + ["..."]
+        message = f"unexpected {_found_text(tok)}; expected {_join_or(expected)}"
+        width = len(tok) if tok.type not in {"$END", "_SEMI"} else 1
+        span = Span(tok.start_pos or 0, (tok.start_pos or 0) + width, line, column, line, column + width)
+        return DslSyntaxError(message, span, text, filename)
+    if isinstance(exc, UnexpectedCharacters):
+        char = text[exc.pos_in_stream] if 0 <= exc.pos_in_stream < len(text) else ""
+        if char in "\"'":
+            message = "unterminated string"
+        elif text.startswith("/*", exc.pos_in_stream):
+            message = "unterminated comment: `/*` has no closing `*/`"
+        else:
+            message = f"unexpected character {char!r}"
+            allowed = sorted({_terminal_text(t) for t in exc.allowed if t not in {"COMMENT", "_NL"}})
+            if allowed:
+                message += f"; expected {_join_or(allowed[:6])}"
+        span = Span(exc.pos_in_stream, exc.pos_in_stream + 1, line, column, line, column + 1)
+        return DslSyntaxError(message, span, text, filename)
+    if isinstance(exc, UnexpectedEOF):
+        line, column = _end_position(text)
+        return DslSyntaxError("unexpected end of file", Span(len(text), len(text), line, column, line, column),
+                              text, filename)
+    return DslSyntaxError(str(exc), ast.NO_SPAN, text, filename)
+
+
+def _join_or(items: Sequence[str]) -> str:
+    if not items:
+        return "nothing"
+    if len(items) == 1:
+        return items[0]
+    return ", ".join(items[:-1]) + " or " + items[-1]
+
+
+def _end_position(text: str) -> tuple[int, int]:
+    lines = text.split("\n")
+    return len(lines), len(lines[-1]) + 1
+
+
+def _token_span(tok: Token) -> Span:
+    return Span(tok.start_pos or 0, tok.end_pos or 0, tok.line or 0, tok.column or 0,
+                tok.end_line or 0, tok.end_column or 0)
+
+
+def _meta_span(meta: Any) -> Span:
+    if getattr(meta, "empty", True):
+        return ast.NO_SPAN
+    return Span(meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line, meta.end_column)
+
+
+# ---------------------------------------------------------------- tree → AST
+
+
+@v_args(inline=True, meta=True)
+class _ToAst(Transformer):
+    """Builds AST nodes from the parse tree; no checks beyond the grammar (those live in the compiler)."""
+
+    def __init__(self, text: str) -> None:
+        super().__init__()
+        self._text = text
+
+    # top level
+    def start(self, meta: Any, *items: ast.TopLevel) -> ast.Document:
+        return ast.Document(tuple(items))
+
+    def use_flag(self, meta: Any, name: Token) -> ast.UseFlag:
+        return ast.UseFlag(str(name), span=_meta_span(meta), name_span=_token_span(name))
+
+    def definition(self, meta: Any, path: tuple[str, Span], lbrace: Token, *rest: Any) -> ast.Definition:
+        members = tuple(m for m in rest if isinstance(m, (ast.Relation, ast.Permission)))
+        return ast.Definition(path[0], members, span=_meta_span(meta), name_span=path[1])
+
+    def relation(self, meta: Any, name: Token, allowed: tuple[ast.AllowedType, ...]) -> ast.Relation:
+        return ast.Relation(str(name), allowed, span=_meta_span(meta), name_span=_token_span(name))
+
+    def permission(self, meta: Any, name: Token, annotation: tuple[ast.AllowedType, ...] | None,
+                   expr: ast.Expr) -> ast.Permission:
+        return ast.Permission(str(name), expr, annotation, span=_meta_span(meta), name_span=_token_span(name))
+
+    def allowed_types(self, meta: Any, *allowed: ast.AllowedType) -> tuple[ast.AllowedType, ...]:
+        return allowed
+
+    def allowed_type(self, meta: Any, path: tuple[str, Span], suffix: tuple[str, str | None] | None,
+                     with_clause: tuple[tuple[str, ...], tuple[Span, ...]] | None) -> ast.AllowedType:
+        relation = suffix[1] if suffix and suffix[0] == "relation" else None
+        wildcard = bool(suffix and suffix[0] == "wildcard")
+        names, spans = with_clause if with_clause else ((), ())
+        return ast.AllowedType(path[0], relation, wildcard, names, span=_meta_span(meta), with_spans=spans)
+
+    def subject_relation(self, meta: Any, name: Token) -> tuple[str, str]:
+        return ("relation", str(name))
+
+    def wildcard(self, meta: Any, star: Token) -> tuple[str, None]:
+        return ("wildcard", None)
+
+    def with_clause(self, meta: Any, path: tuple[str, Span], trait: Token | None
+                    ) -> tuple[tuple[str, ...], tuple[Span, ...]]:
+        if trait is None:
+            return (path[0],), (path[1],)
+        return (path[0], str(trait)), (path[1], _token_span(trait))
+
+    def type_path(self, meta: Any, *names: Token) -> tuple[str, Span]:
+        return "/".join(str(n) for n in names), _meta_span(meta)
+
+    # expressions
+    def exclusion(self, meta: Any, left: ast.Expr, right: ast.Expr) -> ast.Exclusion:
+        return ast.Exclusion(left, right, span=_meta_span(meta))
+
+    def intersection(self, meta: Any, left: ast.Expr, right: ast.Expr) -> ast.Intersection:
+        return ast.Intersection(left, right, span=_meta_span(meta))
+
+    def union(self, meta: Any, left: ast.Expr, right: ast.Expr) -> ast.Union:
+        return ast.Union(left, right, span=_meta_span(meta))
+
+    def nil(self, meta: Any) -> ast.Nil:
+        return ast.Nil(span=_meta_span(meta))
+
+    def self_ref(self, meta: Any) -> ast.SelfRef:
+        return ast.SelfRef(span=_meta_span(meta))
+
+    def relation_ref(self, meta: Any, name: Token) -> ast.RelationRef:
+        return ast.RelationRef(str(name), span=_token_span(name))
+
+    def arrow(self, meta: Any, left: ast.Expr, *rest: Token) -> ast.Arrow:
+        if len(rest) == 1:
+            target, function = rest[0], ast.ArrowFunction.ARROW
+        else:
+            target, function = rest[1], ast.ArrowFunction(str(rest[0]))
+        return ast.Arrow(left, str(target), function, span=_meta_span(meta), target_span=_token_span(target))
+
+    # caveats
+    def caveat(self, meta: Any, path: tuple[str, Span], *rest: Any) -> ast.Caveat:
+        *params, (expression, expression_span) = rest
+        return ast.Caveat(path[0], tuple(params), expression, span=_meta_span(meta), name_span=path[1],
+                          expression_span=expression_span)
+
+    def caveat_parameter(self, meta: Any, name: Token, type_: ast.CaveatType) -> ast.CaveatParameter:
+        return ast.CaveatParameter(str(name), type_, span=_meta_span(meta))
+
+    def caveat_type(self, meta: Any, name: Token, args: tuple[ast.CaveatType, ...] = ()) -> ast.CaveatType:
+        return ast.CaveatType(str(name), tuple(args), span=_meta_span(meta))
+
+    def caveat_type_args(self, meta: Any, *args: ast.CaveatType) -> Any:
+        return args
+
+    def caveat_body(self, meta: Any, lbrace: Token, *rest: Token) -> tuple[str, Span]:
+        rbrace = rest[-1]
+        raw = self._text[lbrace.end_pos:rbrace.start_pos]
+        inner = [t for t in rest[:-1] if t.type in {"CEL_TEXT", "LBRACE", "RBRACE"}]
+        first = inner[0] if inner else rbrace
+        return normalize_cel(raw), _token_span(first)
+
+
+def normalize_cel(raw: str) -> str:
+    """The CEL text between a caveat's braces, without surrounding blank space and common indentation.
+
+    Canonical form used by the formatter and by model equality, so re-indenting a
+    schema does not change its caveats.
+    """
+    lines = raw.split("\n")
+    if lines and lines[0].strip():
+        # The first line starts right after "{": align it with the rest before dedenting.
+        rest = [ln for ln in lines[1:] if ln.strip()]
+        indent = min((len(ln) - len(ln.lstrip()) for ln in rest), default=0)
+        lines[0] = " " * indent + lines[0].strip()
+    return textwrap.dedent("\n".join(ln.rstrip() for ln in lines)).strip("\n").strip()
+
+
+# ---------------------------------------------------------------- comments
+
+
+def _attach_comments(doc: ast.Document, comments: list[ast.Comment]) -> ast.Document:
+    items, rest = _attach(list(doc.items), comments)
+    new_items = []
+    for item in items:
+        if isinstance(item, ast.Definition):
+            inside = [c for c in rest if item.span.start < c.span.start < item.span.end]
+            rest = [c for c in rest if c not in inside]
+            members, left = _attach(list(item.members), inside)
+            item = dataclasses.replace(item, members=tuple(members), inner_comments=tuple(left))
+        new_items.append(item)
+    return dataclasses.replace(doc, items=tuple(new_items), trailing_comments=tuple(rest))
+
+
+def _attach(elements: list[Any], comments: list[ast.Comment]) -> tuple[list[Any], list[ast.Comment]]:
+    """Give each element the comments before it and one trailing comment on its last line.
+
+    Returns the updated elements and the comments that follow the last element
+    (or lie inside a definition, for the caller to distribute).
+    """
+    leading: dict[int, list[ast.Comment]] = {i: [] for i in range(len(elements))}
+    trailing: dict[int, ast.Comment] = {}
+    unplaced: list[ast.Comment] = []
+    for c in comments:
+        placed = False
+        for i, el in enumerate(elements):
+            if isinstance(el, ast.Definition) and el.span.start < c.span.start < el.span.end:
+                unplaced.append(c)  # inside a definition: its members get it
+                placed = True
+                break
+            if (c.span.start >= el.span.end and c.span.line == el.span.end_line and i not in trailing
+                    and not (i + 1 < len(elements) and elements[i + 1].span.start < c.span.start)):
+                trailing[i] = c
+                placed = True
+                break
+            if c.span.start < el.span.end:
+                leading[i].append(c)
+                placed = True
+                break
+        if not placed:
+            unplaced.append(c)
+    out = [
+        dataclasses.replace(el, comments=tuple(leading[i]), trailing_comment=trailing.get(i))
+        for i, el in enumerate(elements)
+    ]
+    return out, unplaced

@@ -1,0 +1,196 @@
+"""The compiled schema: the resolved, checked model that the engine evaluates.
+
+Produced by :func:`headwater.dsl.compile_schema`. Names are resolved (every
+reference points at something that exists), expressions are normalised (``+``
+and ``&`` chains flattened, ``r.any(p)`` is ``r->p``), and lookups are dicts.
+This is the only part of ``dsl`` that the engine reads.
+
+Example::
+
+    >>> from headwater.dsl import compile_schema
+    >>> schema = compile_schema('''
+    ... definition user {}
+    ... definition document {
+    ...     relation viewer: user
+    ...     permission view = viewer
+    ... }''')
+    >>> schema.definitions["document"].permissions["view"].expr
+    Computed(name='viewer')
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+if TYPE_CHECKING:
+    from .cel import CelType, CompiledCaveat
+
+
+# ---------------------------------------------------------------- subject types
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectType:
+    """One allowed subject type of a relation: ``user``, ``user:*``, ``group#member``, with traits."""
+
+    type: str
+    relation: str | None = None  # None: the object itself (written `user` or `user#...`)
+    wildcard: bool = False
+    caveat: str | None = None
+    expiration: bool = False
+
+    def __str__(self) -> str:
+        text = self.type
+        if self.wildcard:
+            text += ":*"
+        elif self.relation is not None:
+            text += f"#{self.relation}"
+        traits = [t for t in (self.caveat, "expiration" if self.expiration else None) if t]
+        if traits:
+            text += " with " + " and ".join(traits)
+        return text
+
+
+# ---------------------------------------------------------------- expressions
+
+
+class ArrowMode(enum.Enum):
+    """``ANY``: some subject of the relation has the target (``->``, ``.any``); ``ALL``: every one does."""
+
+    ANY = "any"
+    ALL = "all"
+
+
+@dataclass(frozen=True, slots=True)
+class Computed:
+    """A relation or permission of the same resource."""
+
+    name: str
+
+
+@dataclass(frozen=True, slots=True)
+class Arrow:
+    """Walk ``relation`` to its subjects and evaluate ``target`` on each (``relation->target``)."""
+
+    relation: str
+    target: str
+    mode: ArrowMode = ArrowMode.ANY
+
+
+@dataclass(frozen=True, slots=True)
+class Union:
+    """Any child grants."""
+
+    children: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Intersection:
+    """Every child grants."""
+
+    children: tuple[Expr, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Exclusion:
+    """``base`` grants and ``subtracted`` does not."""
+
+    base: Expr
+    subtracted: Expr
+
+
+@dataclass(frozen=True, slots=True)
+class Nil:
+    """Grants nothing."""
+
+
+@dataclass(frozen=True, slots=True)
+class Self:
+    """The resource itself is the subject (``use self``)."""
+
+
+Expr: TypeAlias = "Computed | Arrow | Union | Intersection | Exclusion | Nil | Self"
+
+
+# ---------------------------------------------------------------- members and definitions
+
+
+@dataclass(frozen=True, slots=True)
+class Relation:
+    """A relation: which subjects relationships may name."""
+
+    name: str
+    allowed: tuple[SubjectType, ...]
+    doc: str | None = field(default=None, compare=False)
+
+    @property
+    def allows_wildcard(self) -> bool:
+        return any(t.wildcard for t in self.allowed)
+
+
+@dataclass(frozen=True, slots=True)
+class Permission:
+    """A permission: computed from an expression over the definition's relations and permissions."""
+
+    name: str
+    expr: Expr
+    annotation: tuple[SubjectType, ...] | None = None
+    doc: str | None = field(default=None, compare=False)
+
+
+@dataclass(frozen=True)
+class Definition:
+    """An object type with its relations and permissions."""
+
+    name: str
+    relations: Mapping[str, Relation]
+    permissions: Mapping[str, Permission]
+    doc: str | None = field(default=None, compare=False)
+
+    def member(self, name: str) -> Relation | Permission | None:
+        """The relation or permission called ``name``, or None."""
+        return self.relations.get(name) or self.permissions.get(name)
+
+
+@dataclass(frozen=True)
+class Caveat:
+    """A named CEL condition with typed parameters."""
+
+    name: str
+    parameters: Mapping[str, CelType]
+    expression: str
+    doc: str | None = field(default=None, compare=False)
+    program: CompiledCaveat | None = field(default=None, compare=False, repr=False)
+
+
+@dataclass(frozen=True)
+class Schema:
+    """A compiled schema: definitions, caveats and the ``use`` flags in force."""
+
+    definitions: Mapping[str, Definition]
+    caveats: Mapping[str, Caveat]
+    flags: frozenset[str] = frozenset()
+    text: str = field(default="", compare=False, repr=False)  # canonical text (headwater fmt)
+    digest: str = field(default="", compare=False)  # sha256 of ``text``
+
+    def definition(self, name: str) -> Definition | None:
+        """The definition called ``name``, or None."""
+        return self.definitions.get(name)
+
+    def member(self, type_: str, name: str) -> Relation | Permission | None:
+        """The relation or permission ``name`` of definition ``type_``, or None."""
+        d = self.definitions.get(type_)
+        return d.member(name) if d is not None else None
+
+    def describe(self) -> dict[str, Any]:
+        """A small summary (counts), for logs and the CLI."""
+        return {
+            "definitions": len(self.definitions),
+            "relations": sum(len(d.relations) for d in self.definitions.values()),
+            "permissions": sum(len(d.permissions) for d in self.definitions.values()),
+            "caveats": len(self.caveats),
+            "flags": sorted(self.flags),
+        }

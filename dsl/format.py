@@ -115,12 +115,8 @@ def _expr(e: ast.Expr, parent: int, right: bool) -> str:
 
 
 def _comment(c: ast.Comment, indent: str) -> str:
-    lines = c.text.split("\n")
-    out = [indent + lines[0].rstrip()]
-    for ln in lines[1:]:
-        s = ln.strip()
-        out.append(indent + (" " + s if s.startswith("*") else (_INDENT + s if s else "")))
-    return "\n".join(ln.rstrip() for ln in out)
+    # The parser stores comments with canonical continuation-line indentation; only indent here.
+    return "\n".join((indent + ln).rstrip() for ln in c.text.split("\n"))
 
 
 def _trail(text: str, comment: ast.Comment | None) -> str:

@@ -39,27 +39,28 @@ __all__ = ["parse_schema"]
 _STATEMENT_ENDERS = {"NAME", "ARROW_FUNCTION", "RBRACE", "RPAR", "STAR", "CEL_TEXT"}
 
 
+_LOCAL = threading.local()  # per-thread comment list of the parse in progress
+
+
 class _Statements:
     """Post-lexer: newlines → statement ends (or nothing); comments → a side list."""
 
-    always_accept = ("_NL", "COMMENT")
+    always_accept = ("_NL", "COMMENT", "RARROW")
 
-    def __init__(self) -> None:
-        self._local = threading.local()
-        self.keywords: set[str] = set()
+    keywords: set[str] = set()
 
     @property
     def comments(self) -> list[Token]:
-        return self._local.comments
+        return _LOCAL.comments
 
     def reset(self) -> None:
-        self._local.comments = []
+        _LOCAL.comments = []
 
     def process(self, stream: Iterator[Token]) -> Iterator[Token]:
         last: Token | None = None
         for tok in stream:
             if tok.type == "COMMENT":
-                self._local.comments.append(tok)
+                _LOCAL.comments.append(tok)
                 continue
             if tok.type == "_NL":
                 if last is not None and (last.type in _STATEMENT_ENDERS or last.type in self.keywords):
@@ -84,7 +85,7 @@ _LARK = Lark.open(
     maybe_placeholders=True,
     postlex=_POSTLEX,
 )
-_POSTLEX.keywords = {
+_Statements.keywords = {
     t.name for t in _LARK.terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
 }
 
@@ -100,7 +101,7 @@ def parse_schema(text: str, *, filename: str | None = None) -> ast.Document:
     _POSTLEX.reset()
     try:
         tree = _LARK.parse(text)
-        comments = [ast.Comment(str(c), _token_span(c)) for c in _POSTLEX.comments]
+        comments = [ast.Comment(_normalize_comment(str(c)), _token_span(c)) for c in _POSTLEX.comments]
         doc = _ToAst(text).transform(tree)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, filename) from None
@@ -152,9 +153,19 @@ def _syntax_error(exc: UnexpectedInput, text: str, filename: str | None) -> DslS
     column = getattr(exc, "column", 0) or 0
     if isinstance(exc, UnexpectedToken):
         tok = exc.token
+        pos = tok.start_pos or 0
+        if tok.type == "SLASH" and text.startswith("/*", pos):
+            span = Span(pos, pos + 2, line, column, line, column + 2)
+            return DslSyntaxError("unterminated comment: `/*` has no closing `*/`", span, text, filename)
+        if tok.type == "CEL_TEXT":
+            span = Span(pos, pos + 1, line, column, line, column + 1)
+            return DslSyntaxError(f"unexpected character {tok[0]!r}", span, text, filename)
         if tok.type == "$END":
             line, column = _end_position(text)
-        expected = sorted({_terminal_text(t) for t in exc.expected if t not in {"COMMENT", "_NL"}})
+        if exc.accepts:
+            expected = sorted({_terminal_text(t) for t in exc.accepts if t not in {"COMMENT", "_NL"}})
+        else:
+            expected = sorted({_terminal_text(t) for t in exc.expected if t not in _POSTLEX.always_accept})
         if len(expected) > 6:
             expected = expected[:6] + ["..."]
         message = f"unexpected {_found_text(tok)}; expected {_join_or(expected)}"
@@ -279,8 +290,8 @@ class _ToAst(Transformer):
         return ast.RelationRef(str(name), span=_token_span(name))
 
     def arrow(self, meta: Any, left: ast.Expr, *rest: Token) -> ast.Arrow:
-        if len(rest) == 1:
-            target, function = rest[0], ast.ArrowFunction.ARROW
+        if rest[0].type == "RARROW":
+            target, function = rest[1], ast.ArrowFunction.ARROW
         else:
             target, function = rest[1], ast.ArrowFunction(str(rest[0]))
         return ast.Arrow(left, str(target), function, span=_meta_span(meta), target_span=_token_span(target))
@@ -324,6 +335,16 @@ def normalize_cel(raw: str) -> str:
 
 
 # ---------------------------------------------------------------- comments
+
+
+def _normalize_comment(text: str) -> str:
+    """Canonical comment text: continuation lines of a block comment re-indented relative to its start."""
+    lines = text.rstrip().split("\n")
+    out = [lines[0].rstrip()]
+    for ln in lines[1:]:
+        s = ln.strip()
+        out.append(" " + s if s.startswith("*") else ("    " + s if s else ""))
+    return "\n".join(out)
 
 
 def _attach_comments(doc: ast.Document, comments: list[ast.Comment]) -> ast.Document:

@@ -1,0 +1,19 @@
+"""Shared fixtures: where the read-only conformance data lives."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parent.parent
+SHARED = REPO.parent / "shared"
+CONFORMANCE = SHARED / "conformance"
+
+
+@pytest.fixture(scope="session")
+def conformance_dir() -> Path:
+    """``../shared/conformance``; tests that need it skip (with a reason) when it is absent."""
+    if not CONFORMANCE.is_dir():
+        pytest.skip(f"conformance data not found at {CONFORMANCE} (it sits beside the repository in CI)")
+    return CONFORMANCE

@@ -8,7 +8,7 @@ comment kept. ``parse_schema(format_schema(doc)) == doc`` for every document.
 Example::
 
     >>> from headwater.dsl import parse_schema, format_schema
-    >>> print(format_schema(parse_schema("definition doc{relation viewer:user;permission view=(viewer)}")))
+    >>> print(format_schema(parse_schema("definition doc{relation viewer:user;permission view=(viewer);}")))
     definition doc {
         relation viewer: user
         permission view = viewer

@@ -353,7 +353,7 @@ def _attach_comments(doc: ast.Document, comments: list[ast.Comment]) -> ast.Docu
     for item in items:
         if isinstance(item, ast.Definition):
             inside = [c for c in rest if item.span.start < c.span.start < item.span.end]
-            rest = [c for c in rest if c not in inside]
+            rest = [c for c in rest if not item.span.start < c.span.start < item.span.end]
             members, left = _attach(list(item.members), inside)
             item = dataclasses.replace(item, members=tuple(members), inner_comments=tuple(left))
         new_items.append(item)

@@ -1,0 +1,95 @@
+"""No input makes the schema compiler fail with anything but DslError, or take long (hypothesis).
+
+Hypothesis' per-example deadline (1 s) enforces "no input takes longer than a second";
+it is a guard against pathological (super-linear) inputs, not a speed benchmark.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from headwater.dsl import DslError, compile_schema, format_schema
+
+from .schema_strategies import documents
+
+FUZZ = settings(max_examples=400, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
+CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "spicedb"
+
+_SEED_SCHEMAS = [
+    "use expiration\ncaveat c(a int, b list<string>) {\n  a > 1 && b.all(x, x != '}')\n}\n"
+    "definition user {}\ndefinition group {\n  relation member: user | group#member | user with c\n}\n"
+    "definition doc {\n  relation parent: doc\n  relation viewer: user:* | group#member with expiration\n"
+    "  permission view = (viewer - parent->view) & parent.all(view) + nil\n}\n",
+]
+
+
+def _conformance_schemas() -> list[str]:
+    out = []
+    for path in sorted(CONFORMANCE.glob("testconfigs/*.yaml"))[:20]:
+        data = yaml.safe_load(path.read_text())
+        if isinstance(data, dict) and isinstance(data.get("schema"), str):
+            out.append(data["schema"])
+    return out
+
+
+SEEDS = _SEED_SCHEMAS + _conformance_schemas()
+TOKENS = ["definition", "relation", "permission", "caveat", "use", "self", "nil", "with", "and", "expiration",
+          "->", ".all(", ".any(", "(", ")", "{", "}", "#", "...", ":*", ":", "|", "+", "&", "-", "=", ";", "\n",
+          "/*", "*/", "//", "/**", '"', "'", "<", ">", ",", "user", "doc", "x", "\t", "\r", "\x00", "é", "∀"]
+
+
+def _compile_or_dsl_error(text: str) -> None:
+    try:
+        compile_schema(text)
+    except DslError as exc:
+        assert exc.errors and all(isinstance(e, DslError) for e in exc.errors)
+        assert exc.render()  # rendering never fails either
+
+
+@FUZZ
+@given(st.text(max_size=400))
+def test_random_text(text: str) -> None:
+    _compile_or_dsl_error(text)
+
+
+@FUZZ
+@given(st.lists(st.sampled_from(TOKENS), max_size=60).map(" ".join))
+def test_random_token_soup(text: str) -> None:
+    _compile_or_dsl_error(text)
+
+
+@st.composite
+def mutated(draw: st.DrawFn) -> str:
+    text = draw(st.sampled_from(SEEDS) | documents().map(format_schema))
+    for _ in range(draw(st.integers(1, 4))):
+        if not text:
+            break
+        i = draw(st.integers(0, len(text) - 1))
+        j = draw(st.integers(i, min(len(text), i + 12)))
+        op = draw(st.sampled_from(["delete", "insert", "replace", "duplicate"]))
+        if op == "delete":
+            text = text[:i] + text[j:]
+        elif op == "insert":
+            text = text[:i] + draw(st.sampled_from(TOKENS) | st.text(max_size=3)) + text[i:]
+        elif op == "replace":
+            text = text[:i] + draw(st.sampled_from(TOKENS)) + text[j:]
+        else:
+            text = text[:j] + text[i:j] + text[j:]
+    return text
+
+
+@FUZZ
+@given(mutated())
+def test_mutated_valid_schemas(text: str) -> None:
+    _compile_or_dsl_error(text)
+
+
+def test_deep_nesting_is_a_clean_error_or_compiles() -> None:
+    deep = "definition doc {\n relation viewer: doc\n permission view = " + "(" * 5000 + "viewer" + ")" * 5000 + "\n}"
+    _compile_or_dsl_error(deep)
+    chain = "definition doc {\n relation viewer: doc\n permission view = " + " + (viewer" * 3000 + ")" * 3000 + "\n}"
+    _compile_or_dsl_error(chain)

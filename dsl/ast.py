@@ -86,6 +86,7 @@ class AllowedType:
     wildcard: bool = False
     with_names: tuple[str, ...] = ()
     span: Span = _span()
+    relation_span: Span = _span()  # of the name after `#`
     with_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)
 
 

@@ -25,6 +25,7 @@ from .ast import Span
 from .errors import (
     CaveatError,
     DslError,
+    DslSyntaxError,
     DuplicateAllowedTypeError,
     DuplicateNameError,
     InvalidArrowError,
@@ -53,6 +54,32 @@ _TYPE_NAME = re.compile(rf"^({_SEGMENT}/)*{_SEGMENT}$")
 _RELATION_NAME = re.compile(rf"^{_SEGMENT}$")
 _CAVEAT_NAME = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_/]{0,127}$")
 _PARAMETER_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
+
+
+def _name_problem(name: str) -> str:
+    """Why ``name`` breaks SpiceDB's rule (3 to 64 of a-z, 0-9, _; starts with a letter; no trailing _)."""
+    rule = "names are 3 to 64 characters of a-z, 0-9 and _, starting with a letter and not ending with _"
+    if len(name) < 3:
+        return f"it has {len(name)} character{'s' if len(name) != 1 else ''}; {rule}"
+    if len(name) > 64:
+        return f"it has {len(name)} characters, more than 64"
+    if not name[0].isascii() or not name[0].islower():
+        return f"it must start with a lower-case letter a-z; {rule}"
+    if name.endswith("_"):
+        return f"it must not end with _; {rule}"
+    return f"it contains characters other than a-z, 0-9 and _; {rule}"
+
+
+def _type_name_problem(name: str) -> str | None:
+    """Why a definition name breaks the rule (naming the bad part of a prefixed name), or None."""
+    if _TYPE_NAME.match(name):
+        return None
+    parts = name.split("/")
+    for part in parts:
+        if not _RELATION_NAME.match(part):
+            where = f"the part `{part}`: " if len(parts) > 1 else ""
+            return where + _name_problem(part)
+    return "invalid"
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,11 +166,11 @@ class _Compiler:
             elif item.name not in KNOWN_FLAGS:
                 self.error(UseFlagError, f"unknown use flag `{item.name}`; known flags are: "
                            + ", ".join(KNOWN_FLAGS), item.name_span)
-            elif seen_definition:
-                self.error(UseFlagError, f"`use {item.name}` must come before any definition or caveat",
-                           item.span)
             else:
-                self.flags.add(item.name)
+                if seen_definition:
+                    self.error(UseFlagError, f"`use {item.name}` must come before any definition or caveat",
+                               item.span)
+                self.flags.add(item.name)  # even when misplaced, so the rest compiles without follow-on errors
 
     def _reserved(self) -> frozenset[str]:
         return _KEYWORDS | {f for f in ("expiration", "self") if f in self.flags}
@@ -153,15 +180,19 @@ class _Compiler:
             if isinstance(item, ast.UseFlag):
                 continue
             kind = "definition" if isinstance(item, ast.Definition) else "caveat"
-            if item.name in self.defs or item.name in self.caveats:
-                self.error(DuplicateNameError, f"the name `{item.name}` is used by more than one definition "
-                           "or caveat", item.name_span)
+            first = self.defs.get(item.name) or self.caveats.get(item.name)
+            if first is not None:
+                first_kind = "definition" if isinstance(first, ast.Definition) else "caveat"
+                self.error(DuplicateNameError, f"the name `{item.name}` is already used by the {first_kind} at "
+                           f"line {first.name_span.line}", item.name_span)
                 continue
+            if item.name in self._reserved():
+                self.error(InvalidNameError, f"`{item.name}` is a reserved word and cannot name a {kind}",
+                           item.name_span)
             if isinstance(item, ast.Definition):
-                if not _TYPE_NAME.match(item.name):
-                    self.error(InvalidNameError, f"invalid {kind} name `{item.name}`: each `/`-separated part "
-                               "must be 3 to 64 characters of a-z, 0-9 and _, start with a letter and not end "
-                               "with _", item.name_span)
+                problem = _type_name_problem(item.name)
+                if problem:
+                    self.error(InvalidNameError, f"invalid definition name `{item.name}`: {problem}", item.name_span)
                 self.defs[item.name] = item
             else:
                 if not _CAVEAT_NAME.match(item.name):
@@ -210,8 +241,9 @@ class _Compiler:
                        "known types: " + ", ".join(sorted(cel.KNOWN_TYPES)), t.span)
             return None
         if len(t.args) != arity:
+            hint = "; map keys are always strings, so write `map<V>`" if t.name == "map" and len(t.args) == 2 else ""
             self.error(CaveatError, f"type `{t.name}` takes {arity} type argument{'s' if arity != 1 else ''}, "
-                       f"found {len(t.args)} (parameter `{p.name}` of caveat `{c.name}`)", t.span)
+                       f"found {len(t.args)} (parameter `{p.name}` of caveat `{c.name}`){hint}", t.span)
             return None
         args = []
         for a in t.args:
@@ -249,8 +281,7 @@ class _Compiler:
                 self.error(InvalidNameError, f"`{m.name}` is a reserved word and cannot name a "
                            f"{'relation' if isinstance(m, ast.Relation) else 'permission'}", m.name_span)
             elif not _RELATION_NAME.match(m.name):
-                self.error(InvalidNameError, f"invalid name `{m.name}`: names must be 3 to 64 characters of "
-                           "a-z, 0-9 and _, start with a letter and not end with _", m.name_span)
+                self.error(InvalidNameError, f"invalid name `{m.name}`: {_name_problem(m.name)}", m.name_span)
         for m in d.members:
             if isinstance(m, ast.Relation):
                 if m.name not in relations and m.name not in permissions:
@@ -270,20 +301,28 @@ class _Compiler:
         where = f"{'permission' if annotation else 'relation'} `{member}` in `{d.name}`"
         for a in allowed:
             target = self.defs.get(a.type_name)
+            if target is None and annotation and "typechecking" not in self.flags:
+                self.warnings.append(LintWarning(f"unknown definition `{a.type_name}` in the type annotation of "
+                                                 f"{where} (not checked without `use typechecking`)", a.span))
+                continue
             if target is None:
-                hint = " (it is a caveat; write `with " + a.type_name + "`)" if a.type_name in self.caveats else ""
-                self.error(UnknownTypeError, f"unknown definition `{a.type_name}` (allowed type of {where}){hint}",
-                           a.span)
+                if a.type_name in self.caveats:
+                    message = (f"`{a.type_name}` is a caveat, not a definition (allowed type of {where}); to "
+                               f"caveat a subject type write it as `user with {a.type_name}`")
+                else:
+                    message = f"unknown definition `{a.type_name}` (allowed type of {where})"
+                self.error(UnknownTypeError, message, a.span)
                 continue
             relation = a.relation if a.relation not in (None, "...") else None
             if relation is not None and not any(m.name == relation for m in target.members):
                 self.error(UnknownRelationError, f"`{a.type_name}` has no relation or permission `{relation}` "
-                           f"(allowed type `{a.type_name}#{relation}` of {where})", a.span)
+                           f"(allowed type `{a.type_name}#{relation}` of {where})",
+                           a.relation_span if a.relation_span.line else a.span)
                 continue
             caveat, expiration = self._traits(d, where, a)
             if annotation and (caveat or expiration):
                 self.error(TypeAnnotationError, f"a permission's type annotation cannot use `with` ({where})",
-                           a.span)
+                           a.with_spans[0] if a.with_spans else a.span)
             st = schema.SubjectType(a.type_name, relation, a.wildcard, caveat, expiration)
             if st in out:
                 self.error(DuplicateAllowedTypeError, f"duplicate allowed type `{st}` on {where}", a.span)
@@ -300,15 +339,19 @@ class _Compiler:
             return None, True
         caveat = names[0]
         if caveat not in self.caveats:
-            hint = "; add `use expiration` at the top of the schema" if caveat == "expiration" else ""
-            self.error(UnknownCaveatError, f"unknown caveat `{caveat}` on {where}{hint}", spans[0])
+            if caveat == "expiration" and len(names) == 1:
+                self.error(UseFlagError, f"`with expiration` needs `use expiration` at the top of the schema "
+                           f"({where}; without the flag, `expiration` would name a caveat, and there is none)",
+                           spans[0])
+            else:
+                self.error(UnknownCaveatError, f"unknown caveat `{caveat}` on {where}", spans[0])
             caveat = None
         if len(names) == 2:
             if names[1] != "expiration":
-                self.error(SchemaError, f"expected `expiration` after `and`, found `{names[1]}` on {where}",
-                           spans[1])
+                self.errors.append(DslSyntaxError(f"unexpected name `{names[1]}` after `and`; only `expiration` "
+                                                  f"can follow `with {names[0]} and` ({where})", spans[1]))
             elif not expiration_on:
-                self.error(SchemaError, f"`with ... and expiration` needs `use expiration` at the top of the "
+                self.error(UseFlagError, f"`with ... and expiration` needs `use expiration` at the top of the "
                            f"schema ({where})", spans[1])
             else:
                 return caveat, True
@@ -325,8 +368,9 @@ class _Compiler:
             e = ast.RelationRef("self", e.span)
         if isinstance(e, ast.RelationRef):
             if e.name not in names:
+                hint = "; to mean the resource itself, add `use self` at the top" if e.name == "self" else ""
                 self.error(UnknownRelationError, f"`{d.name}` has no relation or permission `{e.name}` "
-                           f"(used in {where})", e.span)
+                           f"(used in {where}){hint}", e.span)
             return schema.Computed(e.name)
         if isinstance(e, ast.Arrow):
             left = e.left
@@ -384,6 +428,12 @@ class _Compiler:
                     if perm is None:
                         continue
                     for arrow, span in _arrows(perm.expr, m.expr):
+                        left = d.relations.get(arrow.relation)
+                        if left is not None and not any(s.member(t.type, arrow.target) for t in left.allowed):
+                            self.warnings.append(LintWarning(
+                                f"the arrow `{arrow.relation}->{arrow.target}` can never grant: no subject type of "
+                                f"`{arrow.relation}` ({', '.join(str(t) for t in left.allowed)}) has a relation or "
+                                f"permission `{arrow.target}`", span))
                         if arrow.relation in d.relations and wildcard.relation_holds(d.name, arrow.relation):
                             self.error(InvalidArrowError, f"the arrow `{arrow.relation}->{arrow.target}` walks "
                                        f"relation `{arrow.relation}`, which can hold a wildcard; arrows cannot "

@@ -36,7 +36,11 @@ from .errors import DslError, DslSyntaxError
 __all__ = ["parse_schema"]
 
 # Tokens after which a newline ends the statement (SpiceDB's "synthetic semicolon").
-_STATEMENT_ENDERS = {"NAME", "ARROW_FUNCTION", "RBRACE", "RPAR", "STAR", "CEL_TEXT"}
+# ("..." too: SpiceDB does not end a statement after `group#...`, which only ever produces a confusing
+# error at the next line; accepting it is a strict superset of SpiceDB's language.)
+_STATEMENT_ENDERS = {"NAME", "ARROW_FUNCTION", "RBRACE", "RPAR", "STAR", "CEL_TEXT", "ELLIPSIS"}
+# Words SpiceDB always reserves, mapped to their terminal names in the grammar (filled in below).
+_RESERVED: dict[str, str] = {}
 
 
 _LOCAL = threading.local()  # per-thread comment list of the parse in progress
@@ -67,6 +71,10 @@ class _Statements:
                     last = Token.new_borrow_pos("_SEMI", "\n", tok)
                     yield last
                 continue
+            if tok.type == "NAME" and tok.value in _RESERVED:
+                # SpiceDB's lexer makes these keywords everywhere, so `relation permission: user` or a
+                # `permission` where a type is expected is an error at that word, as in SpiceDB.
+                tok = Token.new_borrow_pos(_RESERVED[tok.value], tok.value, tok)
             last = tok
             yield tok
         if last is not None and (last.type in _STATEMENT_ENDERS or last.type in self.keywords):
@@ -88,6 +96,10 @@ _LARK = Lark.open(
 _Statements.keywords = {
     t.name for t in _LARK.terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
 }
+_RESERVED.update({
+    t.pattern.value: t.name for t in _LARK.terminals
+    if t.pattern.type == "str" and t.pattern.value in {"definition", "caveat", "relation", "permission", "nil", "with"}
+})
 
 
 def parse_schema(text: str, *, filename: str | None = None) -> ast.Document:
@@ -140,11 +152,13 @@ def _terminal_text(name: str) -> str:
 
 def _found_text(tok: Token) -> str:
     if tok.type == "$END":
-        return "the end of the file"
+        return "end of file"
     if tok.type == "_SEMI":
-        return "the end of the statement" if tok.value == ";" else "the end of the line"
+        return "`;`" if tok.value == ";" else "end of line"
     if tok.type == "NAME":
         return f"name `{tok}`"
+    if tok.type in _RESERVED.values():
+        return f"keyword `{tok}`"
     return f"`{tok}`"
 
 
@@ -161,6 +175,9 @@ def _syntax_error(exc: UnexpectedInput, text: str, filename: str | None) -> DslS
             span = Span(pos, pos + 1, line, column, line, column + 1)
             return DslSyntaxError(f"unexpected character {tok[0]!r}", span, text, filename)
         if tok.type == "$END":
+            unclosed = _unclosed_brace(text)
+            if unclosed is not None:
+                return DslSyntaxError("`{` is never closed: the file ends before its `}`", unclosed, text, filename)
             line, column = _end_position(text)
         if exc.accepts:
             expected = sorted({_terminal_text(t) for t in exc.accepts if t not in {"COMMENT", "_NL"}})
@@ -169,6 +186,9 @@ def _syntax_error(exc: UnexpectedInput, text: str, filename: str | None) -> DslS
         if len(expected) > 6:
             expected = expected[:6] + ["..."]
         message = f"unexpected {_found_text(tok)}; expected {_join_or(expected)}"
+        if tok.type in {"VBAR", "PLUS", "MINUS", "AMPERSAND"} and not text[:pos].rsplit("\n", 1)[-1].strip():
+            message += ("; a line break ends the statement, so put the operator at the end of the previous "
+                        "line instead")
         width = len(tok) if tok.type not in {"$END", "_SEMI"} else 1
         span = Span(tok.start_pos or 0, (tok.start_pos or 0) + width, line, column, line, column + width)
         return DslSyntaxError(message, span, text, filename)
@@ -201,8 +221,23 @@ def _join_or(items: Sequence[str]) -> str:
 
 
 def _end_position(text: str) -> tuple[int, int]:
-    lines = text.split("\n")
+    """Line and column just after the last non-blank character (so the error shows that line)."""
+    lines = text.rstrip().split("\n")
     return len(lines), len(lines[-1]) + 1
+
+
+def _unclosed_brace(text: str) -> Span | None:
+    """The span of the innermost `{` that is never closed, if the text's braces are unbalanced."""
+    stack: list[Token] = []
+    try:
+        for tok in _LARK.lex(text, dont_ignore=True):
+            if tok.type == "LBRACE":
+                stack.append(tok)
+            elif tok.type == "RBRACE" and stack:
+                stack.pop()
+    except UnexpectedInput:
+        return None
+    return _token_span(stack[-1]) if stack else None
 
 
 def _token_span(tok: Token) -> Span:
@@ -250,13 +285,15 @@ class _ToAst(Transformer):
 
     def allowed_type(self, meta: Any, path: tuple[str, Span], suffix: tuple[str, str | None] | None,
                      with_clause: tuple[tuple[str, ...], tuple[Span, ...]] | None) -> ast.AllowedType:
-        relation = suffix[1] if suffix and suffix[0] == "relation" else None
+        relation = str(suffix[1]) if suffix and suffix[0] == "relation" else None
+        relation_span = _token_span(suffix[1]) if suffix and suffix[0] == "relation" else ast.NO_SPAN
         wildcard = bool(suffix and suffix[0] == "wildcard")
         names, spans = with_clause if with_clause else ((), ())
-        return ast.AllowedType(path[0], relation, wildcard, names, span=_meta_span(meta), with_spans=spans)
+        return ast.AllowedType(path[0], relation, wildcard, names, span=_meta_span(meta),
+                               relation_span=relation_span, with_spans=spans)
 
-    def subject_relation(self, meta: Any, name: Token) -> tuple[str, str]:
-        return ("relation", str(name))
+    def subject_relation(self, meta: Any, name: Token) -> tuple[str, Token]:
+        return ("relation", name)
 
     def wildcard(self, meta: Any, star: Token) -> tuple[str, None]:
         return ("wildcard", None)

@@ -17,3 +17,13 @@ def conformance_dir() -> Path:
     if not CONFORMANCE.is_dir():
         pytest.skip(f"conformance data not found at {CONFORMANCE} (it sits beside the repository in CI)")
     return CONFORMANCE
+
+
+def pytest_addoption(parser: pytest.Parser) -> None:
+    parser.addoption(
+        "--update-golden",
+        action="store_true",
+        default=False,
+        help="rewrite golden files (tests/dsl/cases/**/*.expected) from the current output instead of asserting; "
+             "read the diff before committing",
+    )

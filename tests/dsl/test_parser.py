@@ -145,12 +145,13 @@ def test_spans_point_at_names() -> None:
     [
         ("definition doc {\n  relation owner example/user\n}", 2, 18, "expected `:`"),
         ("definition doc {\n  relation owner:\n}", 3, 1, "unexpected `}`; expected a name"),
-        ("definition doc {\n  relation\n}", 2, 11, "unexpected the end of the line"),
+        ("definition doc {\n  relation\n}", 2, 11, "unexpected end of line"),
         ("definition doc {\n  permission view viewer\n}", 2, 19, "expected"),
         ("definition doc {\n  permission view = viewer.foo(x)\n}", 2, 28, "`any` or `all`"),
         ("definition doc {\n  permission view = (viewer)->x\n}", 2, 29, "unexpected `->`"),
         ("definition doc {\n  relation r: user$\n}", 2, 19, "unexpected character '$'"),
-        ("definition doc {", 1, 17, "the end of the file"),
+        ("definition doc {", 1, 16, "`{` is never closed"),
+        ("definition doc {\n  relation viewer: user\n  permission view = viewer + (", 1, 16, "never closed"),
         ("/* never closed\ndefinition doc {}", 1, 1, "unterminated comment"),
         ("caveat c(a string) {\n  a == 'x\n}", 2, 8, "unterminated string"),
     ],
@@ -170,6 +171,18 @@ def test_spicedb_invalid_schemafile_position(conformance_dir) -> None:
         parse_schema(path.read_text(), filename=str(path))
     assert (e.value.line, e.value.column) == (6, 18)
     assert "relation owner example/user" in e.value.render()
+
+
+def test_line_ending_in_ellipsis_ends_the_statement() -> None:
+    """SpiceDB does not end a statement after `group#...`; Headwater does (a strict superset)."""
+    doc = parse_schema("definition group {\n  relation member: user | group#...\n}")
+    assert doc.definitions[0].members[0].allowed[1].relation == "..."
+
+
+def test_reserved_words_are_never_names() -> None:
+    for text in ("definition nil {}", "definition doc {\n relation relation: user\n}", "caveat with(a int) { a }"):
+        with pytest.raises(DslSyntaxError, match="unexpected keyword"):
+            parse_schema(text)
 
 
 def test_non_string_input_is_a_type_error() -> None:

@@ -1,0 +1,75 @@
+"""Every schema in (or referenced by) SpiceDB's conformance data compiles, formats and round-trips."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from headwater.dsl import DslError, DslSyntaxError, compile_schema, format_schema, parse_schema
+
+CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb"
+# Fixtures that must fail (conformance README, "Loader fixtures"): name -> (line, column, message fragment).
+INVALID = {
+    "loader/invalid_schemafile.zed": (6, 18, "unexpected name `example`; expected `:`"),
+    "loader/loader_using_invalid_schemafile.yaml": (6, 18, "unexpected name `example`; expected `:`"),
+    "loader/invalid_caveat.yaml": (3, 32, "unknown caveat `some_caveat`"),
+}
+
+
+def _schemas() -> list[tuple[str, str]]:
+    if not CONFORMANCE.is_dir():
+        return []
+    out = []
+    files = sorted(CONFORMANCE.rglob("*.yaml")) + sorted(CONFORMANCE.rglob("*.skip")) + sorted(
+        CONFORMANCE.rglob("*.zed"))
+    for path in files:
+        rel = path.relative_to(CONFORMANCE).as_posix()
+        if path.suffix == ".zed":
+            out.append((rel, path.read_text()))
+            continue
+        for i, doc in enumerate(yaml.safe_load_all(path.read_text())):
+            if not isinstance(doc, dict):
+                continue
+            text = doc.get("schema")
+            if text is None and isinstance(doc.get("schemaFile"), str):
+                target = (path.parent / doc["schemaFile"]).resolve()
+                if not target.is_file() or CONFORMANCE not in target.parents:
+                    continue  # loader fixtures that must fail to load (missing / escaping file)
+                text = target.read_text()
+            if isinstance(text, str):
+                out.append((rel if i == 0 else f"{rel}#{i}", text))
+    return out
+
+
+SCHEMAS = _schemas()
+
+
+def test_the_conformance_data_is_there() -> None:
+    if not CONFORMANCE.is_dir():
+        pytest.skip(f"conformance data not found at {CONFORMANCE}")
+    assert len(SCHEMAS) >= 60
+
+
+@pytest.mark.parametrize("name, text", [s for s in SCHEMAS if s[0] not in INVALID], ids=lambda v: v if "\n" not in v else "")
+def test_schema_compiles_and_round_trips(name: str, text: str) -> None:
+    model = compile_schema(text, filename=name)
+    doc = parse_schema(text)
+    canonical = format_schema(doc)
+    assert parse_schema(canonical) == doc
+    assert compile_schema(canonical) == model
+
+
+@pytest.mark.parametrize("name", sorted(INVALID))
+def test_invalid_fixtures_fail_where_spicedb_says(name: str) -> None:
+    texts = dict(SCHEMAS)
+    if name not in texts:
+        pytest.skip("conformance data not found")
+    line, column, fragment = INVALID[name]
+    with pytest.raises(DslError) as e:
+        compile_schema(texts[name])
+    assert (e.value.line, e.value.column) == (line, column)
+    assert fragment in e.value.message
+    if name.endswith("invalid_schemafile.zed"):
+        assert isinstance(e.value, DslSyntaxError)

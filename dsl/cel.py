@@ -877,6 +877,22 @@ class CompiledCaveat:
         params = ", ".join(f"{p} {t}" for p, t in self.params.items())
         return f"CompiledCaveat({self.name}({params}) {{ {self.expression.strip()} }})"
 
+    def check_context(self, context: Mapping[str, object]) -> None:
+        """Refuse context that names an unknown parameter or holds a value of the wrong type (as SpiceDB
+        does when a relationship stores caveat context); raises ``CaveatContextError``."""
+        for key in context:
+            if key not in self.params:
+                err = CaveatContextError(self.name, str(key), CelType("any"), "")
+                err.message = f"caveat `{self.name}` has no parameter `{key}`"
+                err.args = (err.message,)
+                raise err
+        for param, cel_type, convert in self._converters:
+            if param in context:
+                try:
+                    convert(context[param])
+                except _ConversionError as exc:
+                    raise CaveatContextError(self.name, param, cel_type, str(exc)) from None
+
     def evaluate(self, context: Mapping[str, object]) -> CaveatResult:
         """Evaluate against JSON-like ``context``: true, false, or conditional with the missing parameters.
 

@@ -1,0 +1,375 @@
+"""The Engine facade: the one entry point the CLI and the gRPC service call.
+
+Example::
+
+    >>> from headwater.engine import Engine
+    >>> from headwater.engine.store.memory import MemoryStore
+    >>> engine = Engine(MemoryStore())
+    >>> _ = engine.write_schema('''
+    ... definition user {}
+    ... definition document {
+    ...     relation viewer: user
+    ...     permission view = viewer
+    ... }''')
+    >>> _ = engine.touch("document:readme#viewer@user:alice")
+    >>> engine.check("document:readme", "view", "user:alice").allowed
+    True
+    >>> engine.check("document:readme", "view", "user:bob").permissionship.name
+    'NO_PERMISSION'
+"""
+
+from __future__ import annotations
+
+import enum
+import json
+import threading
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from ..dsl import compile_schema
+from ..dsl import schema as dsl_schema
+from .cache import CachingChecker, SharedCache
+from .check import LocalChecker
+from .config import Config
+from .consistency import Consistency, ConsistencyMode, decode_token, encode_token
+from .dispatch import CheckRequest, Outcome, Tri
+from .errors import (
+    EngineError,
+    InvalidRequestError,
+    LimitExceededError,
+    NotFoundError,
+    RevisionUnavailableError,
+    SchemaConflictError,
+    UnknownPermissionError,
+)
+from .relationships import ObjectRef, Relationship, SubjectRef, parse_object, parse_relationship, parse_subject
+from .store import (
+    Operation,
+    Precondition,
+    Reader,
+    RelationshipFilter,
+    Revision,
+    Store,
+    StoredSchema,
+    Update,
+)
+from .validation import schema_change_problems, validate_relationship
+
+__all__ = [
+    "BulkCheckItem",
+    "BulkCheckResult",
+    "CheckResult",
+    "DeleteResult",
+    "Engine",
+    "Permissionship",
+    "SchemaWriteResult",
+    "WriteResult",
+]
+
+
+class Permissionship(enum.Enum):
+    """The three answers to a check."""
+
+    HAS_PERMISSION = "HAS_PERMISSION"
+    NO_PERMISSION = "NO_PERMISSION"
+    CONDITIONAL_PERMISSION = "CONDITIONAL_PERMISSION"  # a caveat needs context that was not given
+
+
+@dataclass(frozen=True, slots=True)
+class CheckResult:
+    """The answer to one check, with the revision token it was computed at."""
+
+    permissionship: Permissionship
+    token: str
+    missing_context: tuple[str, ...] = ()  # for CONDITIONAL_PERMISSION: the caveat parameters to supply
+
+    @property
+    def allowed(self) -> bool:
+        """True only for HAS_PERMISSION (a conditional answer is not a grant)."""
+        return self.permissionship is Permissionship.HAS_PERMISSION
+
+    @property
+    def revision(self) -> int:
+        return decode_token(self.token)
+
+
+@dataclass(frozen=True, slots=True)
+class BulkCheckItem:
+    """One check of a bulk check."""
+
+    resource: ObjectRef | str
+    permission: str
+    subject: SubjectRef | str
+    context: Mapping[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class BulkCheckResult:
+    """A bulk-check item's answer, or the error that item alone raised."""
+
+    item: BulkCheckItem
+    result: CheckResult | None = None
+    error: EngineError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WriteResult:
+    """A committed write: its revision, as a token."""
+
+    token: str
+
+    @property
+    def revision(self) -> int:
+        return decode_token(self.token)
+
+
+@dataclass(frozen=True, slots=True)
+class DeleteResult:
+    """A committed delete-by-filter."""
+
+    token: str
+    deleted: int
+    partial: bool  # True when a limit stopped it before every match was deleted
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaWriteResult:
+    """A stored schema version."""
+
+    token: str
+    version: int
+    digest: str
+    schema: dsl_schema.Schema = field(repr=False, compare=False)
+
+
+def _utc_now() -> datetime:
+    return datetime.now(UTC)
+
+
+class Engine:
+    """Check, write and read relationships against a schema, over any :class:`Store`."""
+
+    def __init__(self, store: Store, *, config: Config | None = None,
+                 clock: Callable[[], datetime] = _utc_now) -> None:
+        self.store = store
+        self.config = config or Config()
+        self.clock = clock
+        self.cache: SharedCache | None = SharedCache(self.config.cache_size) if self.config.cache_size else None
+        self._schemas: dict[str, dsl_schema.Schema] = {}
+        self._schema_lock = threading.Lock()
+
+    @classmethod
+    def open(cls, path: str | Path, *, config: Config | None = None) -> Engine:
+        """An engine over the SQLite database at ``path`` (created on first use)."""
+        from .store.sqlite import SqliteStore
+
+        return cls(SqliteStore(path), config=config)
+
+    def close(self) -> None:
+        self.store.close()
+
+    def __enter__(self) -> Engine:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # ------------------------------------------------------------ schema
+
+    def write_schema(self, text: str, *, actor: str | None = None, dry_run: bool = False) -> SchemaWriteResult:
+        """Compile and store a new schema version; refused if it would orphan stored relationships.
+
+        Raises :class:`~headwater.dsl.DslError` for invalid text and
+        :class:`SchemaConflictError` (naming each relation and how many relationships
+        block it) when the change would orphan data.
+        """
+        new = compile_schema(text)
+
+        def check(reader: Reader) -> None:
+            stored = self.store.read_schema()
+            old = self._compiled(stored) if stored is not None else None
+            problems = schema_change_problems(old, new, reader)
+            if problems:
+                raise SchemaConflictError("schema change refused: " + "; ".join(problems), problems)
+
+        if dry_run:
+            with self.store.snapshot() as reader:
+                check(reader)
+                stored = self.store.read_schema()
+            return SchemaWriteResult(encode_token(reader.revision), (stored.version if stored else 0) + 1,
+                                     new.digest, new)
+        metadata = {"actor": actor} if actor else None
+        revision = self.store.write_schema(text, new.digest, check=check, metadata=metadata)
+        self._schemas[new.digest] = new
+        stored = self.store.read_schema(revision)
+        assert stored is not None
+        return SchemaWriteResult(encode_token(revision), stored.version, new.digest, new)
+
+    def schema(self, consistency: Consistency | None = None) -> dsl_schema.Schema:
+        """The compiled schema in force (at the snapshot ``consistency`` selects)."""
+        with self._snapshot(consistency) as (_, schema):
+            return schema
+
+    def _compiled(self, stored: StoredSchema) -> dsl_schema.Schema:
+        schema = self._schemas.get(stored.digest)
+        if schema is None:
+            with self._schema_lock:
+                schema = self._schemas.get(stored.digest)
+                if schema is None:
+                    schema = compile_schema(stored.text)
+                    self._schemas[stored.digest] = schema
+        return schema
+
+    # ------------------------------------------------------------ snapshots
+
+    def _revision_for(self, consistency: Consistency | None) -> Revision | None:
+        if consistency is None or consistency.mode in (ConsistencyMode.MINIMIZE_LATENCY,
+                                                       ConsistencyMode.FULLY_CONSISTENT):
+            return None
+        wanted = decode_token(consistency.token or "")
+        if consistency.mode is ConsistencyMode.AT_EXACT_SNAPSHOT:
+            return wanted
+        head = self.store.head()
+        if wanted > head:
+            raise RevisionUnavailableError(f"the token names revision {wanted}, newer than the newest ({head})",
+                                           revision=wanted, oldest=0, head=head)
+        return None
+
+    @contextmanager
+    def _snapshot(self, consistency: Consistency | None) -> Iterator[tuple[Reader, dsl_schema.Schema]]:
+        revision = self._revision_for(consistency)
+        with self.store.snapshot(revision, now=self.clock()) as reader:
+            stored = self.store.read_schema(reader.revision)
+            if stored is None:
+                raise NotFoundError("no schema has been written yet")
+            yield reader, self._compiled(stored)
+
+    # ------------------------------------------------------------ checks
+
+    def check(self, resource: ObjectRef | str, permission: str, subject: SubjectRef | str, *,
+              context: Mapping[str, Any] | None = None, consistency: Consistency | None = None) -> CheckResult:
+        """Does ``subject`` have ``permission`` on ``resource``? A denial is a result, not an error."""
+        with self._snapshot(consistency) as (reader, schema):
+            return self._check_one(schema, reader, BulkCheckItem(resource, permission, subject, context), None)
+
+    def check_bulk(self, items: Sequence[BulkCheckItem], *,
+                   consistency: Consistency | None = None) -> list[BulkCheckResult]:
+        """Check many items at one revision, sharing sub-problems; an item's error stays with that item."""
+        if len(items) > self.config.max_bulk_check_items:
+            raise LimitExceededError(f"{len(items)} items in one bulk check; the limit is "
+                                     f"{self.config.max_bulk_check_items}")
+        memo: dict[Any, Outcome] = {}
+        out = []
+        with self._snapshot(consistency) as (reader, schema):
+            for item in items:
+                try:
+                    out.append(BulkCheckResult(item, self._check_one(schema, reader, item, memo)))
+                except EngineError as exc:
+                    out.append(BulkCheckResult(item, error=exc))
+        return out
+
+    def _check_one(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem,
+                   memo: dict[Any, Outcome] | None) -> CheckResult:
+        resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)
+        subject = item.subject if isinstance(item.subject, SubjectRef) else parse_subject(item.subject)
+        if subject.is_wildcard:
+            raise InvalidRequestError(f"cannot check a wildcard subject ({subject}); check a concrete subject")
+        if schema.member(resource.type, item.permission) is None:
+            if resource.type not in schema.definitions:
+                raise UnknownPermissionError(f"object definition `{resource.type}` not found")
+            raise UnknownPermissionError(
+                f"relation/permission `{item.permission}` not found under definition `{resource.type}`")
+        if subject.type not in schema.definitions:
+            raise InvalidRequestError(f"object definition `{subject.type}` not found (subject {subject})")
+        context = dict(item.context or {})
+        context_key = json.dumps(context, sort_keys=True, separators=(",", ":"), default=str) if context else ""
+        if len(context_key.encode()) > self.config.max_caveat_context_bytes:
+            raise LimitExceededError(f"check context is {len(context_key.encode())} bytes; the limit is "
+                                     f"{self.config.max_caveat_context_bytes}")
+        outcome = self._evaluate(schema, reader, resource, item.permission, subject, context, context_key, memo)
+        token = encode_token(reader.revision)
+        if outcome.value is Tri.TRUE:
+            return CheckResult(Permissionship.HAS_PERMISSION, token)
+        if outcome.value is Tri.FALSE:
+            return CheckResult(Permissionship.NO_PERMISSION, token)
+        return CheckResult(Permissionship.CONDITIONAL_PERMISSION, token, tuple(sorted(outcome.missing)))
+
+    def _evaluate(self, schema: dsl_schema.Schema, reader: Reader, resource: ObjectRef, permission: str,
+                  subject: SubjectRef, context: dict[str, Any], context_key: str,
+                  memo: dict[Any, Outcome] | None) -> Outcome:
+        local = LocalChecker(schema, reader, context=context)
+        head = CachingChecker(local.check, self.cache, (schema.digest, reader.revision, context_key),
+                              self.clock().timestamp(), memo)
+        local.dispatch = head.check
+        return head.check(CheckRequest(resource, permission, subject, self.config.max_depth))
+
+    def cache_stats(self) -> dict[str, Any]:
+        """Hit/miss counters and size of the shared check cache."""
+        return self.cache.stats() if self.cache is not None else {"hits": 0, "misses": 0, "size": 0,
+                                                                   "maxsize": 0, "hit_rate": 0.0}
+
+    # ------------------------------------------------------------ writes
+
+    def write(self, updates: Iterable[Update], preconditions: Sequence[Precondition] = (), *,
+              actor: str | None = None, reason: str | None = None) -> WriteResult:
+        """Apply a batch atomically: every update is validated against the schema, or nothing changes."""
+        batch = list(updates)
+        if len(batch) > self.config.max_updates_per_write:
+            raise LimitExceededError(f"{len(batch)} updates in one write; the limit is "
+                                     f"{self.config.max_updates_per_write}")
+        if not batch and not preconditions:
+            raise InvalidRequestError("a write needs at least one update")
+
+        def validate(reader: Reader, updates: Sequence[Update]) -> None:
+            stored = self.store.read_schema()
+            if stored is None:
+                raise NotFoundError("no schema has been written yet: write a schema before relationships")
+            schema = self._compiled(stored)
+            for u in updates:
+                if u.operation is not Operation.DELETE:
+                    validate_relationship(schema, u.relationship,
+                                          max_context_bytes=self.config.max_caveat_context_bytes)
+
+        metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
+        revision = self.store.write(batch, preconditions, validate=validate, metadata=metadata or None)
+        return WriteResult(encode_token(revision))
+
+    def touch(self, *relationships: Relationship | str, actor: str | None = None,
+              reason: str | None = None) -> WriteResult:
+        """Create or replace relationships (given as values or SpiceDB strings)."""
+        return self.write([Update(Operation.TOUCH, _rel(r)) for r in relationships], actor=actor, reason=reason)
+
+    def create(self, *relationships: Relationship | str, actor: str | None = None,
+               reason: str | None = None) -> WriteResult:
+        """Create relationships; AlreadyExistsError (and nothing written) if one exists."""
+        return self.write([Update(Operation.CREATE, _rel(r)) for r in relationships], actor=actor, reason=reason)
+
+    def remove(self, *relationships: Relationship | str, actor: str | None = None,
+               reason: str | None = None) -> WriteResult:
+        """Delete these relationships (absent ones are ignored)."""
+        return self.write([Update(Operation.DELETE, _rel(r)) for r in relationships], actor=actor, reason=reason)
+
+    def delete(self, filter: RelationshipFilter, *, limit: int | None = None, allow_partial: bool = False,
+               preconditions: Sequence[Precondition] = (), actor: str | None = None,
+               reason: str | None = None) -> DeleteResult:
+        """Delete every relationship matching ``filter`` (at most ``limit``; see Store.delete)."""
+        metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
+        revision, n, partial = self.store.delete(filter, limit=limit, allow_partial=allow_partial,
+                                                 preconditions=preconditions, metadata=metadata or None)
+        return DeleteResult(encode_token(revision), n, partial)
+
+    # ------------------------------------------------------------ reads
+
+    def read(self, filter: RelationshipFilter, *, consistency: Consistency | None = None,
+             limit: int | None = None) -> tuple[list[Relationship], str]:
+        """Relationships matching ``filter`` in key order (at most ``limit``), with the revision token."""
+        with self._snapshot(consistency) as (reader, _):
+            return reader.read(filter, limit=limit), encode_token(reader.revision)
+
+
+def _rel(r: Relationship | str) -> Relationship:
+    return r if isinstance(r, Relationship) else parse_relationship(r)

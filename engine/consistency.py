@@ -1,0 +1,91 @@
+"""Consistency options and the opaque revision tokens every answer carries.
+
+A token names the store revision an answer was computed at. Clients pass it
+back to ask for answers at least as fresh (``at_least_as_fresh``) or at exactly
+that snapshot (``at_exact_snapshot``). Tokens are opaque: ``hw1_`` followed by
+the base32 of the revision and a checksum, so a mistyped token is refused rather
+than silently read as another revision.
+
+Example::
+
+    >>> t = encode_token(42)
+    >>> decode_token(t)
+    42
+"""
+
+from __future__ import annotations
+
+import base64
+import enum
+import hashlib
+from dataclasses import dataclass
+
+from .errors import InvalidRequestError
+
+__all__ = ["Consistency", "ConsistencyMode", "decode_token", "encode_token"]
+
+_PREFIX = "hw1_"
+
+
+def encode_token(revision: int) -> str:
+    """The opaque token for ``revision``."""
+    body = str(revision).encode()
+    check = hashlib.sha256(b"headwater-token:" + body).digest()[:4]
+    return _PREFIX + base64.b32encode(body + b"." + check).decode().rstrip("=").lower()
+
+
+def decode_token(token: str) -> int:
+    """The revision named by ``token``; InvalidRequestError if it is not one of ours."""
+    if not isinstance(token, str) or not token.startswith(_PREFIX) or len(token) > 64:
+        raise InvalidRequestError(f"malformed consistency token {token!r}")
+    raw = token[len(_PREFIX):].upper()
+    try:
+        data = base64.b32decode(raw + "=" * (-len(raw) % 8))
+        body, check = data[:-5], data[-4:]
+        if data[-5:-4] != b"." or hashlib.sha256(b"headwater-token:" + body).digest()[:4] != check:
+            raise ValueError("checksum")
+        revision = int(body.decode())
+    except ValueError as exc:
+        raise InvalidRequestError(f"malformed consistency token {token!r}") from exc
+    if revision < 0:
+        raise InvalidRequestError(f"malformed consistency token {token!r}")
+    return revision
+
+
+class ConsistencyMode(enum.Enum):
+    """How fresh a read must be (the SpiceDB options)."""
+
+    MINIMIZE_LATENCY = "minimize_latency"
+    AT_LEAST_AS_FRESH = "at_least_as_fresh"
+    AT_EXACT_SNAPSHOT = "at_exact_snapshot"
+    FULLY_CONSISTENT = "fully_consistent"
+
+
+@dataclass(frozen=True, slots=True)
+class Consistency:
+    """A consistency requirement; build one with the class methods."""
+
+    mode: ConsistencyMode = ConsistencyMode.MINIMIZE_LATENCY
+    token: str | None = None
+
+    @classmethod
+    def minimize_latency(cls) -> Consistency:
+        """Any recent snapshot (Headwater reads the newest; caches make that cheap)."""
+        return cls(ConsistencyMode.MINIMIZE_LATENCY)
+
+    @classmethod
+    def fully_consistent(cls) -> Consistency:
+        """The newest snapshot."""
+        return cls(ConsistencyMode.FULLY_CONSISTENT)
+
+    @classmethod
+    def at_least_as_fresh(cls, token: str) -> Consistency:
+        """A snapshot no older than the one ``token`` names."""
+        decode_token(token)
+        return cls(ConsistencyMode.AT_LEAST_AS_FRESH, token)
+
+    @classmethod
+    def at_exact_snapshot(cls, token: str) -> Consistency:
+        """Exactly the snapshot ``token`` names (an error once it is garbage-collected)."""
+        decode_token(token)
+        return cls(ConsistencyMode.AT_EXACT_SNAPSHOT, token)

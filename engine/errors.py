@@ -1,0 +1,132 @@
+"""Errors the engine raises on purpose; each message says what went wrong and with which input.
+
+::
+
+    EngineError ─┬ InvalidRequestError ─┬ InvalidRelationshipError   bad relationship text or value
+                 │                      ├ LimitExceededError         a request over a size limit
+                 │                      ├ CaveatEvaluationError      a caveat's context does not fit, or CEL failed
+                 │                      └ UnknownPermissionError
+                 ├ NotFoundError
+                 ├ AlreadyExistsError          CREATE of a relationship that exists
+                 ├ PreconditionFailedError     names the failing precondition
+                 │  └ SchemaConflictError      a schema change would orphan stored relationships
+                 ├ RevisionUnavailableError    revision garbage-collected or in the future
+                 ├ MaxDepthExceededError
+                 └ StoreError ─┬ StoreUnavailableError   the backend is busy or unreachable: retry
+                               └ WriteConflictError      a concurrent write got in the way: retry
+
+A denial is a result, never an exception. Backends translate their driver's
+failures into ``StoreError`` subclasses, so no driver exception reaches a caller.
+
+Example::
+
+    >>> from headwater.engine.errors import EngineError, InvalidRequestError
+    >>> from headwater.engine.relationships import parse_relationship
+    >>> try:
+    ...     parse_relationship("doc:a b#viewer@user:x")
+    ... except InvalidRequestError as e:
+    ...     print(e)
+    invalid object id 'a b' in 'doc:a b#viewer@user:x': ids may contain only letters, digits and /_|-=+
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AlreadyExistsError",
+    "CaveatEvaluationError",
+    "EngineError",
+    "InvalidRelationshipError",
+    "InvalidRequestError",
+    "LimitExceededError",
+    "MaxDepthExceededError",
+    "NotFoundError",
+    "PreconditionFailedError",
+    "RevisionUnavailableError",
+    "SchemaConflictError",
+    "StoreError",
+    "StoreUnavailableError",
+    "UnknownPermissionError",
+    "WriteConflictError",
+]
+
+
+class EngineError(Exception):
+    """Base class of every error the engine raises on purpose."""
+
+
+class InvalidRequestError(EngineError):
+    """The request itself is wrong; sending it again unchanged fails again."""
+
+
+class InvalidRelationshipError(InvalidRequestError):
+    """Relationship text or a relationship value breaks the naming or format rules."""
+
+
+class LimitExceededError(InvalidRequestError):
+    """The request would touch more items than the limit it was given."""
+
+    def __init__(self, message: str, *, limit: int | None = None) -> None:
+        super().__init__(message)
+        self.limit = limit
+
+
+class UnknownPermissionError(InvalidRequestError):
+    """The schema has no permission or relation of that name on that definition."""
+
+
+class NotFoundError(EngineError):
+    """The requested item does not exist."""
+
+
+class AlreadyExistsError(EngineError):
+    """A CREATE update names a relationship that already exists."""
+
+    def __init__(self, message: str, *, relationship: object = None) -> None:
+        super().__init__(message)
+        self.relationship = relationship
+
+
+class PreconditionFailedError(EngineError):
+    """A write precondition did not hold; nothing was written."""
+
+    def __init__(self, message: str, *, precondition: object = None) -> None:
+        super().__init__(message)
+        self.precondition = precondition
+
+
+class RevisionUnavailableError(EngineError):
+    """The revision was garbage-collected or is newer than the head."""
+
+    def __init__(self, message: str, *, revision: int, oldest: int, head: int) -> None:
+        super().__init__(message)
+        self.revision = revision
+        self.oldest = oldest
+        self.head = head
+
+
+class MaxDepthExceededError(EngineError):
+    """Evaluation went deeper than the depth budget allows."""
+
+
+class StoreError(EngineError):
+    """The store failed; the cause, if any, is chained as ``__cause__``."""
+
+
+class StoreUnavailableError(StoreError):
+    """The store is busy or unreachable right now; retrying later may succeed."""
+
+
+class WriteConflictError(StoreError):
+    """A concurrent write conflicted with this one; retrying may succeed."""
+
+
+class CaveatEvaluationError(InvalidRequestError):
+    """A caveat could not be evaluated: a context value of the wrong type, or a runtime error in its expression."""
+
+
+class SchemaConflictError(PreconditionFailedError):
+    """A schema change would orphan stored relationships; ``problems`` names each relation and count."""
+
+    def __init__(self, message: str, problems: list[str] | None = None) -> None:
+        super().__init__(message)
+        self.problems = list(problems or [])

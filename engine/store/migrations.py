@@ -1,0 +1,106 @@
+"""The SQLite store's table definitions, as numbered migrations applied in order.
+
+``SqliteStore`` runs, at open and inside one ``BEGIN IMMEDIATE`` transaction,
+every migration whose version is above the highest one recorded in
+``schema_migrations``, recording each. Running it again changes nothing. A
+database whose recorded version is above ``LATEST_VERSION`` was written by a
+newer Headwater and is refused. Released migrations are never edited: a change
+to the tables is a new migration at the end of ``MIGRATIONS``.
+
+This module is plain data (no driver import), so it can be read and tested alone.
+
+Example::
+
+    >>> [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
+    True
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "Migration"]
+
+
+@dataclass(frozen=True, slots=True)
+class Migration:
+    """One step of the table layout: its number, a short name, and the SQL statements it runs."""
+
+    version: int
+    name: str
+    statements: tuple[str, ...]
+
+
+MIGRATIONS_TABLE = """
+CREATE TABLE IF NOT EXISTS schema_migrations (
+    version    INTEGER PRIMARY KEY,
+    name       TEXT NOT NULL,
+    applied_at TEXT NOT NULL          -- ISO 8601, UTC
+)
+"""
+
+_INITIAL = Migration(
+    1,
+    "relationships, revisions and schemas",
+    (
+        # One row per write transaction. Revision 0 (the empty store) is inserted at open.
+        """
+        CREATE TABLE revisions (
+            revision        INTEGER PRIMARY KEY,
+            committed_at_us INTEGER NOT NULL,          -- microseconds since 1970-01-01T00:00:00Z
+            metadata        TEXT NOT NULL DEFAULT '{}' -- JSON object of strings
+        )
+        """,
+        "CREATE INDEX revisions_by_time ON revisions (committed_at_us)",
+        # One row per version of a relationship. A row is visible at revision R when
+        # created_rev <= R and (deleted_rev IS NULL or deleted_rev > R).
+        """
+        CREATE TABLE relationships (
+            id               INTEGER PRIMARY KEY,
+            resource_type    TEXT NOT NULL,
+            resource_id      TEXT NOT NULL,
+            relation         TEXT NOT NULL,
+            subject_type     TEXT NOT NULL,
+            subject_id       TEXT NOT NULL,
+            subject_relation TEXT NOT NULL,     -- '' when the subject has no relation
+            caveat_name      TEXT,              -- NULL when there is no caveat
+            caveat_context   TEXT,              -- canonical JSON object
+            expires_at_us    INTEGER,           -- NULL when it never expires
+            created_rev      INTEGER NOT NULL,
+            deleted_rev      INTEGER            -- NULL while not deleted
+        )
+        """,
+        # Forward lookups (lookup, subjects, read order); a key gets at most one row per revision.
+        """
+        CREATE UNIQUE INDEX relationships_by_resource ON relationships (
+            resource_type, resource_id, relation, subject_type, subject_id, subject_relation, created_rev
+        )
+        """,
+        # At most one not-deleted row per key; also finds the row a write replaces.
+        """
+        CREATE UNIQUE INDEX relationships_live_key ON relationships (
+            resource_type, resource_id, relation, subject_type, subject_id, subject_relation
+        ) WHERE deleted_rev IS NULL
+        """,
+        # Reverse lookups (resources), ordered by resource id.
+        """
+        CREATE INDEX relationships_by_subject ON relationships (
+            subject_type, subject_id, subject_relation, resource_type, relation, resource_id
+        )
+        """,
+        # changes() and gc().
+        "CREATE INDEX relationships_by_created_rev ON relationships (created_rev)",
+        "CREATE INDEX relationships_by_deleted_rev ON relationships (deleted_rev)",
+        """
+        CREATE TABLE schemas (
+            version  INTEGER PRIMARY KEY,       -- 1, 2, 3...
+            revision INTEGER NOT NULL UNIQUE,   -- the revision that wrote it
+            text     TEXT NOT NULL,
+            digest   TEXT NOT NULL
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_INITIAL,)
+LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -419,7 +419,10 @@ class _Compiler:
                     if rel is None:
                         continue
                     for a, st in zip((a for a in m.allowed), rel.allowed):
-                        if st.relation is not None and wildcard.relation_holds(st.type, st.relation):
+                        # As SpiceDB: only subject sets of *other* definitions are checked (recursive groups
+                        # with a public wildcard, `group#member` inside `group`, are legal).
+                        if (st.relation is not None and st.type != d.name
+                                and wildcard.relation_holds(st.type, st.relation)):
                             self.error(WildcardError, f"`{st.type}#{st.relation}` can hold a wildcard, so it "
                                        f"cannot be an allowed type (relation `{m.name}` in `{d.name}`); allow the "
                                        "wildcard on this relation directly instead", a.span)

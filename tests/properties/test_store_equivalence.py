@@ -67,6 +67,7 @@ updates = st.lists(
 )
 _id_choice = st.one_of(
     st.none(),
+    st.none(),
     st.tuples(st.just("resource_id"), st.sampled_from(["a", "ab", "b"])),
     st.tuples(st.just("resource_id_prefix"), st.sampled_from(["a", "", "c"])),
 )
@@ -74,12 +75,13 @@ _id_choice = st.one_of(
 
 @st.composite
 def filters(draw: st.DrawFn) -> RelationshipFilter:
+    # Each field is usually unset, so that filters match something.
     fields: dict[str, str | None] = {
-        "resource_type": draw(st.sampled_from([None, "doc", "folder"])),
-        "relation": draw(st.sampled_from([None, *RELATIONS])),
-        "subject_type": draw(st.sampled_from([None, "user", "group"])),
-        "subject_id": draw(st.sampled_from([None, "tom", "*", "eng"])),
-        "subject_relation": draw(st.sampled_from([None, "...", "member"])),
+        "resource_type": draw(st.sampled_from([None, None, None, "doc", "folder"])),
+        "relation": draw(st.sampled_from([None, None, None, *RELATIONS])),
+        "subject_type": draw(st.sampled_from([None, None, None, "user", "group"])),
+        "subject_id": draw(st.sampled_from([None, None, None, "tom", "*", "eng"])),
+        "subject_relation": draw(st.sampled_from([None, None, None, "...", "member"])),
     }
     id_choice = draw(_id_choice)
     if id_choice is not None:
@@ -200,7 +202,7 @@ def _outcome(store: Store, clock: FakeClock, op: tuple[Any, ...]) -> object:
         return ("error", type(exc).__name__, str(exc))
 
 
-@settings(max_examples=200, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(st.lists(operations, min_size=10, max_size=40))
 def test_sqlite_store_behaves_like_memory_store(ops: list[tuple[Any, ...]]) -> None:
     with tempfile.TemporaryDirectory() as directory:

@@ -161,6 +161,8 @@ class Engine:
         self.cache: SharedCache | None = SharedCache(self.config.cache_size) if self.config.cache_size else None
         self._schemas: dict[str, dsl_schema.Schema] = {}
         self._schema_lock = threading.Lock()
+        # The schema in force at a revision never changes, so it is remembered per revision.
+        self._schema_at: dict[Revision, StoredSchema] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, config: Config | None = None) -> Engine:
@@ -243,9 +245,14 @@ class Engine:
     def _snapshot(self, consistency: Consistency | None) -> Iterator[tuple[Reader, dsl_schema.Schema]]:
         revision = self._revision_for(consistency)
         with self.store.snapshot(revision, now=self.clock()) as reader:
-            stored = self.store.read_schema(reader.revision)
+            stored = self._schema_at.get(reader.revision)
             if stored is None:
-                raise NotFoundError("no schema has been written yet")
+                stored = self.store.read_schema(reader.revision)
+                if stored is None:
+                    raise NotFoundError("no schema has been written yet")
+                if len(self._schema_at) > 1024:
+                    self._schema_at.clear()
+                self._schema_at[reader.revision] = stored
             yield reader, self._compiled(stored)
 
     # ------------------------------------------------------------ checks

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import base64
 import enum
+import functools
 import hashlib
 from dataclasses import dataclass
 
@@ -27,6 +28,7 @@ __all__ = ["Consistency", "ConsistencyMode", "decode_token", "encode_token"]
 _PREFIX = "hw1_"
 
 
+@functools.lru_cache(maxsize=4096)
 def encode_token(revision: int) -> str:
     """The opaque token for ``revision``."""
     body = str(revision).encode()

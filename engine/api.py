@@ -35,8 +35,9 @@ from ..dsl import schema as dsl_schema
 from .cache import CachingChecker, SharedCache
 from .check import LocalChecker
 from .config import Config
-from .consistency import Consistency, ConsistencyMode, decode_token, encode_token
+from .consistency import Consistency, ConsistencyMode, decode_cursor, decode_token, encode_cursor, encode_token
 from .dispatch import CheckRequest, Outcome, Tri
+from .lookup import FRESH_ID, candidate_resources, candidate_subjects
 from .errors import (
     EngineError,
     InvalidRequestError,
@@ -65,8 +66,12 @@ __all__ = [
     "CheckResult",
     "DeleteResult",
     "Engine",
+    "LookupResourcesPage",
+    "LookupResult",
+    "LookupSubjectsPage",
     "Permissionship",
     "SchemaWriteResult",
+    "SubjectResult",
     "WriteResult",
 ]
 
@@ -114,6 +119,43 @@ class BulkCheckResult:
     item: BulkCheckItem
     result: CheckResult | None = None
     error: EngineError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResult:
+    """One resource found by LookupResources."""
+
+    resource_id: str
+    permissionship: Permissionship
+    missing_context: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LookupResourcesPage:
+    """A page of LookupResources: ``cursor`` is None when the answer is complete."""
+
+    results: list[LookupResult]
+    cursor: str | None
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class SubjectResult:
+    """One subject found by LookupSubjects; for ``type:*``, ``excluded`` lists the subjects it does not cover."""
+
+    subject: SubjectRef
+    permissionship: Permissionship
+    missing_context: tuple[str, ...] = ()
+    excluded: tuple[SubjectRef, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class LookupSubjectsPage:
+    """A page of LookupSubjects: ``cursor`` is None when the answer is complete."""
+
+    results: list[SubjectResult]
+    cursor: str | None
+    token: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,6 +361,117 @@ class Engine:
         return self.cache.stats() if self.cache is not None else {"hits": 0, "misses": 0, "size": 0,
                                                                    "maxsize": 0, "hit_rate": 0.0}
 
+    # ------------------------------------------------------------ lookups
+
+    def lookup_resources(self, resource_type: str, permission: str, subject: SubjectRef | str, *,
+                         context: Mapping[str, Any] | None = None, consistency: Consistency | None = None,
+                         limit: int | None = None, cursor: str | None = None) -> LookupResourcesPage:
+        """Every ``resource_type`` object on which ``subject`` has ``permission``, sorted by id.
+
+        Each result is HAS_PERMISSION or CONDITIONAL_PERMISSION (with the missing caveat
+        parameters). With ``limit``, a page of at most ``limit`` results and a ``cursor``
+        to continue (None once the answer is complete); pages come from one revision, so
+        concatenating them gives each resource exactly once. Never silently truncated.
+        """
+        subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
+        query = json.dumps(["LR", resource_type, permission, str(subj), dict(context or {})], sort_keys=True,
+                           default=str)
+        _check_limit(limit)
+        after = None
+        if cursor is not None:
+            revision, after = decode_cursor(cursor, query)
+            consistency = Consistency.at_exact_snapshot(encode_token(revision))
+        with self._snapshot(consistency) as (reader, schema):
+            if schema.member(resource_type, permission) is None:
+                raise UnknownPermissionError(
+                    f"relation/permission `{permission}` not found under definition `{resource_type}`"
+                    if resource_type in schema.definitions else f"object definition `{resource_type}` not found")
+            if subj.is_wildcard:
+                raise InvalidRequestError(f"cannot look up resources for a wildcard subject ({subj})")
+            candidates = sorted(i for i in candidate_resources(schema, reader, resource_type, permission, subj)
+                                if after is None or i > after)
+            memo: dict[Any, Outcome] = {}
+            results: list[LookupResult] = []
+            next_cursor = None
+            for rid in candidates:
+                item = BulkCheckItem(ObjectRef(resource_type, rid), permission, subj, context)
+                r = self._check_one(schema, reader, item, memo)
+                if r.permissionship is Permissionship.NO_PERMISSION:
+                    continue
+                results.append(LookupResult(rid, r.permissionship, r.missing_context))
+                if limit is not None and len(results) == limit:
+                    if rid != candidates[-1]:
+                        next_cursor = encode_cursor(reader.revision, rid, query)
+                    break
+            return LookupResourcesPage(results, next_cursor, encode_token(reader.revision))
+
+    def lookup_subjects(self, resource: ObjectRef | str, permission: str, subject_type: str,
+                        subject_relation: str | None = None, *, context: Mapping[str, Any] | None = None,
+                        consistency: Consistency | None = None, limit: int | None = None,
+                        cursor: str | None = None) -> LookupSubjectsPage:
+        """Every subject of ``subject_type`` (``#subject_relation``) with ``permission`` on ``resource``.
+
+        A wildcard answer comes first as ``type:*``, with ``excluded`` naming the reached
+        subjects whose answer differs from the wildcard's (no permission, or only
+        conditional); then every concrete subject with the permission, sorted by id
+        (also those the wildcard covers). Caveated results are CONDITIONAL_PERMISSION.
+        A subject's answer is its own entry if listed, else the wildcard's if it is not
+        excluded, else no permission. Paged like :meth:`lookup_resources`.
+        """
+        res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
+        relation = None if subject_relation in (None, "", "...") else subject_relation
+        query = json.dumps(["LS", str(res), permission, subject_type, relation, dict(context or {})],
+                           sort_keys=True, default=str)
+        _check_limit(limit)
+        after = None
+        if cursor is not None:
+            revision, after = decode_cursor(cursor, query)
+            consistency = Consistency.at_exact_snapshot(encode_token(revision))
+        with self._snapshot(consistency) as (reader, schema):
+            if schema.member(res.type, permission) is None:
+                raise UnknownPermissionError(
+                    f"relation/permission `{permission}` not found under definition `{res.type}`"
+                    if res.type in schema.definitions else f"object definition `{res.type}` not found")
+            if subject_type not in schema.definitions:
+                raise InvalidRequestError(f"object definition `{subject_type}` not found")
+            if relation is not None and schema.member(subject_type, relation) is None:
+                raise InvalidRequestError(f"relation/permission `{relation}` not found under definition "
+                                          f"`{subject_type}`")
+            found = candidate_subjects(schema, reader, res, permission, subject_type, relation)
+            memo: dict[Any, Outcome] = {}
+
+            def check(sid: str) -> CheckResult:
+                return self._check_one(schema, reader, BulkCheckItem(res, permission,
+                                                                     SubjectRef(subject_type, sid, relation),
+                                                                     context), memo)
+
+            concrete = {sid: check(sid) for sid in sorted(found.ids)}
+            ordered: list[SubjectResult] = []
+            if found.wildcard and relation is None:
+                fresh = FRESH_ID
+                while fresh in found.ids:
+                    fresh += "-"
+                w = check(fresh)
+                if w.permissionship is not Permissionship.NO_PERMISSION:
+                    # Subjects the wildcard's answer does not hold for (no permission, or only
+                    # conditionally where the wildcard grants outright).
+                    excluded = tuple(SubjectRef(subject_type, sid) for sid, r in concrete.items()
+                                     if r.permissionship is not w.permissionship
+                                     or r.missing_context != w.missing_context)
+                    ordered.append(SubjectResult(SubjectRef(subject_type, "*"), w.permissionship,
+                                                 w.missing_context, excluded))
+            ordered.extend(SubjectResult(SubjectRef(subject_type, sid, relation), r.permissionship,
+                                         r.missing_context)
+                           for sid, r in concrete.items() if r.permissionship is not Permissionship.NO_PERMISSION)
+            if after is not None:
+                ordered = [o for o in ordered if o.subject.id != "*" and o.subject.id > after]
+            next_cursor = None
+            if limit is not None and len(ordered) > limit:
+                ordered = ordered[:limit]
+                next_cursor = encode_cursor(reader.revision, ordered[-1].subject.id if ordered[-1].subject.id != "*"
+                                            else "", query)
+            return LookupSubjectsPage(ordered, next_cursor, encode_token(reader.revision))
+
     # ------------------------------------------------------------ writes
 
     def write(self, updates: Iterable[Update], preconditions: Sequence[Precondition] = (), *,
@@ -376,6 +529,11 @@ class Engine:
         """Relationships matching ``filter`` in key order (at most ``limit``), with the revision token."""
         with self._snapshot(consistency) as (reader, _):
             return reader.read(filter, limit=limit), encode_token(reader.revision)
+
+
+def _check_limit(limit: int | None) -> None:
+    if limit is not None and (not isinstance(limit, int) or limit < 1):
+        raise InvalidRequestError(f"limit must be a positive integer, got {limit!r}")
 
 
 def _rel(r: Relationship | str) -> Relationship:

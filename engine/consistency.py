@@ -19,11 +19,12 @@ import base64
 import enum
 import functools
 import hashlib
+import json
 from dataclasses import dataclass
 
 from .errors import InvalidRequestError
 
-__all__ = ["Consistency", "ConsistencyMode", "decode_token", "encode_token"]
+__all__ = ["Consistency", "ConsistencyMode", "decode_cursor", "decode_token", "encode_cursor", "encode_token"]
 
 _PREFIX = "hw1_"
 
@@ -91,3 +92,35 @@ class Consistency:
         """Exactly the snapshot ``token`` names (an error once it is garbage-collected)."""
         decode_token(token)
         return cls(ConsistencyMode.AT_EXACT_SNAPSHOT, token)
+
+
+_CURSOR_PREFIX = "hwc1_"
+
+
+def encode_cursor(revision: int, after: str, query: str) -> str:
+    """An opaque continuation cursor: the revision of the listing, the last item, and which query it belongs to."""
+    body = json.dumps([revision, after, hashlib.sha256(query.encode()).hexdigest()[:16]],
+                      separators=(",", ":")).encode()
+    check = hashlib.sha256(b"headwater-cursor:" + body).digest()[:4]
+    return _CURSOR_PREFIX + base64.urlsafe_b64encode(body + check).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, query: str) -> tuple[int, str]:
+    """(revision, after) from a cursor of ``query``; InvalidRequestError if it is malformed or for another query."""
+    if not isinstance(cursor, str) or not cursor.startswith(_CURSOR_PREFIX) or len(cursor) > 4096:
+        raise InvalidRequestError("malformed cursor")
+    raw = cursor[len(_CURSOR_PREFIX):]
+    try:
+        data = base64.urlsafe_b64decode(raw + "=" * (-len(raw) % 4))
+        body, check = data[:-4], data[-4:]
+        if hashlib.sha256(b"headwater-cursor:" + body).digest()[:4] != check:
+            raise ValueError("checksum")
+        revision, after, fingerprint = json.loads(body)
+        if not isinstance(revision, int) or not isinstance(after, str):
+            raise ValueError("shape")
+    except (ValueError, TypeError) as exc:
+        raise InvalidRequestError("malformed cursor") from exc
+    if fingerprint != hashlib.sha256(query.encode()).hexdigest()[:16]:
+        raise InvalidRequestError("this cursor belongs to a different query; pass the same parameters as the "
+                                  "call that returned it")
+    return revision, after

@@ -161,7 +161,17 @@ class Exclusion:
     span: Span = _span()
 
 
-Expr: TypeAlias = "RelationRef | Nil | SelfRef | Arrow | Union | Intersection | Exclusion"
+@dataclass(frozen=True, slots=True)
+class Call:
+    """Headwater: ``cleared(classification)`` or ``upstream(permission)``."""
+
+    function: str
+    argument: str
+    span: Span = _span()
+    argument_span: Span = _span()
+
+
+Expr: TypeAlias = "RelationRef | Nil | SelfRef | Arrow | Union | Intersection | Exclusion | Call"
 
 
 # ---------------------------------------------------------------- members
@@ -200,7 +210,42 @@ class Permission:
         return doc_text(self.comments)
 
 
-Member: TypeAlias = "Relation | Permission"
+@dataclass(frozen=True, slots=True)
+class Lineage:
+    """Headwater: ``lineage name: types``, a relation to upstream objects."""
+
+    name: str
+    allowed: tuple[AllowedType, ...]
+    comments: tuple[Comment, ...] = ()
+    trailing_comment: Comment | None = None
+    span: Span = _span()
+    name_span: Span = _span()
+
+    @property
+    def doc(self) -> str | None:
+        return doc_text(self.comments)
+
+
+@dataclass(frozen=True, slots=True)
+class Declassify:
+    """Headwater: ``declassify name: classification by permission``."""
+
+    name: str
+    classification: str
+    by: str
+    comments: tuple[Comment, ...] = ()
+    trailing_comment: Comment | None = None
+    span: Span = _span()
+    name_span: Span = _span()
+    classification_span: Span = _span()
+    by_span: Span = _span()
+
+    @property
+    def doc(self) -> str | None:
+        return doc_text(self.comments)
+
+
+Member: TypeAlias = "Relation | Permission | Lineage | Declassify"
 
 
 # ---------------------------------------------------------------- top level
@@ -275,7 +320,30 @@ class Caveat:
         return doc_text(self.comments)
 
 
-TopLevel: TypeAlias = "UseFlag | Definition | Caveat"
+@dataclass(frozen=True, slots=True)
+class Classification:
+    """Headwater: a sensitivity lattice, ``classification name { levels ...; categories ...; cleared: ... }``."""
+
+    name: str
+    levels: tuple[str, ...] = ()  # low to high
+    categories: tuple[str, ...] = ()
+    cleared: tuple[AllowedType, ...] | None = None
+    comments: tuple[Comment, ...] = ()
+    trailing_comment: Comment | None = None
+    inner_comments: tuple[Comment, ...] = ()
+    span: Span = _span()
+    name_span: Span = _span()
+    value_spans: tuple[Span, ...] = field(default=(), compare=False, repr=False)  # levels then categories
+    cleared_span: Span = _span()
+    # Each statement in order as written ("levels", "categories", "cleared"), for errors on repeats.
+    statements: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
+
+    @property
+    def doc(self) -> str | None:
+        return doc_text(self.comments)
+
+
+TopLevel: TypeAlias = "UseFlag | Definition | Caveat | Classification"
 
 
 @dataclass(frozen=True, slots=True)
@@ -296,3 +364,7 @@ class Document:
     @property
     def use_flags(self) -> tuple[UseFlag, ...]:
         return tuple(i for i in self.items if isinstance(i, UseFlag))
+
+    @property
+    def classifications(self) -> tuple[Classification, ...]:
+        return tuple(i for i in self.items if isinstance(i, Classification))

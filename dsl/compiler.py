@@ -56,6 +56,17 @@ _CAVEAT_NAME = re.compile(r"^[a-zA-Z0-9_][a-zA-Z0-9_/]{0,127}$")
 _PARAMETER_NAME = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 
 
+def _kind_of(item: object) -> str:
+    if isinstance(item, ast.Definition):
+        return "definition"
+    if isinstance(item, ast.Classification):
+        return "classification"
+    return "caveat"
+
+
+_VALUE_ID = re.compile(r"^[a-zA-Z0-9/_|\-=+]{1,1024}$")
+
+
 def _name_problem(name: str) -> str:
     """Why ``name`` breaks SpiceDB's rule (3 to 64 of a-z, 0-9, _; starts with a letter; no trailing _)."""
     rule = "names are 3 to 64 characters of a-z, 0-9 and _, starting with a letter and not ending with _"
@@ -133,6 +144,7 @@ class _Compiler:
         self.flags: set[str] = set()
         self.defs: dict[str, ast.Definition] = {}
         self.caveats: dict[str, ast.Caveat] = {}
+        self.classes: dict[str, ast.Classification] = {}
 
     def error(self, cls: type[SchemaError], message: str, span: Span) -> None:
         self.errors.append(cls(message, span))
@@ -143,16 +155,20 @@ class _Compiler:
         self._flags()
         self._names()
         caveats = {c.name: self._caveat(c) for c in self.caveats.values()}
-        definitions = {d.name: self._definition(d) for d in self.defs.values()}
+        classifications: dict[str, schema.Classification] = {}
+        definitions: dict[str, schema.Definition] = {}
+        for c in self.classes.values():
+            classifications[c.name], definitions[c.name] = self._classification(c)
+        definitions.update({d.name: self._definition(d) for d in self.defs.values()})
         if self.errors:
             return None
-        compiled = schema.Schema(definitions, caveats, frozenset(self.flags))
+        compiled = schema.Schema(definitions, caveats, frozenset(self.flags), classifications=classifications)
         self._check_graph(compiled)
         if self.errors:
             return None
         canonical = format_schema(self.doc)
         digest = hashlib.sha256(canonical.encode()).hexdigest()
-        return schema.Schema(definitions, caveats, frozenset(self.flags), canonical, digest)
+        return schema.Schema(definitions, caveats, frozenset(self.flags), canonical, digest, classifications)
 
     def _flags(self) -> None:
         seen_definition = False
@@ -179,21 +195,24 @@ class _Compiler:
         for item in self.doc.items:
             if isinstance(item, ast.UseFlag):
                 continue
-            kind = "definition" if isinstance(item, ast.Definition) else "caveat"
-            first = self.defs.get(item.name) or self.caveats.get(item.name)
+            kind = _kind_of(item)
+            first = self.defs.get(item.name) or self.caveats.get(item.name) or self.classes.get(item.name)
             if first is not None:
-                first_kind = "definition" if isinstance(first, ast.Definition) else "caveat"
+                first_kind = _kind_of(first)
                 self.error(DuplicateNameError, f"the name `{item.name}` is already used by the {first_kind} at "
                            f"line {first.name_span.line}", item.name_span)
                 continue
             if item.name in self._reserved():
                 self.error(InvalidNameError, f"`{item.name}` is a reserved word and cannot name a {kind}",
                            item.name_span)
-            if isinstance(item, ast.Definition):
+            if isinstance(item, (ast.Definition, ast.Classification)):
                 problem = _type_name_problem(item.name)
                 if problem:
-                    self.error(InvalidNameError, f"invalid definition name `{item.name}`: {problem}", item.name_span)
-                self.defs[item.name] = item
+                    self.error(InvalidNameError, f"invalid {kind} name `{item.name}`: {problem}", item.name_span)
+                if isinstance(item, ast.Definition):
+                    self.defs[item.name] = item
+                else:
+                    self.classes[item.name] = item
             else:
                 if not _CAVEAT_NAME.match(item.name):
                     self.error(InvalidNameError, f"invalid caveat name `{item.name}`", item.name_span)
@@ -264,6 +283,35 @@ class _Compiler:
         return Span(start.start, start.start + 1, start.line + line - 1, max(column, 1), start.line + line - 1,
                     max(column, 1) + 1)
 
+    # ------------------------------------------------------------ classifications (Headwater)
+
+    def _classification(self, c: ast.Classification) -> tuple[schema.Classification, schema.Definition]:
+        seen: dict[str, Span] = {}
+        for kind, span in c.statements:
+            if kind in seen:
+                self.error(DuplicateNameError, f"`{kind}` appears twice in classification `{c.name}` (first at line "
+                           f"{seen[kind].line})", span)
+            seen.setdefault(kind, span)
+        values: set[str] = set()
+        for value, span in zip(c.levels + c.categories, c.value_spans):
+            if value in values:
+                self.error(DuplicateNameError, f"value `{value}` appears twice in classification `{c.name}`", span)
+            elif not _VALUE_ID.match(value):
+                self.error(InvalidNameError, f"invalid value `{value}` in classification `{c.name}`: values are "
+                           "object ids (letters, digits and /_|-=+)", span)
+            values.add(value)
+        if not c.levels and not c.categories:
+            self.error(SchemaError, f"classification `{c.name}` has neither `levels` nor `categories`", c.name_span)
+        allowed: tuple[schema.SubjectType, ...] = ()
+        if c.cleared is None:
+            self.error(SchemaError, f"classification `{c.name}` needs `cleared: <subject types>` to say who can be "
+                       "cleared for its values", c.name_span)
+        else:
+            allowed = self._allowed(c.name, "cleared", c.cleared)
+        model = schema.Classification(c.name, c.levels, c.categories, c.doc)
+        cleared = schema.Relation("cleared", allowed, f"who is cleared for a value of `{c.name}`")
+        return model, schema.Definition(c.name, {"cleared": cleared}, {}, c.doc)
+
     # ------------------------------------------------------------ definitions
 
     def _definition(self, d: ast.Definition) -> schema.Definition:
@@ -279,27 +327,81 @@ class _Compiler:
             names.add(m.name)
             if m.name in reserved:
                 self.error(InvalidNameError, f"`{m.name}` is a reserved word and cannot name a "
-                           f"{'relation' if isinstance(m, ast.Relation) else 'permission'}", m.name_span)
+                           f"{'permission' if isinstance(m, ast.Permission) else 'relation'}", m.name_span)
             elif not _RELATION_NAME.match(m.name):
                 self.error(InvalidNameError, f"invalid name `{m.name}`: {_name_problem(m.name)}", m.name_span)
         for m in d.members:
+            if m.name in relations or m.name in permissions:
+                continue
             if isinstance(m, ast.Relation):
-                if m.name not in relations and m.name not in permissions:
-                    relations[m.name] = schema.Relation(m.name, self._allowed(d, m.name, m.allowed), m.doc)
+                relations[m.name] = self._relation(d, m)
+            elif isinstance(m, ast.Lineage):
+                relations[m.name] = self._lineage(d, m)
+            elif isinstance(m, ast.Declassify):
+                relations[m.name] = self._declassify(d, m, names)
         for m in d.members:
             if isinstance(m, ast.Permission) and m.name not in relations and m.name not in permissions:
                 annotation = None
                 if m.annotation is not None:
-                    annotation = self._allowed(d, m.name, m.annotation, annotation=True)
+                    annotation = self._allowed(d.name, m.name, m.annotation, annotation=True)
                 expr = self._expr(d, m, m.expr, relations, names)
                 permissions[m.name] = schema.Permission(m.name, expr, annotation, m.doc)
         return schema.Definition(d.name, relations, permissions, d.doc)
 
-    def _allowed(self, d: ast.Definition, member: str, allowed: tuple[ast.AllowedType, ...],
+    def _relation(self, d: ast.Definition, m: ast.Relation) -> schema.Relation:
+        """An ordinary relation, or (Headwater) a label relation when its types are classifications."""
+        labels = [a for a in m.allowed if a.type_name in self.classes]
+        if not labels:
+            return schema.Relation(m.name, self._allowed(d.name, m.name, m.allowed), m.doc)
+        where = f"relation `{m.name}` in `{d.name}`"
+        out: list[schema.SubjectType] = []
+        for a in m.allowed:
+            if a.type_name not in self.classes:
+                self.error(SchemaError, f"a label relation holds classification values only; `{a.type_name}` is "
+                           f"not a classification ({where})", a.span)
+            elif a.relation is not None or a.wildcard or a.with_names:
+                self.error(SchemaError, f"a label relation takes plain classification values: no `#relation`, "
+                           f"wildcard, caveat or expiration ({where})", a.span)
+            elif schema.SubjectType(a.type_name) in out:
+                self.error(DuplicateAllowedTypeError, f"duplicate allowed type `{a.type_name}` on {where}", a.span)
+            else:
+                out.append(schema.SubjectType(a.type_name))
+        return schema.Relation(m.name, tuple(out), m.doc, schema.RelationKind.LABEL)
+
+    def _lineage(self, d: ast.Definition, m: ast.Lineage) -> schema.Relation:
+        """Headwater: a lineage relation names plain upstream objects only."""
+        where = f"lineage `{m.name}` in `{d.name}`"
+        for a in m.allowed:
+            if a.type_name in self.classes:
+                self.error(SchemaError, f"a lineage relation names upstream objects, not classification values "
+                           f"(`{a.type_name}`; {where}); label objects with `relation label: {a.type_name}`", a.span)
+            elif a.relation is not None or a.wildcard or a.with_names:
+                self.error(SchemaError, f"a lineage relation names plain objects: no `#relation` (subject set), "
+                           f"wildcard, caveat or expiration ({where})", a.span)
+        plain = tuple(a for a in m.allowed if a.type_name not in self.classes and a.relation is None
+                      and not a.wildcard and not a.with_names)
+        return schema.Relation(m.name, self._allowed(d.name, m.name, plain), m.doc, schema.RelationKind.LINEAGE)
+
+    def _declassify(self, d: ast.Definition, m: ast.Declassify, names: set[str]) -> schema.Relation:
+        """Headwater: ``declassify r: C by p``."""
+        if m.classification not in self.classes:
+            self.error(UnknownTypeError, f"unknown classification `{m.classification}` (declassify `{m.name}` in "
+                       f"`{d.name}`)", m.classification_span)
+        if m.by not in names:
+            self.error(UnknownRelationError, f"`{d.name}` has no relation or permission `{m.by}` (the permission "
+                       f"needed to declassify through `{m.name}`)", m.by_span)
+        return schema.Relation(m.name, (schema.SubjectType(m.classification),), m.doc,
+                               schema.RelationKind.DECLASSIFY, m.classification, m.by)
+
+    def _allowed(self, d_name: str, member: str, allowed: tuple[ast.AllowedType, ...],
                  annotation: bool = False) -> tuple[schema.SubjectType, ...]:
         out: list[schema.SubjectType] = []
-        where = f"{'permission' if annotation else 'relation'} `{member}` in `{d.name}`"
+        where = f"{'permission' if annotation else 'relation'} `{member}` in `{d_name}`"
         for a in allowed:
+            if a.type_name in self.classes:
+                self.error(SchemaError, f"classification values (`{a.type_name}`) can only be the subjects of a "
+                           f"label relation such as `relation label: {a.type_name}` ({where})", a.span)
+                continue
             target = self.defs.get(a.type_name)
             if target is None and annotation and "typechecking" not in self.flags:
                 self.warnings.append(LintWarning(f"unknown definition `{a.type_name}` in the type annotation of "
@@ -319,7 +421,7 @@ class _Compiler:
                            f"(allowed type `{a.type_name}#{relation}` of {where})",
                            a.relation_span if a.relation_span.line else a.span)
                 continue
-            caveat, expiration = self._traits(d, where, a)
+            caveat, expiration = self._traits(where, a)
             if annotation and (caveat or expiration):
                 self.error(TypeAnnotationError, f"a permission's type annotation cannot use `with` ({where})",
                            a.with_spans[0] if a.with_spans else a.span)
@@ -330,7 +432,7 @@ class _Compiler:
             out.append(st)
         return tuple(out)
 
-    def _traits(self, d: ast.Definition, where: str, a: ast.AllowedType) -> tuple[str | None, bool]:
+    def _traits(self, where: str, a: ast.AllowedType) -> tuple[str | None, bool]:
         names, spans = a.with_names, a.with_spans or (a.span,) * len(a.with_names)
         if not names:
             return None, False
@@ -366,7 +468,11 @@ class _Compiler:
             if "self" in self.flags:
                 return schema.Self()
             e = ast.RelationRef("self", e.span)
+        if isinstance(e, ast.Call):
+            return self._call(d, where, e, names)
         if isinstance(e, ast.RelationRef):
+            if e.name == "cleared" and e.name not in names and self.classes:
+                return self._call(d, where, ast.Call("cleared", "", e.span), names)
             if e.name not in names:
                 hint = "; to mean the resource itself, add `use self` at the top" if e.name == "self" else ""
                 self.error(UnknownRelationError, f"`{d.name}` has no relation or permission `{e.name}` "
@@ -394,6 +500,63 @@ class _Compiler:
             return schema.Exclusion(self._expr(d, p, e.left, relations, names),
                                     self._expr(d, p, e.right, relations, names))
         raise AssertionError(f"unknown expression node {e!r}")
+
+    def _call(self, d: ast.Definition, where: str, e: ast.Call, names: set[str]) -> schema.Expr:
+        """Headwater's ``cleared``, ``cleared(C)`` and ``upstream(p)``."""
+        if e.function == "cleared":
+            reachable = self._label_classes(d.name)
+            if e.argument:
+                if e.argument not in self.classes:
+                    self.error(UnknownTypeError, f"unknown classification `{e.argument}` in `cleared(...)` ({where})",
+                               e.argument_span)
+                elif e.argument not in reachable:
+                    self.error(SchemaError, f"`cleared({e.argument})` can never matter in `{d.name}`: no "
+                               f"`{e.argument}` label can reach it (no relation of that classification on "
+                               f"`{d.name}` or on anything upstream of it through lineage) ({where})", e.span)
+                return schema.Cleared(e.argument)
+            if not reachable:
+                self.error(SchemaError, f"`cleared` can never matter in `{d.name}`: no label can reach it (no label "
+                           f"relation on `{d.name}` or on anything upstream of it through lineage) ({where})", e.span)
+            return schema.Cleared(None)
+        if e.function == "upstream":
+            upstream = self._upstream_types(d.name)
+            if not any(self._has_member(t, e.argument) for t in upstream):
+                found = ", ".join(f"`{t}`" for t in sorted(upstream)) or "none"
+                self.error(UnknownRelationError, f"`upstream({e.argument})`: no definition upstream of `{d.name}` "
+                           f"through lineage has a relation or permission `{e.argument}` (upstream types: {found}) "
+                           f"({where})", e.argument_span)
+            return schema.Upstream(e.argument)
+        self.error(SchemaError, f"unknown function `{e.function}(...)`; Headwater has `cleared(classification)` and "
+                   f"`upstream(permission)` ({where})", e.span)
+        return schema.Nil()
+
+    def _has_member(self, type_name: str, name: str) -> bool:
+        d = self.defs.get(type_name)
+        return d is not None and any(m.name == name for m in d.members)
+
+    def _upstream_types(self, type_name: str) -> set[str]:
+        """Types reachable from ``type_name`` through one or more lineage relations."""
+        out: set[str] = set()
+        stack = [type_name]
+        while stack:
+            d = self.defs.get(stack.pop())
+            for m in d.members if d is not None else ():
+                if isinstance(m, ast.Lineage):
+                    for a in m.allowed:
+                        if a.type_name not in out:
+                            out.add(a.type_name)
+                            stack.append(a.type_name)
+        return out
+
+    def _label_classes(self, type_name: str) -> set[str]:
+        """Classifications whose labels can reach objects of ``type_name`` (own labels or upstream)."""
+        out: set[str] = set()
+        for t in {type_name} | self._upstream_types(type_name):
+            d = self.defs.get(t)
+            for m in d.members if d is not None else ():
+                if isinstance(m, ast.Relation):
+                    out |= {a.type_name for a in m.allowed if a.type_name in self.classes}
+        return out
 
     def _flatten(self, d, p, e, cls, relations, names) -> tuple[schema.Expr, ...]:
         out: list[schema.Expr] = []

@@ -2,8 +2,9 @@
 
 Canonical form: one blank line between top-level items (consecutive ``use``
 lines stay together), four-space indentation, one member per line, single
-spaces around operators, the fewest parentheses that keep the meaning, and every
-comment kept. ``parse_schema(format_schema(doc)) == doc`` for every document.
+spaces around operators, parentheses around every sub-expression whose operator
+differs from the enclosing one (so SpiceDB's unusual precedence never misleads a
+reader) and no others, and every comment kept. ``parse_schema(format_schema(doc)) == doc`` for every document.
 
 Example::
 
@@ -45,7 +46,7 @@ def format_schema(doc: ast.Document) -> str:
 
 
 def format_expression(e: ast.Expr) -> str:
-    """Print one permission expression, with parentheses only where precedence needs them."""
+    """Print one permission expression, parenthesizing mixed operators (see the module docstring)."""
     return _expr(e, 0, False)
 
 
@@ -66,6 +67,18 @@ def _top_level(item: ast.TopLevel) -> str:
             lines.append(_trail("}", item.trailing_comment))
         else:
             lines.append(_trail(head + "}", item.trailing_comment))
+    elif isinstance(item, ast.Classification):
+        lines.append(f"classification {item.name} {{")
+        body = []
+        if item.levels:
+            body.append(f"{_INDENT}levels {' < '.join(item.levels)}")
+        if item.categories:
+            body.append(f"{_INDENT}categories {', '.join(item.categories)}")
+        if item.cleared is not None:
+            body.append(f"{_INDENT}cleared: {_allowed(item.cleared)}")
+        lines.extend(body)
+        lines.extend(_comment(c, _INDENT) for c in item.inner_comments)
+        lines.append(_trail("}", item.trailing_comment))
     else:
         params = ", ".join(f"{p.name} {p.type}" for p in item.parameters)
         lines.append(f"caveat {item.name}({params}) {{")
@@ -77,6 +90,10 @@ def _top_level(item: ast.TopLevel) -> str:
 def _member(m: ast.Member) -> str:
     if isinstance(m, ast.Relation):
         return f"relation {m.name}: {_allowed(m.allowed)}"
+    if isinstance(m, ast.Lineage):
+        return f"lineage {m.name}: {_allowed(m.allowed)}"
+    if isinstance(m, ast.Declassify):
+        return f"declassify {m.name}: {m.classification} by {m.by}"
     annotation = f": {_allowed(m.annotation)}" if m.annotation is not None else ""
     return f"permission {m.name}{annotation} = {format_expression(m.expr)}"
 
@@ -102,6 +119,8 @@ def _expr(e: ast.Expr, parent: int, right: bool) -> str:
         return "nil"
     if isinstance(e, ast.SelfRef):
         return "self"
+    if isinstance(e, ast.Call):
+        return f"{e.function}({e.argument})"
     if isinstance(e, ast.Arrow):
         left = _expr(e.left, 4, False)
         if e.function is ast.ArrowFunction.ARROW:
@@ -109,7 +128,10 @@ def _expr(e: ast.Expr, parent: int, right: bool) -> str:
         return f"{left}.{e.function.value}({e.target})"
     prec = _PRECEDENCE[type(e)]
     text = f"{_expr(e.left, prec, False)} {_OPERATOR[type(e)]} {_expr(e.right, prec, True)}"
-    if prec < parent or (prec == parent and right):
+    # Parenthesize a sub-expression whose operator differs from its parent's (SpiceDB's precedence,
+    # `+` over `&` over `-`, surprises readers used to arithmetic), and a right operand with the
+    # same operator (all three are left-associative).
+    if parent and (prec != parent or right):
         return f"({text})"
     return text
 

@@ -270,7 +270,8 @@ class _ToAst(Transformer):
         return ast.UseFlag(str(name), span=_meta_span(meta), name_span=_token_span(name))
 
     def definition(self, meta: Any, path: tuple[str, Span], lbrace: Token, *rest: Any) -> ast.Definition:
-        members = tuple(m for m in rest if isinstance(m, (ast.Relation, ast.Permission)))
+        members = tuple(m for m in rest if isinstance(m, (ast.Relation, ast.Permission, ast.Lineage,
+                                                           ast.Declassify)))
         return ast.Definition(path[0], members, span=_meta_span(meta), name_span=path[1])
 
     def relation(self, meta: Any, name: Token, allowed: tuple[ast.AllowedType, ...]) -> ast.Relation:
@@ -279,6 +280,51 @@ class _ToAst(Transformer):
     def permission(self, meta: Any, name: Token, annotation: tuple[ast.AllowedType, ...] | None,
                    expr: ast.Expr) -> ast.Permission:
         return ast.Permission(str(name), expr, annotation, span=_meta_span(meta), name_span=_token_span(name))
+
+    def lineage(self, meta: Any, name: Token, allowed: tuple[ast.AllowedType, ...]) -> ast.Lineage:
+        return ast.Lineage(str(name), allowed, span=_meta_span(meta), name_span=_token_span(name))
+
+    def declassify(self, meta: Any, name: Token, classification: Token, by: Token) -> ast.Declassify:
+        return ast.Declassify(str(name), str(classification), str(by), span=_meta_span(meta),
+                              name_span=_token_span(name), classification_span=_token_span(classification),
+                              by_span=_token_span(by))
+
+    def classification(self, meta: Any, name: Token, lbrace: Token, *rest: Any) -> ast.Classification:
+        levels: tuple[str, ...] = ()
+        categories: tuple[str, ...] = ()
+        cleared = None
+        cleared_span = ast.NO_SPAN
+        spans: list[Span] = []
+        statements: list[tuple[str, Span]] = []
+        for item in rest:
+            if not isinstance(item, tuple) or len(item) != 3:
+                continue
+            kind, values, span = item
+            statements.append((kind, span))
+            if kind == "levels":
+                levels = tuple(str(v) for v in values)
+                spans = [_token_span(v) for v in values] + spans
+            elif kind == "categories":
+                categories = tuple(str(v) for v in values)
+                spans = spans + [_token_span(v) for v in values]
+            else:
+                cleared, cleared_span = values, span
+        return ast.Classification(str(name), levels, categories, cleared, span=_meta_span(meta),
+                                  name_span=_token_span(name), value_spans=tuple(spans), cleared_span=cleared_span,
+                                  statements=tuple(statements))
+
+    def levels(self, meta: Any, *values: Token) -> tuple[str, tuple[Token, ...], Span]:
+        return ("levels", values, _meta_span(meta))
+
+    def categories(self, meta: Any, *values: Token) -> tuple[str, tuple[Token, ...], Span]:
+        return ("categories", values, _meta_span(meta))
+
+    def cleared_relation(self, meta: Any, allowed: tuple[ast.AllowedType, ...]
+                         ) -> tuple[str, tuple[ast.AllowedType, ...], Span]:
+        return ("cleared", allowed, _meta_span(meta))
+
+    def call(self, meta: Any, function: Token, argument: Token) -> ast.Call:
+        return ast.Call(str(function), str(argument), span=_meta_span(meta), argument_span=_token_span(argument))
 
     def allowed_types(self, meta: Any, *allowed: ast.AllowedType) -> tuple[ast.AllowedType, ...]:
         return allowed
@@ -393,6 +439,10 @@ def _attach_comments(doc: ast.Document, comments: list[ast.Comment]) -> ast.Docu
             rest = [c for c in rest if not item.span.start < c.span.start < item.span.end]
             members, left = _attach(list(item.members), inside)
             item = dataclasses.replace(item, members=tuple(members), inner_comments=tuple(left))
+        elif isinstance(item, ast.Classification):
+            inside = [c for c in rest if item.span.start < c.span.start < item.span.end]
+            rest = [c for c in rest if not item.span.start < c.span.start < item.span.end]
+            item = dataclasses.replace(item, inner_comments=tuple(inside))
         new_items.append(item)
     return dataclasses.replace(doc, items=tuple(new_items), trailing_comments=tuple(rest))
 
@@ -409,7 +459,7 @@ def _attach(elements: list[Any], comments: list[ast.Comment]) -> tuple[list[Any]
     for c in comments:
         placed = False
         for i, el in enumerate(elements):
-            if isinstance(el, ast.Definition) and el.span.start < c.span.start < el.span.end:
+            if isinstance(el, (ast.Definition, ast.Classification)) and el.span.start < c.span.start < el.span.end:
                 unplaced.append(c)  # inside a definition: its members get it
                 placed = True
                 break

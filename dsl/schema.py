@@ -112,7 +112,30 @@ class Self:
     """The resource itself is the subject (``use self``)."""
 
 
-Expr: TypeAlias = "Computed | Arrow | Union | Intersection | Exclusion | Nil | Self"
+@dataclass(frozen=True, slots=True)
+class Cleared:
+    """Headwater: the subject is cleared for the resource's effective label (in one classification, or all)."""
+
+    classification: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Upstream:
+    """Headwater: the subject has ``permission`` on every upstream object whose type defines it."""
+
+    permission: str
+
+
+Expr: TypeAlias = "Computed | Arrow | Union | Intersection | Exclusion | Nil | Self | Cleared | Upstream"
+
+
+class RelationKind(enum.Enum):
+    """What a relation's relationships mean."""
+
+    RELATION = "relation"  # ordinary: subjects that relate to the object
+    LINEAGE = "lineage"  # Headwater: upstream objects this one was derived from
+    LABEL = "label"  # Headwater: the object's own classification values
+    DECLASSIFY = "declassify"  # Headwater: classification values declassified on the object
 
 
 # ---------------------------------------------------------------- members and definitions
@@ -125,6 +148,9 @@ class Relation:
     name: str
     allowed: tuple[SubjectType, ...]
     doc: str | None = field(default=None, compare=False)
+    kind: RelationKind = RelationKind.RELATION
+    classification: str | None = None  # DECLASSIFY: the classification whose values it holds
+    declassify_by: str | None = None  # DECLASSIFY: the permission a writer needs on the object
 
     @property
     def allows_wildcard(self) -> bool:
@@ -167,14 +193,41 @@ class Caveat:
 
 
 @dataclass(frozen=True)
+class Classification:
+    """Headwater: a lattice of sensitivity values. Its values are objects ``name:value``; ``cleared`` is a
+    relation on each (compiled as the definition of the same name)."""
+
+    name: str
+    levels: tuple[str, ...]  # low to high
+    categories: tuple[str, ...]
+    doc: str | None = field(default=None, compare=False)
+
+    @property
+    def values(self) -> tuple[str, ...]:
+        return self.levels + self.categories
+
+    def rank(self, level: str) -> int:
+        """The position of ``level`` (0 = lowest)."""
+        return self.levels.index(level)
+
+
+@dataclass(frozen=True)
 class Schema:
-    """A compiled schema: definitions, caveats and the ``use`` flags in force."""
+    """A compiled schema: definitions, caveats, classifications and the ``use`` flags in force."""
 
     definitions: Mapping[str, Definition]
     caveats: Mapping[str, Caveat]
     flags: frozenset[str] = frozenset()
     text: str = field(default="", compare=False, repr=False)  # canonical text (headwater fmt)
     digest: str = field(default="", compare=False)  # sha256 of ``text``
+    classifications: Mapping[str, Classification] = field(default_factory=dict)
+
+    def lineage_relations(self, type_: str) -> tuple[Relation, ...]:
+        """The lineage relations of definition ``type_``."""
+        d = self.definitions.get(type_)
+        if d is None:
+            return ()
+        return tuple(r for r in d.relations.values() if r.kind is RelationKind.LINEAGE)
 
     def definition(self, name: str) -> Definition | None:
         """The definition called ``name``, or None."""
@@ -192,5 +245,6 @@ class Schema:
             "relations": sum(len(d.relations) for d in self.definitions.values()),
             "permissions": sum(len(d.permissions) for d in self.definitions.values()),
             "caveats": len(self.caveats),
+            "classifications": len(self.classifications),
             "flags": sorted(self.flags),
         }

@@ -37,8 +37,11 @@ from .check import LocalChecker
 from .config import Config
 from .consistency import Consistency, ConsistencyMode, decode_cursor, decode_token, encode_cursor, encode_token
 from .dispatch import CheckRequest, Outcome, Tri
+from .cache import LabelCache
+from .lineage import Lineage, LineageCycleError, describe_cycle, find_lineage_cycle
 from .lookup import FRESH_ID, candidate_resources, candidate_subjects
 from .errors import (
+    DeclassificationRefusedError,
     EngineError,
     InvalidRequestError,
     LimitExceededError,
@@ -47,6 +50,7 @@ from .errors import (
     SchemaConflictError,
     UnknownPermissionError,
 )
+from .expand import ExpandNode, expand
 from .relationships import ObjectRef, Relationship, SubjectRef, parse_object, parse_relationship, parse_subject
 from .store import (
     Operation,
@@ -201,6 +205,7 @@ class Engine:
         self.config = config or Config()
         self.clock = clock
         self.cache: SharedCache | None = SharedCache(self.config.cache_size) if self.config.cache_size else None
+        self.label_cache: LabelCache | None = LabelCache() if self.config.cache_size else None
         self._schemas: dict[str, dsl_schema.Schema] = {}
         self._schema_lock = threading.Lock()
         # The schema in force at a revision never changes, so it is remembered per revision.
@@ -350,7 +355,8 @@ class Engine:
     def _evaluate(self, schema: dsl_schema.Schema, reader: Reader, resource: ObjectRef, permission: str,
                   subject: SubjectRef, context: dict[str, Any], context_key: str,
                   memo: dict[Any, Outcome] | None) -> Outcome:
-        local = LocalChecker(schema, reader, context=context)
+        lineage = Lineage(schema, reader, self.label_cache, (schema.digest, reader.revision))
+        local = LocalChecker(schema, reader, context=context, lineage=lineage)
         head = CachingChecker(local.check, self.cache, (schema.digest, reader.revision, context_key),
                               self.clock().timestamp(), memo)
         local.dispatch = head.check
@@ -472,11 +478,58 @@ class Engine:
                                             else "", query)
             return LookupSubjectsPage(ordered, next_cursor, encode_token(reader.revision))
 
+    # ------------------------------------------------------------ streams (engine/streams.py)
+
+    def read_relationships(self, filter: RelationshipFilter | None = None, *,
+                           consistency: Consistency | None = None, limit: int | None = None,
+                           cursor: str | None = None) -> "ReadPage":
+        """A page of relationships in key order with a cursor pinned to one revision; see streams.read_relationships."""
+        from .streams import read_relationships
+
+        return read_relationships(self, filter, consistency=consistency, limit=limit, cursor=cursor)
+
+    def export_relationships(self, filter: RelationshipFilter | None = None, *,
+                             consistency: Consistency | None = None, batch_size: int = 1000) -> "RelationshipExport":
+        """Every matching relationship at one revision, iterable, with ``.token``; see streams.export_relationships."""
+        from .streams import export_relationships
+
+        return export_relationships(self, filter, consistency=consistency, batch_size=batch_size)
+
+    def import_relationships(self, relationships: Iterable[Relationship | str], *, batch_size: int = 1000,
+                             progress: Callable[["ImportProgress"], None] | None = None, actor: str | None = None,
+                             reason: str | None = None) -> "ImportResult":
+        """Create relationships in atomic batches (an existing one is an error); see streams.import_relationships."""
+        from .streams import import_relationships
+
+        return import_relationships(self, relationships, batch_size=batch_size, progress=progress, actor=actor,
+                                    reason=reason)
+
+    def watch(self, after_token: str, *, limit: int | None = None) -> list["WatchEvent"]:
+        """The relationship changes after a revision, oldest first; see streams.watch."""
+        from .streams import watch
+
+        return watch(self, after_token, limit=limit)
+
+    def follow(self, after_token: str, *, poll_interval: float = 0.5, timeout: float | None = None,
+               stop: threading.Event | None = None) -> Iterator["WatchEvent"]:
+        """Changes after a revision, then new ones as they come, until ``timeout`` or ``stop``; see streams.follow."""
+        from .streams import follow
+
+        return follow(self, after_token, poll_interval=poll_interval, timeout=timeout, stop=stop)
+
     # ------------------------------------------------------------ writes
 
     def write(self, updates: Iterable[Update], preconditions: Sequence[Precondition] = (), *,
-              actor: str | None = None, reason: str | None = None) -> WriteResult:
-        """Apply a batch atomically: every update is validated against the schema, or nothing changes."""
+              actor: str | None = None, reason: str | None = None, trusted: bool = False) -> WriteResult:
+        """Apply a batch atomically: every update is validated against the schema, or nothing changes.
+
+        Headwater's rules apply too: a batch that would make the lineage graph cyclic is
+        refused (naming the cycle), and writing or deleting a declassification needs
+        ``actor`` (a subject, e.g. ``user:steward``) and ``reason``, and the actor must
+        hold the declassification's ``by`` permission on the object at the revision the
+        write starts from. ``trusted`` skips that authorization (loading a validation
+        file, which is a fixture) but not the other checks.
+        """
         batch = list(updates)
         if len(batch) > self.config.max_updates_per_write:
             raise LimitExceededError(f"{len(batch)} updates in one write; the limit is "
@@ -493,10 +546,35 @@ class Engine:
                 if u.operation is not Operation.DELETE:
                     validate_relationship(schema, u.relationship,
                                           max_context_bytes=self.config.max_caveat_context_bytes)
+            cycle = find_lineage_cycle(schema, reader, updates)
+            if cycle is not None:
+                raise LineageCycleError(f"refused: the write would make the lineage graph cyclic: "
+                                        f"{describe_cycle(cycle)}; nothing in this batch was written")
+            if schema.classifications and not trusted:
+                self._authorize_declassifications(schema, reader, updates, actor, reason)
 
         metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
         revision = self.store.write(batch, preconditions, validate=validate, metadata=metadata or None)
         return WriteResult(encode_token(revision))
+
+    def _authorize_declassifications(self, schema: dsl_schema.Schema, reader: Reader, updates: Sequence[Update],
+                                     actor: str | None, reason: str | None) -> None:
+        for u in updates:
+            rel = u.relationship
+            d = schema.definitions.get(rel.resource.type)
+            r = d.relations.get(rel.relation) if d is not None else None
+            if r is None or r.kind is not dsl_schema.RelationKind.DECLASSIFY:
+                continue
+            if not actor or not reason:
+                raise DeclassificationRefusedError(
+                    f"{rel}: writing or deleting a declassification needs an actor and a reason")
+            subject = parse_subject(actor)
+            item = BulkCheckItem(rel.resource, r.declassify_by or "", subject)
+            result = self._check_one(schema, reader, item, None)
+            if not result.allowed:
+                raise DeclassificationRefusedError(
+                    f"{rel}: {actor} may not declassify on {rel.resource}: it needs `{r.declassify_by}` there "
+                    f"(the check answered {result.permissionship.name})")
 
     def touch(self, *relationships: Relationship | str, actor: str | None = None,
               reason: str | None = None) -> WriteResult:
@@ -529,6 +607,18 @@ class Engine:
         """Relationships matching ``filter`` in key order (at most ``limit``), with the revision token."""
         with self._snapshot(consistency) as (reader, _):
             return reader.read(filter, limit=limit), encode_token(reader.revision)
+
+    def expand(self, resource: ObjectRef | str, permission: str, *, context: Mapping[str, Any] | None = None,
+               consistency: Consistency | None = None) -> tuple[ExpandNode, str]:
+        """The fully expanded subject tree of ``resource#permission``, with the revision token.
+
+        SpiceDB's ExpandPermissionTree, expanded down to terminal subjects;
+        :func:`~headwater.engine.expand.found_subjects` reduces the tree to them.
+        """
+        res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
+        with self._snapshot(consistency) as (reader, schema):
+            tree = expand(schema, reader, res, permission, context=context, max_depth=self.config.max_depth)
+            return tree, encode_token(reader.revision)
 
 
 def _check_limit(limit: int | None) -> None:

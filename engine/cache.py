@@ -25,7 +25,7 @@ from cachetools import LRUCache
 
 from .dispatch import CheckRequest, Dispatch, Outcome
 
-__all__ = ["CachingChecker", "SharedCache"]
+__all__ = ["CachingChecker", "LabelCache", "SharedCache"]
 
 
 class SharedCache:
@@ -96,3 +96,23 @@ class CachingChecker:
             if cache is not None:
                 cache.put(key, outcome)
         return outcome
+
+
+class LabelCache:
+    """A thread-safe LRU for effective labels and upstream sets (keyed by schema digest and revision)."""
+
+    def __init__(self, maxsize: int = 50_000) -> None:
+        self._data: LRUCache[Hashable, object] = LRUCache(maxsize=maxsize)
+        self._lock = threading.Lock()
+
+    def get(self, key: Hashable) -> object | None:
+        with self._lock:
+            return self._data.get(key)
+
+    def put(self, key: Hashable, value: object) -> None:
+        with self._lock:
+            self._data[key] = value
+
+    def clear(self) -> None:
+        with self._lock:
+            self._data.clear()

@@ -34,6 +34,7 @@ from typing import Any
 from ..dsl import schema as s
 from .dispatch import FALSE, TRUE, CheckRequest, Dispatch, Outcome, Tri, earliest
 from .errors import CaveatEvaluationError, MaxDepthExceededError, UnknownPermissionError
+from .lineage import Lineage
 from .relationships import ObjectRef, Relationship
 from .store import Reader
 
@@ -43,10 +44,12 @@ __all__ = ["LocalChecker"]
 class LocalChecker:
     """Evaluates requests against ``schema`` and ``reader``; sub-problems go to ``dispatch``."""
 
-    def __init__(self, schema: s.Schema, reader: Reader, *, context: Mapping[str, Any] | None = None) -> None:
+    def __init__(self, schema: s.Schema, reader: Reader, *, context: Mapping[str, Any] | None = None,
+                 lineage: Lineage | None = None) -> None:
         self.schema = schema
         self.reader = reader
         self.context: Mapping[str, Any] = context or {}
+        self.lineage = lineage if lineage is not None else Lineage(schema, reader)
         self.dispatch: Dispatch = self.check  # replaced by build_checker with the chain's head
 
     # ------------------------------------------------------------ entry
@@ -164,7 +167,36 @@ class LocalChecker:
         if isinstance(e, s.Self):
             subj, res = req.subject, req.resource
             return TRUE if subj.relation is None and subj.type == res.type and subj.id == res.id else FALSE
+        if isinstance(e, s.Cleared):
+            return self._cleared(req, e.classification, negated)
+        if isinstance(e, s.Upstream):
+            return self._upstream(req, e.permission, negated)
         raise AssertionError(f"unknown expression {e!r}")
+
+    def _cleared(self, req: CheckRequest, classification: str | None, negated: bool) -> Outcome:
+        """Headwater: the subject holds a clearance for every requirement of the resource's effective label."""
+        every = _All()
+        for name, values in self.lineage.requirements(req.resource, classification):
+            some = _Any()
+            for v in values:
+                some.add(self._child(req, ObjectRef(name, v), "cleared", negated))
+                if some.done:
+                    break
+            every.add(some.result())
+            if every.done:
+                break
+        return every.result()
+
+    def _upstream(self, req: CheckRequest, permission: str, negated: bool) -> Outcome:
+        """Headwater: the subject has ``permission`` on every upstream object whose type defines it."""
+        every = _All()
+        for obj, _path in self.lineage.upstream(req.resource):
+            if self.schema.member(obj.type, permission) is None:
+                continue
+            every.add(self._child(req, obj, permission, negated))
+            if every.done:
+                break
+        return every.result()
 
     def _arrow(self, req: CheckRequest, e: s.Arrow, negated: bool) -> Outcome:
         rels: Iterable[Relationship] = self.reader.subjects(req.resource, e.relation)

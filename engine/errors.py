@@ -6,6 +6,7 @@
                  │                      ├ LimitExceededError         a request over a size limit
                  │                      ├ CaveatEvaluationError      a caveat's context does not fit, or CEL failed
                  │                      └ UnknownPermissionError
+                 ├ DeclassificationRefusedError  a declassification without actor/reason or permission
                  ├ NotFoundError
                  ├ AlreadyExistsError          CREATE of a relationship that exists
                  ├ PreconditionFailedError     names the failing precondition
@@ -34,6 +35,7 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "CaveatEvaluationError",
+    "DeclassificationRefusedError",
     "EngineError",
     "InvalidRelationshipError",
     "InvalidRequestError",
@@ -130,3 +132,7 @@ class SchemaConflictError(PreconditionFailedError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = list(problems or [])
+
+
+class DeclassificationRefusedError(EngineError):
+    """A declassification write without an actor and a reason, or by an actor lacking the `by` permission."""

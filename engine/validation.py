@@ -55,6 +55,16 @@ def validate_relationship(schema: s.Schema, rel: Relationship, *, max_context_by
     if rel.subject.relation is not None and schema.member(rel.subject.type, rel.subject.relation) is None:
         raise InvalidRelationshipError(
             f"{rel}: relation/permission `{rel.subject.relation}` not found under definition `{rel.subject.type}`")
+    if rel.resource.type in schema.classifications:
+        c = schema.classifications[rel.resource.type]
+        if rel.resource.id not in c.values:
+            raise InvalidRelationshipError(f"{rel}: `{rel.resource.id}` is not a value of classification "
+                                           f"`{c.name}` (values: {', '.join(c.values)})")
+    if rel.subject.type in schema.classifications:
+        c = schema.classifications[rel.subject.type]
+        if rel.subject.id not in c.values:
+            raise InvalidRelationshipError(f"{rel}: `{rel.subject.id}` is not a value of classification "
+                                           f"`{c.name}` (values: {', '.join(c.values)})")
     wanted = subject_type_of(rel)
     if wanted not in relation.allowed:
         raise InvalidRelationshipError(f"{rel}: {_not_allowed(relation, rel.resource.type, wanted)}")

@@ -1,0 +1,282 @@
+"""Lineage walks, effective labels with provenance, clearance requirements, cycle refusal.
+
+Definitions (the normative semantics of Headwater's lineage and sensitivity):
+
+- The *lineage graph* has an edge ``X -r-> Y`` for every relationship ``X#r@Y``
+  of a ``lineage`` relation ``r``. Objects *upstream* of X are those reachable
+  through one or more edges, whatever their types. Writes keep the graph acyclic.
+- The *effective label* of X for classification C is X's own labels (its label
+  relationships naming ``C:value``) joined with the effective labels of every
+  object X has a lineage edge to, minus the values declassified on X (which
+  remove inherited values only; X's own labels stay).
+- Its *level* is the highest level present (the lowest level when none); its
+  *categories* are the category values present.
+- A subject is *cleared* for X in C when it holds ``cleared`` on ``C:level`` or on
+  a higher level (the lowest level needs nothing), and ``cleared`` on ``C:c`` for
+  every category ``c``. ``cleared`` without an argument means every classification.
+
+Effective labels and upstream sets depend only on the snapshot, not on the
+subject, so they are memoized per revision (see :class:`LabelCache`).
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Hashable, Iterable, Sequence
+from dataclasses import dataclass, field
+
+from ..dsl import schema as s
+from .cache import LabelCache
+from .errors import InvalidRelationshipError
+from .relationships import ObjectRef, Relationship
+from .store import Operation, Reader, Update
+
+__all__ = ["Edge", "LabelCache", "Lineage", "LineageCycleError", "find_lineage_cycle"]
+
+
+class LineageCycleError(InvalidRelationshipError):
+    """A write would make the lineage graph cyclic; the message names the cycle."""
+
+
+@dataclass(frozen=True, slots=True)
+class Edge:
+    """One lineage edge ``source -relation-> target``."""
+
+    source: ObjectRef
+    relation: str
+    target: ObjectRef
+
+    def __str__(self) -> str:
+        return f"{self.source} -{self.relation}-> {self.target}"
+
+
+@dataclass(frozen=True, slots=True)
+class Labels:
+    """The effective label of one object in every classification: value sets keyed by classification."""
+
+    values: dict[str, frozenset[str]] = field(default_factory=dict)
+
+    def of(self, classification: str) -> frozenset[str]:
+        return self.values.get(classification, frozenset())
+
+
+class Lineage:
+    """Lineage questions about one snapshot."""
+
+    def __init__(self, schema: s.Schema, reader: Reader, cache: LabelCache | None = None,
+                 prefix: tuple[Hashable, ...] = ()) -> None:
+        self.schema = schema
+        self.reader = reader
+        self.cache = cache
+        self.prefix = prefix
+        self._labels: dict[ObjectRef, Labels] = {}
+        self._upstream: dict[ObjectRef, tuple[tuple[ObjectRef, tuple[Edge, ...]], ...]] = {}
+
+    # ------------------------------------------------------------ graph
+
+    def edges(self, obj: ObjectRef) -> list[Edge]:
+        """The lineage edges out of ``obj``, in relation then subject order."""
+        out = []
+        for rel in self.schema.lineage_relations(obj.type):
+            for r in self.reader.subjects(obj, rel.name):
+                out.append(Edge(obj, rel.name, ObjectRef(r.subject.type, r.subject.id)))
+        return out
+
+    def upstream(self, obj: ObjectRef) -> tuple[tuple[ObjectRef, tuple[Edge, ...]], ...]:
+        """Every object upstream of ``obj`` (breadth first), each with one shortest path to it."""
+        hit = self._upstream.get(obj)
+        if hit is not None:
+            return hit
+        key = (*self.prefix, "up", obj)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            self._upstream[obj] = cached  # type: ignore[assignment]
+            return cached  # type: ignore[return-value]
+        seen = {obj}
+        out: list[tuple[ObjectRef, tuple[Edge, ...]]] = []
+        queue: deque[tuple[ObjectRef, tuple[Edge, ...]]] = deque([(obj, ())])
+        while queue:
+            node, path = queue.popleft()
+            for e in self.edges(node):
+                if e.target not in seen:
+                    seen.add(e.target)
+                    p = path + (e,)
+                    out.append((e.target, p))
+                    queue.append((e.target, p))
+        result = tuple(out)
+        self._upstream[obj] = result
+        if self.cache is not None:
+            self.cache.put(key, result)
+        return result
+
+    # ------------------------------------------------------------ labels
+
+    def own_labels(self, obj: ObjectRef) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        d = self.schema.definitions.get(obj.type)
+        for rel in d.relations.values() if d is not None else ():
+            if rel.kind is s.RelationKind.LABEL:
+                for r in self.reader.subjects(obj, rel.name):
+                    out.setdefault(r.subject.type, set()).add(r.subject.id)
+        return out
+
+    def declassified(self, obj: ObjectRef) -> dict[str, set[str]]:
+        out: dict[str, set[str]] = {}
+        d = self.schema.definitions.get(obj.type)
+        for rel in d.relations.values() if d is not None else ():
+            if rel.kind is s.RelationKind.DECLASSIFY:
+                for r in self.reader.subjects(obj, rel.name):
+                    out.setdefault(r.subject.type, set()).add(r.subject.id)
+        return out
+
+    def labels(self, obj: ObjectRef) -> Labels:
+        """The effective label of ``obj`` (see the module docstring)."""
+        return self._labels_of(obj, frozenset())
+
+    def _labels_of(self, obj: ObjectRef, visiting: frozenset[ObjectRef]) -> Labels:
+        hit = self._labels.get(obj)
+        if hit is not None:
+            return hit
+        key = (*self.prefix, "labels", obj)
+        cached = self.cache.get(key) if self.cache is not None else None
+        if cached is not None:
+            self._labels[obj] = cached  # type: ignore[assignment]
+            return cached  # type: ignore[return-value]
+        own = self.own_labels(obj)
+        inherited: dict[str, set[str]] = {}
+        if obj not in visiting:  # writes keep lineage acyclic; this only guards against foreign data
+            for e in self.edges(obj):
+                for c, values in self._labels_of(e.target, visiting | {obj}).values.items():
+                    inherited.setdefault(c, set()).update(values)
+        removed = self.declassified(obj)
+        result: dict[str, frozenset[str]] = {}
+        for c in set(own) | set(inherited):
+            values = set(own.get(c, ())) | (inherited.get(c, set()) - removed.get(c, set()))
+            if values:
+                result[c] = frozenset(values)
+        labels = Labels(result)
+        self._labels[obj] = labels
+        if self.cache is not None:
+            self.cache.put(key, labels)
+        return labels
+
+    def requirements(self, obj: ObjectRef, classification: str | None) -> list[tuple[str, tuple[str, ...]]]:
+        """What ``cleared`` asks of a subject on ``obj``: a list of (classification, values), each met by
+        ``cleared`` on ANY of the values (a level: that level or higher; a category: that category)."""
+        labels = self.labels(obj)
+        names = [classification] if classification else sorted(self.schema.classifications)
+        out: list[tuple[str, tuple[str, ...]]] = []
+        for name in names:
+            c = self.schema.classifications.get(name)
+            if c is None:
+                continue
+            values = labels.of(name)
+            levels = [v for v in values if v in c.levels]
+            if levels:
+                top = max(c.rank(v) for v in levels)
+                if top > 0:
+                    out.append((name, c.levels[top:]))
+            for v in sorted(values):
+                if v in c.categories:
+                    out.append((name, (v,)))
+        return out
+
+    # ------------------------------------------------------------ provenance (for explanations and the API)
+
+    def provenance(self, obj: ObjectRef) -> dict[str, dict[str, list[tuple[Edge, ...]]]]:
+        """For each classification and value in ``obj``'s effective label, the lineage paths that bring it
+        (an empty path: ``obj``'s own label). Declassified inherited values are left out."""
+        labels = self.labels(obj)
+        out: dict[str, dict[str, list[tuple[Edge, ...]]]] = {}
+        own = self.own_labels(obj)
+        for c, values in labels.values.items():
+            for v in sorted(values):
+                paths: list[tuple[Edge, ...]] = []
+                if v in own.get(c, ()):
+                    paths.append(())
+                for target, path in self._paths_to_label(obj, c, v):
+                    paths.append(path)
+                out.setdefault(c, {})[v] = paths
+        return out
+
+    def _paths_to_label(self, obj: ObjectRef, c: str, v: str) -> list[tuple[ObjectRef, tuple[Edge, ...]]]:
+        """Paths from ``obj`` to each upstream object whose own label ``C:v`` reaches ``obj`` (a value
+        declassified at an object does not pass through it)."""
+        found: list[tuple[ObjectRef, tuple[Edge, ...]]] = []
+
+        def walk(node: ObjectRef, path: tuple[Edge, ...]) -> None:
+            if path and v in self.own_labels(node).get(c, set()):
+                found.append((node, path))
+            if v in self.declassified(node).get(c, set()):
+                return
+            on_path = {obj} | {e.target for e in path}
+            for e in self.edges(node):
+                if e.target not in on_path and v in self.labels(e.target).of(c):
+                    walk(e.target, path + (e,))
+
+        walk(obj, ())
+        found.sort(key=lambda fp: (len(fp[1]), str(fp[0])))
+        return found
+
+
+def find_lineage_cycle(schema: s.Schema, reader: Reader, updates: Sequence[Update]) -> list[Edge] | None:
+    """The cycle (as edges) the batch would create in the lineage graph, or None."""
+    lineage_names = {(t, r.name) for t, d in schema.definitions.items() for r in d.relations.values()
+                     if r.kind is s.RelationKind.LINEAGE}
+    added: dict[ObjectRef, list[Edge]] = {}
+    removed: set[tuple[ObjectRef, str, ObjectRef]] = set()
+    new_edges: list[Edge] = []
+    for u in updates:
+        rel = u.relationship
+        if (rel.resource.type, rel.relation) not in lineage_names:
+            continue
+        e = Edge(rel.resource, rel.relation, ObjectRef(rel.subject.type, rel.subject.id))
+        if u.operation is Operation.DELETE:
+            removed.add((e.source, e.relation, e.target))
+        else:
+            added.setdefault(e.source, []).append(e)
+            new_edges.append(e)
+    if not new_edges:
+        return None
+    walker = Lineage(schema, reader)
+
+    def out_edges(node: ObjectRef) -> Iterable[Edge]:
+        for e in walker.edges(node):
+            if (e.source, e.relation, e.target) not in removed:
+                yield e
+        yield from added.get(node, ())
+
+    for start in new_edges:
+        # A cycle through `start` exists if start.source is reachable from start.target.
+        if start.target == start.source:
+            return [start]
+        parent: dict[ObjectRef, Edge] = {}
+        queue = deque([start.target])
+        seen = {start.target}
+        while queue:
+            node = queue.popleft()
+            for e in out_edges(node):
+                if e.target == start.source:
+                    path = [e]
+                    while path[0].source != start.target:
+                        path.insert(0, parent[path[0].source])
+                    return [start] + path
+                if e.target not in seen:
+                    seen.add(e.target)
+                    parent[e.target] = e
+                    queue.append(e.target)
+    return None
+
+
+def describe_cycle(cycle: list[Edge]) -> str:
+    """``a -r-> b -r-> a``."""
+    text = str(cycle[0].source)
+    for e in cycle:
+        text += f" -{e.relation}-> {e.target}"
+    return text
+
+
+def is_lineage_relationship(schema: s.Schema, rel: Relationship) -> bool:
+    d = schema.definitions.get(rel.resource.type)
+    r = d.relations.get(rel.relation) if d is not None else None
+    return r is not None and r.kind is s.RelationKind.LINEAGE

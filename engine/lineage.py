@@ -70,17 +70,19 @@ class Lineage:
         self.cache = cache
         self.prefix = prefix
         self._labels: dict[ObjectRef, Labels] = {}
+        self._edges: dict[ObjectRef, list[Edge]] = {}
         self._upstream: dict[ObjectRef, tuple[tuple[ObjectRef, tuple[Edge, ...]], ...]] = {}
 
     # ------------------------------------------------------------ graph
 
     def edges(self, obj: ObjectRef) -> list[Edge]:
         """The lineage edges out of ``obj``, in relation then subject order."""
-        out = []
-        for rel in self.schema.lineage_relations(obj.type):
-            for r in self.reader.subjects(obj, rel.name):
-                out.append(Edge(obj, rel.name, ObjectRef(r.subject.type, r.subject.id)))
-        return out
+        hit = self._edges.get(obj)
+        if hit is None:
+            hit = [Edge(obj, rel.name, ObjectRef(r.subject.type, r.subject.id))
+                   for rel in self.schema.lineage_relations(obj.type) for r in self.reader.subjects(obj, rel.name)]
+            self._edges[obj] = hit
+        return hit
 
     def upstream(self, obj: ObjectRef) -> tuple[tuple[ObjectRef, tuple[Edge, ...]], ...]:
         """Every object upstream of ``obj`` (breadth first), each with one shortest path to it."""
@@ -130,35 +132,57 @@ class Lineage:
         return out
 
     def labels(self, obj: ObjectRef) -> Labels:
-        """The effective label of ``obj`` (see the module docstring)."""
-        return self._labels_of(obj, frozenset())
-
-    def _labels_of(self, obj: ObjectRef, visiting: frozenset[ObjectRef]) -> Labels:
-        hit = self._labels.get(obj)
+        """The effective label of ``obj`` (see the module docstring); iterative, so any depth works."""
+        hit = self._cached_labels(obj)
         if hit is not None:
             return hit
-        key = (*self.prefix, "labels", obj)
-        cached = self.cache.get(key) if self.cache is not None else None
-        if cached is not None:
-            self._labels[obj] = cached  # type: ignore[assignment]
-            return cached  # type: ignore[return-value]
-        own = self.own_labels(obj)
-        inherited: dict[str, set[str]] = {}
-        if obj not in visiting:  # writes keep lineage acyclic; this only guards against foreign data
-            for e in self.edges(obj):
-                for c, values in self._labels_of(e.target, visiting | {obj}).values.items():
+        # Post-order walk over the upstream graph: a node's label needs its targets' labels first.
+        stack: list[tuple[ObjectRef, bool]] = [(obj, False)]
+        on_stack: set[ObjectRef] = set()
+        while stack:
+            node, expanded = stack.pop()
+            if self._cached_labels(node) is not None:
+                continue
+            edges = self.edges(node)
+            if not expanded:
+                stack.append((node, True))
+                on_stack.add(node)
+                for e in edges:
+                    # A target already being computed means a cycle (writes prevent these; foreign data
+                    # may not): it contributes nothing rather than looping.
+                    if e.target not in on_stack and self._cached_labels(e.target) is None:
+                        stack.append((e.target, False))
+                continue
+            on_stack.discard(node)
+            own = self.own_labels(node)
+            inherited: dict[str, set[str]] = {}
+            for e in edges:
+                target = self._cached_labels(e.target)
+                for c, values in (target.values.items() if target is not None else ()):
                     inherited.setdefault(c, set()).update(values)
-        removed = self.declassified(obj)
-        result: dict[str, frozenset[str]] = {}
-        for c in set(own) | set(inherited):
-            values = set(own.get(c, ())) | (inherited.get(c, set()) - removed.get(c, set()))
-            if values:
-                result[c] = frozenset(values)
-        labels = Labels(result)
+            removed = self.declassified(node)
+            result: dict[str, frozenset[str]] = {}
+            for c in set(own) | set(inherited):
+                values = set(own.get(c, ())) | (inherited.get(c, set()) - removed.get(c, set()))
+                if values:
+                    result[c] = frozenset(values)
+            self._store_labels(node, Labels(result))
+        found = self._cached_labels(obj)
+        assert found is not None
+        return found
+
+    def _cached_labels(self, obj: ObjectRef) -> Labels | None:
+        hit = self._labels.get(obj)
+        if hit is None and self.cache is not None:
+            hit = self.cache.get((*self.prefix, "labels", obj))  # type: ignore[assignment]
+            if hit is not None:
+                self._labels[obj] = hit
+        return hit
+
+    def _store_labels(self, obj: ObjectRef, labels: Labels) -> None:
         self._labels[obj] = labels
         if self.cache is not None:
-            self.cache.put(key, labels)
-        return labels
+            self.cache.put((*self.prefix, "labels", obj), labels)
 
     def requirements(self, obj: ObjectRef, classification: str | None) -> list[tuple[str, tuple[str, ...]]]:
         """What ``cleared`` asks of a subject on ``obj``: a list of (classification, values), each met by

@@ -26,6 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..dsl import schema as s
+from .lineage import Lineage
 from .relationships import ObjectRef, SubjectRef
 from .store import Reader
 
@@ -52,6 +53,7 @@ class _Backward:
         self.visited: set[tuple[str, str]] = set()
         self.changed = False
         self._resources_cache: dict[tuple[str, str, SubjectRef], frozenset[str]] = {}
+        self._all: dict[str, set[str]] = {}
 
     def run(self, type_: str, name: str) -> set[str]:
         while True:
@@ -101,20 +103,41 @@ class _Backward:
             return out
         permission = definition.permissions.get(name)
         if permission is not None:
-            out |= self.expr(type_, definition, permission.expr)
+            found = self.expr(type_, definition, permission.expr)
+            out |= self.all_ids(type_) if found is None else found
         return out
 
-    def expr(self, type_: str, definition: s.Definition, e: s.Expr) -> set[str]:
+    def all_ids(self, type_: str) -> set[str]:
+        """Every object of ``type_`` that appears in a relationship (for ``cleared``/``upstream`` alone)."""
+        from .store import RelationshipFilter
+
+        hit = self._all.get(type_)
+        if hit is None:
+            hit = {r.resource.id for r in self.reader.read(RelationshipFilter(resource_type=type_))}
+            hit |= {r.subject.id for r in self.reader.read(RelationshipFilter(subject_type=type_))
+                    if r.subject.id != "*"}
+            self._all[type_] = hit
+        return hit
+
+    def expr(self, type_: str, definition: s.Definition, e: s.Expr) -> set[str] | None:
+        """Candidate ids for ``e``, or None for "any object of the type" (a filter such as ``cleared``)."""
         if isinstance(e, s.Computed):
             return set(self.visit(type_, e.name))
+        if isinstance(e, (s.Cleared, s.Upstream)):
+            return None  # filters: they narrow an intersection and never add candidates of their own
         if isinstance(e, s.Union):
             acc: set[str] = set()
             for c in e.children:
-                acc |= self.expr(type_, definition, c)
+                found = self.expr(type_, definition, c)
+                if found is None:
+                    return None
+                acc |= found
             return acc
         if isinstance(e, s.Intersection):
-            parts = [self.expr(type_, definition, c) for c in e.children]
-            return set.intersection(*parts) if parts else set()
+            parts = [p for p in (self.expr(type_, definition, c) for c in e.children) if p is not None]
+            if not parts:
+                return None
+            return set.intersection(*parts)
         if isinstance(e, s.Exclusion):
             return self.expr(type_, definition, e.base)
         if isinstance(e, s.Arrow):
@@ -144,6 +167,7 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
                        subject_relation: str | None) -> SubjectCandidates:
     """Subjects of ``subject_type`` (``#subject_relation``) that may have ``name`` on ``resource`` (a superset)."""
     found = SubjectCandidates(set(), False)
+    lineage = Lineage(schema, reader)
     seen: set[tuple[ObjectRef, str]] = set()
     stack: list[tuple[ObjectRef, str]] = [(resource, name)]
 
@@ -185,6 +209,14 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
                         reach(ObjectRef(sr.type, sr.id), e.target)
             elif isinstance(e, s.Self) and subject_relation is None and obj.type == subject_type:
                 found.ids.add(obj.id)
+            elif isinstance(e, s.Cleared):
+                for classification, values in lineage.requirements(obj, e.classification):
+                    for v in values:
+                        reach(ObjectRef(classification, v), "cleared")
+            elif isinstance(e, s.Upstream):
+                for up, _ in lineage.upstream(obj):
+                    if schema.member(up.type, e.permission) is not None:
+                        reach(up, e.permission)
     return found
 
 

@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import dataclasses
 import enum
 import json
 import threading
@@ -38,6 +39,7 @@ from .config import Config
 from .consistency import Consistency, ConsistencyMode, decode_cursor, decode_token, encode_cursor, encode_token
 from .dispatch import CheckRequest, Outcome, Tri
 from .cache import LabelCache
+from .explain import Explanation, TracingChecker, summarize
 from .lineage import Lineage, LineageCycleError, describe_cycle, find_lineage_cycle
 from .lookup import FRESH_ID, candidate_resources, candidate_subjects
 from .errors import (
@@ -95,6 +97,7 @@ class CheckResult:
     permissionship: Permissionship
     token: str
     missing_context: tuple[str, ...] = ()  # for CONDITIONAL_PERMISSION: the caveat parameters to supply
+    explanation: Explanation | None = field(default=None, compare=False, repr=False)  # check(..., explain=True)
 
     @property
     def allowed(self) -> bool:
@@ -305,10 +308,29 @@ class Engine:
     # ------------------------------------------------------------ checks
 
     def check(self, resource: ObjectRef | str, permission: str, subject: SubjectRef | str, *,
-              context: Mapping[str, Any] | None = None, consistency: Consistency | None = None) -> CheckResult:
-        """Does ``subject`` have ``permission`` on ``resource``? A denial is a result, not an error."""
+              context: Mapping[str, Any] | None = None, consistency: Consistency | None = None,
+              explain: bool = False) -> CheckResult:
+        """Does ``subject`` have ``permission`` on ``resource``? A denial is a result, not an error.
+
+        With ``explain``, the result carries an :class:`~headwater.engine.explain.Explanation`:
+        the branch and relationships that granted, or why it was denied (a missing
+        clearance with the lineage path that brought the label, the first upstream
+        object where ``upstream(p)`` fails, ...).
+        """
+        item = BulkCheckItem(resource, permission, subject, context)
         with self._snapshot(consistency) as (reader, schema):
-            return self._check_one(schema, reader, BulkCheckItem(resource, permission, subject, context), None)
+            result = self._check_one(schema, reader, item, None)
+            if explain:
+                result = dataclasses.replace(result, explanation=self._explain(schema, reader, item))
+            return result
+
+    def _explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
+        resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)
+        subject = item.subject if isinstance(item.subject, SubjectRef) else parse_subject(item.subject)
+        tracer = TracingChecker(schema, reader, context=dict(item.context or {}),
+                                lineage=Lineage(schema, reader, self.label_cache, (schema.digest, reader.revision)))
+        outcome = tracer.check(CheckRequest(resource, item.permission, subject, self.config.max_depth))
+        return Explanation(summarize(tracer.root, outcome.value), tracer.root.children[0])
 
     def check_bulk(self, items: Sequence[BulkCheckItem], *,
                    consistency: Consistency | None = None) -> list[BulkCheckResult]:

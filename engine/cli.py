@@ -66,12 +66,14 @@ def _build_parser() -> argparse.ArgumentParser:
     lint.set_defaults(func=_cmd_lint)
 
     validate = sub.add_parser(
-        "validate", help="run SpiceDB validation files (schema + relationships + assertions)",
-        description="Load each validation file into a fresh in-memory engine and check its assertTrue, "
-                    "assertFalse and assertCaveated assertions. Failures name the file and line. Exit 1 on any "
-                    "failure or load error.")
+        "validate", help="run SpiceDB validation files (schema + relationships + assertions + validation)",
+        description="Load each validation file into a fresh in-memory engine, check its assertTrue, "
+                    "assertFalse and assertCaveated assertions, and compare each `validation:` block with the "
+                    "subjects Expand finds. Failures name the file and line, with expected and actual. Exit 1 on "
+                    "any failure or load error.")
     validate.add_argument("files", nargs="+", metavar="FILE", help="validation files (.yaml)")
-    validate.add_argument("--json", action="store_true", help="print every assertion, expected and actual, as JSON")
+    validate.add_argument("--json", action="store_true",
+                          help="print every assertion and validation entry, expected and actual, as JSON")
     validate.add_argument("--together", action="store_true",
                           help="load all files into one engine, in order (e.g. a schema file, then data files)")
     validate.add_argument("--root", metavar="DIR",
@@ -90,7 +92,23 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
     check.add_argument("--context", metavar="JSON", help="caveat context, a JSON object")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
+    check.add_argument("--explain", action="store_true",
+                       help="say why: the relationships that granted it, or why it was denied (a missing "
+                            "clearance and the lineage path that brought the label, ...), then the full tree")
     check.set_defaults(func=_cmd_check)
+
+    expand = sub.add_parser(
+        "expand", help="print the subject tree of a permission in a database file",
+        description="Expand RESOURCE#PERMISSION fully (SpiceDB's ExpandPermissionTree): print the tree (union, "
+                    "intersection and exclusion nodes down to the direct subjects of each relation; `[...]` marks a "
+                    "subject granted only under a caveat), then its terminal subjects, each with the "
+                    "resource#relation through which it is reached, in validation-file form.")
+    expand.add_argument("resource", metavar="RESOURCE", help="e.g. document:readme")
+    expand.add_argument("permission", metavar="PERMISSION", help="e.g. view")
+    expand.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    expand.add_argument("--context", metavar="JSON", help="caveat context, a JSON object")
+    expand.add_argument("--json", action="store_true", help="print the tree and the subjects as JSON")
+    expand.set_defaults(func=_cmd_expand)
 
     schema = sub.add_parser("schema", help="write or read the schema of a database file",
                             description="Write a schema file into a database (refused if it would orphan "
@@ -129,7 +147,49 @@ def _build_parser() -> argparse.ArgumentParser:
     rr.add_argument("--subject-type")
     rr.add_argument("--subject-id")
     rr.add_argument("--limit", type=int)
+    rr.add_argument("--page-size", type=int, metavar="N",
+                    help="print one page of at most N relationships; the cursor for the next page goes to stderr")
+    rr.add_argument("--cursor", help="continue the listing a previous page's cursor belongs to (same filter)")
     rr.set_defaults(func=_cmd_relationships_read)
+
+    export = sub.add_parser(
+        "export", help="write the relationships of a database file, one per line",
+        description="Write every relationship (or those of one resource type) at one revision to FILE, one per "
+                    "line in SpiceDB's text form and in key order; `headwater import` reads the file back. A "
+                    "summary with the revision token goes to stderr.")
+    export.add_argument("file", nargs="?", default="-", metavar="FILE", help="output file; '-' (default) is stdout")
+    export.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    export.add_argument("--resource-type", metavar="TYPE", help="only relationships whose resource has this type")
+    export.set_defaults(func=_cmd_export)
+
+    imp = sub.add_parser(
+        "import", help="create the relationships of a file, in atomic batches",
+        description="Create the relationships in FILE (one per line; blank lines and // comments are skipped) in "
+                    "atomic batches, each validated against the schema. A relationship that already exists or "
+                    "that the schema refuses stops the import with FILE:LINE and exit 1: its batch writes nothing "
+                    "and the earlier batches stay committed. Progress and the rate go to stderr (a progress bar "
+                    "on a terminal, else one line per batch).")
+    imp.add_argument("file", metavar="FILE", help="relationships file; '-' reads stdin")
+    imp.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    imp.add_argument("--batch-size", type=int, default=1000, metavar="N",
+                     help="relationships per atomic write (default 1000, at most the per-write limit of 1000)")
+    imp.add_argument("--actor", help="who makes the change (kept with each batch's revision)")
+    imp.add_argument("--reason", help="why (kept with each batch's revision)")
+    imp.set_defaults(func=_cmd_import)
+
+    watch = sub.add_parser(
+        "watch", help="print the relationship changes after a revision",
+        description="Print each relationship change after the revision TOKEN names, oldest first, as "
+                    "`TOKEN TOUCH|DELETE RELATIONSHIP`; resume from the last token printed. With --follow, keep "
+                    "printing new changes until interrupted (or --timeout). A revision that has left the history "
+                    "window is an error naming the oldest revision to resume from.")
+    watch.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    watch.add_argument("--after", required=True, metavar="TOKEN", help="a revision token, e.g. printed by a write")
+    watch.add_argument("--follow", action="store_true", help="keep polling for new changes")
+    watch.add_argument("--timeout", type=float, metavar="SECONDS", help="with --follow, stop after this long")
+    watch.add_argument("--poll-interval", type=float, default=0.5, metavar="SECONDS",
+                       help="with --follow, how long to wait when there is nothing new (default 0.5)")
+    watch.set_defaults(func=_cmd_watch)
     return parser
 
 
@@ -204,7 +264,8 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if args.json:
         json.dump([{"file": r.path, "ok": r.ok, "load_error": str(r.load_error) if r.load_error else None,
                     "relationships": r.relationships,
-                    "assertions": [a.as_dict() for a in r.assertions]} for r in reports], out, indent=2)
+                    "assertions": [a.as_dict() for a in r.assertions],
+                    "validations": [v.as_dict() for v in r.validations]} for r in reports], out, indent=2)
         out.write("\n")
         return EXIT_OK if all(r.ok for r in reports) else EXIT_PROBLEMS
     status = EXIT_OK
@@ -221,12 +282,14 @@ def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             else:
                 detail = f" (missing context: {', '.join(a.missing_context)})" if a.missing_context else ""
                 print(f"{where}: {a.kind} failed: {a.text} is {a.actual}{detail}, expected {a.expected}", file=out)
+        for v in r.validation_failures:
+            print(f"{v.path}:{v.line}: {v.message}", file=out)
         passed = len(r.assertions) - len(r.failures)
-        note = (f"; {r.validation_entries} `validation:` entries not checked yet (they need Expand)"
-                if r.validation_entries else "")
-        print(f"{r.path}: {passed} of {len(r.assertions)} assertions passed, {r.relationships} relationships{note}",
-              file=out)
-        if r.failures:
+        validated = (f", {len(r.validations) - len(r.validation_failures)} of {len(r.validations)} validation "
+                     "entries passed" if r.validations else "")
+        print(f"{r.path}: {passed} of {len(r.assertions)} assertions passed{validated}, {r.relationships} "
+              "relationships", file=out)
+        if not r.ok:
             status = EXIT_PROBLEMS
     return status
 
@@ -258,15 +321,44 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if context is not None and not isinstance(context, dict):
         raise ValueError("--context must be a JSON object")
     with _open_engine(args.db) as engine:
-        result = engine.check(args.resource, args.permission, args.subject, context=context)
+        result = engine.check(args.resource, args.permission, args.subject, context=context, explain=args.explain)
     if args.json:
-        json.dump({"permissionship": result.permissionship.name, "missing_context": list(result.missing_context),
-                   "token": result.token}, out)
+        data = {"permissionship": result.permissionship.name, "missing_context": list(result.missing_context),
+                "token": result.token}
+        if result.explanation is not None:
+            data["explanation"] = {"summary": list(result.explanation.summary),
+                                   "tree": result.explanation.tree.render()}
+        json.dump(data, out)
         out.write("\n")
     else:
         extra = f" (missing context: {', '.join(result.missing_context)})" if result.missing_context else ""
         print(f"{result.permissionship.name}{extra}  at {result.token}", file=out)
+        if result.explanation is not None:
+            print(result.explanation.render(), file=out)
     return EXIT_OK if result.allowed else EXIT_PROBLEMS
+
+
+@_engine_errors
+def _cmd_expand(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .expand import format_tree, found_subjects
+
+    context = json.loads(args.context) if args.context else None
+    if context is not None and not isinstance(context, dict):
+        raise ValueError("--context must be a JSON object")
+    with _open_engine(args.db) as engine:
+        tree, token = engine.expand(args.resource, args.permission, context=context)
+    subjects = [(f.validation_string(), "/".join(f"<{r}>" for r in sorted(f.relations)))
+                for f in found_subjects(tree)]
+    if args.json:
+        json.dump({"tree": tree.as_dict(), "token": token,
+                   "subjects": [{"subject": s, "relations": r} for s, r in subjects]}, out)
+        out.write("\n")
+        return EXIT_OK
+    print(format_tree(tree), file=out)
+    print(f"{len(subjects)} subject{'s' if len(subjects) != 1 else ''} at {token}:", file=out)
+    for s, r in subjects:
+        print(f"  [{s}] is {r}", file=out)
+    return EXIT_OK
 
 
 @_engine_errors
@@ -308,9 +400,98 @@ def _cmd_relationships_read(args: argparse.Namespace, out: TextIO, err: TextIO) 
 
     f = RelationshipFilter(resource_type=args.resource_type, resource_id=args.resource_id, relation=args.relation,
                            subject_type=args.subject_type, subject_id=args.subject_id)
+    paged = args.page_size is not None or args.cursor is not None
+    if paged and args.limit is not None:
+        raise ValueError("give --limit, or --page-size/--cursor, not both")
+    next_cursor = None
     with _open_engine(args.db) as engine:
-        rels, token = engine.read(f, limit=args.limit)
+        if paged:
+            page = engine.read_relationships(f, limit=args.page_size, cursor=args.cursor)
+            rels, token, next_cursor = page.relationships, page.token, page.cursor
+        else:
+            rels, token = engine.read(f, limit=args.limit)
     for r in rels:
         print(r, file=out)
     print(f"{len(rels)} relationship{'s' if len(rels) != 1 else ''} at {token}", file=err)
+    if next_cursor is not None:
+        print(f"next page: --cursor {next_cursor}", file=err)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .store import RelationshipFilter
+
+    with _open_engine(args.db) as engine:
+        export = engine.export_relationships(RelationshipFilter(resource_type=args.resource_type))
+        target = out if args.file == "-" else Path(args.file).open("w", encoding="utf-8")
+        n = 0
+        try:
+            for page in export.pages():
+                target.writelines(f"{r}\n" for r in page)
+                n += len(page)
+        finally:
+            if target is not out:
+                target.close()
+    print(f"exported {n} relationship{'s' if n != 1 else ''} at {export.token}", file=err)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .streams import ImportFailedError, ImportProgress
+
+    name = "<stdin>" if args.file == "-" else args.file
+    source = getattr(sys.stdin, "buffer", sys.stdin) if args.file == "-" else Path(args.file).open("rb")
+    total = None if args.file == "-" else Path(args.file).stat().st_size
+    done = [0]  # bytes read so far: how far the bar is
+    tty = err.isatty()
+
+    def lines():  # -> Iterator[str], one item per file line so errors name the file line
+        for raw in source:
+            done[0] += len(raw)
+            yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
+
+    def progress(p: ImportProgress) -> None:
+        rate = f"{p.relationships:,} relationships, {p.batches} batch{'es' if p.batches != 1 else ''}, {p.rate:,.0f}/s"
+        if not tty:
+            print(f"batch {p.batches}: {rate}", file=err)
+            return
+        if total:
+            filled = min(30, int(30 * done[0] / total))
+            err.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done[0] / total:4.0%}  {rate}")
+        else:
+            err.write(f"\r{rate}")
+        err.flush()
+
+    try:
+        with _open_engine(args.db) as engine:
+            result = engine.import_relationships(lines(), batch_size=args.batch_size, progress=progress,
+                                                 actor=args.actor, reason=args.reason)
+    except ImportFailedError as exc:
+        if tty:
+            err.write("\n")
+        print(f"{name}:{exc.line}: {exc}" if exc.line is not None else f"{name}: {exc}", file=err)
+        return EXIT_PROBLEMS
+    finally:
+        if args.file != "-":
+            source.close()
+    if tty and result.batches:
+        err.write("\n")
+    print(f"imported {result.count} relationship{'s' if result.count != 1 else ''} in {result.batches} "
+          f"batch{'es' if result.batches != 1 else ''} ({result.seconds:.1f}s, {result.rate:,.0f}/s) at "
+          f"{result.token}", file=out)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_watch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    last, n = args.after, 0
+    with _open_engine(args.db) as engine:
+        events = (engine.follow(args.after, poll_interval=args.poll_interval, timeout=args.timeout) if args.follow
+                  else engine.watch(args.after))
+        for event in events:
+            print(f"{event.token} {event.operation.name} {event.relationship}", file=out, flush=True)
+            last, n = event.token, n + 1
+    print(f"{n} change{'s' if n != 1 else ''}; resume with --after {last}", file=err)
     return EXIT_OK

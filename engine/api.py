@@ -70,8 +70,14 @@ __all__ = [
     "BulkCheckItem",
     "BulkCheckResult",
     "CheckResult",
+    "ClassificationLabel",
+    "Declassification",
     "DeleteResult",
+    "EffectiveLabels",
     "Engine",
+    "LabelValue",
+    "LineageItem",
+    "LineagePage",
     "LookupResourcesPage",
     "LookupResult",
     "LookupSubjectsPage",
@@ -161,6 +167,63 @@ class LookupSubjectsPage:
     """A page of LookupSubjects: ``cursor`` is None when the answer is complete."""
 
     results: list[SubjectResult]
+    cursor: str | None
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class LabelValue:
+    """One value of an effective label, with the lineage paths that bring it ("" = the object's own label)."""
+
+    value: str
+    paths: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Declassification:
+    """A value declassified on an object: who did it, why, and at which revision (None once the history is
+    garbage-collected)."""
+
+    value: str
+    actor: str | None
+    reason: str | None
+    token: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class ClassificationLabel:
+    """An object's effective label in one classification."""
+
+    classification: str
+    level: str | None
+    categories: tuple[str, ...]
+    values: tuple[LabelValue, ...]
+    declassified: tuple[Declassification, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class EffectiveLabels:
+    """The effective labels of one object, at one revision."""
+
+    object: ObjectRef
+    classifications: tuple[ClassificationLabel, ...]
+    token: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineageItem:
+    """One object reached by an ancestors/descendants walk, with its distance and one shortest path."""
+
+    object: ObjectRef
+    depth: int
+    path: str
+
+
+@dataclass(frozen=True, slots=True)
+class LineagePage:
+    """A page of ancestors or descendants: ``cursor`` is None when complete."""
+
+    items: list[LineageItem]
     cursor: str | None
     token: str
 
@@ -539,6 +602,97 @@ class Engine:
 
         return follow(self, after_token, poll_interval=poll_interval, timeout=timeout, stop=stop)
 
+    # ------------------------------------------------------------ lineage (Headwater)
+
+    def effective_labels(self, obj: ObjectRef | str, *,
+                         consistency: Consistency | None = None) -> EffectiveLabels:
+        """The effective label of ``obj`` in every classification, each value with the lineage paths that
+        bring it (an empty path: its own label), and the declassifications applied on ``obj`` with who made
+        them, why and at which revision."""
+        target = obj if isinstance(obj, ObjectRef) else parse_object(obj)
+        with self._snapshot(consistency) as (reader, schema):
+            lineage = Lineage(schema, reader, self.label_cache, (schema.digest, reader.revision))
+            labels = lineage.labels(target)
+            provenance = lineage.provenance(target)
+            declassified = lineage.declassified(target)
+            revision = reader.revision
+        out: list[ClassificationLabel] = []
+        for name, c in sorted(schema.classifications.items()):
+            values = labels.of(name)
+            levels = [v for v in values if v in c.levels]
+            level = max(levels, key=c.rank) if levels else (c.levels[0] if c.levels else None)
+            entries = tuple(LabelValue(v, tuple(_path_str(target, p) for p in provenance.get(name, {}).get(v, [])))
+                            for v in sorted(values, key=lambda v: (v not in c.levels, v)))
+            decl = tuple(self._declassification(target, name, v, revision)
+                         for v in sorted(declassified.get(name, set())))
+            if entries or decl:
+                out.append(ClassificationLabel(name, level, tuple(sorted(v for v in values if v in c.categories)),
+                                               entries, decl))
+        return EffectiveLabels(target, tuple(out), encode_token(revision))
+
+    def _declassification(self, obj: ObjectRef, classification: str, value: str, revision: int) -> Declassification:
+        """Who declassified ``value`` on ``obj``, why and when (from the change history, while it is kept)."""
+        schema = self.schema(Consistency.at_exact_snapshot(encode_token(revision)))
+        d = schema.definitions[obj.type]
+        names = {r.name for r in d.relations.values() if r.kind is dsl_schema.RelationKind.DECLASSIFY
+                 and r.classification == classification}
+        after = 0
+        found: Declassification = Declassification(value, None, None, None)
+        while True:
+            try:
+                changes = self.store.changes(after)
+                break
+            except RevisionUnavailableError as exc:
+                if exc.oldest <= after:
+                    return found
+                after = exc.oldest
+        for ch in changes:
+            rel = ch.relationship
+            if (ch.revision <= revision and ch.operation is Operation.TOUCH and rel.resource == obj
+                    and rel.relation in names and rel.subject.id == value):
+                meta = self.store.revision_metadata(ch.revision)
+                found = Declassification(value, meta.get("actor"), meta.get("reason"), encode_token(ch.revision))
+        return found
+
+    def ancestors(self, obj: ObjectRef | str, *, max_depth: int | None = None, limit: int | None = None,
+                  cursor: str | None = None, consistency: Consistency | None = None) -> LineagePage:
+        """Objects upstream of ``obj`` (breadth first, nearest first), each with its depth and one shortest
+        path; at most ``max_depth`` edges away; paged with ``limit``/``cursor`` at one revision."""
+        return self._lineage_walk(obj, "ancestors", max_depth, limit, cursor, consistency)
+
+    def descendants(self, obj: ObjectRef | str, *, max_depth: int | None = None, limit: int | None = None,
+                    cursor: str | None = None, consistency: Consistency | None = None) -> LineagePage:
+        """Objects downstream of ``obj`` (derived from it, directly or not); paged like :meth:`ancestors`."""
+        return self._lineage_walk(obj, "descendants", max_depth, limit, cursor, consistency)
+
+    def _lineage_walk(self, obj: ObjectRef | str, direction: str, max_depth: int | None, limit: int | None,
+                      cursor: str | None, consistency: Consistency | None) -> LineagePage:
+        target = obj if isinstance(obj, ObjectRef) else parse_object(obj)
+        _check_limit(limit)
+        if max_depth is not None and (not isinstance(max_depth, int) or max_depth < 1):
+            raise InvalidRequestError(f"max_depth must be a positive integer, got {max_depth!r}")
+        query = json.dumps([direction, str(target), max_depth])
+        skip = 0
+        if cursor is not None:
+            revision, after = decode_cursor(cursor, query)
+            skip = int(after)
+            consistency = Consistency.at_exact_snapshot(encode_token(revision))
+        with self._snapshot(consistency) as (reader, schema):
+            if target.type not in schema.definitions:
+                raise InvalidRequestError(f"object definition `{target.type}` not found")
+            lineage = Lineage(schema, reader)
+            items: list[LineageItem] = []
+            for node, path in lineage.walk(target, direction):
+                if max_depth is not None and len(path) > max_depth:
+                    break
+                items.append(LineageItem(node, len(path), _path_str(target, path, direction)))
+            page = items[skip:]
+            next_cursor = None
+            if limit is not None and len(page) > limit:
+                page = page[:limit]
+                next_cursor = encode_cursor(reader.revision, str(skip + limit), query)
+            return LineagePage(page, next_cursor, encode_token(reader.revision))
+
     # ------------------------------------------------------------ writes
 
     def write(self, updates: Iterable[Update], preconditions: Sequence[Precondition] = (), *,
@@ -641,6 +795,14 @@ class Engine:
         with self._snapshot(consistency) as (reader, schema):
             tree = expand(schema, reader, res, permission, context=context, max_depth=self.config.max_depth)
             return tree, encode_token(reader.revision)
+
+
+def _path_str(start: ObjectRef, path: tuple[Any, ...], direction: str = "ancestors") -> str:
+    """``a -r-> b -r-> c`` walking upstream; ``a <-r- b <-r- c`` walking downstream."""
+    text = str(start)
+    for e in path:
+        text += f" -{e.relation}-> {e.target}" if direction == "ancestors" else f" <-{e.relation}- {e.source}"
+    return text
 
 
 def _check_limit(limit: int | None) -> None:

@@ -110,6 +110,25 @@ def _build_parser() -> argparse.ArgumentParser:
     expand.add_argument("--json", action="store_true", help="print the tree and the subjects as JSON")
     expand.set_defaults(func=_cmd_expand)
 
+    labels = sub.add_parser("labels", help="the effective sensitivity labels of an object, with provenance",
+                            description="Print the effective label of OBJECT in every classification: level, "
+                                        "categories, the lineage paths that bring each value, and the "
+                                        "declassifications applied (who, why, when).")
+    labels.add_argument("object", metavar="OBJECT", help="e.g. output:o1")
+    labels.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    labels.add_argument("--json", action="store_true", help="print as JSON")
+    labels.set_defaults(func=_cmd_labels)
+    for direction, what in (("ancestors", "upstream of"), ("descendants", "derived from")):
+        walk = sub.add_parser(direction, help=f"objects {what} an object, through lineage relations",
+                              description=f"List the objects {what} OBJECT (breadth first, nearest first), each "
+                                          "with its depth and one shortest lineage path.")
+        walk.add_argument("object", metavar="OBJECT")
+        walk.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+        walk.add_argument("--max-depth", type=int, help="stop this many lineage edges away")
+        walk.add_argument("--limit", type=int, help="print at most this many (with a cursor to continue)")
+        walk.add_argument("--cursor", help="continue a previous listing")
+        walk.set_defaults(func=_cmd_lineage_walk, direction=direction)
+
     schema = sub.add_parser("schema", help="write or read the schema of a database file",
                             description="Write a schema file into a database (refused if it would orphan "
                                         "stored relationships) or print the stored one.")
@@ -494,4 +513,43 @@ def _cmd_watch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             print(f"{event.token} {event.operation.name} {event.relationship}", file=out, flush=True)
             last, n = event.token, n + 1
     print(f"{n} change{'s' if n != 1 else ''}; resume with --after {last}", file=err)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_labels(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_engine(args.db) as engine:
+        result = engine.effective_labels(args.object)
+    if args.json:
+        json.dump({"object": str(result.object), "token": result.token, "classifications": [
+            {"classification": c.classification, "level": c.level, "categories": list(c.categories),
+             "values": [{"value": v.value, "paths": list(v.paths)} for v in c.values],
+             "declassified": [{"value": d.value, "actor": d.actor, "reason": d.reason, "token": d.token}
+                              for d in c.declassified]} for c in result.classifications]}, out, indent=2)
+        out.write("\n")
+        return EXIT_OK
+    if not result.classifications:
+        print(f"{result.object}: no labels (the lowest level of every classification)", file=out)
+    for c in result.classifications:
+        cats = ", ".join(c.categories) or "none"
+        print(f"{result.object}: {c.classification} level {c.level}, categories {cats}", file=out)
+        for v in c.values:
+            for path in v.paths or ("(no path)",):
+                print(f"  {c.classification}:{v.value}  " + ("own label" if path == str(result.object) else
+                                                             f"from {path}"), file=out)
+        for d in c.declassified:
+            print(f"  declassified {c.classification}:{d.value} by {d.actor or '?'} ({d.reason or 'no reason kept'}) "
+                  f"at {d.token or 'a collected revision'}", file=out)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_lineage_walk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_engine(args.db) as engine:
+        walk = engine.ancestors if args.direction == "ancestors" else engine.descendants
+        page = walk(args.object, max_depth=args.max_depth, limit=args.limit, cursor=args.cursor)
+    for item in page.items:
+        print(f"{item.depth}  {item.object}  {item.path}", file=out)
+    if page.cursor:
+        print(f"more: --cursor {page.cursor}", file=err)
     return EXIT_OK

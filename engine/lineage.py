@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from ..dsl import schema as s
 from .cache import LabelCache
 from .errors import InvalidRelationshipError
-from .relationships import ObjectRef, Relationship
+from .relationships import ObjectRef, Relationship, SubjectRef
 from .store import Operation, Reader, Update
 
 __all__ = ["Edge", "LabelCache", "Lineage", "LineageCycleError", "find_lineage_cycle"]
@@ -110,6 +110,33 @@ class Lineage:
         if self.cache is not None:
             self.cache.put(key, result)
         return result
+
+    def incoming(self, obj: ObjectRef) -> list[Edge]:
+        """The lineage edges into ``obj`` (from the objects derived from it)."""
+        out = []
+        for type_name, d in self.schema.definitions.items():
+            for rel in d.relations.values():
+                if rel.kind is s.RelationKind.LINEAGE and any(t.type == obj.type for t in rel.allowed):
+                    for r in self.reader.resources(type_name, rel.name, SubjectRef(obj.type, obj.id)):
+                        out.append(Edge(r.resource, rel.name, obj))
+        return out
+
+    def walk(self, obj: ObjectRef, direction: str) -> list[tuple[ObjectRef, tuple[Edge, ...]]]:
+        """Breadth-first ancestors (``"ancestors"``) or descendants (``"descendants"``) with shortest paths."""
+        if direction == "ancestors":
+            return list(self.upstream(obj))
+        seen = {obj}
+        out: list[tuple[ObjectRef, tuple[Edge, ...]]] = []
+        queue: deque[tuple[ObjectRef, tuple[Edge, ...]]] = deque([(obj, ())])
+        while queue:
+            node, path = queue.popleft()
+            for e in sorted(self.incoming(node), key=lambda e: (str(e.source), e.relation)):
+                if e.source not in seen:
+                    seen.add(e.source)
+                    p = path + (e,)
+                    out.append((e.source, p))
+                    queue.append((e.source, p))
+        return out
 
     # ------------------------------------------------------------ labels
 

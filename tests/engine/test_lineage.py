@@ -294,3 +294,40 @@ def test_lookups_and_bulk_check_handle_cleared_and_upstream(engine: Engine) -> N
 
     bulk = engine.check_bulk([BulkCheckItem("output:o1", "view", SubjectRef("user", u)) for u in ("frank", "bob")])
     assert [b.result.permissionship for b in bulk] == [HAS, NO]
+
+
+def test_effective_labels_api_with_provenance_and_declassifications(engine: Engine) -> None:
+    engine.touch("dataset:raw#label@sensitivity:restricted", "dataset:raw#label@sensitivity:phi",
+                 "dataset:mid#derived_from@dataset:raw", "dataset:mid#steward@user:stew",
+                 "dataset:mid#label@sensitivity:internal", "output:o#input@dataset:mid", "output:o#input@dataset:raw")
+    result = engine.touch("dataset:mid#scrubbed@sensitivity:restricted", actor="user:stew", reason="aggregated")
+    mid = engine.effective_labels("dataset:mid").classifications[0]
+    assert (mid.level, mid.categories) == ("internal", ("phi",))
+    assert [(v.value, v.paths) for v in mid.values] == [
+        ("internal", ("dataset:mid",)), ("phi", ("dataset:mid -derived_from-> dataset:raw",))]
+    assert [(d.value, d.actor, d.reason, d.token) for d in mid.declassified] == [
+        ("restricted", "user:stew", "aggregated", result.token)]
+    out = engine.effective_labels("output:o").classifications[0]
+    assert out.level == "restricted"  # through the direct input edge to raw
+    phi = next(v for v in out.values if v.value == "phi")
+    assert set(phi.paths) == {"output:o -input-> dataset:raw", "output:o -input-> dataset:mid -derived_from-> dataset:raw"}
+    assert engine.effective_labels("dataset:nothing").classifications == ()
+
+
+def test_ancestors_and_descendants_paged_and_depth_limited(engine: Engine) -> None:
+    engine.touch(*[f"dataset:c{i + 1}#derived_from@dataset:c{i}" for i in range(10)],
+                 "model:m#trained_on@dataset:c10", "output:o#produced_by@model:m")
+    up = engine.ancestors("output:o")
+    assert [str(i.object) for i in up.items] == ["model:m"] + [f"dataset:c{i}" for i in range(10, -1, -1)]
+    assert [i.depth for i in up.items] == list(range(1, 13))
+    assert engine.ancestors("output:o", max_depth=2).items[-1].path == \
+        "output:o -produced_by-> model:m -trained_on-> dataset:c10"
+    pages, cursor = [], None
+    while True:
+        page = engine.descendants("dataset:c0", limit=5, cursor=cursor)
+        pages.extend(str(i.object) for i in page.items)
+        cursor = page.cursor
+        if cursor is None:
+            break
+    assert pages == [f"dataset:c{i}" for i in range(1, 11)] + ["model:m", "output:o"]
+    assert engine.descendants("dataset:c0", max_depth=1).items[0].path == "dataset:c0 <-derived_from- dataset:c1"

@@ -63,6 +63,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..dsl import schema as s
+from .dispatch import Tri
 from .errors import CaveatEvaluationError, InvalidRequestError, MaxDepthExceededError, UnknownPermissionError
 from .relationships import ObjectRef, Relationship, SubjectRef
 from .store import Reader
@@ -164,9 +165,10 @@ class _Expander:
         direct: list[ExpandedSubject] = []
         nested: list[ExpandNode] = []
         for r in self.reader.subjects(resource, name):
-            caveated = self._caveated(r)
-            if caveated is None:
-                continue  # the caveat is false
+            holds = self._caveat(r)
+            if holds is Tri.FALSE:
+                continue
+            caveated = holds is Tri.UNKNOWN
             direct.append(ExpandedSubject(r.subject, r, caveated))
             sr = r.subject
             if sr.relation is not None:
@@ -177,10 +179,10 @@ class _Expander:
             return leaf
         return ExpandNode(resource, name, ExpandOperation.UNION, (leaf, *nested))
 
-    def _caveated(self, r: Relationship) -> bool | None:
-        """False: no caveat, or it holds; True: undecided (context missing); None: the caveat is false."""
+    def _caveat(self, r: Relationship) -> Tri:
+        """Whether the relationship's caveat holds: TRUE (or no caveat), FALSE, or UNKNOWN (context missing)."""
         if r.caveat is None:
-            return False
+            return Tri.TRUE
         caveat = self.schema.caveats.get(r.caveat.name)
         if caveat is None or caveat.program is None:
             raise CaveatEvaluationError(f"caveat `{r.caveat.name}` on {r} is not defined in the schema")
@@ -191,8 +193,8 @@ class _Expander:
         except Exception as exc:  # the CEL layer's errors: bad context values, runtime errors
             raise CaveatEvaluationError(f"evaluating caveat `{caveat.name}` of {r}: {exc}") from exc
         if result.value is None:
-            return True
-        return False if result.value else None
+            return Tri.UNKNOWN
+        return Tri.TRUE if result.value else Tri.FALSE
 
     # ------------------------------------------------------------ expressions
 
@@ -221,8 +223,8 @@ class _Expander:
         every = e.mode is s.ArrowMode.ALL
         children: list[ExpandNode] = []
         for r in self.reader.subjects(resource, e.relation):
-            caveated = self._caveated(r)
-            if caveated is None:
+            holds = self._caveat(r)
+            if holds is Tri.FALSE:
                 if every:
                     children.append(ExpandNode(resource, name))  # a false caveat fails all()
                 continue
@@ -231,7 +233,7 @@ class _Expander:
                 children.append(ExpandNode(resource, name))  # this subject's type has no `target`: nothing
                 continue
             child = self.expand(ObjectRef(sr.type, sr.id), e.target, path)
-            children.append(replace(child, caveated=caveated))
+            children.append(replace(child, caveated=holds is Tri.UNKNOWN))
         op = ExpandOperation.INTERSECTION if every else ExpandOperation.UNION
         return ExpandNode(resource, name, op, tuple(children))
 

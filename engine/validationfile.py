@@ -5,7 +5,18 @@ Format (the same files SpiceDB's tools read): top-level keys ``schema`` (text) o
 ``relationships`` (one string, one relationship per line, ``//`` comments),
 ``assertions`` (``assertTrue`` / ``assertFalse`` / ``assertCaveated`` lists of
 ``resource#permission@subject`` with an optional `` with {json}`` context) and
-``validation`` (expected Expand results; checked once Expand exists).
+``validation`` (expected subjects of Expand, see below).
+
+A ``validation`` block maps ``resource#relation`` to the exact list of terminal
+subjects that Expand finds, each written ``[subject] is <res#rel>/<res#rel>...``:
+the subject (``user:tom``; ``user:tom[...]`` when only a caveat grants it;
+``user:* - {user:a, user:b}`` for a wildcard with excluded subjects) and every
+``resource#relation`` whose relationships reach it. The subjects are computed from
+the Expand tree with SpiceDB's membership rules
+(:func:`~headwater.engine.expand.found_subjects`) and compared as SpiceDB's
+developer tools do (``pkg/development/validation.go``): every listed subject is
+found, with the same relation set (sorted, exact), the same exclusions (wildcards
+only) and the same caveat mark, and every found subject is listed.
 
 Every problem names the file and line. Example::
 
@@ -28,6 +39,7 @@ Every problem names the file and line. Example::
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,11 +50,12 @@ import yaml
 from ..dsl import DslError
 from .api import Engine, Permissionship
 from .errors import EngineError
-from .relationships import Relationship, parse_object, parse_relationship, parse_subject
+from .expand import FoundSubject, found_subjects
+from .relationships import ObjectRef, Relationship, SubjectRef, parse_object, parse_relationship, parse_subject
 from .store import Operation, Update
 from .store.memory import MemoryStore
 
-__all__ = ["AssertionOutcome", "ValidationFileError", "ValidationReport", "load_validation_file",
+__all__ = ["AssertionOutcome", "ValidationFileError", "ValidationOutcome", "ValidationReport", "load_validation_file",
            "run_validation_file", "run_validation_text"]
 
 _KINDS = {"assertTrue": Permissionship.HAS_PERMISSION, "assertFalse": Permissionship.NO_PERMISSION,
@@ -82,6 +95,41 @@ class AssertionOutcome:
                 "error": self.error}
 
 
+@dataclass(frozen=True, slots=True)
+class ValidationOutcome:
+    """One entry of a ``validation:`` block, or a subject Expand found that no entry lists: expected vs actual.
+
+    ``expected`` is the entry as written (None for a found subject that is not listed);
+    ``actual`` is what Expand found for that subject in the same form (None when not found).
+    """
+
+    path: str  # the file the entry is in
+    line: int
+    resource: str  # the block's key, e.g. document:1#view
+    expected: str | None
+    actual: str | None
+    problems: tuple[str, ...] = ()
+    error: str | None = None  # Expand itself failed (unknown relation, depth exceeded, ...)
+
+    @property
+    def passed(self) -> bool:
+        return self.error is None and not self.problems
+
+    @property
+    def message(self) -> str:
+        """What is wrong, naming the expected and the actual entry (empty when it passed)."""
+        if self.error is not None:
+            return f"validation of {self.resource}: error: {self.error}"
+        if self.passed:
+            return ""
+        return (f"validation of {self.resource}: expected {self.expected or '(not listed)'}, "
+                f"found {self.actual or '(nothing)'}: {'; '.join(self.problems)}")
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"file": self.path, "line": self.line, "resource": self.resource, "expected": self.expected,
+                "actual": self.actual, "passed": self.passed, "problems": list(self.problems), "error": self.error}
+
+
 @dataclass
 class ValidationReport:
     """The result of running one validation file."""
@@ -90,15 +138,45 @@ class ValidationReport:
     assertions: list[AssertionOutcome] = field(default_factory=list)
     load_error: ValidationFileError | None = None
     relationships: int = 0
-    validation_entries: int = 0  # `validation:` entries present (checked once Expand exists)
+    validations: list[ValidationOutcome] = field(default_factory=list)
 
     @property
     def failures(self) -> list[AssertionOutcome]:
         return [a for a in self.assertions if not a.passed]
 
     @property
+    def validation_failures(self) -> list[ValidationOutcome]:
+        return [v for v in self.validations if not v.passed]
+
+    @property
     def ok(self) -> bool:
-        return self.load_error is None and not self.failures
+        return self.load_error is None and not self.failures and not self.validation_failures
+
+
+@dataclass(frozen=True, slots=True)
+class _ExpectedSubject:
+    """One parsed ``validation:`` entry: ``[subject] is <res#rel>/...``."""
+
+    text: str
+    line: int
+    subject: SubjectRef
+    caveated: bool
+    excluded: tuple[str, ...]  # sorted, in validation-string form (``user:a``, ``user:b[...]``)
+    relations: tuple[str, ...]  # sorted ``type:id#relation`` strings (duplicates kept, as SpiceDB compares)
+
+
+@dataclass(frozen=True, slots=True)
+class _ExpectedRelation:
+    """One key of a ``validation:`` block with its expected subjects."""
+
+    resource: ObjectRef
+    name: str
+    line: int
+    subjects: tuple[_ExpectedSubject, ...]
+
+    @property
+    def key(self) -> str:
+        return f"{self.resource}#{self.name}"
 
 
 @dataclass
@@ -108,7 +186,7 @@ class _Loaded:
     schema_line: int
     relationships: list[tuple[Relationship, int]]
     assertions: list[tuple[str, str, int]]
-    validation_entries: int
+    validation: list[_ExpectedRelation]
 
 
 def _line_of(node: yaml.Node | None) -> int:
@@ -189,9 +267,8 @@ def _parse_doc(doc: dict[str, Any], node: yaml.Node, text: str, path: str, folde
         schema_line = 1
     rels = _parse_relationships(doc.get("relationships"), keys.get("relationships"), text, path)
     assertions = _parse_assertions(doc.get("assertions"), keys.get("assertions"), path)
-    validation = doc.get("validation")
-    entries = sum(len(v or []) for v in validation.values()) if isinstance(validation, dict) else 0
-    return _Loaded(path, schema_text, schema_line, rels, assertions, entries)
+    validation = _parse_validation(doc.get("validation"), keys.get("validation"), path)
+    return _Loaded(path, schema_text, schema_line, rels, assertions, validation)
 
 
 def _read_schema_file(name: Any, path: str, folder: Path | None, root: Path | None, line: int) -> str:
@@ -275,6 +352,79 @@ def _parse_assertions(value: Any, nodes: tuple[yaml.Node, yaml.Node] | None,
     return out
 
 
+# ``[subject] is <res#rel>/<res#rel>``; inside the brackets SpiceDB's own pattern (blocks/expectedrelations.go):
+# one subject, an optional ``[...]`` caveat mark, an optional `` - {excluded, ...}`` for a wildcard.
+_ENTRY_RE = re.compile(r"\s*\[(?P<subject>.*)\]\s+is\s+(?P<resources><[^>]*>(?:\s*/\s*<[^>]*>)*)\s*")
+_SUBJECT_RE = re.compile(r"(?P<subject>[^]\s]+)(?P<caveat>\[\.\.\.\])?(?:\s+-\s+\{(?P<excluded>[^}]+)\})?")
+_ENTRY_FORM = "`[subject] is <resource#relation>` (several resources joined by `/`)"
+
+
+def _parse_validation(value: Any, nodes: tuple[yaml.Node, yaml.Node] | None,
+                      path: str) -> list[_ExpectedRelation]:
+    if value is None or nodes is None:
+        return []
+    if not isinstance(value, dict):
+        raise ValidationFileError("`validation` must map `resource#relation` keys to lists of expected subjects",
+                                  path, _line_of(nodes[0]))
+    out = []
+    for key, (knode, vnode) in _mapping_nodes(nodes[1]).items():
+        line = _line_of(knode)
+        resource, name = _parse_onr(str(key), path, line, what="validation key")
+        if isinstance(vnode, yaml.ScalarNode) and vnode.value in ("", "null", "~"):
+            items: list[yaml.Node] = []
+        elif isinstance(vnode, yaml.SequenceNode):
+            items = list(vnode.value)
+        else:
+            raise ValidationFileError(f"`{key}` must be a list of {_ENTRY_FORM} entries", path, line)
+        subjects = []
+        for item in items:
+            if not isinstance(item, yaml.ScalarNode):
+                raise ValidationFileError(f"each `{key}` entry must be a string like {_ENTRY_FORM}", path,
+                                          _line_of(item))
+            subjects.append(_parse_expected_subject(item.value, path, _line_of(item)))
+        out.append(_ExpectedRelation(resource, name, line, tuple(subjects)))
+    return out
+
+
+def _parse_expected_subject(text: str, path: str, line: int) -> _ExpectedSubject:
+    entry = _ENTRY_RE.fullmatch(text)
+    if entry is None:
+        raise ValidationFileError(f"malformed validation entry {text!r}: expected {_ENTRY_FORM}", path, line)
+    inner = entry["subject"].strip()
+    parts = _SUBJECT_RE.fullmatch(inner)
+    if parts is None:
+        raise ValidationFileError(f"invalid subject `[{inner}]` in {text!r}: expected `[type:id]`, "
+                                  "`[type:id#relation]`, `[type:id[...]]` or `[type:* - {type:a, type:b}]`", path,
+                                  line)
+    try:
+        subject = parse_subject(parts["subject"])
+        excluded = []
+        for item in [i.strip() for i in parts["excluded"].split(",")] if parts["excluded"] else []:
+            caveated = item.endswith("[...]")
+            excluded.append(str(parse_subject(item.removesuffix("[...]").strip())) + ("[...]" if caveated else ""))
+    except EngineError as exc:
+        raise ValidationFileError(f"invalid subject in {text!r}: {exc}", path, line) from None
+    relations = []
+    for onr in re.findall(r"<([^>]*)>", entry["resources"]):
+        resource, name = _parse_onr(onr, path, line, what=f"resource in {text!r}")
+        relations.append(f"{resource}#{name}")
+    return _ExpectedSubject(text, line, subject, parts["caveat"] is not None, tuple(sorted(excluded)),
+                            tuple(sorted(relations)))
+
+
+def _parse_onr(text: str, path: str, line: int, *, what: str) -> tuple[ObjectRef, str]:
+    """``type:id#relation`` (a resource and one of its relations or permissions)."""
+    object_text, hash_, relation = text.strip().partition("#")
+    try:
+        if not hash_ or not relation or relation == "...":
+            raise ValueError("expected `type:id#relation`")
+        resource = parse_object(object_text)
+        SubjectRef(resource.type, resource.id, relation)  # checks the relation name
+    except (EngineError, ValueError) as exc:
+        raise ValidationFileError(f"invalid {what} `{text}`: {exc}", path, line) from None
+    return resource, relation
+
+
 def _load_into(engine: Engine, loaded: _Loaded) -> None:
     if loaded.schema_text is not None:
         try:
@@ -287,12 +437,12 @@ def _load_into(engine: Engine, loaded: _Loaded) -> None:
     for i in range(0, len(rels), _BATCH):
         chunk = rels[i:i + _BATCH]
         try:
-            engine.write([Update(Operation.TOUCH, r) for r, _ in chunk])
+            engine.write([Update(Operation.TOUCH, r) for r, _ in chunk], trusted=True)
         except EngineError as exc:
             # Find the offending relationship for a precise line.
             for r, line in chunk:
                 try:
-                    engine.write([Update(Operation.TOUCH, r)])
+                    engine.write([Update(Operation.TOUCH, r)], trusted=True)
                 except EngineError as one:
                     raise ValidationFileError(str(one), loaded.path, line) from None
             raise ValidationFileError(str(exc), loaded.path, chunk[0][1]) from None
@@ -316,9 +466,70 @@ def _run_assertion(engine: Engine, kind: str, text: str, line: int) -> Assertion
     return AssertionOutcome(kind, text, line, expected, result.permissionship.name, result.missing_context)
 
 
+def _run_validation(engine: Engine, path: str, expected: _ExpectedRelation) -> list[ValidationOutcome]:
+    """Compare Expand's terminal subjects of one ``validation:`` key with the entries listed for it."""
+    try:
+        tree, _ = engine.expand(expected.resource, expected.name)
+    except EngineError as exc:
+        return [ValidationOutcome(path, expected.line, expected.key, None, None, error=str(exc))]
+    found = {str(f.subject): f for f in found_subjects(tree)}
+    out = []
+    for entry in expected.subjects:
+        f = found.get(str(entry.subject))
+        if f is None:
+            out.append(ValidationOutcome(path, entry.line, expected.key, entry.text, None,
+                                         (f"subject {entry.subject} not found",)))
+            continue
+        out.append(ValidationOutcome(path, entry.line, expected.key, entry.text, _entry_text(f),
+                                     tuple(_differences(entry, f))))
+    listed = {str(entry.subject) for entry in expected.subjects}
+    for key, f in found.items():
+        if key not in listed:
+            out.append(ValidationOutcome(path, expected.line, expected.key, None, _entry_text(f),
+                                         (f"subject {f.subject} found but not listed",)))
+    return out
+
+
+def _differences(entry: _ExpectedSubject, found: FoundSubject) -> list[str]:
+    problems = []
+    relations = tuple(sorted(found.relations))
+    if relations != entry.relations:
+        problems.append(f"different relations: listed {_resources_text(entry.relations)}, found "
+                        f"{_resources_text(relations)}")
+    if found.subject.is_wildcard:
+        excluded = tuple(sorted(x.validation_string() for x in found.excluded))
+        if excluded != entry.excluded:
+            problems.append(f"different excluded subjects: listed {{{', '.join(entry.excluded)}}}, found "
+                            f"{{{', '.join(excluded)}}}")
+    elif entry.excluded:
+        problems.append(f"excluded subjects listed, but {found.subject} is not a wildcard")
+    if found.caveated != entry.caveated:
+        problems.append("caveat mismatch: found " + ("caveated (`[...]`)" if found.caveated else "without a caveat")
+                        + ", listed " + ("caveated" if entry.caveated else "without `[...]`"))
+    return problems
+
+
+def _entry_text(found: FoundSubject) -> str:
+    """A found subject as a validation entry: ``[user:tom[...]] is <doc:1#reader>/<doc:1#writer>``."""
+    return f"[{found.validation_string()}] is {_resources_text(sorted(found.relations))}"
+
+
+def _resources_text(relations: Sequence[str]) -> str:
+    return "/".join(f"<{r}>" for r in relations)
+
+
+def _run_checks(engine: Engine, loaded: list[_Loaded], report: ValidationReport) -> None:
+    for doc in loaded:
+        for kind, text, line in doc.assertions:
+            report.assertions.append(_run_assertion(engine, kind, text, line))
+    for doc in loaded:
+        for expected in doc.validation:
+            report.validations.extend(_run_validation(engine, doc.path, expected))
+
+
 def run_validation_file(paths: str | Path | Sequence[str | Path], *, root: str | Path | None = None,
                         engine_factory: Any = None) -> ValidationReport:
-    """Load one file (or several, into one engine, in order) and run every assertion."""
+    """Load one file (or several, into one engine, in order); run every assertion and ``validation:`` entry."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
     label = ", ".join(str(p) for p in paths)
@@ -329,13 +540,10 @@ def run_validation_file(paths: str | Path | Sequence[str | Path], *, root: str |
         for doc in loaded:
             _load_into(engine, doc)
             report.relationships += len(doc.relationships)
-            report.validation_entries += doc.validation_entries
     except ValidationFileError as exc:
         report.load_error = exc
         return report
-    for doc in loaded:
-        for kind, text, line in doc.assertions:
-            report.assertions.append(_run_assertion(engine, kind, text, line))
+    _run_checks(engine, loaded, report)
     return report
 
 
@@ -351,7 +559,5 @@ def run_validation_text(text: str, *, path: str = "<text>") -> ValidationReport:
     except ValidationFileError as exc:
         report.load_error = exc
         return report
-    for doc in loaded:
-        for kind, t, line in doc.assertions:
-            report.assertions.append(_run_assertion(engine, kind, t, line))
+    _run_checks(engine, loaded, report)
     return report

@@ -447,12 +447,19 @@ def follow(engine: Engine, after_token: str, *, poll_interval: float = 0.5, time
         >>> [str(e.relationship) for e in engine.follow(start, timeout=0.05, poll_interval=0.01)]
         ['doc:1#viewer@user:ann']
     """
+    # Arguments are checked here, when follow() is called; the polling starts on the first next().
+    decode_token(after_token)
     _check_positive("batch_size", batch_size, required=True)
-    if poll_interval < 0:
+    if not isinstance(poll_interval, int | float) or poll_interval < 0:
         raise InvalidRequestError(f"poll_interval must be zero or more seconds, got {poll_interval!r}")
+    if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):
+        raise InvalidRequestError(f"timeout must be zero or more seconds, or None, got {timeout!r}")
+    return _follow(engine, after_token, poll_interval, timeout, stop, batch_size)
+
+
+def _follow(engine: Engine, after: str, poll_interval: float, timeout: float | None, stop: threading.Event | None,
+            batch_size: int) -> Iterator[WatchEvent]:
     deadline = None if timeout is None else time.monotonic() + timeout
-    after = after_token
-    decode_token(after)
     while True:
         if stop is not None and stop.is_set():
             return

@@ -489,11 +489,11 @@ class Engine:
                 r = self._check_one(schema, reader, item, memo)
                 if r.permissionship is Permissionship.NO_PERMISSION:
                     continue
-                results.append(LookupResult(rid, r.permissionship, r.missing_context))
                 if limit is not None and len(results) == limit:
-                    if rid != candidates[-1]:
-                        next_cursor = encode_cursor(reader.revision, rid, query)
+                    # One more result exists: only now is a cursor due (never one that leads to an empty page).
+                    next_cursor = encode_cursor(reader.revision, results[-1].resource_id, query)
                     break
+                results.append(LookupResult(rid, r.permissionship, r.missing_context))
             return LookupResourcesPage(results, next_cursor, encode_token(reader.revision))
 
     def lookup_subjects(self, resource: ObjectRef | str, permission: str, subject_type: str,

@@ -7,6 +7,7 @@
                  │                      ├ CaveatEvaluationError      a caveat's context does not fit, or CEL failed
                  │                      └ UnknownPermissionError
                  ├ DeclassificationRefusedError  a declassification without actor/reason or permission
+                 ├ ImportFailedError         one import batch failed (cause attached); earlier ones stay
                  ├ NotFoundError
                  ├ AlreadyExistsError          CREATE of a relationship that exists
                  ├ PreconditionFailedError     names the failing precondition
@@ -37,6 +38,7 @@ __all__ = [
     "CaveatEvaluationError",
     "DeclassificationRefusedError",
     "EngineError",
+    "ImportFailedError",
     "InvalidRelationshipError",
     "InvalidRequestError",
     "LimitExceededError",
@@ -136,3 +138,24 @@ class SchemaConflictError(PreconditionFailedError):
 
 class DeclassificationRefusedError(EngineError):
     """A declassification write without an actor and a reason, or by an actor lacking the `by` permission."""
+
+
+class ImportFailedError(EngineError):
+    """An import batch failed: nothing of it was written; the batches before it stay committed.
+
+    ``batch`` is the failing batch (1-based), ``line`` the input position of the
+    offending relationship when known (1-based; blank and ``//`` lines count, so it
+    is the file line when the input is a file's lines), ``committed`` and
+    ``committed_batches`` what earlier batches wrote, ``token`` the revision of the
+    last committed batch (None if none was), and ``cause`` the underlying error.
+    """
+
+    def __init__(self, message: str, *, batch: int, line: int | None, committed: int, committed_batches: int,
+                 token: str | None, cause: EngineError) -> None:
+        super().__init__(message)
+        self.batch = batch
+        self.line = line
+        self.committed = committed
+        self.committed_batches = committed_batches
+        self.token = token
+        self.cause = cause

@@ -27,7 +27,7 @@ import json
 import re
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
-from typing import Any, TypeAlias
+from typing import Any, NoReturn, TypeAlias
 
 from .errors import InvalidRelationshipError
 
@@ -104,7 +104,7 @@ def _id_problem(what: str, value: object, *, wildcard_allowed: bool) -> _Problem
     return None
 
 
-def _raise(problem: tuple[str, str, str], context: str) -> None:
+def _raise(problem: tuple[str, str, str], context: str) -> NoReturn:
     what, value, why = problem
     raise InvalidRelationshipError(f"invalid {what} {value!r} in {context!r}: {why}")
 
@@ -132,8 +132,10 @@ class ObjectRef:
     id: str
 
     def __post_init__(self) -> None:
-        context = f"{self.type}:{self.id}" if isinstance(self.type, str) and isinstance(self.id, str) else repr(self)
-        _check((_type_problem("object type", self.type), _id_problem("object id", self.id, wildcard_allowed=False)), context)
+        problem = _type_problem("object type", self.type) or _id_problem("object id", self.id, wildcard_allowed=False)
+        if problem is not None:
+            both_strings = isinstance(self.type, str) and isinstance(self.id, str)
+            _raise(problem, f"{self.type}:{self.id}" if both_strings else repr(self))
 
     def __str__(self) -> str:
         return f"{self.type}:{self.id}"
@@ -161,14 +163,15 @@ class SubjectRef:
     def __post_init__(self) -> None:
         if self.relation == _NO_RELATION:
             object.__setattr__(self, "relation", None)
-        context = _subject_text(self.type, self.id, self.relation)
-        _check((_type_problem("subject type", self.type), _id_problem("subject id", self.id, wildcard_allowed=True)), context)
-        if self.relation is not None:
-            _check((_relation_problem("subject relation", self.relation),), context)
-            if self.id == _WILDCARD:
+        problem = _type_problem("subject type", self.type) or _id_problem("subject id", self.id, wildcard_allowed=True)
+        if problem is None and self.relation is not None:
+            problem = _relation_problem("subject relation", self.relation)
+            if problem is None and self.id == _WILDCARD:
                 raise InvalidRelationshipError(
-                    f"invalid subject {context!r}: a wildcard subject cannot have a subject relation"
+                    f"invalid subject {str(self)!r}: a wildcard subject cannot have a subject relation"
                 )
+        if problem is not None:
+            _raise(problem, _subject_text(self.type, self.id, self.relation))
 
     @property
     def is_wildcard(self) -> bool:
@@ -264,7 +267,9 @@ class Relationship:
             raise InvalidRelationshipError(f"invalid subject {self.subject!r}: must be a SubjectRef")
         if self.caveat is not None and not isinstance(self.caveat, CaveatRef):
             raise InvalidRelationshipError(f"invalid caveat {self.caveat!r}: must be a CaveatRef or None")
-        _check((_relation_problem("relation", self.relation),), f"{self.resource}#{self.relation}@{self.subject}")
+        problem = _relation_problem("relation", self.relation)
+        if problem is not None:
+            _raise(problem, f"{self.resource}#{self.relation}@{self.subject}")
         if self.expiration is not None:
             if not isinstance(self.expiration, datetime) or self.expiration.utcoffset() is None:
                 raise InvalidRelationshipError(

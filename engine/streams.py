@@ -47,6 +47,7 @@ from typing import TYPE_CHECKING
 
 from .consistency import Consistency, decode_cursor, decode_token, encode_cursor, encode_token
 from .errors import (
+    ImportFailedError,
     AlreadyExistsError,
     EngineError,
     InvalidRequestError,
@@ -124,27 +125,6 @@ class WatchEvent:
     @property
     def revision(self) -> int:
         return decode_token(self.token)
-
-
-class ImportFailedError(EngineError):
-    """An import batch failed: nothing of it was written; the batches before it stay committed.
-
-    ``batch`` is the failing batch (1-based), ``line`` the input position of the
-    offending relationship when known (1-based; blank and ``//`` lines count, so it
-    is the file line when the input is a file's lines), ``committed`` and
-    ``committed_batches`` what earlier batches wrote, ``token`` the revision of the
-    last committed batch (None if none was), and ``cause`` the underlying error.
-    """
-
-    def __init__(self, message: str, *, batch: int, line: int | None, committed: int, committed_batches: int,
-                 token: str | None, cause: EngineError) -> None:
-        super().__init__(message)
-        self.batch = batch
-        self.line = line
-        self.committed = committed
-        self.committed_batches = committed_batches
-        self.token = token
-        self.cause = cause
 
 
 # ------------------------------------------------------------------ reads

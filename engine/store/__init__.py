@@ -130,8 +130,9 @@ class RelationshipFilter:
 
     @property
     def is_empty(self) -> bool:
-        """True when every field is None, so the filter matches every relationship."""
-        return all(getattr(self, field.name) is None for field in fields(self))
+        """True when the filter constrains nothing (every field None, or only an empty prefix)."""
+        others = (getattr(self, field.name) for field in fields(self) if field.name != "resource_id_prefix")
+        return not self.resource_id_prefix and all(value is None for value in others)
 
     def matches(self, rel: Relationship) -> bool:
         """Whether ``rel`` passes every field of this filter."""
@@ -185,7 +186,17 @@ class Precondition:
 
 @dataclass(frozen=True, slots=True)
 class Change:
-    """One relationship change at a revision, as ``Store.changes`` reports it (TOUCH or DELETE)."""
+    """One relationship change at a revision, as ``Store.changes`` reports it (TOUCH or DELETE).
+
+    Example::
+
+        >>> from headwater.engine.relationships import parse_relationship
+        >>> from headwater.engine.store.memory import MemoryStore
+        >>> store = MemoryStore()
+        >>> _ = store.write([Update(Operation.TOUCH, parse_relationship("doc:1#viewer@user:tom"))])
+        >>> [(c.revision, c.operation.value, str(c.relationship)) for c in store.changes(0)]
+        [(1, 'touch', 'doc:1#viewer@user:tom')]
+    """
 
     revision: Revision
     operation: Operation
@@ -194,7 +205,17 @@ class Change:
 
 @dataclass(frozen=True, slots=True)
 class StoredSchema:
-    """A schema text as written: its digest, its version (1, 2, 3...) and the revision that wrote it."""
+    """A schema text as written: its digest, its version (1, 2, 3...) and the revision that wrote it.
+
+    Example::
+
+        >>> from headwater.engine.store.memory import MemoryStore
+        >>> store = MemoryStore()
+        >>> store.write_schema("definition user {}", "digest-1")
+        1
+        >>> store.read_schema()
+        StoredSchema(text='definition user {}', digest='digest-1', version=1, revision=1)
+    """
 
     text: str
     digest: str
@@ -391,9 +412,13 @@ def _check_window(window: timedelta) -> None:
         raise InvalidRequestError(f"invalid gc window {window!r}: must be a timedelta of zero or more")
 
 
-def _check_delete_filter(filter: RelationshipFilter) -> None:
+def _check_filter(filter: RelationshipFilter) -> None:
     if not isinstance(filter, RelationshipFilter):
-        raise InvalidRequestError(f"invalid delete filter {filter!r}: must be a RelationshipFilter")
+        raise InvalidRequestError(f"invalid filter {filter!r}: must be a RelationshipFilter")
+
+
+def _check_delete_filter(filter: RelationshipFilter) -> None:
+    _check_filter(filter)
     if filter.is_empty:
         raise InvalidRequestError("invalid delete: the filter is empty and would delete every relationship")
 

@@ -43,6 +43,7 @@ from . import (
     Validator,
     _check_after,
     _check_delete_filter,
+    _check_filter,
     _check_limit,
     _check_metadata,
     _check_now,
@@ -169,6 +170,7 @@ class _MemoryReader:
         after: RelationshipKey | None = None,
         limit: int | None = None,
     ) -> list[Relationship]:
+        _check_filter(filter)
         _check_limit(limit)
         _check_after(after)
         with self._lock:

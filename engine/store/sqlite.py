@@ -32,7 +32,8 @@ Design (tables in ``migrations.py``):
   only survive process crashes).
 - Connections: one per thread (``threading.local``), since the gRPC server is
   threaded; a thread that opens a second snapshot while one is open gets a
-  second connection. ``close()`` closes every connection the store opened.
+  second connection. ``close()`` closes every connection the store opened
+  (a thread that ends leaves its connection open until then).
 
 Example::
 
@@ -81,6 +82,7 @@ from . import (
     Validator,
     _check_after,
     _check_delete_filter,
+    _check_filter,
     _check_limit,
     _check_metadata,
     _check_now,
@@ -168,7 +170,8 @@ def _relationship(row: Sequence[Any]) -> Relationship:
     """Build a Relationship from the first nine columns of a row selected with ``_COLUMNS``."""
     caveat = CaveatRef(row[6], row[7]) if row[6] is not None else None
     expiration = _from_us(row[8]) if row[8] is not None else None
-    return Relationship(ObjectRef(row[0], row[1]), row[2], SubjectRef(row[3], row[4], row[5] or None), caveat, expiration)
+    subject = SubjectRef(row[3], row[4], row[5] or None)
+    return Relationship(ObjectRef(row[0], row[1]), row[2], subject, caveat, expiration)
 
 
 def _key_params(rel: Relationship) -> dict[str, Any]:
@@ -193,8 +196,7 @@ def _row_params(rel: Relationship, revision: Revision) -> dict[str, Any]:
 
 def _filter_sql(filter: RelationshipFilter) -> tuple[str, dict[str, Any]]:
     """A WHERE fragment (never empty) and its parameters for ``filter``."""
-    if not isinstance(filter, RelationshipFilter):
-        raise InvalidRequestError(f"invalid filter {filter!r}: must be a RelationshipFilter")
+    _check_filter(filter)
     clauses = ["1 = 1"]
     params: dict[str, Any] = {}
     for column in ("resource_type", "resource_id", "relation", "subject_type", "subject_id"):
@@ -412,8 +414,24 @@ class SqliteStore:
         try:
             yield db
         finally:
-            if not self._closed:
+            if not self._closed and self._is_reusable(db):
                 idle.append(db)
+
+    def _is_reusable(self, db: sqlite_utils.Database) -> bool:
+        """True when ``db`` is out of any transaction; a connection stuck in one is closed instead."""
+        try:
+            if db.conn.in_transaction:
+                db.execute("ROLLBACK")
+            return True
+        except sqlite3.Error:
+            with self._connections_lock:
+                if db in self._connections:
+                    self._connections.remove(db)
+            try:
+                db.close()
+            except sqlite3.Error:
+                pass
+            return False
 
     @contextmanager
     def _transaction(self, db: sqlite_utils.Database, begin: str) -> Iterator[None]:
@@ -445,7 +463,9 @@ class SqliteStore:
             base = db.execute("SELECT max(revision) FROM revisions").fetchone()[0]
             yield db, base, self._now()
 
-    def _new_revision(self, db: sqlite_utils.Database, base: Revision, now: datetime, metadata: dict[str, str]) -> Revision:
+    def _new_revision(
+        self, db: sqlite_utils.Database, base: Revision, now: datetime, metadata: dict[str, str]
+    ) -> Revision:
         """Insert revision base + 1; its time never goes below the previous revision's."""
         previous_us = db.execute("SELECT committed_at_us FROM revisions WHERE revision = ?", [base]).fetchone()[0]
         revision = base + 1
@@ -544,7 +564,9 @@ class SqliteStore:
     def _revision_row(self, revision: Revision) -> tuple[int, str]:
         _check_revision(revision)
         with self._read("read a revision") as (db, oldest, head):
-            row = db.execute("SELECT committed_at_us, metadata FROM revisions WHERE revision = ?", [revision]).fetchone()
+            row = db.execute(
+                "SELECT committed_at_us, metadata FROM revisions WHERE revision = ?", [revision]
+            ).fetchone()
             if row is None:
                 raise _unavailable(revision, oldest, head)
             return row[0], row[1]

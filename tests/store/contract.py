@@ -501,10 +501,12 @@ class StoreContract:
     def test_delete_with_nothing_matching_still_commits_a_revision(self, loaded: Store) -> None:
         assert loaded.delete(RelationshipFilter(resource_type="nothing")) == (2, 0, False)
 
-    def test_delete_refuses_an_empty_filter(self, loaded: Store) -> None:
+    @pytest.mark.parametrize("filter", [RelationshipFilter(), RelationshipFilter(resource_id_prefix="")])
+    def test_delete_refuses_a_filter_that_matches_everything(self, loaded: Store, filter: RelationshipFilter) -> None:
         with pytest.raises(InvalidRequestError):
-            loaded.delete(RelationshipFilter())
+            loaded.delete(filter)
         assert loaded.head() == 1
+        assert read_all(loaded) == SORTED_DATASET
 
     @pytest.mark.parametrize("limit", [0, -1])
     def test_delete_refuses_a_limit_below_one(self, loaded: Store, limit: int) -> None:
@@ -569,6 +571,13 @@ class StoreContract:
                 reader.read(EVERYTHING, limit=0)
             with pytest.raises(InvalidRequestError):
                 reader.read(EVERYTHING, after=("doc:1", "viewer", "user:tom"))  # type: ignore[arg-type]
+
+    def test_read_and_count_refuse_a_filter_that_is_not_a_relationship_filter(self, loaded: Store) -> None:
+        with loaded.snapshot() as reader:
+            with pytest.raises(InvalidRequestError):
+                reader.read({"resource_type": "doc"})  # type: ignore[arg-type]
+            with pytest.raises(InvalidRequestError):
+                reader.count(None)  # type: ignore[arg-type]
 
     def test_filter_refuses_id_and_prefix_together(self) -> None:
         with pytest.raises(InvalidRequestError):

@@ -228,10 +228,11 @@ class _Compiler:
             if p.name in params:
                 self.error(DuplicateNameError, f"duplicate parameter `{p.name}` in caveat `{c.name}`", p.span)
                 continue
-            if not _PARAMETER_NAME.match(p.name):
-                self.error(InvalidNameError, f"invalid parameter name `{p.name}` in caveat `{c.name}`", p.span)
             t = self._cel_type(c, p, p.type)
-            if t is not None:
+            if not _PARAMETER_NAME.match(p.name):
+                self.error(InvalidNameError, f"invalid parameter name `{p.name}` in caveat `{c.name}`: parameters "
+                           "are CEL identifiers (a letter or _, then letters, digits or _)", p.span)
+            elif t is not None:
                 params[p.name] = t
         program = None
         try:
@@ -246,6 +247,8 @@ class _Compiler:
         if len(params) == len(c.parameters):
             try:
                 program = cel.compile_caveat(c.name, params, c.expression)
+            except ValueError as exc:  # a parameter the CEL layer refuses; reported precisely above if ours
+                self.error(CaveatError, f"invalid caveat `{c.name}`: {exc}", c.name_span)
             except cel.CelError as exc:
                 self.error(CaveatError, f"invalid expression in caveat `{c.name}`: {exc.message}",
                            self._cel_span(c, exc.line, exc.column))

@@ -65,6 +65,7 @@ from typing import Any
 from ..dsl import schema as s
 from .dispatch import Tri
 from .errors import CaveatEvaluationError, InvalidRequestError, MaxDepthExceededError, UnknownPermissionError
+from .lineage import Lineage
 from .relationships import ObjectRef, Relationship, SubjectRef
 from .store import Reader
 
@@ -136,6 +137,7 @@ class _Expander:
         self.reader = reader
         self.context = context
         self.max_depth = max_depth
+        self._lineage_walker: Lineage | None = None
 
     # ------------------------------------------------------------ entry
 
@@ -213,7 +215,46 @@ class _Expander:
             return ExpandNode(resource, name)
         if isinstance(e, s.Self):
             return ExpandNode(resource, name, subjects=(ExpandedSubject(SubjectRef(resource.type, resource.id), None),))
-        raise InvalidRequestError(f"expand does not support `{type(e).__name__}` expressions yet ({resource}#{name})")
+        if isinstance(e, s.Cleared):
+            return self._cleared(resource, name, e.classification, path)
+        if isinstance(e, s.Upstream):
+            return self._upstream(resource, name, e.permission, path)
+        raise InvalidRequestError(f"expand does not support `{type(e).__name__}` expressions ({resource}#{name})")
+
+    def _everyone(self, resource: ObjectRef, name: str, types: Iterable[str]) -> ExpandNode:
+        """A leaf standing for every subject (a requirement that asks nothing): ``type:*`` per subject type."""
+        subjects = tuple(ExpandedSubject(SubjectRef(t, "*"), None) for t in sorted(set(types)))
+        return ExpandNode(resource, name, subjects=subjects)
+
+    def _cleared(self, resource: ObjectRef, name: str, classification: str | None, path: _Path) -> ExpandNode:
+        """Headwater: the intersection, over the label's requirements, of the union of the subjects cleared
+        on each value that meets it; every subject when the label asks for nothing."""
+        requirements = self._lineage().requirements(resource, classification)
+        if not requirements:
+            return self._everyone(resource, name, self._clearable_types())
+        children = []
+        for cname, values in requirements:
+            options = tuple(self.expand(ObjectRef(cname, v), "cleared", path) for v in values)
+            children.append(ExpandNode(resource, name, ExpandOperation.UNION, options))
+        return ExpandNode(resource, name, ExpandOperation.INTERSECTION, tuple(children))
+
+    def _upstream(self, resource: ObjectRef, name: str, permission: str, path: _Path) -> ExpandNode:
+        """Headwater: the intersection of ``permission`` on every upstream object that defines it."""
+        nodes = tuple(self.expand(obj, permission, path) for obj, _ in self._lineage().upstream(resource)
+                      if self.schema.member(obj.type, permission) is not None)
+        if not nodes:
+            types = [t for t in self.schema.definitions if t not in self.schema.classifications]
+            return self._everyone(resource, name, types)
+        return ExpandNode(resource, name, ExpandOperation.INTERSECTION, nodes)
+
+    def _lineage(self) -> Lineage:
+        if self._lineage_walker is None:
+            self._lineage_walker = Lineage(self.schema, self.reader)
+        return self._lineage_walker
+
+    def _clearable_types(self) -> list[str]:
+        return [t.type for c in self.schema.classifications for t in self.schema.definitions[c].relations[
+            "cleared"].allowed if t.relation is None]
 
     def _set(self, resource: ObjectRef, name: str, op: ExpandOperation, children: Iterable[s.Expr],
              path: _Path) -> ExpandNode:

@@ -331,3 +331,26 @@ def test_ancestors_and_descendants_paged_and_depth_limited(engine: Engine) -> No
             break
     assert pages == [f"dataset:c{i}" for i in range(1, 11)] + ["model:m", "output:o"]
     assert engine.descendants("dataset:c0", max_depth=1).items[0].path == "dataset:c0 <-derived_from- dataset:c1"
+
+
+def test_expand_agrees_with_check_on_the_example() -> None:
+    from headwater.engine.expand import found_subjects
+    from headwater.engine.validationfile import load_validation_file
+
+    engine = Engine(MemoryStore())
+    docs = load_validation_file(REPO / "examples" / "ai-lineage" / "validation.yaml")
+    engine.write_schema(docs[0].schema_text)
+    engine.write([Update(Operation.TOUCH, r) for r, _ in docs[0].relationships], trusted=True)
+    users = ["alice", "bob", "carol", "dan", "erin", "frank", "stew", "nobody"]
+    compared = 0
+    for resource, permission in [("dataset:claims", "read"), ("dataset:claims_anon", "read"),
+                                 ("dataset:merged", "read"), ("dataset:public_stats", "read"),
+                                 ("model:risk", "use"), ("model:fraud", "use"), ("output:o1", "view"),
+                                 ("output:o2", "view"), ("output:o3", "view")]:
+        found = found_subjects(engine.expand(resource, permission)[0])
+        for u in users:
+            subject = SubjectRef("user", u)
+            granted = engine.check(resource, permission, subject).permissionship is not NO
+            assert any(f.covers(subject) for f in found) == granted, (resource, permission, u)
+            compared += 1
+    assert compared == 72

@@ -12,13 +12,14 @@ import pytest
 from headwater.engine.cli import main
 
 REPO = Path(__file__).resolve().parents[2]
-DOCS = sorted((REPO / "docs").glob("*.md"))
+DOCS = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
 DOCTEST_FILES = [p for p in DOCS if ">>> " in p.read_text()]
 DB = "/tmp/headwater-doc.db"
 
 
 @pytest.mark.parametrize("path", DOCTEST_FILES, ids=lambda p: p.name)
-def test_doctest_examples(path: Path) -> None:
+def test_doctest_examples(path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.chdir(REPO)  # examples open files relative to the repository
     result = doctest.testfile(str(path), module_relative=False, optionflags=doctest.ELLIPSIS)
     assert result.attempted > 0
     assert result.failed == 0

@@ -731,7 +731,26 @@ class Engine:
 
         metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
         revision = self.store.write(batch, preconditions, validate=validate, metadata=metadata or None)
+        self._maybe_gc()
         return WriteResult(encode_token(revision))
+
+    def gc(self) -> int:
+        """Forget history older than ``Config.gc_window`` (reads at older revisions then fail clearly);
+        returns how many rows were removed. Writes also run it every ``Config.gc_interval``."""
+        removed = self.store.gc(self.config.gc_window, now=self.clock())
+        self._last_gc = self.clock()
+        return removed
+
+    def _maybe_gc(self) -> None:
+        interval = self.config.gc_interval
+        if interval is None:
+            return
+        now = self.clock()
+        last = getattr(self, "_last_gc", None)
+        if last is None:
+            self._last_gc = now  # the first write starts the clock; no collection at start-up
+        elif now - last >= interval:
+            self.gc()
 
     def _authorize_declassifications(self, schema: dsl_schema.Schema, reader: Reader, updates: Sequence[Update],
                                      actor: str | None, reason: str | None) -> None:

@@ -89,7 +89,11 @@ def _build_parser() -> argparse.ArgumentParser:
     check.add_argument("resource", metavar="RESOURCE", help="e.g. document:readme")
     check.add_argument("permission", metavar="PERMISSION", help="e.g. view")
     check.add_argument("subject", metavar="SUBJECT", help="e.g. user:alice or group:eng#member")
-    check.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+    check.add_argument("--db", metavar="PATH", help="SQLite database file (required unless --server is given)")
+    check.add_argument("--server", metavar="ADDR",
+                       help="ask a running `headwater serve` at host:port instead of opening --db")
+    check.add_argument("--token", metavar="TOKEN",
+                       help="with --server: the bearer token (default: the HEADWATER_TOKEN environment variable)")
     check.add_argument("--context", metavar="JSON", help="caveat context, a JSON object")
     check.add_argument("--json", action="store_true", help="print the result as JSON")
     check.add_argument("--explain", action="store_true",
@@ -109,6 +113,30 @@ def _build_parser() -> argparse.ArgumentParser:
     expand.add_argument("--context", metavar="JSON", help="caveat context, a JSON object")
     expand.add_argument("--json", action="store_true", help="print the tree and the subjects as JSON")
     expand.set_defaults(func=_cmd_expand)
+
+    lr = sub.add_parser("lookup-resources", help="every resource of a type on which a subject has a permission",
+                        description="Print every RESOURCE_TYPE object on which SUBJECT has PERMISSION, sorted by id, "
+                                    "each HAS_PERMISSION or CONDITIONAL_PERMISSION (with the missing caveat "
+                                    "parameters). Complete unless --page-size is given, then a cursor to continue "
+                                    "is printed on stderr.")
+    lr.add_argument("resource_type", metavar="RESOURCE_TYPE")
+    lr.add_argument("permission", metavar="PERMISSION")
+    lr.add_argument("subject", metavar="SUBJECT")
+    ls = sub.add_parser("lookup-subjects", help="every subject of a type with a permission on a resource",
+                        description="Print every subject of SUBJECT_TYPE (or SUBJECT_TYPE#relation) with PERMISSION "
+                                    "on RESOURCE; a wildcard answer is printed as `type:*` with the subjects it "
+                                    "does not cover.")
+    ls.add_argument("resource", metavar="RESOURCE")
+    ls.add_argument("permission", metavar="PERMISSION")
+    ls.add_argument("subject_type", metavar="SUBJECT_TYPE")
+    for p in (lr, ls):
+        p.add_argument("--db", required=True, metavar="PATH", help="SQLite database file")
+        p.add_argument("--context", metavar="JSON", help="caveat context, a JSON object")
+        p.add_argument("--page-size", type=int, help="return one page of this size")
+        p.add_argument("--cursor", help="continue from a previous page")
+        p.add_argument("--json", action="store_true", help="print JSON lines")
+    lr.set_defaults(func=_cmd_lookup_resources)
+    ls.set_defaults(func=_cmd_lookup_subjects)
 
     labels = sub.add_parser("labels", help="the effective sensitivity labels of an object, with provenance",
                             description="Print the effective label of OBJECT in every classification: level, "
@@ -209,6 +237,45 @@ def _build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--poll-interval", type=float, default=0.5, metavar="SECONDS",
                        help="with --follow, how long to wait when there is nothing new (default 0.5)")
     watch.set_defaults(func=_cmd_watch)
+
+    serve = sub.add_parser(
+        "serve", help="run the gRPC server",
+        description="Serve the Headwater gRPC API (docs/grpc.md): checks, lookups, expand, relationships, the "
+                    "schema and lineage, plus gRPC health checking and server reflection, over an embedded SQLite "
+                    "database (created on first start). Every setting is a flag, a HEADWATER_* environment "
+                    "variable (e.g. HEADWATER_TOKEN_FILE) or a key of the TOML --config file, in that order of "
+                    "precedence. Bearer tokens come from --token-file; running without authentication needs "
+                    "--insecure-no-auth. SIGTERM or SIGINT drains in-flight calls and closes the database. Logs "
+                    "are JSON lines on stderr, one per call (method, status, duration, token name).")
+    serve.add_argument("--config", metavar="FILE", help="TOML file of settings (keys named like the flags, with _)")
+    serve.add_argument("--address", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:50051; port 0 "
+                                                               "picks a free port)")
+    serve.add_argument("--workers", type=int, metavar="N", help="threads serving calls (default 16)")
+    serve.add_argument("--db", metavar="PATH", help="SQLite database file, created on first start (default "
+                                                     "headwater.db; :memory: for a throw-away store)")
+    serve.add_argument("--schema", metavar="FILE", help="schema file written at start unless already stored")
+    serve.add_argument("--token-file", metavar="FILE", help="TOML file of bearer tokens with names and scopes")
+    serve.add_argument("--insecure-no-auth", action="store_true", default=None,
+                       help="serve WITHOUT authentication (anyone who can connect can read and write everything)")
+    serve.add_argument("--tls-cert", metavar="FILE", help="PEM certificate chain: serve TLS (with --tls-key)")
+    serve.add_argument("--tls-key", metavar="FILE", help="PEM private key of --tls-cert")
+    serve.add_argument("--tls-client-ca", metavar="FILE",
+                       help="PEM CA bundle: require client certificates signed by it (mutual TLS)")
+    serve.add_argument("--max-updates-per-write", type=int, metavar="N", help="updates in one write (default 1000)")
+    serve.add_argument("--max-bulk-check-items", type=int, metavar="N", help="items in one bulk check (default 1000)")
+    serve.add_argument("--max-caveat-context-bytes", type=int, metavar="N",
+                       help="bytes of caveat context on one relationship or check (default 4096)")
+    serve.add_argument("--max-page-size", type=int, metavar="N",
+                       help="results per streamed page, and the largest page a request may ask for (default 1000)")
+    serve.add_argument("--max-message-bytes", type=int, metavar="N",
+                       help="largest request or response message (default 4194304)")
+    serve.add_argument("--max-depth", type=int, metavar="N", help="longest dispatch chain in one check (default 50)")
+    serve.add_argument("--grace-seconds", type=float, metavar="S",
+                       help="how long in-flight calls may finish at shutdown (default 10)")
+    serve.add_argument("--watch-poll-seconds", type=float, metavar="S",
+                       help="how often Watch looks for new changes (default 0.2)")
+    serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    serve.set_defaults(func=_cmd_serve)
     return parser
 
 
@@ -339,8 +406,20 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     context = json.loads(args.context) if args.context else None
     if context is not None and not isinstance(context, dict):
         raise ValueError("--context must be a JSON object")
-    with _open_engine(args.db) as engine:
-        result = engine.check(args.resource, args.permission, args.subject, context=context, explain=args.explain)
+    if args.server:
+        import os
+
+        from .client import Client
+
+        with Client(args.server, token=args.token or os.environ.get("HEADWATER_TOKEN") or None) as client:
+            result = client.check(args.resource, args.permission, args.subject, context=context,
+                                  explain=args.explain)
+    elif args.db:
+        with _open_engine(args.db) as engine:
+            result = engine.check(args.resource, args.permission, args.subject, context=context,
+                                  explain=args.explain)
+    else:
+        raise ValueError("give --db PATH, or --server ADDR to ask a running server")
     if args.json:
         data = {"permissionship": result.permissionship.name, "missing_context": list(result.missing_context),
                 "token": result.token}
@@ -553,3 +632,65 @@ def _cmd_lineage_walk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     if page.cursor:
         print(f"more: --cursor {page.cursor}", file=err)
     return EXIT_OK
+
+
+def _context_arg(text: str | None) -> dict | None:
+    context = json.loads(text) if text else None
+    if context is not None and not isinstance(context, dict):
+        raise ValueError("--context must be a JSON object")
+    return context
+
+
+@_engine_errors
+def _cmd_lookup_resources(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_engine(args.db) as engine:
+        page = engine.lookup_resources(args.resource_type, args.permission, args.subject,
+                                       context=_context_arg(args.context), limit=args.page_size, cursor=args.cursor)
+    for r in page.results:
+        if args.json:
+            out.write(json.dumps({"resource": f"{args.resource_type}:{r.resource_id}",
+                                  "permissionship": r.permissionship.name,
+                                  "missing_context": list(r.missing_context)}) + "\n")
+        else:
+            extra = f"  (missing context: {', '.join(r.missing_context)})" if r.missing_context else ""
+            print(f"{args.resource_type}:{r.resource_id}  {r.permissionship.name}{extra}", file=out)
+    if page.cursor:
+        print(f"more: --cursor {page.cursor}", file=err)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_lookup_subjects(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    subject_type, _, relation = args.subject_type.partition("#")
+    with _open_engine(args.db) as engine:
+        page = engine.lookup_subjects(args.resource, args.permission, subject_type, relation or None,
+                                      context=_context_arg(args.context), limit=args.page_size, cursor=args.cursor)
+    for r in page.results:
+        excluded = f" - {{{', '.join(str(x) for x in r.excluded)}}}" if r.excluded else ""
+        if args.json:
+            out.write(json.dumps({"subject": str(r.subject), "excluded": [str(x) for x in r.excluded],
+                                  "permissionship": r.permissionship.name,
+                                  "missing_context": list(r.missing_context)}) + "\n")
+        else:
+            extra = f"  (missing context: {', '.join(r.missing_context)})" if r.missing_context else ""
+            print(f"{r.subject}{excluded}  {r.permissionship.name}{extra}", file=out)
+    if page.cursor:
+        print(f"more: --cursor {page.cursor}", file=err)
+    return EXIT_OK
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from .errors import EngineError
+    from .service.auth import TokenFileError
+    from .service.server import ConfigError, load_server_config, serve
+
+    names = ("address", "workers", "db", "schema", "token_file", "insecure_no_auth", "tls_cert", "tls_key",
+             "tls_client_ca", "max_updates_per_write", "max_bulk_check_items", "max_caveat_context_bytes",
+             "max_page_size", "max_message_bytes", "max_depth", "grace_seconds", "watch_poll_seconds", "log_level")
+    try:
+        config = load_server_config({n: getattr(args, n) for n in names}, config_file=args.config)
+        return serve(config)
+    except (ConfigError, TokenFileError, EngineError, DslError, OSError) as exc:
+        text = exc.render() if isinstance(exc, DslError) else str(exc)
+        print(f"error: {text}", file=err)
+        return EXIT_USAGE

@@ -30,3 +30,6 @@ class Config:
     cache_size: int = 100_000
     #: How long deleted relationships stay readable at old revisions (garbage-collection window).
     gc_window: timedelta = timedelta(hours=24)
+    #: How often (at most) a write triggers garbage collection of history older than ``gc_window``
+    #: (None: never automatically; call ``Engine.gc()``).
+    gc_interval: timedelta | None = timedelta(minutes=10)

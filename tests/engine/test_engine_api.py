@@ -198,3 +198,19 @@ def test_sqlite_engine_survives_reopen(tmp_path: Path) -> None:
     with Engine.open(path) as e:
         result = e.check("document:d", "view", "user:ann")
         assert result.allowed and result.revision >= decode_token(token)
+
+
+def test_writes_collect_garbage_every_interval() -> None:
+    now = [datetime(2030, 1, 1, tzinfo=UTC)]
+    clock = lambda: now[0]  # noqa: E731
+    store = MemoryStore(clock=clock)
+    engine = Engine(store, clock=clock, config=Config(gc_window=timedelta(hours=1),
+                                                      gc_interval=timedelta(minutes=10)))
+    engine.write_schema(SCHEMA)
+    first = engine.touch("document:d#viewer@user:ann")
+    engine.remove("document:d#viewer@user:ann")
+    now[0] += timedelta(hours=2)
+    engine.touch("document:d#viewer@user:bob")  # more than 10 minutes since the first write: collects
+    with pytest.raises(RevisionUnavailableError):
+        engine.check("document:d", "view", "user:ann", consistency=Consistency.at_exact_snapshot(first.token))
+    assert engine.gc() == 0  # nothing left to collect

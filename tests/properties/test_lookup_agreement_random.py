@@ -1,4 +1,4 @@
-"""Check, LookupResources and LookupSubjects agree on random data (hypothesis).
+"""Check, LookupResources, LookupSubjects and Expand agree on random data (hypothesis).
 
 Same schema and generator as the store/cache equivalence test: wildcards, exclusion,
 intersection, `.all()`, nested groups with cycles, caveats (with and without
@@ -10,6 +10,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 
 from headwater.engine import Engine, MaxDepthExceededError, Permissionship, SubjectRef
+from headwater.engine.expand import found_subjects
 from headwater.engine.store.memory import MemoryStore
 
 from .test_check_equivalence import CHECKS, CONTEXTS, NOW, SCHEMA, SUBJECTS, relationships
@@ -54,3 +55,14 @@ def test_lookups_agree_with_check(rels: list[str]) -> None:
                 elif wild:
                     got = wild[0].permissionship
                 assert got == check.permissionship, (resource, permission, subject_text, context, ls)
+                try:
+                    found = found_subjects(engine.expand(resource, permission, context=context)[0])
+                except MaxDepthExceededError:
+                    continue
+                covered = any(f.covers(subject) is not False for f in found) or subject.relation is not None and any(
+                    f.subject == subject for f in found)
+                # Expand lists a subject set only where a relationship names it; Check also counts a set as a
+                # member of itself. Compare plain subjects exactly, subject sets one way.
+                if subject.relation is None:
+                    assert covered == (check.permissionship is not Permissionship.NO_PERMISSION), (
+                        "expand", resource, permission, subject_text, context, [f.validation_string() for f in found])

@@ -38,7 +38,7 @@ from .lineage import Lineage
 from .relationships import ObjectRef, Relationship
 from .store import Reader
 
-__all__ = ["LocalChecker"]
+__all__ = ["LocalChecker", "caveat_verdict"]
 
 
 class LocalChecker:
@@ -122,18 +122,8 @@ class LocalChecker:
         until = r.expiration.timestamp() if r.expiration is not None else None
         if r.caveat is None:
             return Outcome(Tri.TRUE, valid_until=until) if until is not None else TRUE
-        caveat = self.schema.caveats.get(r.caveat.name)
-        if caveat is None or caveat.program is None:
-            raise CaveatEvaluationError(f"caveat `{r.caveat.name}` on {r} is not defined in the schema")
-        context = dict(self.context)
-        context.update(r.caveat.context_dict())  # stored context wins
-        try:
-            result = caveat.program.evaluate(context)
-        except Exception as exc:  # the CEL layer's errors: bad context values, runtime errors
-            raise CaveatEvaluationError(f"evaluating caveat `{caveat.name}` of {r}: {exc}") from exc
-        if result.value is None:
-            return Outcome(Tri.UNKNOWN, frozenset(result.missing), until)
-        return Outcome(Tri.TRUE if result.value else Tri.FALSE, valid_until=until)
+        value, missing = caveat_verdict(self.schema, self.context, r)
+        return Outcome(value, missing, until)
 
     # ------------------------------------------------------------ expressions
 
@@ -232,6 +222,24 @@ class LocalChecker:
         if self.schema.member(sr.type, target) is None or sr.id == "*":
             return FALSE  # the subject's type has no such relation/permission: grants nothing
         return self._child(req, ObjectRef(sr.type, sr.id), target, negated)
+
+
+def caveat_verdict(schema: s.Schema, context: Mapping[str, Any], r: Relationship) -> tuple[Tri, frozenset[str]]:
+    """Whether a caveated relationship holds under the request ``context`` (its stored context wins):
+    TRUE, FALSE, or UNKNOWN with the missing parameters. The one place caveats are evaluated."""
+    assert r.caveat is not None
+    caveat = schema.caveats.get(r.caveat.name)
+    if caveat is None or caveat.program is None:
+        raise CaveatEvaluationError(f"caveat `{r.caveat.name}` on {r} is not defined in the schema")
+    merged = dict(context)
+    merged.update(r.caveat.context_dict())
+    try:
+        result = caveat.program.evaluate(merged)
+    except Exception as exc:  # the CEL layer's errors: bad context values, runtime errors
+        raise CaveatEvaluationError(f"evaluating caveat `{caveat.name}` of {r}: {exc}") from exc
+    if result.value is None:
+        return Tri.UNKNOWN, frozenset(result.missing)
+    return (Tri.TRUE if result.value else Tri.FALSE), frozenset()
 
 
 # ---------------------------------------------------------------- three-valued combinators

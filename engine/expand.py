@@ -64,7 +64,8 @@ from typing import Any
 
 from ..dsl import schema as s
 from .dispatch import Tri
-from .errors import CaveatEvaluationError, InvalidRequestError, MaxDepthExceededError, UnknownPermissionError
+from .check import caveat_verdict
+from .errors import InvalidRequestError, MaxDepthExceededError, UnknownPermissionError
 from .lineage import Lineage
 from .relationships import ObjectRef, Relationship, SubjectRef
 from .store import Reader
@@ -185,18 +186,7 @@ class _Expander:
         """Whether the relationship's caveat holds: TRUE (or no caveat), FALSE, or UNKNOWN (context missing)."""
         if r.caveat is None:
             return Tri.TRUE
-        caveat = self.schema.caveats.get(r.caveat.name)
-        if caveat is None or caveat.program is None:
-            raise CaveatEvaluationError(f"caveat `{r.caveat.name}` on {r} is not defined in the schema")
-        context = dict(self.context)
-        context.update(r.caveat.context_dict())  # stored context wins
-        try:
-            result = caveat.program.evaluate(context)
-        except Exception as exc:  # the CEL layer's errors: bad context values, runtime errors
-            raise CaveatEvaluationError(f"evaluating caveat `{caveat.name}` of {r}: {exc}") from exc
-        if result.value is None:
-            return Tri.UNKNOWN
-        return Tri.TRUE if result.value else Tri.FALSE
+        return caveat_verdict(self.schema, self.context, r)[0]
 
     # ------------------------------------------------------------ expressions
 

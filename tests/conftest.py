@@ -27,3 +27,20 @@ def pytest_addoption(parser: pytest.Parser) -> None:
         help="rewrite golden files (tests/dsl/cases/**/*.expected) from the current output instead of asserting; "
              "read the diff before committing",
     )
+
+
+class Clock:
+    """A settable clock for engines and stores (``clock.now += timedelta(...)``)."""
+
+    def __init__(self, now=None) -> None:
+        from datetime import UTC, datetime
+
+        self.now = now or datetime(2030, 1, 1, tzinfo=UTC)
+
+    def __call__(self):
+        return self.now
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()

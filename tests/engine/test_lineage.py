@@ -28,21 +28,8 @@ HAS, NO, COND = (Permissionship.HAS_PERMISSION, Permissionship.NO_PERMISSION,
                  Permissionship.CONDITIONAL_PERMISSION)
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = datetime(2030, 1, 1, tzinfo=UTC)
-
-    def __call__(self) -> datetime:
-        return self.now
-
-
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-def engine(clock: Clock) -> Engine:
+def engine(clock) -> Engine:
     e = Engine(MemoryStore(clock=clock), clock=clock)
     e.write_schema(POLICY)
     return e
@@ -104,7 +91,7 @@ def test_lowest_level_and_unlabelled_need_no_clearance(engine: Engine) -> None:
     assert perm(engine, "dataset:plain", "read", "user:ann") is HAS
 
 
-def test_expired_clearance(engine: Engine, clock: Clock) -> None:
+def test_expired_clearance(engine: Engine, clock) -> None:
     until = (clock.now + timedelta(days=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
     engine.touch("dataset:d#label@sensitivity:confidential", "dataset:d#viewer@user:ann",
                  f"sensitivity:confidential#cleared@user:ann[expiration:{until}]")

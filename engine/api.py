@@ -29,7 +29,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..dsl import compile_schema
 from ..dsl import schema as dsl_schema
@@ -65,6 +65,9 @@ from .store import (
     Update,
 )
 from .validation import schema_change_problems, validate_relationship
+
+if TYPE_CHECKING:
+    from .streams import ImportProgress, ImportResult, ReadPage, RelationshipExport, WatchEvent
 
 __all__ = [
     "BulkCheckItem",

@@ -230,13 +230,15 @@ def _denials(node: ExplainNode) -> list[str]:
             return _denials(base)
         for c in node.children[1:]:
             if c.value is Tri.TRUE:
-                return [f"excluded by {c.label}: " + " → ".join(_grant_path(c))]
+                return [f"excluded by `{c.label}`: " + ", ".join(dict.fromkeys(_granting_relationships(c)))]
     if node.kind == "check":
-        for c in node.children:
-            if c.value is Tri.FALSE and c.kind != "relationship":
-                found = _denials(c)
-                if found:
-                    return found
+        # A permission's check has one expression child: explain inside it. A relation's check lists the
+        # relationships it read and the subject sets it followed: nothing there granted.
+        expression = [c for c in node.children if c.kind not in ("relationship", "check")]
+        if expression and expression[0].value is Tri.FALSE:
+            found = _denials(expression[0])
+            if found:
+                return found
         return [f"nothing grants {node.label}"]
     if node.kind in ("union", "arrow"):
         found: list[str] = []

@@ -3,7 +3,7 @@ membership rules (SpiceDB's developmentmembership) that reduce a tree to its ter
 
 from __future__ import annotations
 
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 
 import pytest
 

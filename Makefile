@@ -26,6 +26,9 @@ serve: $(STAMP)
 ## Benchmarks (numbers, not pass/fail).
 bench: $(STAMP)
 	$(BIN)/python -m benchmarks.bench_compile
+	$(BIN)/python -m benchmarks.bench_check
+	$(BIN)/python -m benchmarks.bench_lookup
+	$(BIN)/python -m benchmarks.bench_lineage
 
 clean:
 	rm -rf $(VENV) .pytest_cache .hypothesis

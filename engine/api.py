@@ -20,6 +20,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 import enum
 import json
@@ -279,6 +280,7 @@ class Engine:
         self._schema_lock = threading.Lock()
         # The schema in force at a revision never changes, so it is remembered per revision.
         self._schema_at: dict[Revision, StoredSchema] = {}
+        self._lookup_candidates: dict[tuple[str, int, str], list[str]] = {}
 
     @classmethod
     def open(cls, path: str | Path, *, config: Config | None = None) -> Engine:
@@ -482,8 +484,15 @@ class Engine:
                     if resource_type in schema.definitions else f"object definition `{resource_type}` not found")
             if subj.is_wildcard:
                 raise InvalidRequestError(f"cannot look up resources for a wildcard subject ({subj})")
-            candidates = sorted(i for i in candidate_resources(schema, reader, resource_type, permission, subj)
-                                if after is None or i > after)
+            # The candidate walk of one listing is remembered for its next pages (same query, same revision).
+            key = (query, reader.revision, schema.digest)
+            every = self._lookup_candidates.get(key)
+            if every is None:
+                every = sorted(candidate_resources(schema, reader, resource_type, permission, subj))
+                if len(self._lookup_candidates) >= 64:
+                    self._lookup_candidates.pop(next(iter(self._lookup_candidates)))
+                self._lookup_candidates[key] = every
+            candidates = every if after is None else every[bisect.bisect_right(every, after):]
             memo: dict[Any, Outcome] = {}
             results: list[LookupResult] = []
             next_cursor = None

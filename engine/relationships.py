@@ -303,7 +303,9 @@ def parse_object(text: str) -> ObjectRef:
         >>> parse_object("document:doc1")
         ObjectRef(type='document', id='doc1')
     """
-    return _parse_object(text, context=text, what="object")
+    if type(text) is not str:  # noqa: E721 - also keeps unhashable input away from the cache
+        return _parse_object(text, context=repr(text), what="object")
+    return _cached_object(text)
 
 
 def parse_subject(text: str) -> SubjectRef:
@@ -314,6 +316,19 @@ def parse_subject(text: str) -> SubjectRef:
         >>> parse_subject("group:eng#member")
         SubjectRef(type='group', id='eng', relation='member')
     """
+    if type(text) is not str:  # noqa: E721
+        return _parse_subject(text, context=repr(text))
+    return _cached_subject(text)
+
+
+# Values are immutable and a hot path parses the same few strings again and again; errors are not cached.
+@functools.lru_cache(maxsize=65536)
+def _cached_object(text: str) -> ObjectRef:
+    return _parse_object(text, context=text, what="object")
+
+
+@functools.lru_cache(maxsize=65536)
+def _cached_subject(text: str) -> SubjectRef:
     return _parse_subject(text, context=text)
 
 

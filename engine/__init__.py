@@ -27,10 +27,12 @@ from .api import (
     LookupResult,
     LookupSubjectsPage,
     Permissionship,
+    ReplayResult,
     SchemaWriteResult,
     SubjectResult,
     WriteResult,
 )
+from .audit import AuditLog
 from .config import Config
 from .consistency import Consistency
 from .errors import (
@@ -59,6 +61,7 @@ from .streams import ImportProgress, ImportResult, ReadPage, RelationshipExport,
 
 __all__ = [
     "AlreadyExistsError",
+    "AuditLog",
     "BulkCheckItem",
     "BulkCheckResult",
     "CaveatEvaluationError",
@@ -96,6 +99,7 @@ __all__ = [
     "Relationship",
     "RelationshipExport",
     "RelationshipFilter",
+    "ReplayResult",
     "RevisionUnavailableError",
     "SchemaConflictError",
     "SchemaWriteResult",

@@ -25,6 +25,7 @@ import dataclasses
 import enum
 import json
 import threading
+import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -32,8 +33,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..dsl import compile_schema
+from ..dsl import compile_schema, format_schema, parse_schema
 from ..dsl import schema as dsl_schema
+from .audit import AuditLog, AuditRecord, RecordKind, audit_path_for, context_digest
 from .cache import CachingChecker, SharedCache
 from .check import LocalChecker
 from .config import Config
@@ -86,6 +88,7 @@ __all__ = [
     "LookupResult",
     "LookupSubjectsPage",
     "Permissionship",
+    "ReplayResult",
     "SchemaWriteResult",
     "SubjectResult",
     "WriteResult",
@@ -262,6 +265,17 @@ class SchemaWriteResult:
     schema: dsl_schema.Schema = field(repr=False, compare=False)
 
 
+@dataclass(frozen=True, slots=True)
+class ReplayResult:
+    """A recorded decision evaluated again at its recorded revision (see :meth:`Engine.replay`)."""
+
+    record: AuditRecord
+    available: bool  # False: the recorded revision has left the history window; nothing was evaluated
+    same: bool | None  # the replayed answer equals the recorded one (None when not available)
+    result: CheckResult | None  # the replayed answer, with its full explanation
+    message: str
+
+
 def _utc_now() -> datetime:
     return datetime.now(UTC)
 
@@ -281,16 +295,27 @@ class Engine:
         # The schema in force at a revision never changes, so it is remembered per revision.
         self._schema_at: dict[Revision, StoredSchema] = {}
         self._lookup_candidates: dict[tuple[str, int, str], list[str]] = {}
+        # The audit log (engine/audit.py); None when Config.audit is off. A SqliteStore's log sits beside its file.
+        self.audit: AuditLog | None = (AuditLog.from_config(self.config, getattr(store, "_path", None))
+                                       if self.config.audit else None)
 
     @classmethod
     def open(cls, path: str | Path, *, config: Config | None = None) -> Engine:
         """An engine over the SQLite database at ``path`` (created on first use)."""
         from .store.sqlite import SqliteStore
 
+        config = config or Config()
+        if not config.audit and audit_path_for(path).exists():
+            config = dataclasses.replace(config, audit=True)  # an audited database stays audited
         return cls(SqliteStore(path), config=config)
 
     def close(self) -> None:
-        self.store.close()
+        """Write the audit records still queued, then close the audit log and the store."""
+        try:
+            if self.audit is not None:
+                self.audit.close()
+        finally:
+            self.store.close()
 
     def __enter__(self) -> Engine:
         return self
@@ -327,6 +352,8 @@ class Engine:
         self._schemas[new.digest] = new
         stored = self.store.read_schema(revision)
         assert stored is not None
+        if self.audit is not None:
+            self._audit_schema(self.audit, revision, stored, actor)
         return SchemaWriteResult(encode_token(revision), stored.version, new.digest, new)
 
     def schema(self, consistency: Consistency | None = None) -> dsl_schema.Schema:
@@ -360,9 +387,10 @@ class Engine:
         return None
 
     @contextmanager
-    def _snapshot(self, consistency: Consistency | None) -> Iterator[tuple[Reader, dsl_schema.Schema]]:
+    def _snapshot(self, consistency: Consistency | None,
+                  now: datetime | None = None) -> Iterator[tuple[Reader, dsl_schema.Schema]]:
         revision = self._revision_for(consistency)
-        with self.store.snapshot(revision, now=self.clock()) as reader:
+        with self.store.snapshot(revision, now=now or self.clock()) as reader:
             stored = self._schema_at.get(reader.revision)
             if stored is None:
                 stored = self.store.read_schema(reader.revision)
@@ -377,20 +405,27 @@ class Engine:
 
     def check(self, resource: ObjectRef | str, permission: str, subject: SubjectRef | str, *,
               context: Mapping[str, Any] | None = None, consistency: Consistency | None = None,
-              explain: bool = False) -> CheckResult:
+              explain: bool = False, caller: str | None = None) -> CheckResult:
         """Does ``subject`` have ``permission`` on ``resource``? A denial is a result, not an error.
 
         With ``explain``, the result carries an :class:`~headwater.engine.explain.Explanation`:
         the branch and relationships that granted, or why it was denied (a missing
         clearance with the lineage path that brought the label, the first upstream
-        object where ``upstream(p)`` fails, ...).
+        object where ``upstream(p)`` fails, ...). ``caller`` names who asked, for the
+        audit log (e.g. the gRPC token's name).
         """
         item = BulkCheckItem(resource, permission, subject, context)
+        audit = self.audit
+        start = time.perf_counter_ns() if audit is not None else 0
         with self._snapshot(consistency) as (reader, schema):
             result = self._check_one(schema, reader, item, None)
             if explain:
                 result = dataclasses.replace(result, explanation=self._explain(schema, reader, item))
-            return result
+            if audit is None:
+                return result
+            ticket = self._audit_decision(audit, schema, reader, item, result, start, caller)
+        audit.wait(ticket)
+        return result
 
     def _explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
         resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)
@@ -400,20 +435,30 @@ class Engine:
         outcome = tracer.check(CheckRequest(resource, item.permission, subject, self.config.max_depth))
         return Explanation(summarize(tracer.root, outcome.value), tracer.root.children[0])
 
-    def check_bulk(self, items: Sequence[BulkCheckItem], *,
-                   consistency: Consistency | None = None) -> list[BulkCheckResult]:
-        """Check many items at one revision, sharing sub-problems; an item's error stays with that item."""
+    def check_bulk(self, items: Sequence[BulkCheckItem], *, consistency: Consistency | None = None,
+                   caller: str | None = None) -> list[BulkCheckResult]:
+        """Check many items at one revision, sharing sub-problems; an item's error stays with that item.
+
+        Each answered item is one decision for the audit log."""
         if len(items) > self.config.max_bulk_check_items:
             raise LimitExceededError(f"{len(items)} items in one bulk check; the limit is "
                                      f"{self.config.max_bulk_check_items}")
         memo: dict[Any, Outcome] = {}
         out = []
+        audit, ticket = self.audit, 0
         with self._snapshot(consistency) as (reader, schema):
             for item in items:
+                start = time.perf_counter_ns() if audit is not None else 0
                 try:
-                    out.append(BulkCheckResult(item, self._check_one(schema, reader, item, memo)))
+                    result = self._check_one(schema, reader, item, memo)
                 except EngineError as exc:
                     out.append(BulkCheckResult(item, error=exc))
+                    continue
+                out.append(BulkCheckResult(item, result))
+                if audit is not None:
+                    ticket = self._audit_decision(audit, schema, reader, item, result, start, caller) or ticket
+        if audit is not None:
+            audit.wait(ticket)
         return out
 
     def _check_one(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem,
@@ -461,14 +506,17 @@ class Engine:
 
     def lookup_resources(self, resource_type: str, permission: str, subject: SubjectRef | str, *,
                          context: Mapping[str, Any] | None = None, consistency: Consistency | None = None,
-                         limit: int | None = None, cursor: str | None = None) -> LookupResourcesPage:
+                         limit: int | None = None, cursor: str | None = None,
+                         caller: str | None = None) -> LookupResourcesPage:
         """Every ``resource_type`` object on which ``subject`` has ``permission``, sorted by id.
 
         Each result is HAS_PERMISSION or CONDITIONAL_PERMISSION (with the missing caveat
         parameters). With ``limit``, a page of at most ``limit`` results and a ``cursor``
         to continue (None once the answer is complete); pages come from one revision, so
         concatenating them gives each resource exactly once. Never silently truncated.
+        The audit log gets one record per call (with the number of results).
         """
+        start = time.perf_counter_ns()
         subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
         query = json.dumps(["LR", resource_type, permission, str(subj), dict(context or {})], sort_keys=True,
                            default=str)
@@ -506,12 +554,18 @@ class Engine:
                     next_cursor = encode_cursor(reader.revision, results[-1].resource_id, query)
                     break
                 results.append(LookupResult(rid, r.permissionship, r.missing_context))
+            if self.audit is not None and self.audit.wants_lookups():
+                self.audit.wait(self.audit.record_lookup(
+                    time=self.clock(), caller=caller, lookup="resources", resource_type=resource_type,
+                    permission=permission, subject=str(subj), context=context, count=len(results),
+                    continued=cursor is not None, revision=reader.revision, token=encode_token(reader.revision),
+                    schema_digest=schema.digest, latency_us=(time.perf_counter_ns() - start) // 1000))
             return LookupResourcesPage(results, next_cursor, encode_token(reader.revision))
 
     def lookup_subjects(self, resource: ObjectRef | str, permission: str, subject_type: str,
                         subject_relation: str | None = None, *, context: Mapping[str, Any] | None = None,
                         consistency: Consistency | None = None, limit: int | None = None,
-                        cursor: str | None = None) -> LookupSubjectsPage:
+                        cursor: str | None = None, caller: str | None = None) -> LookupSubjectsPage:
         """Every subject of ``subject_type`` (``#subject_relation``) with ``permission`` on ``resource``.
 
         A wildcard answer comes first as ``type:*``, with ``excluded`` naming the reached
@@ -521,6 +575,7 @@ class Engine:
         A subject's answer is its own entry if listed, else the wildcard's if it is not
         excluded, else no permission. Paged like :meth:`lookup_resources`.
         """
+        start = time.perf_counter_ns()
         res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
         relation = None if subject_relation in (None, "", "...") else subject_relation
         query = json.dumps(["LS", str(res), permission, subject_type, relation, dict(context or {})],
@@ -573,6 +628,13 @@ class Engine:
                 ordered = ordered[:limit]
                 next_cursor = encode_cursor(reader.revision, ordered[-1].subject.id if ordered[-1].subject.id != "*"
                                             else "", query)
+            if self.audit is not None and self.audit.wants_lookups():
+                self.audit.wait(self.audit.record_lookup(
+                    time=self.clock(), caller=caller, lookup="subjects", resource=str(res), permission=permission,
+                    subject_type=subject_type + (f"#{relation}" if relation else ""), context=context,
+                    count=len(ordered), continued=cursor is not None, revision=reader.revision,
+                    token=encode_token(reader.revision), schema_digest=schema.digest,
+                    latency_us=(time.perf_counter_ns() - start) // 1000))
             return LookupSubjectsPage(ordered, next_cursor, encode_token(reader.revision))
 
     # ------------------------------------------------------------ streams (engine/streams.py)
@@ -743,6 +805,9 @@ class Engine:
 
         metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
         revision = self.store.write(batch, preconditions, validate=validate, metadata=metadata or None)
+        if self.audit is not None:
+            self._audit_changes(self.audit, "write", revision, actor, reason,
+                                [(u.operation.value, u.relationship) for u in batch])
         self._maybe_gc()
         return WriteResult(encode_token(revision))
 
@@ -805,7 +870,121 @@ class Engine:
         metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
         revision, n, partial = self.store.delete(filter, limit=limit, allow_partial=allow_partial,
                                                  preconditions=preconditions, metadata=metadata or None)
+        if self.audit is not None:
+            changes = [c for c in self.store.changes(revision - 1, limit=1) if c.revision == revision] if n else []
+            self._audit_changes(self.audit, "delete", revision, actor, reason,
+                                [(c.operation.value, c.relationship) for c in changes], str(filter), partial)
         return DeleteResult(encode_token(revision), n, partial)
+
+    # ------------------------------------------------------------ audit (engine/audit.py, docs/audit.md)
+
+    def replay(self, record_id: int | None = None, *, resource: ObjectRef | str | None = None,
+               permission: str | None = None, subject: SubjectRef | str | None = None,
+               before: datetime | None = None, context: Mapping[str, Any] | None = None) -> ReplayResult:
+        """Evaluate a recorded decision again, at its recorded revision and time, with the full explanation.
+
+        Name the record by id, or by ``resource``/``permission``/``subject`` (the latest
+        matching decision, before ``before`` if given). The log keeps only a hash of a
+        request's context: pass ``context`` to replay a caveated check exactly (it must
+        match the hash). Beyond the history window (the revision was garbage-collected),
+        ``available`` is False and the message says so.
+        """
+        audit = self.audit
+        if audit is None:
+            raise InvalidRequestError("this engine keeps no audit log (Config(audit=True) turns it on)")
+        if record_id is not None:
+            record = audit.get(record_id)
+        else:
+            found = audit.query(kind=RecordKind.DECISION, resource=str(resource) if resource else None,
+                                permission=permission, subject=str(subject) if subject else None, until=before,
+                                newest_first=True, limit=1).records
+            if not found:
+                raise NotFoundError(f"no recorded decision matches resource={resource} permission={permission} "
+                                    f"subject={subject}" + (f" before {before.isoformat()}" if before else ""))
+            record = found[0]
+        if record.kind is not RecordKind.DECISION:
+            raise InvalidRequestError(f"audit record #{record.id} is a {record.kind.value} record; only decisions "
+                                      "can be replayed")
+        notes = []
+        if context is not None and context_digest(context) != record["context_sha256"]:
+            raise InvalidRequestError(f"the context given does not match audit record #{record.id}'s context hash")
+        if context is None and record["context_sha256"] is not None:
+            notes.append("the request carried a context, which the log keeps only as a hash: replayed without it "
+                         "(pass the context to replay it exactly)")
+        rev = record.revision
+        try:
+            with self._snapshot(Consistency.at_exact_snapshot(record["token"]), now=record.time) as (reader, schema):
+                tracer = TracingChecker(schema, reader, context=dict(context or {}), lineage=Lineage(schema, reader))
+                outcome = tracer.check(CheckRequest(parse_object(record["resource"]), record["permission"],
+                                                    parse_subject(record["subject"]), self.config.max_depth))
+                explanation = Explanation(summarize(tracer.root, outcome.value), tracer.root.children[0])
+        except RevisionUnavailableError as exc:
+            return ReplayResult(record, False, None, None, (
+                f"record #{record.id} cannot be replayed: its revision {rev} is beyond the history window (the "
+                f"store keeps revisions {exc.oldest} to {exc.head}); the log says {record.result} at "
+                f"{record['time']}"))
+        permissionship = {Tri.TRUE: Permissionship.HAS_PERMISSION, Tri.FALSE: Permissionship.NO_PERMISSION}.get(
+            outcome.value, Permissionship.CONDITIONAL_PERMISSION)
+        missing = tuple(sorted(outcome.missing)) if outcome.value is Tri.UNKNOWN else ()
+        result = CheckResult(permissionship, record["token"], missing, explanation)
+        if schema.digest != record["schema_digest"]:
+            notes.append(f"the schema at revision {rev} ({schema.digest[:12]}) is not the one recorded "
+                         f"({str(record['schema_digest'])[:12]})")
+        same = permissionship.value == record.result and list(missing) == list(record["missing_context"])
+        verdict = (f"same answer: {permissionship.value}" if same else
+                   f"different answer: the log says {record.result}, replaying gives {permissionship.value}")
+        message = f"record #{record.id} replayed at revision {rev}: {verdict}" + "".join(f"; {n}" for n in notes)
+        return ReplayResult(record, True, same, result, message)
+
+    def _audit_decision(self, audit: AuditLog, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem,
+                        result: CheckResult, start: int, caller: str | None) -> int:
+        """Queue the decision record the policy asks for; its ticket (0: none)."""
+        latency_us = (time.perf_counter_ns() - start) // 1000
+        allowed = result.permissionship is Permissionship.HAS_PERMISSION
+        if not audit.wants_decision(allowed):
+            return 0
+        explanation = None
+        if audit.wants_explanation(allowed):
+            explanation = (result.explanation or self._explain(schema, reader, item)).summary
+        return audit.record_decision(
+            time=self.clock(), caller=caller, resource=str(item.resource), permission=item.permission,
+            subject=str(item.subject), context=item.context, result=result.permissionship.value,
+            missing_context=result.missing_context, revision=reader.revision, token=result.token,
+            schema_digest=schema.digest, explanation=explanation, latency_us=latency_us)
+
+    def _audit_changes(self, audit: AuditLog, operation: str, revision: Revision, actor: str | None,
+                       reason: str | None, changes: list[tuple[str, Relationship]], filter: str | None = None,
+                       partial: bool | None = None) -> None:
+        """Record a committed batch, and each declassification in it; returns once they are committed."""
+        token, now = encode_token(revision), self.clock()
+        audit.record_relationships(time=now, operation=operation, actor=actor, reason=reason, revision=revision,
+                                   token=token, changes=[(op, str(rel)) for op, rel in changes], filter=filter,
+                                   partial=partial)
+        stored = self.store.read_schema()
+        schema = self._compiled(stored) if stored is not None else None
+        if schema is not None and schema.classifications:
+            for op, rel in changes:
+                d = schema.definitions.get(rel.resource.type)
+                r = d.relations.get(rel.relation) if d is not None else None
+                if r is not None and r.kind is dsl_schema.RelationKind.DECLASSIFY:
+                    audit.record_declassification(time=now, actor=actor, reason=reason, revision=revision,
+                                                  token=token, operation=op, relationship=str(rel),
+                                                  resource=str(rel.resource), subject=str(rel.subject),
+                                                  relation=rel.relation)
+        audit.flush()
+
+    def _audit_schema(self, audit: AuditLog, revision: Revision, stored: StoredSchema, actor: str | None) -> None:
+        """Record a schema write with the diff of the canonical texts; returns once it is committed."""
+        try:
+            previous = self.store.read_schema(revision - 1)
+        except RevisionUnavailableError:
+            previous = None
+        old = format_schema(parse_schema(previous.text)) if previous is not None else None
+        audit.record_schema(time=self.clock(), actor=actor, revision=revision, token=encode_token(revision),
+                            version=stored.version, digest=stored.digest,
+                            previous_digest=previous.digest if previous is not None else None, old_text=old,
+                            new_text=format_schema(parse_schema(stored.text)))
+        audit.flush()
 
     # ------------------------------------------------------------ reads
 

@@ -237,6 +237,7 @@ def _build_parser() -> argparse.ArgumentParser:
     watch.add_argument("--poll-interval", type=float, default=0.5, metavar="SECONDS",
                        help="with --follow, how long to wait when there is nothing new (default 0.5)")
     watch.set_defaults(func=_cmd_watch)
+    _add_audit_commands(sub)
 
     serve = sub.add_parser(
         "serve", help="run the gRPC server",
@@ -694,3 +695,216 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         text = exc.render() if isinstance(exc, DslError) else str(exc)
         print(f"error: {text}", file=err)
         return EXIT_USAGE
+
+
+# --- headwater audit (engine/audit.py, docs/audit.md) ---------------------------------------------
+
+
+def _add_audit_commands(sub) -> None:  # sub: the top-level subparsers action
+    audit = sub.add_parser(
+        "audit", help="verify, query, export, replay or prune the audit log of a database file",
+        description="The audit log kept beside a database (<database>.audit): every relationship and schema "
+                    "change and the recorded decisions, hash-chained so that any edit, insertion, removal, "
+                    "reordering or truncation is caught by `verify`. Once a database has an audit log, every "
+                    "command that opens the database records into it. The HMAC key, if the log has one, comes "
+                    "from the HEADWATER_AUDIT_KEY environment variable.")
+    audit.set_defaults(func=lambda args, out, err: (audit.print_help(out), EXIT_USAGE)[1])
+    actions = audit.add_subparsers(title="actions", metavar="ACTION")
+
+    def target(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--db", metavar="PATH", help="SQLite database file; its log is PATH.audit")
+        p.add_argument("--audit", metavar="FILE", help="the audit log file, if not PATH.audit")
+
+    def filters(p: argparse.ArgumentParser) -> None:
+        p.add_argument("--since", type=_time_arg, metavar="TIME", help="records at or after TIME (ISO 8601; UTC "
+                                                                        "unless it has an offset)")
+        p.add_argument("--until", type=_time_arg, metavar="TIME", help="records before TIME")
+        p.add_argument("--kind", choices=["decision", "lookup", "relationships", "schema", "declassification",
+                                          "checkpoint"])
+        p.add_argument("--subject", metavar="S", help="e.g. user:alice")
+        p.add_argument("--resource", metavar="R", help="e.g. document:readme")
+        p.add_argument("--permission", metavar="P")
+        p.add_argument("--result", choices=["HAS_PERMISSION", "NO_PERMISSION", "CONDITIONAL_PERMISSION"])
+        p.add_argument("--caller", metavar="NAME", help="who asked (e.g. a gRPC token's name)")
+        p.add_argument("--actor", metavar="SUBJECT", help="who made a change")
+        p.add_argument("--revision", type=int, metavar="N", help="records at revision N")
+        p.add_argument("--min-revision", type=int, metavar="N")
+        p.add_argument("--max-revision", type=int, metavar="N")
+
+    init = actions.add_parser("init", help="start an audit log for a database",
+                              description="Create the audit log of a database; from then on every command that "
+                                          "opens the database records its changes and decisions in it.")
+    target(init)
+    init.set_defaults(func=_cmd_audit_init)
+    verify = actions.add_parser("verify", help="walk the hash chain; exit 1 naming the first bad record",
+                                description="Walk the whole chain and the head. Prints `ok: ...` (exit 0), or the "
+                                            "first record that was altered, inserted, removed or reordered, or "
+                                            "where the tail was truncated (exit 1).")
+    target(verify)
+    verify.set_defaults(func=_cmd_audit_verify)
+    query = actions.add_parser("query", help="print records matching filters, a page at a time",
+                               description="Print the records matching every filter given, oldest first, one per "
+                                           "line (or JSON Lines with --json); the cursor for the next page goes "
+                                           "to stderr.")
+    target(query)
+    filters(query)
+    query.add_argument("--limit", type=int, default=100, metavar="N", help="records per page (default 100)")
+    query.add_argument("--cursor", help="continue a previous page (same filters)")
+    query.add_argument("--newest-first", action="store_true", help="newest records first")
+    query.add_argument("--json", action="store_true", help="print each record as a JSON line")
+    query.set_defaults(func=_cmd_audit_query)
+    export = actions.add_parser("export", help="write matching records as JSON Lines (for a SIEM)",
+                                description="Write every record matching the filters to FILE as JSON Lines: each "
+                                            "record's fields plus `hash` and `prev_hash`, oldest first.")
+    export.add_argument("file", nargs="?", default="-", metavar="FILE", help="output file; '-' (default) is stdout")
+    target(export)
+    filters(export)
+    export.set_defaults(func=_cmd_audit_export)
+    replay = actions.add_parser("replay", help="evaluate a recorded decision again, with the full explanation",
+                                description="Evaluate the decision of record RECORD_ID again at its recorded "
+                                            "revision, print both answers and the full explanation. Exit 0 when "
+                                            "the answer is the same, 1 when it differs or the revision has left "
+                                            "the history window.")
+    replay.add_argument("record_id", type=int, metavar="RECORD_ID")
+    target(replay)
+    replay.add_argument("--context", metavar="JSON", help="the request's caveat context (the log keeps its hash)")
+    replay.add_argument("--json", action="store_true", help="print the result as JSON")
+    replay.set_defaults(func=_cmd_audit_replay)
+    prune = actions.add_parser("prune", help="delete records older than a time, leaving a signed checkpoint",
+                               description="Verify and delete the records older than --before; a checkpoint "
+                                           "record (signed with HEADWATER_AUDIT_KEY if set) stands for them, so "
+                                           "the rest still verifies.")
+    target(prune)
+    prune.add_argument("--before", type=_time_arg, required=True, metavar="TIME")
+    prune.set_defaults(func=_cmd_audit_prune)
+
+
+def _time_arg(text: str):  # -> datetime
+    from datetime import UTC, datetime
+
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _audit_file(args: argparse.Namespace) -> Path:
+    from .audit import audit_path_for
+
+    if args.audit:
+        return Path(args.audit)
+    if not args.db:
+        raise ValueError("give --db PATH (its log is PATH.audit) or --audit FILE")
+    return audit_path_for(args.db)
+
+
+def _open_audit(args: argparse.Namespace, *, create: bool = False):  # -> AuditLog
+    import os
+
+    from .audit import AuditLog
+
+    path = _audit_file(args)
+    if not create and not path.exists():
+        raise FileNotFoundError(f"no audit log at {path} (start one with: headwater audit init --db DATABASE)")
+    return AuditLog(path, create=create, key=os.environ.get("HEADWATER_AUDIT_KEY") or None)
+
+
+def _audit_filters(args: argparse.Namespace) -> dict:
+    names = ("since", "until", "kind", "subject", "resource", "permission", "result", "caller", "actor", "revision",
+             "min_revision", "max_revision")
+    return {n: getattr(args, n) for n in names if getattr(args, n) is not None}
+
+
+@_engine_errors
+def _cmd_audit_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    path = _audit_file(args)
+    existed = path.exists()
+    with _open_audit(args, create=True) as log:
+        count, _ = log.head()
+    print(f"{path}: {'already an audit log' if existed else 'audit log started'} ({count} records)", file=out)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_audit(args) as log:
+        result = log.verify()
+    print(result, file=out)
+    return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+@_engine_errors
+def _cmd_audit_query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_audit(args) as log:
+        page = log.query(limit=args.limit, cursor=args.cursor, newest_first=args.newest_first,
+                         **_audit_filters(args))
+    for record in page.records:
+        print(record.to_json() if args.json else record.describe(), file=out)
+    n = len(page.records)
+    print(f"{n} record{'s' if n != 1 else ''}", file=err)
+    if page.cursor:
+        print(f"more: --cursor {page.cursor}", file=err)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_audit_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_audit(args) as log:
+        target = out if args.file == "-" else Path(args.file).open("w", encoding="utf-8")
+        try:
+            n = log.export(target, **_audit_filters(args))
+        finally:
+            if target is not out:
+                target.close()
+    print(f"exported {n} record{'s' if n != 1 else ''}", file=err)
+    return EXIT_OK
+
+
+@_engine_errors
+def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    import os
+
+    from .api import Engine
+    from .config import Config
+
+    if not args.db:
+        raise ValueError("replay needs --db PATH (the database the decision was made against)")
+    path = _audit_file(args)
+    if not path.exists():
+        raise FileNotFoundError(f"no audit log at {path}")
+    if not Path(args.db).exists():
+        raise FileNotFoundError(f"database {args.db} does not exist")
+    context = _context_arg(args.context)
+    config = Config(audit=True, audit_path=str(path), audit_key=os.environ.get("HEADWATER_AUDIT_KEY") or None)
+    with Engine.open(args.db, config=config) as engine:
+        replayed = engine.replay(args.record_id, context=context)
+    record, result = replayed.record, replayed.result
+    if args.json:
+        json.dump({"record": record.body, "available": replayed.available, "same": replayed.same,
+                   "permissionship": result.permissionship.name if result else None,
+                   "missing_context": list(result.missing_context) if result else None,
+                   "explanation": ({"summary": list(result.explanation.summary),
+                                    "tree": result.explanation.tree.render()}
+                                   if result and result.explanation else None),
+                   "message": replayed.message}, out)
+        out.write("\n")
+    else:
+        print(f"record #{record.id} at {record['time']}: {record.resource}#{record.permission}@{record.subject} "
+              f"was {record.result} at revision {record.revision}", file=out)
+        print(replayed.message, file=out)
+        if result is not None and result.explanation is not None:
+            print(result.explanation.render(), file=out)
+    return EXIT_OK if replayed.same else EXIT_PROBLEMS
+
+
+@_engine_errors
+def _cmd_audit_prune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_audit(args) as log:
+        checkpoint = log.prune(args.before)
+    if checkpoint is None:
+        print("nothing to prune", file=out)
+    else:
+        print(f"pruned {checkpoint['pruned_now']} records; checkpoint #{checkpoint.id} ({checkpoint['signed']}) "
+              "stands for them", file=out)
+    return EXIT_OK

@@ -8,7 +8,7 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 
 __all__ = ["Config"]
@@ -33,3 +33,24 @@ class Config:
     #: How often (at most) a write triggers garbage collection of history older than ``gc_window``
     #: (None: never automatically; call ``Engine.gc()``).
     gc_interval: timedelta | None = timedelta(minutes=10)
+    #: Keep an audit log (engine/audit.py, docs/audit.md): every relationship and schema change, and the
+    #: decisions ``audit_decisions`` selects. ``Engine.open`` also turns it on for a database that already
+    #: has an audit log beside it.
+    audit: bool = False
+    #: The audit log's SQLite file. None: ``<database>.audit`` beside a SqliteStore's file; a temporary
+    #: file, removed on close, for any other store (MemoryStore).
+    audit_path: str | None = None
+    #: Which decisions the audit log records: "all", "denials" (NO_PERMISSION and CONDITIONAL_PERMISSION),
+    #: "sample:<rate>" (e.g. "sample:0.01") or "off" (changes only). Lookups: one record per call, under
+    #: "all" and "sample".
+    audit_decisions: str = "all"
+    #: Which recorded decisions carry their explanation's summary lines: "off", "denials" or "all". Each
+    #: costs one more (uncached) evaluation on the checking thread.
+    audit_explain: str = "off"
+    #: A check returns only once its decision record is committed and fsynced. Off: records are written
+    #: in the background, at the latest 100 ms after the check (see docs/audit.md for what a crash loses).
+    audit_durable: bool = False
+    #: Audit records queued or being written at most; a check waits for room beyond it.
+    audit_queue_size: int = 10_000
+    #: HMAC key signing the audit log's pruning checkpoints and head (None: a plain SHA-256).
+    audit_key: str | None = field(default=None, repr=False)

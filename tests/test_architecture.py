@@ -15,7 +15,7 @@ HOMES = {
     "lark": {"dsl/parser.py"},
     "cel_expr_python": {"dsl/cel.py"},
     "sqlite_utils": {"engine/store/sqlite.py", "engine/store/migrations.py"},
-    "sqlite3": {"engine/store/sqlite.py", "engine/store/migrations.py"},
+    "sqlite3": {"engine/store/sqlite.py", "engine/store/migrations.py", "engine/audit.py"},  # audit: its own file
     "cachetools": {"engine/cache.py"},
     "grpc": {"engine/service"},
     "google": {"engine/service", "dsl/cel.py"},  # cel-expr-python's values are protobuf messages

@@ -1,0 +1,161 @@
+"""The one table that maps errors to gRPC status codes (and, for the client, back).
+
+::
+
+    DslError (schema text) ─────────────────────────────── INVALID_ARGUMENT  "line L, column C: ..."
+    EngineError ─┬ InvalidRequestError ───────────────────── INVALID_ARGUMENT
+                 │  └ LimitExceededError ─────────────────── RESOURCE_EXHAUSTED  (names the limit)
+                 ├ NotFoundError ─────────────────────────── NOT_FOUND
+                 ├ AlreadyExistsError ────────────────────── ALREADY_EXISTS
+                 ├ PreconditionFailedError ───────────────── FAILED_PRECONDITION
+                 │  └ SchemaConflictError ────────────────── FAILED_PRECONDITION
+                 ├ MaxDepthExceededError ─────────────────── FAILED_PRECONDITION
+                 ├ RevisionUnavailableError ──────────────── OUT_OF_RANGE
+                 ├ DeclassificationRefusedError ──────────── PERMISSION_DENIED
+                 ├ ImportFailedError ─────────────────────── the code of its cause
+                 └ StoreError ─┬ WriteConflictError ──────── ABORTED
+                               └ StoreUnavailableError ───── UNAVAILABLE
+    ServiceError (raised by the service itself) ─┬ UnauthenticatedError ── UNAUTHENTICATED
+                                                 ├ PermissionDeniedError ── PERMISSION_DENIED
+                                                 ├ DeadlineExceededError ── DEADLINE_EXCEEDED
+                                                 └ ShuttingDownError ────── UNAVAILABLE
+    anything else ────────────────────────────────────────── INTERNAL, "internal error (ref ...)"
+
+An unexpected error is logged with its traceback under a short reference that the
+client's message repeats; its text never reaches the client. Messages are cut to
+:data:`MAX_MESSAGE_CHARS` so a hostile input cannot blow up the trailers. The
+trailing metadata ``headwater-error`` names the error class, so the client can
+raise the same class.
+
+Example::
+
+    >>> from headwater.engine.errors import NotFoundError
+    >>> status_for(NotFoundError("no schema")).code.name
+    'NOT_FOUND'
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass
+
+import grpc
+
+from ...dsl import DslError
+from ..errors import (
+    AlreadyExistsError,
+    DeclassificationRefusedError,
+    EngineError,
+    ImportFailedError,
+    InvalidRequestError,
+    LimitExceededError,
+    MaxDepthExceededError,
+    NotFoundError,
+    PreconditionFailedError,
+    RevisionUnavailableError,
+    StoreUnavailableError,
+    WriteConflictError,
+)
+
+__all__ = [
+    "DeadlineExceededError",
+    "ERROR_METADATA_KEY",
+    "MAX_MESSAGE_CHARS",
+    "PermissionDeniedError",
+    "REVISION_METADATA_KEY",
+    "STATUS_TABLE",
+    "ServiceError",
+    "ShuttingDownError",
+    "Status",
+    "UnauthenticatedError",
+    "status_for",
+]
+
+_log = logging.getLogger("headwater.service")
+
+ERROR_METADATA_KEY = "headwater-error"
+#: Trailing metadata of every server stream: the revision token it read (also there when it sent nothing).
+REVISION_METADATA_KEY = "headwater-revision-token"
+MAX_MESSAGE_CHARS = 2000
+
+
+class ServiceError(Exception):
+    """An error the service raises itself (not the engine): authentication, scopes, deadlines, shutdown."""
+
+
+class UnauthenticatedError(ServiceError):
+    """No bearer token, or one the server does not know."""
+
+
+class PermissionDeniedError(ServiceError):
+    """A known token without the scope the method needs."""
+
+
+class DeadlineExceededError(ServiceError):
+    """The call's deadline passed before the work was done."""
+
+
+class ShuttingDownError(ServiceError):
+    """The server is draining; retry against another instance or after the restart."""
+
+
+# Most specific first: the first matching row wins.
+STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
+    (DslError, grpc.StatusCode.INVALID_ARGUMENT),
+    (LimitExceededError, grpc.StatusCode.RESOURCE_EXHAUSTED),
+    (InvalidRequestError, grpc.StatusCode.INVALID_ARGUMENT),
+    (NotFoundError, grpc.StatusCode.NOT_FOUND),
+    (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
+    (PreconditionFailedError, grpc.StatusCode.FAILED_PRECONDITION),  # SchemaConflictError too
+    (MaxDepthExceededError, grpc.StatusCode.FAILED_PRECONDITION),
+    (RevisionUnavailableError, grpc.StatusCode.OUT_OF_RANGE),
+    (DeclassificationRefusedError, grpc.StatusCode.PERMISSION_DENIED),
+    (WriteConflictError, grpc.StatusCode.ABORTED),
+    (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
+    (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
+    (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
+    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Status:
+    """What a failed call answers: the code, the message, and the error class name (None for INTERNAL)."""
+
+    code: grpc.StatusCode
+    message: str
+    error_name: str | None
+
+
+def status_for(exc: BaseException) -> Status:
+    """The status for ``exc``; an unexpected error is logged with its traceback and gets a generic message."""
+    if isinstance(exc, ImportFailedError):
+        inner = status_for(exc.cause)
+        if inner.code is not grpc.StatusCode.INTERNAL:
+            return Status(inner.code, _cut(str(exc)), inner.error_name)
+    for cls, code in STATUS_TABLE:
+        if isinstance(exc, cls):
+            return Status(code, _cut(_message(exc)), type(exc).__name__)
+    ref = uuid.uuid4().hex[:12]
+    _log.error("unexpected error (ref %s)", ref, exc_info=exc)
+    return Status(grpc.StatusCode.INTERNAL, f"internal error (ref {ref}); the server log has the details", None)
+
+
+def _message(exc: BaseException) -> str:
+    if isinstance(exc, DslError):
+        return "; ".join(f"schema error at line {e.line}, column {e.column}: {e.message}" for e in exc.errors)
+    return str(exc) or type(exc).__name__
+
+
+def _cut(text: str) -> str:
+    if len(text) <= MAX_MESSAGE_CHARS:
+        return text
+    return text[:MAX_MESSAGE_CHARS] + f"... ({len(text) - MAX_MESSAGE_CHARS} more characters)"
+
+
+def item_error_code(exc: EngineError) -> tuple[int, str, str]:
+    """(numeric code, code name, message) for one item of a batch (CheckBulk)."""
+    status = status_for(exc)
+    return status.code.value[0], status.code.name, status.message

@@ -1,0 +1,384 @@
+"""One method per RPC: convert the request, call :class:`~headwater.engine.Engine`, convert the answer.
+
+No evaluation, no SQL, no caching decisions live here. Methods raise engine errors
+(or :mod:`.errors` service errors); the handler layer (:mod:`.handlers`) turns them
+into status codes with the one table, checks the token and logs the call. Methods
+that stream check the call between items and stop when it is cancelled, its
+deadline passes or the server drains.
+
+Example (without a network: the handler layer passes a real ``grpc.ServicerContext``)::
+
+    >>> from headwater.engine import Engine
+    >>> from headwater.engine.store.memory import MemoryStore
+    >>> from headwater.engine.service.pb import core_pb2, permission_pb2
+    >>> engine = Engine(MemoryStore())
+    >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
+    >>> _ = engine.touch("doc:1#viewer@user:ann")
+    >>> request = permission_pb2.CheckRequest(
+    ...     resource=core_pb2.ObjectReference(object_type="doc", object_id="1"), permission="viewer",
+    ...     subject=core_pb2.SubjectReference(object=core_pb2.ObjectReference(object_type="user", object_id="ann")))
+    >>> Servicer(engine).Check(request, None).permissionship == core_pb2.PERMISSIONSHIP_HAS_PERMISSION
+    True
+"""
+
+from __future__ import annotations
+
+import difflib
+import itertools
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
+
+from ..api import Engine
+from ..consistency import Consistency, encode_token
+from ..errors import InvalidRequestError, LimitExceededError, SchemaConflictError
+from ..relationships import Relationship
+from ..store import RelationshipFilter
+from . import convert
+from .errors import REVISION_METADATA_KEY, DeadlineExceededError, ShuttingDownError, item_error_code
+from .pb import lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
+
+__all__ = ["Servicer", "ServicerLimits"]
+
+_ANY = RelationshipFilter()  # matches every relationship: used to learn the revision a consistency selects
+
+
+@dataclass(frozen=True, slots=True)
+class ServicerLimits:
+    """The service-level limits (the engine enforces its own from ``Config``)."""
+
+    max_page_size: int = 1000  # results per server page of a stream, and the largest page a client may ask for
+    watch_poll_seconds: float = 0.2  # how often Watch looks for new changes when there are none
+
+
+class Servicer:
+    """The implementation of every ``headwater.v1`` RPC over one Engine."""
+
+    def __init__(self, engine: Engine, limits: ServicerLimits | None = None) -> None:
+        self.engine = engine
+        self.limits = limits or ServicerLimits()
+        self.draining = threading.Event()
+        self._stops: set[threading.Event] = set()
+        self._stops_lock = threading.Lock()
+
+    # ------------------------------------------------------------ lifecycle helpers
+
+    def drain(self) -> None:
+        """Stop the long streams (Watch) now: the server is shutting down."""
+        self.draining.set()
+        with self._stops_lock:
+            for stop in self._stops:
+                stop.set()
+
+    def _page(self, requested: int) -> int:
+        """The page size to use: the request's (if any, within the limit) or the server's."""
+        if requested > self.limits.max_page_size:
+            raise LimitExceededError(f"page size {requested} is over the limit of {self.limits.max_page_size} "
+                                     "(max_page_size)", limit=self.limits.max_page_size)
+        return requested or self.limits.max_page_size
+
+    @staticmethod
+    def _alive(context: Any) -> bool:
+        """False once the call is cancelled; DeadlineExceededError once its deadline has passed."""
+        if context is None:
+            return True
+        remaining = context.time_remaining()
+        if remaining is not None and remaining <= 0:
+            raise DeadlineExceededError("the deadline passed before the stream was complete")
+        return bool(context.is_active())
+
+    @staticmethod
+    def _trailer(context: Any, token: str) -> None:
+        """Streams name their revision in the trailing metadata too, so an empty stream still carries it."""
+        if context is not None:
+            context.set_trailing_metadata(((REVISION_METADATA_KEY, token),))
+
+    # ------------------------------------------------------------ PermissionService
+
+    def Check(self, request: permission_pb2.CheckRequest, context: Any) -> permission_pb2.CheckResponse:
+        result = self.engine.check(
+            convert.object_from_proto(request.resource, "resource"), request.permission,
+            convert.subject_from_proto(request.subject),
+            context=convert.context_from_proto(request.context, request.HasField("context")),
+            consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")),
+            explain=request.explain)
+        response = permission_pb2.CheckResponse(
+            permissionship=convert.permissionship_to_proto(result.permissionship),
+            missing_context=list(result.missing_context), revision_token=result.token)
+        if result.explanation is not None:
+            response.explanation.CopyFrom(convert.explanation_to_proto(result.explanation))
+        return response
+
+    def CheckBulk(self, request: permission_pb2.CheckBulkRequest, context: Any) -> permission_pb2.CheckBulkResponse:
+        limit = self.engine.config.max_bulk_check_items
+        if len(request.items) > limit:
+            raise LimitExceededError(f"{len(request.items)} items in one bulk check; the limit is {limit} "
+                                     "(max_bulk_check_items)", limit=limit)
+        consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
+        response = permission_pb2.CheckBulkResponse()
+        items = []
+        errors: dict[int, Exception] = {}
+        for i, msg in enumerate(request.items):
+            try:
+                items.append(convert.check_item_from_proto(msg))
+            except InvalidRequestError as exc:  # a malformed item fails alone, like an engine error would
+                errors[i] = exc
+        results = iter(self.engine.check_bulk(items, consistency=consistency)) if items else iter(())
+        token = ""
+        for i, msg in enumerate(request.items):
+            pair = response.pairs.add(request=msg)
+            error: Exception | None = errors.get(i)
+            if error is None:
+                r = next(results)
+                if r.result is not None:
+                    token = r.result.token
+                    pair.item.permissionship = convert.permissionship_to_proto(r.result.permissionship)
+                    pair.item.missing_context.extend(r.result.missing_context)
+                    continue
+                error = r.error
+            assert error is not None
+            code, name, message = item_error_code(error)  # type: ignore[arg-type]
+            pair.error.code, pair.error.code_name, pair.error.message = code, name, message
+        response.revision_token = token or self._head_token(consistency)
+        return response
+
+    def _head_token(self, consistency: Consistency | None) -> str:
+        """The revision a request without a successful item would have read."""
+        return self.engine.read(_ANY, consistency=consistency, limit=1)[1]
+
+    def Expand(self, request: permission_pb2.ExpandRequest, context: Any) -> permission_pb2.ExpandResponse:
+        tree, token = self.engine.expand(
+            convert.object_from_proto(request.resource, "resource"), request.permission,
+            context=convert.context_from_proto(request.context, request.HasField("context")),
+            consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")))
+        return convert.expand_to_proto(tree, token)
+
+    def LookupResources(self, request: permission_pb2.LookupResourcesRequest,
+                        context: Any) -> Iterator[permission_pb2.LookupResourcesResponse]:
+        subject = convert.subject_from_proto(request.subject)
+        ctx = convert.context_from_proto(request.context, request.HasField("context"))
+        consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
+        remaining = request.optional_limit or None
+        cursor = request.optional_cursor or None
+        while self._alive(context):
+            size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
+            page = self.engine.lookup_resources(request.resource_object_type, request.permission, subject,
+                                                context=ctx, consistency=consistency, limit=size, cursor=cursor)
+            self._trailer(context, page.token)
+            for n, r in enumerate(page.results, start=1):
+                yield permission_pb2.LookupResourcesResponse(
+                    resource_object_id=r.resource_id, permissionship=convert.permissionship_to_proto(r.permissionship),
+                    missing_context=list(r.missing_context), revision_token=page.token,
+                    after_result_cursor=page.cursor or "" if n == len(page.results) else "")
+            if remaining is not None:
+                remaining -= len(page.results)
+            if page.cursor is None or remaining == 0:
+                return
+            cursor = page.cursor
+
+    def LookupSubjects(self, request: permission_pb2.LookupSubjectsRequest,
+                       context: Any) -> Iterator[permission_pb2.LookupSubjectsResponse]:
+        resource = convert.object_from_proto(request.resource, "resource")
+        ctx = convert.context_from_proto(request.context, request.HasField("context"))
+        consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
+        remaining = request.optional_limit or None
+        cursor = request.optional_cursor or None
+        while self._alive(context):
+            size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
+            page = self.engine.lookup_subjects(resource, request.permission, request.subject_object_type,
+                                               request.optional_subject_relation or None, context=ctx,
+                                               consistency=consistency, limit=size, cursor=cursor)
+            self._trailer(context, page.token)
+            for n, r in enumerate(page.results, start=1):
+                yield permission_pb2.LookupSubjectsResponse(
+                    subject=convert.subject_to_proto(r.subject),
+                    permissionship=convert.permissionship_to_proto(r.permissionship),
+                    missing_context=list(r.missing_context),
+                    excluded_subjects=[convert.subject_to_proto(s) for s in r.excluded],
+                    revision_token=page.token,
+                    after_result_cursor=page.cursor or "" if n == len(page.results) else "")
+            if remaining is not None:
+                remaining -= len(page.results)
+            if page.cursor is None or remaining == 0:
+                return
+            cursor = page.cursor
+
+    # ------------------------------------------------------------ RelationshipService
+
+    def _write_limit(self, n: int) -> None:
+        limit = self.engine.config.max_updates_per_write
+        if n > limit:
+            raise LimitExceededError(f"{n} updates in one write; the limit is {limit} (max_updates_per_write)",
+                                     limit=limit)
+
+    def Write(self, request: relationship_pb2.WriteRequest, context: Any) -> relationship_pb2.WriteResponse:
+        self._write_limit(len(request.updates))
+        updates = [convert.update_from_proto(u) for u in request.updates]
+        preconditions = [convert.precondition_from_proto(p) for p in request.optional_preconditions]
+        result = self.engine.write(updates, preconditions, actor=request.actor or None,
+                                   reason=request.reason or None)
+        return relationship_pb2.WriteResponse(revision_token=result.token)
+
+    def Delete(self, request: relationship_pb2.DeleteRequest, context: Any) -> relationship_pb2.DeleteResponse:
+        result = self.engine.delete(
+            convert.filter_from_proto(request.filter), limit=request.optional_limit or None,
+            allow_partial=request.optional_allow_partial_deletions,
+            preconditions=[convert.precondition_from_proto(p) for p in request.optional_preconditions],
+            actor=request.actor or None, reason=request.reason or None)
+        return relationship_pb2.DeleteResponse(revision_token=result.token, deleted_count=result.deleted,
+                                               partial=result.partial)
+
+    def Read(self, request: relationship_pb2.ReadRequest, context: Any) -> Iterator[relationship_pb2.ReadResponse]:
+        f = convert.filter_from_proto(request.filter)
+        consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
+        remaining = request.optional_limit or None
+        cursor = request.optional_cursor or None
+        while self._alive(context):
+            size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
+            page = self.engine.read_relationships(f, consistency=consistency, limit=size, cursor=cursor)
+            self._trailer(context, page.token)
+            for n, rel in enumerate(page.relationships, start=1):
+                yield relationship_pb2.ReadResponse(
+                    relationship=convert.relationship_to_proto(rel), revision_token=page.token,
+                    after_result_cursor=page.cursor or "" if n == len(page.relationships) else "")
+            if remaining is not None:
+                remaining -= len(page.relationships)
+            if page.cursor is None or remaining == 0:
+                return
+            cursor = page.cursor
+
+    def Import(self, requests: Iterator[relationship_pb2.ImportRequest],
+               context: Any) -> relationship_pb2.ImportResponse:
+        first = next(requests, None)
+        if first is None:
+            raise InvalidRequestError("an import needs at least one message")
+
+        def relationships() -> Iterator[Relationship]:
+            position = 0
+            for msg in itertools.chain([first], requests):
+                if not self._alive(context):
+                    raise DeadlineExceededError("the import was cancelled")
+                for rel in msg.relationships:
+                    position += 1
+                    try:
+                        yield convert.relationship_from_proto(rel)
+                    except InvalidRequestError as exc:
+                        raise InvalidRequestError(f"relationship {position} of the import: {exc}") from None
+
+        result = self.engine.import_relationships(relationships(),
+                                                  batch_size=self.engine.config.max_updates_per_write,
+                                                  actor=first.actor or None, reason=first.reason or None)
+        return relationship_pb2.ImportResponse(loaded_count=result.count, batches=result.batches,
+                                               revision_token=result.token)
+
+    def Export(self, request: relationship_pb2.ExportRequest,
+               context: Any) -> Iterator[relationship_pb2.ExportResponse]:
+        export = self.engine.export_relationships(
+            convert.filter_from_proto(request.filter),
+            consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")),
+            batch_size=self._page(request.optional_batch_size))
+        self._trailer(context, export.token)
+        sent = False
+        for page in export.pages():
+            if not self._alive(context):
+                return
+            yield relationship_pb2.ExportResponse(relationships=[convert.relationship_to_proto(r) for r in page],
+                                                  revision_token=export.token)
+            sent = True
+        if not sent:  # the revision token still reaches the client
+            yield relationship_pb2.ExportResponse(revision_token=export.token)
+
+    def Watch(self, request: relationship_pb2.WatchRequest,
+              context: Any) -> Iterator[relationship_pb2.WatchResponse]:
+        after = request.optional_start_revision_token or encode_token(self.engine.store.head())
+        types = set(request.optional_resource_types)
+        self.engine.watch(after, limit=1)  # refuse a malformed or unavailable start before streaming
+        stop = threading.Event()
+        with self._stops_lock:
+            self._stops.add(stop)
+        if context is not None:
+            context.add_callback(stop.set)
+        try:
+            while True:
+                if self.draining.is_set():
+                    raise ShuttingDownError(f"the server is shutting down; resume the watch after {after}")
+                if stop.is_set() or not self._alive(context):
+                    return
+                events = self.engine.watch(after, limit=self.limits.max_page_size)
+                for token, group in itertools.groupby(events, key=lambda e: e.token):
+                    changes = [convert.watch_change_to_proto(e) for e in group
+                               if not types or e.relationship.resource.type in types]
+                    after = token
+                    if changes:
+                        yield relationship_pb2.WatchResponse(changes=changes, revision_token=token)
+                if not events:
+                    wait = self.limits.watch_poll_seconds
+                    remaining = context.time_remaining() if context is not None else None
+                    stop.wait(wait if remaining is None else max(0.0, min(wait, remaining)))
+        finally:
+            with self._stops_lock:
+                self._stops.discard(stop)
+
+    # ------------------------------------------------------------ SchemaService
+
+    def WriteSchema(self, request: schema_pb2.WriteSchemaRequest, context: Any) -> schema_pb2.WriteSchemaResponse:
+        actor = request.actor or None
+        if not request.dry_run:
+            result = self.engine.write_schema(request.schema, actor=actor)
+            return schema_pb2.WriteSchemaResponse(revision_token=result.token, version=result.version,
+                                                  digest=result.digest, accepted=True)
+        stored = self.engine.store.read_schema()
+        old_text = stored.text if stored is not None else ""
+        try:
+            result = self.engine.write_schema(request.schema, actor=actor, dry_run=True)
+        except SchemaConflictError as exc:
+            return schema_pb2.WriteSchemaResponse(
+                revision_token=encode_token(self.engine.store.head()),
+                version=(stored.version if stored else 0) + 1, dry_run=True, accepted=False,
+                refused=exc.problems or [str(exc)], diff=_diff(old_text, request.schema))
+        return schema_pb2.WriteSchemaResponse(
+            revision_token=result.token, version=result.version, digest=result.digest, dry_run=True,
+            accepted=True, diff=_diff(old_text, request.schema))
+
+    def ReadSchema(self, request: schema_pb2.ReadSchemaRequest, context: Any) -> schema_pb2.ReadSchemaResponse:
+        consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
+        token = self.engine.read(_ANY, consistency=consistency, limit=1)[1]
+        schema = self.engine.schema(Consistency.at_exact_snapshot(token))
+        return schema_pb2.ReadSchemaResponse(schema=schema.text, digest=schema.digest, revision_token=token)
+
+    def SchemaHistory(self, request: schema_pb2.SchemaHistoryRequest,
+                      context: Any) -> schema_pb2.SchemaHistoryResponse:
+        response = schema_pb2.SchemaHistoryResponse(revision_token=encode_token(self.engine.store.head()))
+        for stored in self.engine.store.schema_history():
+            actor = self.engine.store.revision_metadata(stored.revision).get("actor", "")
+            response.versions.add(version=stored.version, digest=stored.digest,
+                                  revision_token=encode_token(stored.revision), actor=actor,
+                                  schema=stored.text if request.include_text else "")
+        return response
+
+    # ------------------------------------------------------------ LineageService
+
+    def EffectiveLabels(self, request: lineage_pb2.EffectiveLabelsRequest,
+                        context: Any) -> lineage_pb2.EffectiveLabelsResponse:
+        labels = self.engine.effective_labels(
+            convert.object_from_proto(request.object),
+            consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")))
+        return convert.labels_to_proto(labels)
+
+    def Ancestors(self, request: lineage_pb2.LineageWalkRequest, context: Any) -> lineage_pb2.LineageWalkResponse:
+        return self._walk(self.engine.ancestors, request)
+
+    def Descendants(self, request: lineage_pb2.LineageWalkRequest,
+                    context: Any) -> lineage_pb2.LineageWalkResponse:
+        return self._walk(self.engine.descendants, request)
+
+    def _walk(self, walk: Any, request: lineage_pb2.LineageWalkRequest) -> lineage_pb2.LineageWalkResponse:
+        page = walk(convert.object_from_proto(request.object), max_depth=request.optional_max_depth or None,
+                    limit=self._page(request.optional_limit), cursor=request.optional_cursor or None,
+                    consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")))
+        return convert.lineage_page_to_proto(page)
+
+
+def _diff(old: str, new: str) -> str:
+    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "stored schema", "new schema"))

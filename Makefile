@@ -18,10 +18,10 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## The main job. Until the gRPC server lands (issue "headwater serve"), this checks the sample policy.
+## The main job: the gRPC server on the embedded SQLite default (headwater.db), with the sample AI-lineage
+## policy, on 127.0.0.1:50051. Local demo: no tokens (it says so loudly); see docs/grpc.md for tokens and TLS.
 serve: $(STAMP)
-	$(BIN)/headwater lint examples/sample/policy.zed
-	$(BIN)/headwater fmt --check examples/sample/policy.zed
+	$(BIN)/headwater serve --db headwater.db --schema examples/ai-lineage/policy.zed --insecure-no-auth
 
 ## Benchmarks (numbers, not pass/fail).
 bench: $(STAMP)

@@ -295,6 +295,7 @@ class Engine:
         # The schema in force at a revision never changes, so it is remembered per revision.
         self._schema_at: dict[Revision, StoredSchema] = {}
         self._lookup_candidates: dict[tuple[str, int, str], list[str]] = {}
+        self._head_hint: tuple[Revision, float] | None = None  # (head revision, when read: time.monotonic())
         # The audit log (engine/audit.py); None when Config.audit is off. A SqliteStore's log sits beside its file.
         self.audit: AuditLog | None = (AuditLog.from_config(self.config, getattr(store, "_path", None))
                                        if self.config.audit else None)
@@ -349,6 +350,7 @@ class Engine:
                                      new.digest, new)
         metadata = {"actor": actor} if actor else None
         revision = self.store.write_schema(text, new.digest, check=check, metadata=metadata)
+        self._note_head(revision)
         self._schemas[new.digest] = new
         stored = self.store.read_schema(revision)
         assert stored is not None
@@ -414,8 +416,13 @@ class Engine:
         object where ``upstream(p)`` fails, ...). ``caller`` names who asked, for the
         audit log (e.g. the gRPC token's name).
         """
-        item = BulkCheckItem(resource, permission, subject, context)
         audit = self.audit
+        if not context and not explain and audit is None and (
+                consistency is None or consistency.mode is ConsistencyMode.MINIMIZE_LATENCY):
+            hit = self._cached_answer(resource, permission, subject)
+            if hit is not None:
+                return hit
+        item = BulkCheckItem(resource, permission, subject, context)
         start = time.perf_counter_ns() if audit is not None else 0
         with self._snapshot(consistency) as (reader, schema):
             result = self._check_one(schema, reader, item, None)
@@ -426,6 +433,48 @@ class Engine:
             ticket = self._audit_decision(audit, schema, reader, item, result, start, caller)
         audit.wait(ticket)
         return result
+
+    def _recent_head(self) -> Revision:
+        """The head revision, as of at most ``Config.head_staleness`` ago (minimize_latency may read a slightly
+        older snapshot, as in SpiceDB; this process's own writes are seen at once)."""
+        hint = self._head_hint
+        now = time.monotonic()
+        if hint is not None and now - hint[1] < self.config.head_staleness.total_seconds():
+            return hint[0]
+        head = self.store.head()
+        self._head_hint = (head, now)
+        return head
+
+    def _note_head(self, revision: Revision) -> None:
+        hint = self._head_hint
+        if hint is None or revision >= hint[0]:
+            self._head_hint = (revision, time.monotonic())
+
+    def _cached_answer(self, resource: ObjectRef | str, permission: str,
+                       subject: SubjectRef | str) -> CheckResult | None:
+        """The warm path: a check answered from the shared cache without opening a snapshot.
+
+        Only an answer cached at the recent head under the schema in force there qualifies;
+        anything else (a miss, an expired entry, a new revision) takes the full path.
+        """
+        cache = self.cache
+        if cache is None:
+            return None
+        revision = self._recent_head()
+        stored = self._schema_at.get(revision)
+        if stored is None:
+            return None
+        res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
+        subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
+        outcome = cache.get((stored.digest, revision, "", res, permission, subj), self.clock().timestamp())
+        if outcome is None:
+            return None
+        token = encode_token(revision)
+        if outcome.value is Tri.TRUE:
+            return CheckResult(Permissionship.HAS_PERMISSION, token)
+        if outcome.value is Tri.FALSE:
+            return CheckResult(Permissionship.NO_PERMISSION, token)
+        return CheckResult(Permissionship.CONDITIONAL_PERMISSION, token, tuple(sorted(outcome.missing)))
 
     def _explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
         resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)
@@ -805,6 +854,7 @@ class Engine:
 
         metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
         revision = self.store.write(batch, preconditions, validate=validate, metadata=metadata or None)
+        self._note_head(revision)
         if self.audit is not None:
             self._audit_changes(self.audit, "write", revision, actor, reason,
                                 [(u.operation.value, u.relationship) for u in batch])
@@ -870,6 +920,7 @@ class Engine:
         metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
         revision, n, partial = self.store.delete(filter, limit=limit, allow_partial=allow_partial,
                                                  preconditions=preconditions, metadata=metadata or None)
+        self._note_head(revision)
         if self.audit is not None:
             changes = [c for c in self.store.changes(revision - 1, limit=1) if c.revision == revision] if n else []
             self._audit_changes(self.audit, "delete", revision, actor, reason,

@@ -26,6 +26,9 @@ class Config:
     max_caveat_context_bytes: int = 4096
     #: Items in one bulk check.
     max_bulk_check_items: int = 10_000
+    #: How stale a minimize_latency read may be: the head revision is re-read at most this often (this process's
+    #: own writes are seen at once). Zero reads the head for every check. SpiceDB's equivalent defaults to 5 s.
+    head_staleness: timedelta = timedelta(milliseconds=50)
     #: Entries in the shared check cache (0 turns the cache off).
     cache_size: int = 100_000
     #: How long deleted relationships stay readable at old revisions (garbage-collection window).

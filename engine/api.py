@@ -296,6 +296,7 @@ class Engine:
         self._schema_at: dict[Revision, StoredSchema] = {}
         self._lookup_candidates: dict[tuple[str, int, str], list[str]] = {}
         self._head_hint: tuple[Revision, float] | None = None  # (head revision, when read: time.monotonic())
+        self._head_lock = threading.Lock()
         # The audit log (engine/audit.py); None when Config.audit is off. A SqliteStore's log sits beside its file.
         self.audit: AuditLog | None = (AuditLog.from_config(self.config, getattr(store, "_path", None))
                                        if self.config.audit else None)
@@ -393,6 +394,8 @@ class Engine:
                   now: datetime | None = None) -> Iterator[tuple[Reader, dsl_schema.Schema]]:
         revision = self._revision_for(consistency)
         with self.store.snapshot(revision, now=now or self.clock()) as reader:
+            if revision is None:
+                self._note_head(reader.revision)  # the warm path must never answer from before this
             stored = self._schema_at.get(reader.revision)
             if stored is None:
                 stored = self.store.read_schema(reader.revision)
@@ -436,19 +439,20 @@ class Engine:
 
     def _recent_head(self) -> Revision:
         """The head revision, as of at most ``Config.head_staleness`` ago (minimize_latency may read a slightly
-        older snapshot, as in SpiceDB; this process's own writes are seen at once)."""
+        older snapshot, as in SpiceDB). Never older than any revision this engine has written or answered at,
+        so answers seen by one caller never go back in time."""
         hint = self._head_hint
-        now = time.monotonic()
-        if hint is not None and now - hint[1] < self.config.head_staleness.total_seconds():
+        if hint is not None and time.monotonic() - hint[1] < self.config.head_staleness.total_seconds():
             return hint[0]
-        head = self.store.head()
-        self._head_hint = (head, now)
-        return head
+        self._note_head(self.store.head())
+        return self._head_hint[0]  # type: ignore[index]
 
     def _note_head(self, revision: Revision) -> None:
-        hint = self._head_hint
-        if hint is None or revision >= hint[0]:
-            self._head_hint = (revision, time.monotonic())
+        """Raise the head hint to ``revision`` (it only ever moves forward)."""
+        with self._head_lock:
+            hint = self._head_hint
+            if hint is None or revision >= hint[0]:
+                self._head_hint = (revision, time.monotonic())
 
     def _cached_answer(self, resource: ObjectRef | str, permission: str,
                        subject: SubjectRef | str) -> CheckResult | None:

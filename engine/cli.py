@@ -242,12 +242,14 @@ def _build_parser() -> argparse.ArgumentParser:
     serve = sub.add_parser(
         "serve", help="run the gRPC server",
         description="Serve the Headwater gRPC API (docs/grpc.md): checks, lookups, expand, relationships, the "
-                    "schema and lineage, plus gRPC health checking and server reflection, over an embedded SQLite "
-                    "database (created on first start). Every setting is a flag, a HEADWATER_* environment "
-                    "variable (e.g. HEADWATER_TOKEN_FILE) or a key of the TOML --config file, in that order of "
-                    "precedence. Bearer tokens come from --token-file; running without authentication needs "
-                    "--insecure-no-auth. SIGTERM or SIGINT drains in-flight calls and closes the database. Logs "
-                    "are JSON lines on stderr, one per call (method, status, duration, token name).")
+                    "schema, lineage and the audit trail, plus gRPC health checking and server reflection, over an "
+                    "embedded SQLite database (created on first start). Every setting is a flag, a HEADWATER_* "
+                    "environment variable (e.g. HEADWATER_TOKEN_FILE) or a key of the TOML --config file, in that "
+                    "order of precedence. Bearer tokens come from --token-file; running without authentication "
+                    "needs --insecure-no-auth. --audit keeps an audit log (the AuditService serves it to tokens "
+                    "with the audit scope). SIGTERM or SIGINT drains in-flight calls, writes the audit records "
+                    "still queued and closes the database. Logs are JSON lines on stderr, one per call (method, "
+                    "status, duration, token name).")
     serve.add_argument("--config", metavar="FILE", help="TOML file of settings (keys named like the flags, with _)")
     serve.add_argument("--address", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:50051; port 0 "
                                                                "picks a free port)")
@@ -276,6 +278,20 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--watch-poll-seconds", type=float, metavar="S",
                        help="how often Watch looks for new changes (default 0.2)")
     serve.add_argument("--log-level", choices=["debug", "info", "warning", "error"], help="default info")
+    serve.add_argument("--audit", action=argparse.BooleanOptionalAction, default=None,
+                       help="keep an audit log beside the database (<db>.audit; docs/audit.md): every change and "
+                            "the decisions --audit-decisions selects, with the caller's token name (default off; "
+                            "a database that already has an audit log stays audited)")
+    serve.add_argument("--audit-decisions", metavar="POLICY",
+                       help="which decisions to record: all (default), denials, sample:RATE (e.g. sample:0.01) "
+                            "or off (changes only)")
+    serve.add_argument("--audit-durable", action=argparse.BooleanOptionalAction, default=None,
+                       help="a check answers only once its audit record is committed and fsynced")
+    serve.add_argument("--audit-queue-size", type=int, metavar="N",
+                       help="audit records queued at most; a check waits for room beyond it (default 10000)")
+    serve.add_argument("--audit-key-file", metavar="FILE",
+                       help="file holding the HMAC key that signs the audit log's head and checkpoints "
+                            "(never logged)")
     serve.set_defaults(func=_cmd_serve)
     return parser
 
@@ -687,7 +703,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     names = ("address", "workers", "db", "schema", "token_file", "insecure_no_auth", "tls_cert", "tls_key",
              "tls_client_ca", "max_updates_per_write", "max_bulk_check_items", "max_caveat_context_bytes",
-             "max_page_size", "max_message_bytes", "max_depth", "grace_seconds", "watch_poll_seconds", "log_level")
+             "max_page_size", "max_message_bytes", "max_depth", "grace_seconds", "watch_poll_seconds", "log_level",
+             "audit", "audit_decisions", "audit_durable", "audit_queue_size", "audit_key_file")
     try:
         config = load_server_config({n: getattr(args, n) for n in names}, config_file=args.config)
         return serve(config)

@@ -15,8 +15,8 @@ scopes, and either the token itself or its SHA-256::
 
 Scopes: ``check`` (the read APIs: checks, lookups, expand, reading relationships and
 the schema, lineage), ``write`` (writing, deleting and importing relationships),
-``schema`` (writing the schema), ``audit`` (the change history: Watch and schema
-History). A client sends ``authorization: Bearer <token>``. No token or an unknown
+``schema`` (writing the schema), ``audit`` (the change history and the audit trail:
+Watch, schema History, and every AuditService RPC). A client sends ``authorization: Bearer <token>``. No token or an unknown
 one is UNAUTHENTICATED; a known token without the method's scope is
 PERMISSION_DENIED. The presented token is hashed and compared with every known
 digest using :func:`hmac.compare_digest` (no early exit), and is never logged or
@@ -45,8 +45,8 @@ __all__ = ["METHOD_SCOPES", "SCOPES", "TokenEntry", "TokenFileError", "TokenSet"
 
 SCOPES = frozenset({"check", "write", "schema", "audit"})
 
-_P, _R, _S, _L = ("/headwater.v1.PermissionService/", "/headwater.v1.RelationshipService/",
-                  "/headwater.v1.SchemaService/", "/headwater.v1.LineageService/")
+_P, _R, _S, _L, _A = ("/headwater.v1.PermissionService/", "/headwater.v1.RelationshipService/",
+                      "/headwater.v1.SchemaService/", "/headwater.v1.LineageService/", "/headwater.v1.AuditService/")
 
 #: The scope each RPC needs (full gRPC method name -> scope). Health and reflection need none.
 METHOD_SCOPES: Mapping[str, str] = {
@@ -56,6 +56,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     _R + "Read": "check", _R + "Export": "check", _R + "Watch": "audit",
     _S + "Write": "schema", _S + "Read": "check", _S + "History": "audit",
     _L + "EffectiveLabels": "check", _L + "Ancestors": "check", _L + "Descendants": "check",
+    _A + "Query": "audit", _A + "Export": "audit", _A + "Verify": "audit", _A + "Replay": "audit",
 }
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

@@ -2,7 +2,8 @@
 
 Public as ``headwater.engine.client``; it lives here because grpc's one home is
 ``engine/service``. Results are the engine's own types (``CheckResult``,
-``LookupResourcesPage``, ``ExpandNode``, ``WriteResult``, ``EffectiveLabels``, ...)
+``LookupResourcesPage``, ``ExpandNode``, ``WriteResult``, ``EffectiveLabels``,
+``AuditPage``, ``VerifyResult``, ``ReplayResult``, ...)
 or close equivalents where the wire carries less (:class:`SchemaWriteReport`,
 :class:`ExportResult`). A failed call raises the engine error the server raised
 (the trailing metadata ``headwater-error`` names its class), or :class:`RemoteError`
@@ -19,9 +20,11 @@ Example (needs a running server)::
 from __future__ import annotations
 
 import itertools
+import json
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
@@ -41,9 +44,11 @@ from ..api import (
     LookupResourcesPage,
     LookupResult,
     LookupSubjectsPage,
+    ReplayResult,
     SubjectResult,
     WriteResult,
 )
+from ..audit import AuditPage, RecordKind, VerifyResult
 from ..consistency import Consistency
 from ..errors import EngineError
 from ..expand import ExpandNode
@@ -53,6 +58,8 @@ from ..streams import ImportResult, ReadPage, WatchEvent
 from . import convert
 from .errors import ERROR_METADATA_KEY, REVISION_METADATA_KEY
 from .pb import (
+    audit_pb2,
+    audit_pb2_grpc,
     lineage_pb2,
     lineage_pb2_grpc,
     permission_pb2,
@@ -211,6 +218,7 @@ class Client:
         self._relationships = relationship_pb2_grpc.RelationshipServiceStub(self.channel)
         self._schema = schema_pb2_grpc.SchemaServiceStub(self.channel)
         self._lineage = lineage_pb2_grpc.LineageServiceStub(self.channel)
+        self._audit = audit_pb2_grpc.AuditServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
     def close(self) -> None:
@@ -474,3 +482,61 @@ class Client:
                                                  optional_cursor=cursor or "",
                                                  consistency=convert.consistency_to_proto(consistency))
         return convert.lineage_page_from_proto(self._call(method, request))
+
+    # ------------------------------------------------------------ the audit trail (AuditService, scope audit)
+
+    def audit_query(self, *, kind: RecordKind | str | None = None, subject: str | None = None,
+                    resource: str | None = None, permission: str | None = None, result: str | None = None,
+                    caller: str | None = None, actor: str | None = None, since: datetime | None = None,
+                    until: datetime | None = None, revision: int | None = None, min_revision: int | None = None,
+                    max_revision: int | None = None, limit: int = 100, cursor: str | None = None,
+                    newest_first: bool = False) -> AuditPage:
+        """A page of audit records matching every filter given. Like :meth:`AuditLog.query`: ``cursor`` is None
+        once there is nothing more, else pass it back (with the same filters) for the next page."""
+        if not isinstance(limit, int) or isinstance(limit, bool) or limit < 1:
+            raise engine_errors.InvalidRequestError(f"invalid limit {limit!r}: must be a positive integer")
+        request = audit_pb2.AuditQueryRequest(
+            filter=convert.audit_filter_to_proto(
+                kind=kind, subject=subject, resource=resource, permission=permission, result=result, caller=caller,
+                actor=actor, since=since, until=until, revision=revision, min_revision=min_revision,
+                max_revision=max_revision),
+            newest_first=newest_first, optional_limit=limit, optional_cursor=cursor or "")
+        responses, _ = self._collect(self._audit.Query, request)
+        records = [convert.audit_record_from_proto(r.record) for r in responses]
+        last_cursor = responses[-1].after_result_cursor or None if responses else None
+        return AuditPage(records, last_cursor if len(records) >= limit else None)
+
+    def audit_export(self, *, timeout: float | None = None, **filters: Any) -> Iterator[str]:
+        """The matching audit records as JSON Lines (each line ends with a newline), oldest first, streamed as they
+        arrive: ``file.writelines(client.audit_export(kind="decision"))`` writes what ``headwater audit export``
+        writes. ``filters`` are those of :meth:`audit_query` (without paging); ``timeout`` (seconds) overrides the
+        client's for this long call."""
+        request = audit_pb2.AuditExportRequest(filter=convert.audit_filter_to_proto(**filters))
+        try:
+            call = self._audit.Export(request, timeout=timeout if timeout is not None else self.timeout,
+                                      metadata=self._metadata)
+            for response in call:
+                if response.jsonl:
+                    yield from response.jsonl.splitlines(keepends=True)
+        except grpc.RpcError as err:
+            raise _raise(err) from None
+
+    def audit_verify(self) -> VerifyResult:
+        """Walk the server's whole audit chain: ``ok``, or the first bad record and what is wrong with it. Like
+        :meth:`AuditLog.verify` (``str()`` of the result is what ``headwater audit verify`` prints)."""
+        return convert.verify_from_proto(self._call(self._audit.Verify, audit_pb2.AuditVerifyRequest()))
+
+    def audit_replay(self, record_id: int | None = None, *, context: Mapping[str, Any] | None = None,
+                     resource: str | None = None, permission: str | None = None, subject: str | None = None,
+                     before: datetime | None = None) -> ReplayResult:
+        """Evaluate a recorded decision again at its recorded revision, with the full explanation. Like
+        :meth:`Engine.replay`: name the record by id, or by resource, permission and subject (the latest such
+        decision, before ``before`` if given); ``context`` is the request's caveat context (the log keeps its
+        hash). Beyond the history window, ``available`` is False and the message says so."""
+        request = audit_pb2.AuditReplayRequest(record_id=record_id or 0,
+                                               context_json=json.dumps(dict(context)) if context else "",
+                                               resource=resource or "", permission=permission or "",
+                                               subject=subject or "")
+        if before is not None:
+            request.before.CopyFrom(convert.audit_filter_to_proto(until=before).until)
+        return convert.replay_from_proto(self._call(self._audit.Replay, request))

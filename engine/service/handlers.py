@@ -9,7 +9,8 @@ For each call, in order:
 2. the bearer token is checked against the method's scope (unless the server runs
    with ``--insecure-no-auth``);
 3. a call whose deadline has already passed is DEADLINE_EXCEEDED without doing work;
-4. the servicer method runs; any exception becomes a status through
+4. the servicer method runs with :data:`.servicer.CALLER` set to the token's name (so
+   checks and lookups are recorded in the audit log with who asked); any exception becomes a status through
    :func:`.errors.status_for` (the one table), with the error class in the trailing
    metadata ``headwater-error``;
 5. one structured log line records the method, status, duration and the token's
@@ -29,8 +30,8 @@ from google.protobuf import message_factory
 from ..errors import InvalidRequestError
 from .auth import TokenSet, require_scope
 from .errors import ERROR_METADATA_KEY, DeadlineExceededError, ShuttingDownError, status_for
-from .pb import lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
-from .servicer import Servicer
+from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
+from .servicer import CALLER, Servicer
 
 __all__ = ["ACCESS_LOGGER", "SERVICES", "build_handlers", "service_names"]
 
@@ -43,12 +44,17 @@ SERVICES: tuple[tuple[Any, str, dict[str, str]], ...] = (
     (relationship_pb2, "RelationshipService", {}),
     (schema_pb2, "SchemaService", {"Write": "WriteSchema", "Read": "ReadSchema", "History": "SchemaHistory"}),
     (lineage_pb2, "LineageService", {}),
+    (audit_pb2, "AuditService", {"Query": "AuditQuery", "Export": "AuditExport", "Verify": "AuditVerify",
+                                 "Replay": "AuditReplay"}),
 )
 
 
 def service_names() -> list[str]:
     """Full names of the Headwater services, e.g. ``headwater.v1.PermissionService``."""
     return [module.DESCRIPTOR.services_by_name[name].full_name for module, name, _ in SERVICES]
+
+
+_END = object()  # the end of a server stream
 
 
 class _Undecodable:
@@ -117,7 +123,11 @@ def _unary(method: str, fn: Callable[..., Any], tokens: TokenSet | None, service
         try:
             call.begin(tokens, servicer)
             _check_decoded(request)
-            response = fn(request, context)
+            reset = CALLER.set(call.token_name)
+            try:
+                response = fn(request, context)
+            finally:
+                CALLER.reset(reset)
             call.status = "OK"
             return response
         except Exception as exc:
@@ -138,7 +148,11 @@ def _client_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
         call = _Call(method, context)
         try:
             call.begin(tokens, servicer)
-            response = fn(checked(requests), context)
+            reset = CALLER.set(call.token_name)
+            try:
+                response = fn(checked(requests), context)
+            finally:
+                CALLER.reset(reset)
             call.status = "OK"
             return response
         except Exception as exc:
@@ -155,7 +169,16 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
         try:
             call.begin(tokens, servicer)
             _check_decoded(request)
-            for item in fn(request, context):
+            responses = fn(request, context)
+            while True:
+                # The caller is set around each step only: between steps this thread is gRPC's.
+                reset = CALLER.set(call.token_name)
+                try:
+                    item = next(responses, _END)
+                finally:
+                    CALLER.reset(reset)
+                if item is _END:
+                    break
                 yield item
             call.status = "OK"
         except Exception as exc:

@@ -12,9 +12,12 @@ then a TOML config file, then the defaults below, in that order of precedence
 - serves TLS from certificate files, verifying client certificates when a client
   CA is given (mutual TLS);
 - serves standard gRPC health checking (``grpc.health.v1``) and server reflection;
+- keeps an audit log when ``audit`` is on (or the database already has one), with
+  each check's caller (the token's name);
 - on :meth:`HeadwaterServer.stop` (``headwater serve`` calls it on SIGTERM/SIGINT)
   reports NOT_SERVING, refuses new calls, ends Watch streams, waits up to
-  ``grace_seconds`` for in-flight calls, and closes the store.
+  ``grace_seconds`` for in-flight calls, then writes the audit records still queued
+  and closes the audit log and the store (``Engine.close``).
 
 Example::
 
@@ -99,10 +102,23 @@ class ServerConfig:
     watch_poll_seconds: float = 0.2
     #: Log level of the structured logs (debug, info, warning, error).
     log_level: str = "info"
+    #: Keep an audit log (docs/audit.md) beside the database (``<db>.audit``): every change, and the decisions
+    #: ``audit_decisions`` selects, each with the caller's token name. A database that already has an audit
+    #: log stays audited whatever this says.
+    audit: bool = False
+    #: Which decisions the audit log records: all, denials, sample:<rate> (e.g. sample:0.01) or off.
+    audit_decisions: str = "all"
+    #: A check answers only once its audit record is committed and fsynced (else within 100 ms, in batches).
+    audit_durable: bool = False
+    #: Audit records queued or being written at most; a check waits for room beyond it.
+    audit_queue_size: int = 10_000
+    #: File holding the HMAC key that signs the audit log's head and pruning checkpoints (its content without
+    #: surrounding whitespace). The key is never logged.
+    audit_key_file: str | None = None
 
     def __post_init__(self) -> None:
         for name in ("workers", "max_updates_per_write", "max_bulk_check_items", "max_caveat_context_bytes",
-                     "max_page_size", "max_message_bytes", "max_depth"):
+                     "max_page_size", "max_message_bytes", "max_depth", "audit_queue_size"):
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
@@ -123,12 +139,42 @@ class ServerConfig:
                               "config file), or run explicitly without authentication with --insecure-no-auth")
         if self.log_level.lower() not in ("debug", "info", "warning", "error"):
             raise ConfigError(f"log_level must be debug, info, warning or error, got {self.log_level!r}")
+        if not _valid_decisions(self.audit_decisions):
+            raise ConfigError(f"audit_decisions must be all, denials, off or sample:<rate> with a rate between 0 "
+                              f"and 1, got {self.audit_decisions!r}")
 
     def engine_config(self) -> Config:
-        """The engine's limits from these settings."""
+        """The engine's limits and audit settings from these settings (reads the audit key file)."""
         return Config(max_depth=self.max_depth, max_updates_per_write=self.max_updates_per_write,
                       max_caveat_context_bytes=self.max_caveat_context_bytes,
-                      max_bulk_check_items=self.max_bulk_check_items)
+                      max_bulk_check_items=self.max_bulk_check_items, audit=self.audit,
+                      audit_decisions=self.audit_decisions, audit_durable=self.audit_durable,
+                      audit_queue_size=self.audit_queue_size, audit_key=self.audit_key())
+
+    def audit_key(self) -> str | None:
+        """The HMAC key from ``audit_key_file`` (None without one); ConfigError if it cannot be read or is empty."""
+        if self.audit_key_file is None:
+            return None
+        try:
+            key = Path(self.audit_key_file).read_text(encoding="utf-8").strip()
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"cannot read audit key file {self.audit_key_file}: "
+                              f"{getattr(exc, 'strerror', None) or exc}") from None
+        if not key:
+            raise ConfigError(f"audit key file {self.audit_key_file} is empty")
+        return key
+
+
+def _valid_decisions(policy: object) -> bool:
+    if policy in ("all", "denials", "off"):
+        return True
+    if not isinstance(policy, str) or not policy.startswith("sample:"):
+        return False
+    try:
+        rate = float(policy[len("sample:"):])
+    except ValueError:
+        return False
+    return 0.0 <= rate <= 1.0
 
 
 _FIELDS = {f.name: f for f in fields(ServerConfig)}
@@ -325,8 +371,17 @@ class HeadwaterServer:
         _log.info("serving on %s", self.address, extra={"fields": {
             "event": "serving", "address": self.address, "port": self.port, "tls": credentials is not None,
             "mutual_tls": cfg.tls_client_ca is not None, "auth": tokens is not None,
-            "tokens": [e.name for e in tokens.entries] if tokens else [], "db": cfg.db, "workers": cfg.workers}})
+            "tokens": [e.name for e in tokens.entries] if tokens else [], "db": cfg.db, "workers": cfg.workers,
+            **self._audit_fields()}})
         return self
+
+    def _audit_fields(self) -> dict[str, Any]:
+        """What the start-up log says about auditing (never the key: only whether there is one)."""
+        audit = self.engine.audit if self.engine is not None else None
+        if audit is None:
+            return {"audit": False}
+        return {"audit": True, "audit_path": str(audit.path), "audit_decisions": self.config.audit_decisions,
+                "audit_durable": audit.durable, "audit_signed": self.config.audit_key_file is not None}
 
     def _load_schema(self, path: str) -> None:
         assert self.engine is not None
@@ -347,7 +402,8 @@ class HeadwaterServer:
 
     def stop(self, grace: float | None = None) -> None:
         """Drain and stop: NOT_SERVING, no new calls, Watch streams end, in-flight calls get ``grace`` seconds
-        (default ``grace_seconds``), then the store is closed. Safe to call twice."""
+        (default ``grace_seconds``), then the engine is closed (the audit log flushed first). Safe to call
+        twice."""
         with self._stop_lock:
             if self._stopped.is_set():
                 return

@@ -25,23 +25,34 @@ from __future__ import annotations
 
 import difflib
 import itertools
+import json
 import threading
 from collections.abc import Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import Any
 
 from ..api import Engine
+from ..audit import AuditLog, AuditPage, RecordKind, context_digest
 from ..consistency import Consistency, encode_token
-from ..errors import InvalidRequestError, LimitExceededError, SchemaConflictError
+from ..errors import InvalidRequestError, LimitExceededError, PreconditionFailedError, SchemaConflictError
 from ..relationships import Relationship
 from ..store import RelationshipFilter
 from . import convert
 from .errors import REVISION_METADATA_KEY, DeadlineExceededError, ShuttingDownError, item_error_code
-from .pb import lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
+from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
 
-__all__ = ["Servicer", "ServicerLimits"]
+__all__ = ["CALLER", "Servicer", "ServicerLimits"]
 
 _ANY = RelationshipFilter()  # matches every relationship: used to learn the revision a consistency selects
+
+#: The name of the bearer token of the call being served (None without authentication). The handler
+#: layer sets it around each call (and each step of a stream); checks and lookups pass it to the
+#: engine as ``caller``, so that the audit log says who asked.
+CALLER: ContextVar[str | None] = ContextVar("headwater_caller", default=None)
+
+_MAX_RECORD_ID = 2**63 - 1  # SQLite's largest INTEGER
+_EXPORT_CHUNK = 1024 * 1024  # characters of JSON Lines per Export message, at most (unless one record is longer)
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,7 +113,7 @@ class Servicer:
             convert.subject_from_proto(request.subject),
             context=convert.context_from_proto(request.context, request.HasField("context")),
             consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")),
-            explain=request.explain)
+            explain=request.explain, caller=CALLER.get())
         response = permission_pb2.CheckResponse(
             permissionship=convert.permissionship_to_proto(result.permissionship),
             missing_context=list(result.missing_context), revision_token=result.token)
@@ -124,7 +135,8 @@ class Servicer:
                 items.append(convert.check_item_from_proto(msg))
             except InvalidRequestError as exc:  # a malformed item fails alone, like an engine error would
                 errors[i] = exc
-        results = iter(self.engine.check_bulk(items, consistency=consistency)) if items else iter(())
+        results = (iter(self.engine.check_bulk(items, consistency=consistency, caller=CALLER.get())) if items
+                   else iter(()))
         token = ""
         for i, msg in enumerate(request.items):
             pair = response.pairs.add(request=msg)
@@ -161,10 +173,12 @@ class Servicer:
         consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
         remaining = request.optional_limit or None
         cursor = request.optional_cursor or None
+        caller = CALLER.get()
         while self._alive(context):
             size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
             page = self.engine.lookup_resources(request.resource_object_type, request.permission, subject,
-                                                context=ctx, consistency=consistency, limit=size, cursor=cursor)
+                                                context=ctx, consistency=consistency, limit=size, cursor=cursor,
+                                                caller=caller)
             self._trailer(context, page.token)
             for n, r in enumerate(page.results, start=1):
                 yield permission_pb2.LookupResourcesResponse(
@@ -184,11 +198,12 @@ class Servicer:
         consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
         remaining = request.optional_limit or None
         cursor = request.optional_cursor or None
+        caller = CALLER.get()
         while self._alive(context):
             size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
             page = self.engine.lookup_subjects(resource, request.permission, request.subject_object_type,
                                                request.optional_subject_relation or None, context=ctx,
-                                               consistency=consistency, limit=size, cursor=cursor)
+                                               consistency=consistency, limit=size, cursor=cursor, caller=caller)
             self._trailer(context, page.token)
             for n, r in enumerate(page.results, start=1):
                 yield permission_pb2.LookupSubjectsResponse(
@@ -378,6 +393,125 @@ class Servicer:
                     limit=self._page(request.optional_limit), cursor=request.optional_cursor or None,
                     consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")))
         return convert.lineage_page_to_proto(page)
+
+    # ------------------------------------------------------------ AuditService
+
+    def _audit(self) -> AuditLog:
+        audit = self.engine.audit
+        if audit is None:
+            raise PreconditionFailedError("this server keeps no audit log: start it with --audit (or "
+                                          "HEADWATER_AUDIT=1, or audit = true in its config file)")
+        return audit
+
+    def AuditQuery(self, request: audit_pb2.AuditQueryRequest,
+                   context: Any) -> Iterator[audit_pb2.AuditQueryResponse]:
+        audit = self._audit()
+        filters = convert.audit_filter_from_proto(request.filter)
+        remaining = request.optional_limit or None
+        cursor = request.optional_cursor or None
+        while self._alive(context):
+            size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
+            page = _audit_page(audit, limit=size, cursor=cursor, newest_first=request.newest_first, **filters)
+            for n, record in enumerate(page.records, start=1):
+                yield audit_pb2.AuditQueryResponse(
+                    record=convert.audit_record_to_proto(record),
+                    after_result_cursor=page.cursor or "" if n == len(page.records) else "")
+            if remaining is not None:
+                remaining -= len(page.records)
+            if page.cursor is None or remaining == 0:
+                return
+            cursor = page.cursor
+
+    def AuditExport(self, request: audit_pb2.AuditExportRequest,
+                    context: Any) -> Iterator[audit_pb2.AuditExportResponse]:
+        audit = self._audit()
+        filters = convert.audit_filter_from_proto(request.filter)
+        size = self._page(request.optional_batch_size)
+        cursor = request.optional_cursor or None
+        sent = False
+        while self._alive(context):
+            page = _audit_page(audit, limit=size, cursor=cursor, **filters)
+            chunk: list[str] = []
+            length = 0
+            for record in page.records:
+                line = record.to_json() + "\n"
+                if chunk and length + len(line) > _EXPORT_CHUNK:
+                    yield audit_pb2.AuditExportResponse(jsonl="".join(chunk), records=len(chunk))
+                    sent = True
+                    chunk, length = [], 0
+                chunk.append(line)
+                length += len(line)
+            if chunk or not sent:
+                yield audit_pb2.AuditExportResponse(jsonl="".join(chunk), records=len(chunk),
+                                                    after_cursor=page.cursor or "")
+                sent = True
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    def AuditVerify(self, request: audit_pb2.AuditVerifyRequest, context: Any) -> audit_pb2.AuditVerifyResponse:
+        audit = self._audit()
+        audit.flush()  # what this server has queued is part of the chain it answers for
+        return convert.verify_to_proto(audit.verify())
+
+    def AuditReplay(self, request: audit_pb2.AuditReplayRequest, context: Any) -> audit_pb2.AuditReplayResponse:
+        audit = self._audit()
+        context_value = _replay_context(request.context_json) if request.context_json else None
+        if request.record_id > _MAX_RECORD_ID:
+            raise InvalidRequestError(f"record_id {request.record_id} is out of range (at most {_MAX_RECORD_ID})")
+        if request.record_id:
+            if context_value is not None:
+                context_value = _as_recorded(context_value, audit, request.record_id)
+            replayed = self.engine.replay(request.record_id, context=context_value)
+        else:
+            if not (request.resource and request.permission and request.subject):
+                raise InvalidRequestError("name the decision to replay: a record_id, or resource, permission and "
+                                          "subject")
+            before = convert.time_from_proto(request.before, "before") if request.HasField("before") else None
+            found = audit.query(kind=RecordKind.DECISION, resource=request.resource, permission=request.permission,
+                                subject=request.subject, until=before, newest_first=True, limit=1).records
+            if found and context_value is not None:
+                context_value = _as_recorded(context_value, audit, found[0].id)
+            replayed = self.engine.replay(resource=request.resource, permission=request.permission,
+                                          subject=request.subject, before=before, context=context_value)
+        return convert.replay_to_proto(replayed)
+
+
+def _audit_page(audit: AuditLog, **query: Any) -> AuditPage:
+    try:
+        return audit.query(**query)
+    except OverflowError:  # a forged cursor naming a record id past SQLite's integers
+        raise InvalidRequestError("malformed audit cursor: its position is out of range") from None
+
+
+def _replay_context(text: str) -> dict[str, Any]:
+    try:
+        value = json.loads(text)
+    except ValueError as exc:
+        raise InvalidRequestError(f"context_json is not valid JSON: {exc}") from None
+    if not isinstance(value, dict):
+        raise InvalidRequestError("context_json must be a JSON object")
+    return value
+
+
+def _floats(value: Any) -> Any:
+    """``value`` with every number a float, as a ``google.protobuf.Struct`` delivers it."""
+    if isinstance(value, dict):
+        return {k: _floats(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_floats(v) for v in value]
+    if isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    return value
+
+
+def _as_recorded(context: dict[str, Any], audit: AuditLog, record_id: int) -> dict[str, Any]:
+    """The context in the form whose hash the record holds: a check made through gRPC got its numbers as
+    doubles (a Struct), so ``{"n": 3}`` was recorded as ``{"n": 3.0}``; either spelling replays it."""
+    recorded = audit.get(record_id).get("context_sha256")
+    if recorded is not None and context_digest(context) != recorded and context_digest(_floats(context)) == recorded:
+        return _floats(context)
+    return context
 
 
 def _diff(old: str, new: str) -> str:

@@ -179,7 +179,7 @@ def _state(client) -> tuple[list[str], str]:
 
 
 def test_hostile_requests_get_only_well_formed_errors(make_server) -> None:
-    server = make_server()
+    server = make_server(audit=True)  # audited, so that the AuditService RPCs are fuzzed too
     with client_for(server) as c:
         seed(c)
         before = _state(c)

@@ -14,7 +14,8 @@ def test_standard_health_checking(make_server) -> None:
     server = make_server()
     with grpc.insecure_channel(server.address) as channel:
         stub = health_pb2_grpc.HealthStub(channel)
-        for service in ("", "headwater.v1.PermissionService", "headwater.v1.LineageService"):
+        for service in ("", "headwater.v1.PermissionService", "headwater.v1.LineageService",
+                        "headwater.v1.AuditService"):
             assert stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5).status == \
                 health_pb2.HealthCheckResponse.SERVING
         try:
@@ -36,7 +37,7 @@ def test_reflection_discovers_and_calls_the_api(server) -> None:
         database = ProtoReflectionDescriptorDatabase(channel)
         services = set(database.get_services())
         assert {"headwater.v1.PermissionService", "headwater.v1.RelationshipService", "headwater.v1.SchemaService",
-                "headwater.v1.LineageService", "grpc.health.v1.Health"} <= services
+                "headwater.v1.LineageService", "headwater.v1.AuditService", "grpc.health.v1.Health"} <= services
         pool = descriptor_pool.DescriptorPool(database)  # descriptors fetched from the server, not our modules
         method = pool.FindServiceByName("headwater.v1.PermissionService").FindMethodByName("Check")
         request_cls = message_factory.GetMessageClass(method.input_type)

@@ -40,7 +40,8 @@ def test_every_rpc_has_a_scope_and_a_servicer_method() -> None:
             assert callable(getattr(Servicer, rename.get(m.name, m.name)))
     assert full == set(METHOD_SCOPES)
     assert service_names() == ["headwater.v1.PermissionService", "headwater.v1.RelationshipService",
-                               "headwater.v1.SchemaService", "headwater.v1.LineageService"]
+                               "headwater.v1.SchemaService", "headwater.v1.LineageService",
+                               "headwater.v1.AuditService"]
 
 
 @pytest.mark.parametrize("resource, permission, subject, context", [

@@ -31,6 +31,7 @@ EXIT_USAGE = 2
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the CLI; returns the exit code (the console script exits with it)."""
     parser = _build_parser()
+    _add_server_options(parser)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()
@@ -296,6 +297,45 @@ def _build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+# Commands that can also work against a running server (`--server ADDR`) instead of a database file.
+_REMOTE_COMMANDS = ("expand", "lookup-resources", "lookup-subjects", "labels", "ancestors", "descendants",
+                    "relationships touch", "relationships create", "relationships delete", "relationships read")
+
+
+def _add_server_options(parser: argparse.ArgumentParser) -> None:
+    """Give the _REMOTE_COMMANDS `--server ADDR` and `--token`, and make their `--db` optional."""
+    def subparsers(p: argparse.ArgumentParser) -> dict[str, argparse.ArgumentParser]:
+        for action in p._actions:
+            if isinstance(action, argparse._SubParsersAction):
+                return dict(action.choices)
+        return {}
+
+    for name in _REMOTE_COMMANDS:
+        p = parser
+        for word in name.split():
+            p = subparsers(p)[word]
+        for action in p._actions:
+            if action.dest == "db":
+                action.required = False
+                action.help = "SQLite database file (or --server ADDR)"
+        if not any(a.dest == "server" for a in p._actions):
+            p.add_argument("--server", metavar="ADDR", help="ask a running `headwater serve` instead of a file")
+            p.add_argument("--token", help="with --server: the bearer token (default: $HEADWATER_TOKEN)")
+
+
+def _connect(args: argparse.Namespace):  # -> Engine | Client: both offer the methods the commands use
+    """A running server's client for `--server`, else the engine over `--db`."""
+    if getattr(args, "server", None):
+        import os
+
+        from .client import Client
+
+        return Client(args.server, token=args.token or os.environ.get("HEADWATER_TOKEN") or None)
+    if not getattr(args, "db", None):
+        raise ValueError("give --db PATH, or --server ADDR to ask a running server")
+    return _open_engine(args.db)
+
+
 def _read(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
@@ -460,7 +500,7 @@ def _cmd_expand(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     context = json.loads(args.context) if args.context else None
     if context is not None and not isinstance(context, dict):
         raise ValueError("--context must be a JSON object")
-    with _open_engine(args.db) as engine:
+    with _connect(args) as engine:
         tree, token = engine.expand(args.resource, args.permission, context=context)
     subjects = [(f.validation_string(), "/".join(f"<{r}>" for r in sorted(f.relations)))
                 for f in found_subjects(tree)]
@@ -502,7 +542,7 @@ def _cmd_relationships_write(args: argparse.Namespace, out: TextIO, err: TextIO)
     rels = args.relationships
     if rels == ["-"]:
         rels = [ln.strip() for ln in sys.stdin if ln.strip() and not ln.strip().startswith("//")]
-    with _open_engine(args.db) as engine:
+    with _connect(args) as engine:
         fn = {"touch": engine.touch, "create": engine.create, "delete": engine.remove}[args.operation]
         result = fn(*rels, actor=args.actor, reason=args.reason)
     print(f"{args.operation}: {len(rels)} relationship{'s' if len(rels) != 1 else ''} at {result.token}", file=out)
@@ -519,7 +559,7 @@ def _cmd_relationships_read(args: argparse.Namespace, out: TextIO, err: TextIO) 
     if paged and args.limit is not None:
         raise ValueError("give --limit, or --page-size/--cursor, not both")
     next_cursor = None
-    with _open_engine(args.db) as engine:
+    with _connect(args) as engine:
         if paged:
             page = engine.read_relationships(f, limit=args.page_size, cursor=args.cursor)
             rels, token, next_cursor = page.relationships, page.token, page.cursor
@@ -614,7 +654,7 @@ def _cmd_watch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 @_engine_errors
 def _cmd_labels(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    with _open_engine(args.db) as engine:
+    with _connect(args) as engine:
         result = engine.effective_labels(args.object)
     if args.json:
         json.dump({"object": str(result.object), "token": result.token, "classifications": [
@@ -641,7 +681,7 @@ def _cmd_labels(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 @_engine_errors
 def _cmd_lineage_walk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    with _open_engine(args.db) as engine:
+    with _connect(args) as engine:
         walk = engine.ancestors if args.direction == "ancestors" else engine.descendants
         page = walk(args.object, max_depth=args.max_depth, limit=args.limit, cursor=args.cursor)
     for item in page.items:
@@ -660,7 +700,7 @@ def _context_arg(text: str | None) -> dict | None:
 
 @_engine_errors
 def _cmd_lookup_resources(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    with _open_engine(args.db) as engine:
+    with _connect(args) as engine:
         page = engine.lookup_resources(args.resource_type, args.permission, args.subject,
                                        context=_context_arg(args.context), limit=args.page_size, cursor=args.cursor)
     for r in page.results:
@@ -679,7 +719,7 @@ def _cmd_lookup_resources(args: argparse.Namespace, out: TextIO, err: TextIO) ->
 @_engine_errors
 def _cmd_lookup_subjects(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     subject_type, _, relation = args.subject_type.partition("#")
-    with _open_engine(args.db) as engine:
+    with _connect(args) as engine:
         page = engine.lookup_subjects(args.resource, args.permission, subject_type, relation or None,
                                       context=_context_arg(args.context), limit=args.page_size, cursor=args.cursor)
     for r in page.results:

@@ -23,8 +23,11 @@ test: $(STAMP)
 serve: $(STAMP)
 	$(BIN)/headwater serve --db headwater.db --schema examples/ai-lineage/policy.zed --insecure-no-auth
 
-## Benchmarks (numbers, not pass/fail).
+## Benchmarks (numbers, not pass/fail): Headwater and real SpiceDB side by side (skips SpiceDB, saying so, if the
+## peer cannot be installed), then the focused benchmarks.
 bench: $(STAMP)
+	$(BIN)/python -m benchmarks.run --scale 1 --json benchmarks/results/side-by-side.json
+	$(BIN)/python -m benchmarks.bench_grpc
 	$(BIN)/python -m benchmarks.bench_compile
 	$(BIN)/python -m benchmarks.bench_check
 	$(BIN)/python -m benchmarks.bench_lookup

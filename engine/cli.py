@@ -14,10 +14,11 @@ Example::
 from __future__ import annotations
 
 import argparse
+import contextlib
 import difflib
 import json
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import TextIO
 
@@ -336,6 +337,16 @@ def _connect(args: argparse.Namespace):  # -> Engine | Client: both offer the me
     return _open_engine(args.db)
 
 
+@contextlib.contextmanager
+def _output(path: str, out: TextIO) -> Iterator[TextIO]:
+    """``out`` for ``-``, else the file at ``path`` opened for writing (and closed afterwards)."""
+    if path == "-":
+        yield out
+        return
+    with Path(path).open("w", encoding="utf-8") as f:
+        yield f
+
+
 def _read(path: str) -> str:
     if path == "-":
         return sys.stdin.read()
@@ -579,15 +590,11 @@ def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     with _open_engine(args.db) as engine:
         export = engine.export_relationships(RelationshipFilter(resource_type=args.resource_type))
-        target = out if args.file == "-" else Path(args.file).open("w", encoding="utf-8")
         n = 0
-        try:
+        with _output(args.file, out) as target:
             for page in export.pages():
                 target.writelines(f"{r}\n" for r in page)
                 n += len(page)
-        finally:
-            if target is not out:
-                target.close()
     print(f"exported {n} relationship{'s' if n != 1 else ''} at {export.token}", file=err)
     return EXIT_OK
 
@@ -908,12 +915,8 @@ def _cmd_audit_query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 @_engine_errors
 def _cmd_audit_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with _open_audit(args) as log:
-        target = out if args.file == "-" else Path(args.file).open("w", encoding="utf-8")
-        try:
+        with _output(args.file, out) as target:
             n = log.export(target, **_audit_filters(args))
-        finally:
-            if target is not out:
-                target.close()
     print(f"exported {n} record{'s' if n != 1 else ''}", file=err)
     return EXIT_OK
 

@@ -772,11 +772,11 @@ def verdicts(out: dict[str, Any]) -> list[tuple[str, str, str]]:
 
     d = sc["direct"]["warm"]["p50_us"]
     at1 = scale == 1
-    v.append(("warm p50 < 20 µs, direct grant (scale 1)", fmt_us(d), judge(d < 20) if at1 else f"n/a at scale {scale}"))
+    v.append(("warm p50 < 20 µs, direct grant (scale 1)", fmt_us(d), judge(d < 20) if at1 else f"n/a at scale {scale:g}"))
     l8 = sc["lineage_all_d8"]["warm"]["p50_us"]
     u8 = sc["lineage_upstream_d8"]["warm"]["p50_us"]
     v.append(("warm p50 < 100 µs, depth-8 lineage (scale 1)", f".all() {fmt_us(l8)}, upstream() {fmt_us(u8)}",
-              judge(max(l8, u8) < 100) if at1 else f"n/a at scale {scale}"))
+              judge(max(l8, u8) < 100) if at1 else f"n/a at scale {scale:g}"))
     r = sc["lineage_all_d8"].get("ratios")
     v.append(("depth-8 .all() cold ≥ 50× SpiceDB sequential throughput",
               f"{r['cold_throughput_ratio']}× (p50 {r['cold_speedup_p50']}×)" if r else "no SpiceDB in this run",
@@ -788,7 +788,7 @@ def verdicts(out: dict[str, Any]) -> list[tuple[str, str, str]]:
                f"{worst['warm_over_floor_p50']}×"), judge(worst["warm_over_floor_p50"] <= 3)))
     worst_p99 = max(x["warm"]["p99_us"] for x in sc.values())
     v.append(("scale 20: warm p99 < 1 ms", fmt_us(worst_p99) + " (worst scenario)",
-              judge(worst_p99 < 1000) if scale >= 20 else f"n/a at scale {scale}"))
+              judge(worst_p99 < 1000) if scale >= 20 else f"n/a at scale {scale:g}"))
     mem = out.get("memory", {})
     if "spicedb" in mem:
         hw = {k: mem[k]["loaded_mib_per_million"] for k in ("sqlite", "memory") if k in mem}
@@ -796,7 +796,7 @@ def verdicts(out: dict[str, Any]) -> list[tuple[str, str, str]]:
         v.append(("resident memory ≤ SpiceDB's (scale 20)",
                   ", ".join(f"{k} {x:.0f}" for k, x in hw.items()) + f" vs SpiceDB {spm:.0f} MiB per 1M",
                   (judge(hw.get("sqlite", math.inf) <= spm) + " (sqlite); " + judge(hw.get("memory", math.inf) <= spm)
-                   + " (memory store)") if scale >= 20 else f"n/a at scale {scale} (indicative)"))
+                   + " (memory store)") if scale >= 20 else f"n/a at scale {scale:g} (indicative)"))
     v.append(("gRPC p50 within 1.5× of the empty-RPC floor", "gRPC: not measured yet", "n/a"))
     return v
 

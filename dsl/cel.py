@@ -34,7 +34,7 @@ import datetime as _dt
 import ipaddress as _ip
 import math
 import re
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from decimal import Decimal, InvalidOperation
 from types import MappingProxyType
@@ -514,11 +514,13 @@ def _check_ipaddress_use(ast: _Ast, expression: str) -> None:
                                  node.result) if c is not None)
 
 
-def referenced_names(expression: str) -> frozenset[str]:
+def referenced_names(expression: str, declared: Iterable[str] = ()) -> frozenset[str]:
     """Top-level identifiers the expression reads (not macro loop variables, not field selections).
 
     Built-in type names used as values (``int`` in ``type(x) == int``) are not
-    counted.  Raises ``CelError`` on a syntax error.
+    counted, unless ``declared`` (the caveat's parameters) declares one as a
+    variable (a parameter named ``map`` is read by ``map > 1``).  Raises
+    ``CelError`` on a syntax error.
     """
     try:
         parsed = _PARSE_ENV.compile(expression, disable_check=True)
@@ -526,7 +528,7 @@ def referenced_names(expression: str) -> frozenset[str]:
         raise _cel_error_from(exc) from None
     out: set[str] = set()
     _free_idents(_decode_ast(parsed.serialize()).expr, frozenset(), out)
-    return frozenset(out - _BUILTIN_TYPE_IDENTS)
+    return frozenset(out - (_BUILTIN_TYPE_IDENTS - frozenset(declared)))
 
 
 # --------------------------------------------------------------------------- context conversion

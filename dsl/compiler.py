@@ -236,7 +236,7 @@ class _Compiler:
                 params[p.name] = t
         program = None
         try:
-            used = cel.referenced_names(c.expression)
+            used = cel.referenced_names(c.expression, (p.name for p in c.parameters))
         except cel.CelError as exc:
             self.error(CaveatError, f"invalid expression in caveat `{c.name}`: {exc.message}",
                        self._cel_span(c, exc.line, exc.column))

@@ -21,6 +21,7 @@ Example::
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, TypeAlias
@@ -151,10 +152,17 @@ class Relation:
     kind: RelationKind = RelationKind.RELATION
     classification: str | None = None  # DECLASSIFY: the classification whose values it holds
     declassify_by: str | None = None  # DECLASSIFY: the permission a writer needs on the object
+    # Derived from ``allowed`` once, for the checker's hot path:
+    wildcard_types: frozenset[str] = field(init=False, compare=False, repr=False)  # types allowed as `type:*`
+    has_subject_sets: bool = field(init=False, compare=False, repr=False)  # some `type#relation` is allowed
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "wildcard_types", frozenset(t.type for t in self.allowed if t.wildcard))
+        object.__setattr__(self, "has_subject_sets", any(t.relation is not None for t in self.allowed))
 
     @property
     def allows_wildcard(self) -> bool:
-        return any(t.wildcard for t in self.allowed)
+        return bool(self.wildcard_types)
 
 
 @dataclass(frozen=True, slots=True)
@@ -221,6 +229,12 @@ class Schema:
     text: str = field(default="", compare=False, repr=False)  # canonical text (headwater fmt)
     digest: str = field(default="", compare=False)  # sha256 of ``text``
     classifications: Mapping[str, Classification] = field(default_factory=dict)
+
+    @functools.cached_property
+    def members(self) -> Mapping[tuple[str, str], Relation | Permission]:
+        """Every relation and permission by ``(definition, name)``: one lookup for the checker's hot path."""
+        return {(d.name, name): member for d in self.definitions.values()
+                for name, member in (*d.relations.items(), *d.permissions.items())}
 
     def lineage_relations(self, type_: str) -> tuple[Relation, ...]:
         """The lineage relations of definition ``type_``."""

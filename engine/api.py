@@ -296,6 +296,10 @@ class Engine:
         self._schema_at: dict[Revision, StoredSchema] = {}
         self._lookup_candidates: dict[tuple[str, int, str], list[str]] = {}
         self._head_hint: tuple[Revision, float] | None = None  # (head revision, when read: time.monotonic())
+        self._head_staleness_s = self.config.head_staleness.total_seconds()
+        self._system_clock = clock is _utc_now  # then the warm path reads time.time() directly
+        # The warm path's answers for the recent head: (revision, token, {Tri: CheckResult}); results are immutable.
+        self._warm_results: tuple[Revision, dict[Tri, CheckResult]] | None = None
         self._head_lock = threading.Lock()
         # The audit log (engine/audit.py); None when Config.audit is off. A SqliteStore's log sits beside its file.
         self.audit: AuditLog | None = (AuditLog.from_config(self.config, getattr(store, "_path", None))
@@ -442,7 +446,7 @@ class Engine:
         older snapshot, as in SpiceDB). Never older than any revision this engine has written or answered at,
         so answers seen by one caller never go back in time."""
         hint = self._head_hint
-        if hint is not None and time.monotonic() - hint[1] < self.config.head_staleness.total_seconds():
+        if hint is not None and time.monotonic() - hint[1] < self._head_staleness_s:
             return hint[0]
         self._note_head(self.store.head())
         return self._head_hint[0]  # type: ignore[index]
@@ -470,15 +474,21 @@ class Engine:
             return None
         res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
         subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
-        outcome = cache.get((stored.digest, revision, "", res, permission, subj), self.clock().timestamp())
+        now = time.time() if self._system_clock else self.clock().timestamp()
+        outcome = cache.get((stored.digest, revision, "", res.type, res.id, permission, subj.type, subj.id,
+                             subj.relation), now)  # = cache.check_key()
         if outcome is None:
             return None
-        token = encode_token(revision)
-        if outcome.value is Tri.TRUE:
-            return CheckResult(Permissionship.HAS_PERMISSION, token)
-        if outcome.value is Tri.FALSE:
-            return CheckResult(Permissionship.NO_PERMISSION, token)
-        return CheckResult(Permissionship.CONDITIONAL_PERMISSION, token, tuple(sorted(outcome.missing)))
+        if outcome.value is Tri.UNKNOWN:
+            return CheckResult(Permissionship.CONDITIONAL_PERMISSION, encode_token(revision),
+                               tuple(sorted(outcome.missing)))
+        warm = self._warm_results
+        if warm is None or warm[0] != revision:
+            token = encode_token(revision)
+            warm = self._warm_results = (revision, {
+                Tri.TRUE: CheckResult(Permissionship.HAS_PERMISSION, token),
+                Tri.FALSE: CheckResult(Permissionship.NO_PERMISSION, token)})
+        return warm[1][outcome.value]
 
     def _explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
         resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)
@@ -545,6 +555,8 @@ class Engine:
                   memo: dict[Any, Outcome] | None) -> Outcome:
         lineage = Lineage(schema, reader, self.label_cache, (schema.digest, reader.revision))
         local = LocalChecker(schema, reader, context=context, lineage=lineage)
+        if memo is None and self.cache is None:
+            memo = {}  # without a shared cache, a check still shares its own sub-problems
         head = CachingChecker(local.check, self.cache, (schema.digest, reader.revision, context_key),
                               self.clock().timestamp(), memo)
         local.dispatch = head.check

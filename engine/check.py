@@ -35,7 +35,7 @@ from ..dsl import schema as s
 from .dispatch import FALSE, TRUE, CheckRequest, Dispatch, Outcome, Tri, earliest
 from .errors import CaveatEvaluationError, MaxDepthExceededError, UnknownPermissionError
 from .lineage import Lineage
-from .relationships import ObjectRef, Relationship
+from .relationships import ObjectRef, Relationship, stored_object
 from .store import Reader
 
 __all__ = ["LocalChecker", "caveat_verdict"]
@@ -50,25 +50,25 @@ class LocalChecker:
         self.reader = reader
         self.context: Mapping[str, Any] = context or {}
         self.lineage = lineage if lineage is not None else Lineage(schema, reader)
+        self._members = schema.members
         self.dispatch: Dispatch = self.check  # replaced by build_checker with the chain's head
 
     # ------------------------------------------------------------ entry
 
     def check(self, req: CheckRequest) -> Outcome:
-        definition = self.schema.definitions.get(req.resource.type)
-        if definition is None:
-            raise UnknownPermissionError(f"object definition `{req.resource.type}` not found")
-        member = definition.relations.get(req.name) or definition.permissions.get(req.name)
+        resource, name, subj = req.resource, req.name, req.subject
+        member = self._members.get((resource.type, name))
         if member is None:
+            if resource.type not in self.schema.definitions:
+                raise UnknownPermissionError(f"object definition `{resource.type}` not found")
             raise UnknownPermissionError(
-                f"relation/permission `{req.name}` not found under definition `{req.resource.type}`")
-        subj = req.subject
-        if subj.relation == req.name and subj.id == req.resource.id and subj.type == req.resource.type:
+                f"relation/permission `{name}` not found under definition `{resource.type}`")
+        if subj.relation == name and subj.id == resource.id and subj.type == resource.type:
             return TRUE  # a subject set is a member of itself (`group:g#member` has `member` on `group:g`)
-        for i, (res, name, _) in enumerate(req.path):
-            if res == req.resource and name == req.name:
+        for i, (res, step, _) in enumerate(req.path):
+            if step == name and res == resource:
                 return self._cut(req, i)
-        if isinstance(member, s.Relation):
+        if type(member) is s.Relation:
             return self._relation(req, member)
         return self._expr(req, member.expr, False)
 
@@ -97,21 +97,21 @@ class LocalChecker:
             acc.add(self._caveat(r))
         if acc.done:
             return acc.result()
-        if subj.relation is None and subj.id != "*" and any(t.wildcard and t.type == subj.type for t in rel.allowed):
+        if subj.relation is None and subj.type in rel.wildcard_types and subj.id != "*":
             for r in self.reader.lookup(res, req.name, subj.type, "*", None):
                 acc.add(self._caveat(r))
             if acc.done:
                 return acc.result()
-        if any(t.relation is not None for t in rel.allowed):
-            for r in self.reader.subjects(res, req.name):
+        if rel.has_subject_sets:
+            for r in self.reader.subject_sets(res, req.name):
                 sr = r.subject
-                if sr.relation is None or (sr.type == subj.type and sr.id == subj.id and sr.relation == subj.relation):
+                if (sr.type == subj.type and sr.id == subj.id and sr.relation == subj.relation):
                     continue
                 cav = self._caveat(r)
                 if cav.value is Tri.FALSE:
                     acc.add(cav)
                     continue
-                member = self._child(req, ObjectRef(sr.type, sr.id), sr.relation, False)
+                member = self._child(req, stored_object(sr.type, sr.id), sr.relation, False)
                 acc.add(_and(cav, member))
                 if acc.done:
                     break
@@ -221,7 +221,7 @@ class LocalChecker:
         sr = r.subject
         if self.schema.member(sr.type, target) is None or sr.id == "*":
             return FALSE  # the subject's type has no such relation/permission: grants nothing
-        return self._child(req, ObjectRef(sr.type, sr.id), target, negated)
+        return self._child(req, stored_object(sr.type, sr.id), target, negated)
 
 
 def caveat_verdict(schema: s.Schema, context: Mapping[str, Any], r: Relationship) -> tuple[Tri, frozenset[str]]:
@@ -258,6 +258,12 @@ class _Any:
         self.done = False
 
     def add(self, o: Outcome) -> None:
+        if o is FALSE:  # the common outcomes first: nothing to merge
+            return
+        if o is TRUE:
+            self.value = Tri.TRUE
+            self.done = True
+            return
         self.until = earliest(self.until, o.valid_until)
         self.cut = self.cut or o.cut
         if o.value is Tri.TRUE:
@@ -268,10 +274,11 @@ class _Any:
             self.missing |= o.missing
 
     def result(self) -> Outcome:
-        if self.value is Tri.TRUE and not self.cut and self.until is None:
-            return TRUE
-        if self.value is Tri.FALSE and not self.cut and self.until is None:
-            return FALSE
+        if not self.cut and self.until is None:
+            if self.value is Tri.TRUE:
+                return TRUE
+            if self.value is Tri.FALSE:
+                return FALSE
         missing = frozenset(self.missing) if self.value is Tri.UNKNOWN else frozenset()
         return Outcome(self.value, missing, self.until, self.cut)
 
@@ -289,6 +296,12 @@ class _All:
         self.done = False
 
     def add(self, o: Outcome) -> None:
+        if o is TRUE:  # the common outcomes first: nothing to merge
+            return
+        if o is FALSE:
+            self.value = Tri.FALSE
+            self.done = True
+            return
         self.until = earliest(self.until, o.valid_until)
         self.cut = self.cut or o.cut
         if o.value is Tri.FALSE:
@@ -299,11 +312,20 @@ class _All:
             self.missing |= o.missing
 
     def result(self) -> Outcome:
+        if not self.cut and self.until is None:
+            if self.value is Tri.TRUE:
+                return TRUE
+            if self.value is Tri.FALSE:
+                return FALSE
         missing = frozenset(self.missing) if self.value is Tri.UNKNOWN else frozenset()
         return Outcome(self.value, missing, self.until, self.cut)
 
 
 def _and(a: Outcome, b: Outcome) -> Outcome:
+    if a is TRUE and not b.via:
+        return b
+    if b is TRUE and not a.via:
+        return a
     acc = _All()
     acc.add(a)
     acc.add(b)
@@ -318,6 +340,10 @@ def _or(a: Outcome, b: Outcome) -> Outcome:
 
 
 def _not(o: Outcome) -> Outcome:
+    if o is TRUE:
+        return FALSE
+    if o is FALSE:
+        return TRUE
     value = {Tri.TRUE: Tri.FALSE, Tri.FALSE: Tri.TRUE, Tri.UNKNOWN: Tri.UNKNOWN}[o.value]
     return Outcome(value, o.missing if value is Tri.UNKNOWN else frozenset(), o.valid_until, o.cut)
 

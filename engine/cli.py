@@ -275,6 +275,8 @@ def _build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--max-message-bytes", type=int, metavar="N",
                        help="largest request or response message (default 4194304)")
     serve.add_argument("--max-depth", type=int, metavar="N", help="longest dispatch chain in one check (default 50)")
+    serve.add_argument("--cache-size", type=int, metavar="N",
+                       help="entries in the shared check cache; 0 turns the cache off (default 100000)")
     serve.add_argument("--grace-seconds", type=float, metavar="S",
                        help="how long in-flight calls may finish at shutdown (default 10)")
     serve.add_argument("--watch-poll-seconds", type=float, metavar="S",
@@ -750,8 +752,8 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
     names = ("address", "workers", "db", "schema", "token_file", "insecure_no_auth", "tls_cert", "tls_key",
              "tls_client_ca", "max_updates_per_write", "max_bulk_check_items", "max_caveat_context_bytes",
-             "max_page_size", "max_message_bytes", "max_depth", "grace_seconds", "watch_poll_seconds", "log_level",
-             "audit", "audit_decisions", "audit_durable", "audit_queue_size", "audit_key_file")
+             "max_page_size", "max_message_bytes", "max_depth", "cache_size", "grace_seconds", "watch_poll_seconds",
+             "log_level", "audit", "audit_decisions", "audit_durable", "audit_queue_size", "audit_key_file")
     try:
         config = load_server_config({n: getattr(args, n) for n in names}, config_file=args.config)
         return serve(config)

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Protocol
 
 from .relationships import ObjectRef, SubjectRef
@@ -35,9 +35,22 @@ class Tri(enum.IntEnum):
     TRUE = 2
 
 
-@dataclass(frozen=True, slots=True)
 class CheckRequest:
-    """Does ``subject`` have ``name`` (a relation or permission) on ``resource``?"""
+    """Does ``subject`` have ``name`` (a relation or permission) on ``resource``?
+
+    A plain slotted class rather than a frozen dataclass: a check creates one per
+    sub-problem, and a frozen dataclass's ``__init__`` costs four times as much.
+    Treat it as immutable. Equality and hash cover resource, name, subject and
+    depth (not the path, which only serves cycle detection and error messages).
+
+    Example::
+
+        >>> from headwater.engine.relationships import ObjectRef, SubjectRef
+        >>> CheckRequest(ObjectRef("doc", "1"), "view", SubjectRef("user", "tom"), 50)
+        CheckRequest(resource=ObjectRef(type='doc', id='1'), name='view', subject=SubjectRef(type='user', id='tom', relation=None), depth_remaining=50)
+    """
+
+    __slots__ = ("resource", "name", "subject", "depth_remaining", "path", "negated")
 
     resource: ObjectRef
     name: str
@@ -45,8 +58,32 @@ class CheckRequest:
     depth_remaining: int
     # (resource, name) pairs on the path from the top-level request, with whether
     # each was entered on the subtracted side of an exclusion (for cycle handling).
-    path: tuple[tuple[ObjectRef, str, bool], ...] = field(default=(), compare=False)
-    negated: bool = field(default=False, compare=False)  # entered on the subtracted side of an exclusion
+    path: tuple[tuple[ObjectRef, str, bool], ...]
+    negated: bool  # entered on the subtracted side of an exclusion
+
+    def __init__(self, resource: ObjectRef, name: str, subject: SubjectRef, depth_remaining: int,
+                 path: tuple[tuple[ObjectRef, str, bool], ...] = (), negated: bool = False) -> None:
+        self.resource = resource
+        self.name = name
+        self.subject = subject
+        self.depth_remaining = depth_remaining
+        self.path = path
+        self.negated = negated
+
+    def _key(self) -> tuple[ObjectRef, str, SubjectRef, int]:
+        return (self.resource, self.name, self.subject, self.depth_remaining)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CheckRequest):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"CheckRequest(resource={self.resource!r}, name={self.name!r}, subject={self.subject!r}, "
+                f"depth_remaining={self.depth_remaining!r})")
 
 
 @dataclass(frozen=True, slots=True)

@@ -28,7 +28,7 @@ from dataclasses import dataclass, field
 from ..dsl import schema as s
 from .cache import LabelCache
 from .errors import InvalidRelationshipError
-from .relationships import ObjectRef, Relationship, SubjectRef
+from .relationships import ObjectRef, Relationship, SubjectRef, stored_object
 from .store import Operation, Reader, Update
 
 __all__ = ["Edge", "LabelCache", "Lineage", "LineageCycleError", "find_lineage_cycle"]
@@ -79,7 +79,7 @@ class Lineage:
         """The lineage edges out of ``obj``, in relation then subject order."""
         hit = self._edges.get(obj)
         if hit is None:
-            hit = [Edge(obj, rel.name, ObjectRef(r.subject.type, r.subject.id))
+            hit = [Edge(obj, rel.name, stored_object(r.subject.type, r.subject.id))
                    for rel in self.schema.lineage_relations(obj.type) for r in self.reader.subjects(obj, rel.name)]
             self._edges[obj] = hit
         return hit
@@ -281,7 +281,7 @@ def find_lineage_cycle(schema: s.Schema, reader: Reader, updates: Sequence[Updat
         rel = u.relationship
         if (rel.resource.type, rel.relation) not in lineage_names:
             continue
-        e = Edge(rel.resource, rel.relation, ObjectRef(rel.subject.type, rel.subject.id))
+        e = Edge(rel.resource, rel.relation, stored_object(rel.subject.type, rel.subject.id))
         if u.operation is Operation.DELETE:
             removed.add((e.source, e.relation, e.target))
         else:

@@ -96,6 +96,8 @@ class ServerConfig:
     max_message_bytes: int = 4 * 1024 * 1024
     #: Longest chain of dispatches in one check (MaxDepthExceededError past it).
     max_depth: int = 50
+    #: Entries in the shared check cache (``Config.cache_size``); 0 turns the check and label caches off.
+    cache_size: int = 100_000
     #: Seconds in-flight calls get to finish at shutdown before they are cancelled.
     grace_seconds: float = 10.0
     #: How often Watch looks for new changes when there are none, in seconds.
@@ -122,6 +124,8 @@ class ServerConfig:
             value = getattr(self, name)
             if not isinstance(value, int) or isinstance(value, bool) or value < 1:
                 raise ConfigError(f"{name} must be a positive integer, got {value!r}")
+        if not isinstance(self.cache_size, int) or isinstance(self.cache_size, bool) or self.cache_size < 0:
+            raise ConfigError(f"cache_size must be zero (no cache) or a positive integer, got {self.cache_size!r}")
         for name in ("grace_seconds", "watch_poll_seconds"):
             value = getattr(self, name)
             if not isinstance(value, int | float) or isinstance(value, bool) or value < 0:
@@ -147,7 +151,7 @@ class ServerConfig:
         """The engine's limits and audit settings from these settings (reads the audit key file)."""
         return Config(max_depth=self.max_depth, max_updates_per_write=self.max_updates_per_write,
                       max_caveat_context_bytes=self.max_caveat_context_bytes,
-                      max_bulk_check_items=self.max_bulk_check_items, audit=self.audit,
+                      max_bulk_check_items=self.max_bulk_check_items, cache_size=self.cache_size, audit=self.audit,
                       audit_decisions=self.audit_decisions, audit_durable=self.audit_durable,
                       audit_queue_size=self.audit_queue_size, audit_key=self.audit_key())
 

@@ -235,6 +235,12 @@ class Reader(Protocol):
         """Every relationship of ``resource#relation`` (subject sets and wildcards too), sorted by subject."""
         ...
 
+    def subject_sets(self, resource: ObjectRef, relation: str) -> Iterator[Relationship]:
+        """The relationships of ``resource#relation`` whose subject is a subject set (``group:eng#member``),
+        sorted by subject: what a check follows after the direct and wildcard matches, without reading the
+        (possibly many) plain subjects."""
+        ...
+
     def lookup(
         self,
         resource: ObjectRef,

@@ -129,6 +129,14 @@ class _MemoryReader:
             found = [row.relationship for row in rows if self._visible(row)]
         return iter(sorted(found, key=lambda rel: rel.key))
 
+    def subject_sets(self, resource: ObjectRef, relation: str) -> Iterator[Relationship]:
+        with self._lock:
+            self._check_open()
+            rows = self._by_resource.get((resource, relation), [])
+            found = [row.relationship for row in rows
+                     if row.relationship.subject.relation is not None and self._visible(row)]
+        return iter(sorted(found, key=lambda rel: rel.key))
+
     def lookup(
         self,
         resource: ObjectRef,

@@ -677,3 +677,20 @@ def test_every_conformance_caveat_compiles() -> None:
             assert caveat.evaluate({}).value is None, (path.name, name)
             compiled += 1
     assert compiled >= 12
+
+
+def test_referenced_names_counts_a_declared_parameter_named_like_a_builtin_type() -> None:
+    # found by the round-trip property test: `caveat c(a int, map int) { a > 1 && map > 1 }`
+    assert referenced_names("a > 1 && map > 1") == frozenset({"a"})
+    assert referenced_names("a > 1 && map > 1", declared=("a", "map")) == frozenset({"a", "map"})
+
+
+def test_a_parameter_named_like_a_builtin_type_is_refused_at_the_expression() -> None:
+    # SpiceDB v1.54: "overlapping identifier for name 'map'" at the expression (2:2); we refuse it there too
+    from headwater.dsl import compile_schema
+    from headwater.dsl.errors import CaveatError
+
+    with pytest.raises(CaveatError) as info:
+        compile_schema("caveat c(a int, map int) {\n a > 1 && map > 1\n}\ndefinition user {}")
+    assert (info.value.line, info.value.column) == (2, 2)
+    assert "map" in str(info.value)

@@ -196,3 +196,48 @@ def test_an_address_in_use_is_a_clear_error(make_server, tmp_path: Path, capsys:
     first = make_server(insecure_no_auth=True)
     assert main(["serve", "--insecure-no-auth", "--db", str(tmp_path / "x.db"), "--address", first.address]) == 2
     assert f"cannot listen on {first.address}" in capsys.readouterr().err
+
+
+def test_cache_size_from_flag_environment_and_file(tmp_path: Path) -> None:
+    from headwater.engine.config import Config
+
+    f = tmp_path / "headwater.toml"
+    f.write_text("insecure_no_auth = true\ncache_size = 500\n")
+    env = {"HEADWATER_CONFIG": str(f)}
+    assert load_server_config({}, env).engine_config().cache_size == 500
+    assert load_server_config({}, {**env, "HEADWATER_CACHE_SIZE": "70"}).cache_size == 70
+    config = load_server_config({"cache_size": 0}, {**env, "HEADWATER_CACHE_SIZE": "70"})
+    assert config.cache_size == 0 and config.engine_config().cache_size == 0
+    assert load_server_config({}, {"HEADWATER_INSECURE_NO_AUTH": "1"}).engine_config().cache_size == Config().cache_size
+    with pytest.raises(ConfigError, match="cache_size must be zero"):
+        load_server_config({}, {**env, "HEADWATER_CACHE_SIZE": "-1"})
+    f.write_text("insecure_no_auth = true\ncache_size = 'big'\n")
+    with pytest.raises(ConfigError, match="cache_size from config file"):
+        load_server_config({}, env)
+
+
+def test_serve_cache_size_flag_reaches_the_config(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
+    from headwater.engine.service import server as server_module
+
+    for name in [k for k in os.environ if k.startswith("HEADWATER_")]:
+        monkeypatch.delenv(name)
+    seen = []
+    monkeypatch.setattr(server_module, "serve", lambda config: seen.append(config) or 0)
+    assert main(["serve", "--insecure-no-auth", "--db", ":memory:", "--cache-size", "0"]) == 0
+    assert main(["serve", "--insecure-no-auth", "--db", ":memory:"]) == 0
+    assert [c.cache_size for c in seen] == [0, 100_000]
+    assert main(["serve", "--insecure-no-auth", "--db", ":memory:", "--cache-size", "-5"]) == 2
+    assert "cache_size must be zero" in capsys.readouterr().err
+
+
+def test_a_server_without_cache_answers_every_check_afresh(make_server) -> None:
+    cached, uncached = make_server(), make_server(cache_size=0)
+    assert cached.engine.cache is not None and uncached.engine.cache is None and uncached.engine.label_cache is None
+    for server in (cached, uncached):
+        with client_for(server) as c:
+            seed(c)
+            for _ in range(2):
+                assert c.check("document:readme", "view", "user:bob").allowed
+                assert not c.check("document:readme", "view", "user:mallory").allowed
+                assert c.check("document:report", "read", "user:bob").allowed
+    assert cached.engine.cache_stats()["hits"] > 0 and uncached.engine.cache_stats()["size"] == 0

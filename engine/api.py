@@ -36,11 +36,11 @@ from typing import TYPE_CHECKING, Any
 from ..dsl import compile_schema, format_schema, parse_schema
 from ..dsl import schema as dsl_schema
 from .audit import AuditLog, AuditRecord, RecordKind, audit_path_for, context_digest
-from .cache import CachingChecker, SharedCache
+from .cache import CachingChecker, SharedCache, check_key
 from .check import LocalChecker
 from .config import Config
 from .consistency import Consistency, ConsistencyMode, decode_cursor, decode_token, encode_cursor, encode_token
-from .dispatch import CheckRequest, Outcome, Tri
+from .dispatch import FALSE, TRUE, CheckRequest, Outcome, Tri
 from .cache import LabelCache
 from .explain import Explanation, TracingChecker, summarize
 from .lineage import Lineage, LineageCycleError, describe_cycle, find_lineage_cycle
@@ -280,6 +280,30 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+class _WarmPath:
+    """What the warm path keeps for one revision: the cache-key prefix, the two usual (immutable) results,
+    and the cache key of each (resource, permission, subject) text asked, up to a bound."""
+
+    __slots__ = ("revision", "prefix", "token", "allowed", "denied", "keys")
+    MAX_KEYS = 65_536
+
+    def __init__(self, revision: Revision, digest: str, token: str) -> None:
+        self.revision = revision
+        self.prefix = (digest, revision, "")
+        self.token = token
+        self.allowed = CheckResult(Permissionship.HAS_PERMISSION, token)
+        self.denied = CheckResult(Permissionship.NO_PERMISSION, token)
+        self.keys: dict[tuple[str, str, str], tuple[Any, ...]] = {}
+
+    def remember(self, asked: tuple[str, str, str], resource: ObjectRef, permission: str,
+                 subject: SubjectRef) -> tuple[Any, ...]:
+        key = check_key(self.prefix, resource, permission, subject)
+        if len(self.keys) >= self.MAX_KEYS:
+            self.keys = {}
+        self.keys[asked] = key
+        return key
+
+
 class Engine:
     """Check, write and read relationships against a schema, over any :class:`Store`."""
 
@@ -298,8 +322,7 @@ class Engine:
         self._head_hint: tuple[Revision, float] | None = None  # (head revision, when read: time.monotonic())
         self._head_staleness_s = self.config.head_staleness.total_seconds()
         self._system_clock = clock is _utc_now  # then the warm path reads time.time() directly
-        # The warm path's answers for the recent head: (revision, token, {Tri: CheckResult}); results are immutable.
-        self._warm_results: tuple[Revision, dict[Tri, CheckResult]] | None = None
+        self._warm: _WarmPath | None = None  # the warm path's state for the recent head revision
         self._head_lock = threading.Lock()
         # The audit log (engine/audit.py); None when Config.audit is off. A SqliteStore's log sits beside its file.
         self.audit: AuditLog | None = (AuditLog.from_config(self.config, getattr(store, "_path", None))
@@ -463,32 +486,45 @@ class Engine:
         """The warm path: a check answered from the shared cache without opening a snapshot.
 
         Only an answer cached at the recent head under the schema in force there qualifies;
-        anything else (a miss, an expired entry, a new revision) takes the full path.
+        anything else (a miss, an expired entry, a new revision) takes the full path. Per
+        revision, the cache key of each (resource, permission, subject) text asked is
+        remembered, so a repeated check costs one dict lookup before the cache probe.
         """
         cache = self.cache
         if cache is None:
             return None
-        revision = self._recent_head()
-        stored = self._schema_at.get(revision)
-        if stored is None:
-            return None
-        res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
-        subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
-        now = time.time() if self._system_clock else self.clock().timestamp()
-        outcome = cache.get((stored.digest, revision, "", res.type, res.id, permission, subj.type, subj.id,
-                             subj.relation), now)  # = cache.check_key()
+        hint = self._head_hint
+        if hint is not None and time.monotonic() - hint[1] < self._head_staleness_s:
+            revision = hint[0]
+        else:
+            revision = self._recent_head()
+        warm = self._warm
+        if warm is None or warm.revision != revision:
+            stored = self._schema_at.get(revision)
+            if stored is None:
+                return None
+            warm = self._warm = _WarmPath(revision, stored.digest, encode_token(revision))
+        if type(resource) is str and type(subject) is str:
+            asked = (resource, permission, subject)
+            key = warm.keys.get(asked)
+            if key is None:
+                key = warm.remember(asked, parse_object(resource), permission, parse_subject(subject))
+        else:
+            res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
+            subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
+            key = check_key(warm.prefix, res, permission, subj)
+        outcome = cache.get(key, time.time() if self._system_clock else self.clock().timestamp())
+        if outcome is TRUE:
+            return warm.allowed
+        if outcome is FALSE:
+            return warm.denied
         if outcome is None:
             return None
-        if outcome.value is Tri.UNKNOWN:
-            return CheckResult(Permissionship.CONDITIONAL_PERMISSION, encode_token(revision),
-                               tuple(sorted(outcome.missing)))
-        warm = self._warm_results
-        if warm is None or warm[0] != revision:
-            token = encode_token(revision)
-            warm = self._warm_results = (revision, {
-                Tri.TRUE: CheckResult(Permissionship.HAS_PERMISSION, token),
-                Tri.FALSE: CheckResult(Permissionship.NO_PERMISSION, token)})
-        return warm[1][outcome.value]
+        if outcome.value is Tri.TRUE:
+            return warm.allowed
+        if outcome.value is Tri.FALSE:
+            return warm.denied
+        return CheckResult(Permissionship.CONDITIONAL_PERMISSION, warm.token, tuple(sorted(outcome.missing)))
 
     def _explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
         resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)

@@ -22,7 +22,7 @@ subject, so they are memoized per revision (see :class:`LabelCache`).
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Hashable, Iterable, Sequence
+from collections.abc import Hashable, Iterator, Sequence
 from dataclasses import dataclass, field
 
 from ..dsl import schema as s
@@ -290,32 +290,45 @@ def find_lineage_cycle(schema: s.Schema, reader: Reader, updates: Sequence[Updat
     if not new_edges:
         return None
     walker = Lineage(schema, reader)
+    known: dict[ObjectRef, list[Edge]] = {}  # each node's edges, read once for the whole batch
 
-    def out_edges(node: ObjectRef) -> Iterable[Edge]:
-        for e in walker.edges(node):
-            if (e.source, e.relation, e.target) not in removed:
-                yield e
-        yield from added.get(node, ())
+    def out_edges(node: ObjectRef) -> list[Edge]:
+        edges = known.get(node)
+        if edges is None:
+            edges = [e for e in walker.edges(node) if (e.source, e.relation, e.target) not in removed]
+            edges += added.get(node, ())
+            known[node] = edges
+        return edges
 
+    # The graph before the batch has no cycle (every earlier write was checked), so a cycle uses a new edge
+    # and a depth-first search from the new edges' sources finds it; each node is explored once per batch.
+    done: set[ObjectRef] = set()  # fully explored: no cycle through them
+    new_keys = {(e.source, e.relation, e.target) for e in new_edges}
     for start in new_edges:
-        # A cycle through `start` exists if start.source is reachable from start.target.
         if start.target == start.source:
             return [start]
-        parent: dict[ObjectRef, Edge] = {}
-        queue = deque([start.target])
-        seen = {start.target}
-        while queue:
-            node = queue.popleft()
-            for e in out_edges(node):
-                if e.target == start.source:
-                    path = [e]
-                    while path[0].source != start.target:
-                        path.insert(0, parent[path[0].source])
-                    return [start] + path
-                if e.target not in seen:
-                    seen.add(e.target)
-                    parent[e.target] = e
-                    queue.append(e.target)
+        if start.source in done:
+            continue
+        stack: list[tuple[ObjectRef, Iterator[Edge]]] = [(start.source, iter(out_edges(start.source)))]
+        entered: list[Edge | None] = [None]  # the edge each stack node was entered by
+        on_stack = {start.source: 0}
+        while stack:
+            node, edges = stack[-1]
+            e = next(edges, None)
+            if e is None:
+                stack.pop()
+                entered.pop()
+                del on_stack[node]
+                done.add(node)
+                continue
+            if e.target in on_stack:
+                cycle = [x for x in entered[on_stack[e.target] + 1:] if x is not None] + [e]
+                first = next(i for i, x in enumerate(cycle) if (x.source, x.relation, x.target) in new_keys)
+                return cycle[first:] + cycle[:first]  # told from the batch's first new edge in it
+            if e.target not in done:
+                on_stack[e.target] = len(stack)
+                stack.append((e.target, iter(out_edges(e.target))))
+                entered.append(e)
     return None
 
 

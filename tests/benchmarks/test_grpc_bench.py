@@ -98,3 +98,13 @@ def test_client_process_reports_errors_as_answers_and_a_failed_server_start_says
     with pytest.raises(bench.GrpcUnavailable, match="exited with status"):
         with bench.grpc_server(workdir / "headwater.db", tmp_path, "bad", ("--cache-size", "-1")):
             pass
+
+
+def test_measure_scenario_answers_as_expected_and_probes_the_engines_own_keys(loaded) -> None:
+    engine, _workdir, samples = loaded
+    checks = samples["lineage_all_d8"]
+    r = bench.measure_scenario(engine, checks)
+    assert r["answers"] == [bench.expected_name(c) for c in checks]
+    assert r["warm"]["cache_misses"] == 0 and not r["warm_differs_from_cold"]
+    # the floor probes the keys the engine cached its answers under: every probe must hit
+    assert r["probe_floor"]["n"] == len(checks) and r["probe_floor"]["hits"] == len(checks)

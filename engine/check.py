@@ -35,7 +35,7 @@ from ..dsl import schema as s
 from .dispatch import FALSE, TRUE, CheckRequest, Dispatch, Outcome, Tri, earliest
 from .errors import CaveatEvaluationError, MaxDepthExceededError, UnknownPermissionError
 from .lineage import Lineage
-from .relationships import ObjectRef, Relationship, stored_object
+from .relationships import ObjectRef, Relationship, SubjectRef, stored_object
 from .store import Reader
 
 __all__ = ["LocalChecker", "caveat_verdict"]
@@ -43,6 +43,10 @@ __all__ = ["LocalChecker", "caveat_verdict"]
 
 class LocalChecker:
     """Evaluates requests against ``schema`` and ``reader``; sub-problems go to ``dispatch``."""
+
+    #: Answer a computed relation that has no subject sets in place rather than as a sub-problem (a tracing
+    #: subclass that shows every relation as its own node turns this off).
+    inline_leaves = True
 
     def __init__(self, schema: s.Schema, reader: Reader, *, context: Mapping[str, Any] | None = None,
                  lineage: Lineage | None = None) -> None:
@@ -93,15 +97,9 @@ class LocalChecker:
     def _relation(self, req: CheckRequest, rel: s.Relation) -> Outcome:
         res, subj = req.resource, req.subject
         acc = _Any()
-        for r in self.reader.lookup(res, req.name, subj.type, subj.id, subj.relation):
-            acc.add(self._caveat(r))
+        self._direct(acc, res, req.name, subj, rel)
         if acc.done:
             return acc.result()
-        if subj.relation is None and subj.type in rel.wildcard_types and subj.id != "*":
-            for r in self.reader.lookup(res, req.name, subj.type, "*", None):
-                acc.add(self._caveat(r))
-            if acc.done:
-                return acc.result()
         if rel.has_subject_sets:
             for r in self.reader.subject_sets(res, req.name):
                 sr = r.subject
@@ -117,6 +115,14 @@ class LocalChecker:
                     break
         return acc.result()
 
+    def _direct(self, acc: _Any, res: ObjectRef, name: str, subj: SubjectRef, rel: s.Relation) -> None:
+        """Add the relationships naming ``subj`` itself, then (if none granted) the wildcard ``type:*``."""
+        for r in self.reader.lookup(res, name, subj.type, subj.id, subj.relation):
+            acc.add(self._caveat(r))
+        if not acc.done and subj.relation is None and subj.type in rel.wildcard_types and subj.id != "*":
+            for r in self.reader.lookup(res, name, subj.type, "*", None):
+                acc.add(self._caveat(r))
+
     def _caveat(self, r: Relationship) -> Outcome:
         """The relationship as an outcome: TRUE, or its caveat's verdict; valid until it expires."""
         until = r.expiration.timestamp() if r.expiration is not None else None
@@ -129,6 +135,16 @@ class LocalChecker:
 
     def _expr(self, req: CheckRequest, e: s.Expr, negated: bool) -> Outcome:
         if isinstance(e, s.Computed):
+            if self.inline_leaves and req.depth_remaining > 1:
+                # A relation without subject sets is one lookup in the snapshot: answered here, not as a
+                # sub-problem (no request, no cache entry). It cannot recurse, so no cycle or depth can arise.
+                res, subj = req.resource, req.subject
+                rel = self._members.get((res.type, e.name))
+                if type(rel) is s.Relation and not rel.has_subject_sets and not (
+                        subj.relation == e.name and subj.id == res.id and subj.type == res.type):
+                    acc = _Any()
+                    self._direct(acc, res, e.name, subj, rel)
+                    return acc.result()
             return self._child(req, req.resource, e.name, negated)
         if isinstance(e, s.Union):
             acc = _Any()

@@ -91,6 +91,8 @@ class TracingChecker(LocalChecker):
         self._stack.pop()
         return outcome
 
+    inline_leaves = False  # every relation is a node of the explanation
+
     def check(self, req: CheckRequest) -> Outcome:
         node = self._enter(f"{req.resource}#{req.name} for {req.subject}", "check")
         try:

@@ -51,6 +51,7 @@ def run_warm(client: Client, scenarios: dict[str, list[CheckArgs]], chunk: int, 
     for name, checks in scenarios.items():
         times: list[float] = []
         answers: list[str] = []
+        own_floor: list[float] = []  # the empty RPCs interleaved with this scenario's checks (same time window)
         for i in range(0, len(checks), chunk):
             part = checks[i:i + chunk]
             for c in part:  # warm: the server caches every answer of the chunk
@@ -58,12 +59,13 @@ def run_warm(client: Client, scenarios: dict[str, list[CheckArgs]], chunk: int, 
             for c in part:
                 t = clock()
                 client.health()
-                floor.append((clock() - t) * 1e6)
+                own_floor.append((clock() - t) * 1e6)
                 t = clock()
                 a = answer(client, c)
                 times.append((clock() - t) * 1e6)
                 answers.append(a)
-        out[name] = {"times_us": times, "answers": answers}
+        out[name] = {"times_us": times, "answers": answers, "empty_rpc_us": own_floor}
+        floor += own_floor
     pool = [c for checks in scenarios.values() for c in checks[:chunk]]
     i = 0
     while len(floor) < floor_min and pool:  # top the floor up, still alternating with warm checks

@@ -295,6 +295,14 @@ class _WarmPath:
         self.denied = CheckResult(Permissionship.NO_PERMISSION, token)
         self.keys: dict[tuple[str, str, str], tuple[Any, ...]] = {}
 
+    def result(self, outcome: Outcome) -> CheckResult:
+        """The answer for a cached outcome at this revision."""
+        if outcome is TRUE or outcome.value is Tri.TRUE:
+            return self.allowed
+        if outcome is FALSE or outcome.value is Tri.FALSE:
+            return self.denied
+        return CheckResult(Permissionship.CONDITIONAL_PERMISSION, self.token, tuple(sorted(outcome.missing)))
+
     def remember(self, asked: tuple[str, str, str], resource: ObjectRef, permission: str,
                  subject: SubjectRef) -> tuple[Any, ...]:
         key = check_key(self.prefix, resource, permission, subject)
@@ -447,7 +455,24 @@ class Engine:
         audit log (e.g. the gRPC token's name).
         """
         audit = self.audit
-        if not context and not explain and audit is None and (
+        warm = self._warm
+        probed = False
+        if warm is not None and audit is None and consistency is None and not context and not explain:
+            # The warm path's common case, inlined: texts asked before, at the recent head.
+            key = warm.keys.get((resource, permission, subject)) if type(resource) is type(subject) is str else None
+            hint = self._head_hint
+            if key is not None and hint is not None and hint[0] == warm.revision and \
+                    time.monotonic() - hint[1] < self._head_staleness_s:
+                outcome = self.cache.get(key, None if self._system_clock else  # type: ignore[union-attr]
+                                         self.clock().timestamp())
+                if outcome is TRUE:
+                    return warm.allowed
+                if outcome is FALSE:
+                    return warm.denied
+                if outcome is not None:
+                    return warm.result(outcome)
+                probed = True  # a miss: straight to the full path
+        if not probed and not context and not explain and audit is None and (
                 consistency is None or consistency.mode is ConsistencyMode.MINIMIZE_LATENCY):
             hit = self._cached_answer(resource, permission, subject)
             if hit is not None:
@@ -514,17 +539,7 @@ class Engine:
             subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
             key = check_key(warm.prefix, res, permission, subj)
         outcome = cache.get(key, time.time() if self._system_clock else self.clock().timestamp())
-        if outcome is TRUE:
-            return warm.allowed
-        if outcome is FALSE:
-            return warm.denied
-        if outcome is None:
-            return None
-        if outcome.value is Tri.TRUE:
-            return warm.allowed
-        if outcome.value is Tri.FALSE:
-            return warm.denied
-        return CheckResult(Permissionship.CONDITIONAL_PERMISSION, warm.token, tuple(sorted(outcome.missing)))
+        return warm.result(outcome) if outcome is not None else None
 
     def _explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
         resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)

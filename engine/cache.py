@@ -18,6 +18,7 @@ Example::
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Hashable
 from typing import Any
 
@@ -62,7 +63,9 @@ class SharedCache:
         self.hits = 0
         self.misses = 0
 
-    def get(self, key: Hashable, now: float) -> Outcome | None:
+    def get(self, key: Hashable, now: float | None = None) -> Outcome | None:
+        """The outcome cached under ``key``, unless it expired at ``now`` (epoch seconds; None: the system
+        clock, read only for an outcome that can expire)."""
         outcome = self._young.get(key)
         if outcome is None:
             outcome = self._old.pop(key, None)
@@ -71,7 +74,7 @@ class SharedCache:
                 return None
             self.put(key, outcome)
         until = outcome.valid_until
-        if until is not None and now >= until:
+        if until is not None and (time.time() if now is None else now) >= until:
             self._young.pop(key, None)
             self.misses += 1
             return None

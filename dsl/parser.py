@@ -21,12 +21,16 @@ Example::
 from __future__ import annotations
 
 import dataclasses
+import os
+import stat
 import textwrap
 import threading
 from collections.abc import Iterator, Sequence
+from pathlib import Path
 from typing import Any
 
 from lark import Lark, Token, Transformer, v_args
+from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
 
 from . import ast
@@ -83,6 +87,28 @@ class _Statements:
                         last.end_column, last.end_pos)
 
 
+def _table_cache() -> str | bool:
+    """Where lark keeps the parser's LALR tables between runs (building them is most of ``import headwater``):
+    a file in this user's own cache directory, or no cache (False) when there is none we can trust.
+
+    Not lark's ``cache=True``: that is a pickle at a predictable name in the shared temp directory, which
+    another local user could plant. Here the directory must belong to this user and be writable by no one
+    else; lark checks the file against the grammar and options and rebuilds it when they differ.
+    ``HEADWATER_PARSER_CACHE=0`` turns the cache off.
+    """
+    if os.environ.get("HEADWATER_PARSER_CACHE", "1") == "0" or not hasattr(os, "getuid"):
+        return False
+    try:
+        base = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "headwater"
+        base.mkdir(mode=0o700, parents=True, exist_ok=True)
+        info = base.stat()
+        if info.st_uid != os.getuid() or info.st_mode & (stat.S_IWGRP | stat.S_IWOTH):
+            return False
+        return str(base / f"lark-{lark_version}.tables")
+    except (OSError, RuntimeError):  # no home directory, read-only file system, ...
+        return False
+
+
 _POSTLEX = _Statements()
 _LARK = Lark.open(
     "grammar.lark",
@@ -92,6 +118,7 @@ _LARK = Lark.open(
     propagate_positions=True,
     maybe_placeholders=True,
     postlex=_POSTLEX,
+    cache=_table_cache(),
 )
 _Statements.keywords = {
     t.name for t in _LARK.terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()

@@ -281,19 +281,20 @@ def _utc_now() -> datetime:
 
 
 class _WarmPath:
-    """What the warm path keeps for one revision: the cache-key prefix, the two usual (immutable) results,
-    and the cache key of each (resource, permission, subject) text asked, up to a bound."""
+    """What the warm path keeps for one revision: the schema digest and the two usual (immutable) results.
 
-    __slots__ = ("revision", "prefix", "token", "allowed", "denied", "keys")
-    MAX_KEYS = 65_536
+    Answers to checks asked as text are also cached under the text itself, ``(digest, revision, resource,
+    permission, subject)`` (five fields, so never equal to a nine-field ``check_key``): a repeated check
+    builds that tuple and probes the cache once, with no parsing and no other lookup."""
+
+    __slots__ = ("revision", "digest", "token", "allowed", "denied")
 
     def __init__(self, revision: Revision, digest: str, token: str) -> None:
         self.revision = revision
-        self.prefix = (digest, revision, "")
+        self.digest = digest
         self.token = token
         self.allowed = CheckResult(Permissionship.HAS_PERMISSION, token)
         self.denied = CheckResult(Permissionship.NO_PERMISSION, token)
-        self.keys: dict[tuple[str, str, str], tuple[Any, ...]] = {}
 
     def result(self, outcome: Outcome) -> CheckResult:
         """The answer for a cached outcome at this revision."""
@@ -302,14 +303,6 @@ class _WarmPath:
         if outcome is FALSE or outcome.value is Tri.FALSE:
             return self.denied
         return CheckResult(Permissionship.CONDITIONAL_PERMISSION, self.token, tuple(sorted(outcome.missing)))
-
-    def remember(self, asked: tuple[str, str, str], resource: ObjectRef, permission: str,
-                 subject: SubjectRef) -> tuple[Any, ...]:
-        key = check_key(self.prefix, resource, permission, subject)
-        if len(self.keys) >= self.MAX_KEYS:
-            self.keys = {}
-        self.keys[asked] = key
-        return key
 
 
 class Engine:
@@ -457,14 +450,14 @@ class Engine:
         audit = self.audit
         warm = self._warm
         probed = False
-        if warm is not None and audit is None and consistency is None and not context and not explain:
-            # The warm path's common case, inlined: texts asked before, at the recent head.
-            key = warm.keys.get((resource, permission, subject)) if type(resource) is type(subject) is str else None
+        if warm is not None and audit is None and consistency is None and not context and not explain and \
+                type(resource) is type(subject) is str:
+            # The warm path's common case, inlined: a check asked as text, at the recent head (its answer is
+            # cached under the text too: see _WarmPath).
             hint = self._head_hint
-            if key is not None and hint is not None and hint[0] == warm.revision and \
-                    time.monotonic() - hint[1] < self._head_staleness_s:
-                outcome = self.cache.get(key, None if self._system_clock else  # type: ignore[union-attr]
-                                         self.clock().timestamp())
+            if hint is not None and hint[0] == warm.revision and time.monotonic() - hint[1] < self._head_staleness_s:
+                outcome = self.cache.get((warm.digest, warm.revision, resource, permission, subject),  # type: ignore[union-attr]
+                                         None if self._system_clock else self.clock().timestamp())
                 if outcome is TRUE:
                     return warm.allowed
                 if outcome is FALSE:
@@ -511,9 +504,7 @@ class Engine:
         """The warm path: a check answered from the shared cache without opening a snapshot.
 
         Only an answer cached at the recent head under the schema in force there qualifies;
-        anything else (a miss, an expired entry, a new revision) takes the full path. Per
-        revision, the cache key of each (resource, permission, subject) text asked is
-        remembered, so a repeated check costs one dict lookup before the cache probe.
+        anything else (a miss, an expired entry, a new revision) takes the full path.
         """
         cache = self.cache
         if cache is None:
@@ -529,17 +520,20 @@ class Engine:
             if stored is None:
                 return None
             warm = self._warm = _WarmPath(revision, stored.digest, encode_token(revision))
-        if type(resource) is str and type(subject) is str:
-            asked = (resource, permission, subject)
-            key = warm.keys.get(asked)
-            if key is None:
-                key = warm.remember(asked, parse_object(resource), permission, parse_subject(subject))
-        else:
-            res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
-            subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
-            key = check_key(warm.prefix, res, permission, subj)
-        outcome = cache.get(key, time.time() if self._system_clock else self.clock().timestamp())
-        return warm.result(outcome) if outcome is not None else None
+        now = time.time() if self._system_clock else self.clock().timestamp()
+        as_text = type(resource) is str and type(subject) is str
+        if as_text:
+            outcome = cache.get((warm.digest, revision, resource, permission, subject), now)
+            if outcome is not None:
+                return warm.result(outcome)
+        res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
+        subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
+        outcome = cache.get(check_key((warm.digest, revision, ""), res, permission, subj), now)
+        if outcome is None:
+            return None
+        if as_text:  # answered before under its parsed form (another caller, a sub-problem): alias the text
+            cache.put((warm.digest, revision, resource, permission, subject), outcome)
+        return warm.result(outcome)
 
     def _explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
         resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)
@@ -594,6 +588,10 @@ class Engine:
             raise LimitExceededError(f"check context is {len(context_key.encode())} bytes; the limit is "
                                      f"{self.config.max_caveat_context_bytes}")
         outcome = self._evaluate(schema, reader, resource, item.permission, subject, context, context_key, memo)
+        if not context and not outcome.cut and self.cache is not None and \
+                type(item.resource) is str and type(item.subject) is str:
+            # the same answer under the asked text, for the warm path (_WarmPath)
+            self.cache.put((schema.digest, reader.revision, item.resource, item.permission, item.subject), outcome)
         token = encode_token(reader.revision)
         if outcome.value is Tri.TRUE:
             return CheckResult(Permissionship.HAS_PERMISSION, token)

@@ -68,3 +68,23 @@ def test_cut_outcomes_are_not_cached() -> None:
     checker = CachingChecker(lambda req: Outcome(Tri.FALSE, cut=True), cache, ("d", 1, ""), now=0.0)
     checker.check(CheckRequest(ObjectRef("doc", "1"), "view", SubjectRef("user", "tom"), 50))
     assert len(cache) == 0
+
+
+def test_a_check_asked_as_text_is_answered_from_the_cache_under_its_text_until_a_write() -> None:
+    from headwater.engine import Engine
+    from headwater.engine.store.memory import MemoryStore
+
+    engine = Engine(MemoryStore())
+    engine.write_schema("definition user {}\ndefinition doc {\n relation viewer: user\n permission view = viewer\n}")
+    engine.touch("doc:1#viewer@user:tom")
+    assert engine.check("doc:1", "view", "user:tom").allowed
+    hits = engine.cache_stats()["hits"]
+    assert engine.check("doc:1", "view", "user:tom").allowed  # one probe, under the text
+    assert engine.cache_stats()["hits"] == hits + 1
+    # the same question in other spellings (refs, `...`) gets the same answer
+    assert engine.check(ObjectRef("doc", "1"), "view", SubjectRef("user", "tom")).allowed
+    assert engine.check("doc:1", "view", "user:tom#...").allowed
+    assert not engine.check("doc:1", "view", "user:ann").allowed
+    engine.remove("doc:1#viewer@user:tom")  # a new revision: nothing cached before it answers
+    assert not engine.check("doc:1", "view", "user:tom").allowed
+    assert not engine.check("doc:1", "view", "user:tom").allowed

@@ -280,6 +280,12 @@ def _utc_now() -> datetime:
     return datetime.now(UTC)
 
 
+def _text_key(digest: str, revision: Revision, resource: str, permission: str, subject: str) -> tuple[Any, ...]:
+    """The second cache key of an answer to a check asked as text (see _WarmPath); five fields, so never equal
+    to a nine-field ``check_key``. ``Engine.check`` builds the same tuple inline on its warm path."""
+    return (digest, revision, resource, permission, subject)
+
+
 class _WarmPath:
     """What the warm path keeps for one revision: the schema digest and the two usual (immutable) results.
 
@@ -456,7 +462,7 @@ class Engine:
             # cached under the text too: see _WarmPath).
             hint = self._head_hint
             if hint is not None and hint[0] == warm.revision and time.monotonic() - hint[1] < self._head_staleness_s:
-                outcome = self.cache.get((warm.digest, warm.revision, resource, permission, subject),  # type: ignore[union-attr]
+                outcome = self.cache.get((warm.digest, warm.revision, resource, permission, subject),  # type: ignore[union-attr]  # = _text_key()
                                          None if self._system_clock else self.clock().timestamp())
                 if outcome is TRUE:
                     return warm.allowed
@@ -523,7 +529,7 @@ class Engine:
         now = time.time() if self._system_clock else self.clock().timestamp()
         as_text = type(resource) is str and type(subject) is str
         if as_text:
-            outcome = cache.get((warm.digest, revision, resource, permission, subject), now)
+            outcome = cache.get(_text_key(warm.digest, revision, resource, permission, subject), now)
             if outcome is not None:
                 return warm.result(outcome)
         res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
@@ -532,7 +538,7 @@ class Engine:
         if outcome is None:
             return None
         if as_text:  # answered before under its parsed form (another caller, a sub-problem): alias the text
-            cache.put((warm.digest, revision, resource, permission, subject), outcome)
+            cache.put(_text_key(warm.digest, revision, resource, permission, subject), outcome)
         return warm.result(outcome)
 
     def _explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
@@ -591,7 +597,8 @@ class Engine:
         if not context and not outcome.cut and self.cache is not None and \
                 type(item.resource) is str and type(item.subject) is str:
             # the same answer under the asked text, for the warm path (_WarmPath)
-            self.cache.put((schema.digest, reader.revision, item.resource, item.permission, item.subject), outcome)
+            self.cache.put(_text_key(schema.digest, reader.revision, item.resource, item.permission, item.subject),
+                           outcome)
         token = encode_token(reader.revision)
         if outcome.value is Tri.TRUE:
             return CheckResult(Permissionship.HAS_PERMISSION, token)

@@ -289,7 +289,7 @@ class _SqliteReader:
             if len(rows) > OBJECT_ROWS:
                 if len(large) >= _MAX_LARGE_OBJECTS:
                     large.clear()
-                large[key] = True
+                large.add(key)
             else:
                 found = {}
                 for row in rows:
@@ -481,7 +481,7 @@ class SqliteStore:
         self._busy_timeout = busy_timeout
         self._local = threading.local()
         # Objects found to have more than OBJECT_ROWS relationships (a planning hint, never an answer).
-        self._large_objects: dict[tuple[str, str], bool] = {}
+        self._large_objects: set[tuple[str, str]] = set()
         self._connections: list[sqlite_utils.Database] = []
         self._connections_lock = threading.Lock()
         self._closed = False

@@ -36,8 +36,8 @@ from typing import TYPE_CHECKING, Any
 from ..dsl import compile_schema, format_schema, parse_schema
 from ..dsl import schema as dsl_schema
 from .audit import AuditLog, AuditRecord, RecordKind, audit_path_for, context_digest
-from .cache import CachingChecker, SharedCache, check_key
-from .check import LocalChecker
+from .cache import SharedCache, check_key
+from .compiled import evaluate
 from .config import Config
 from .consistency import Consistency, ConsistencyMode, decode_cursor, decode_token, encode_cursor, encode_token
 from .dispatch import FALSE, TRUE, CheckRequest, Outcome, Tri
@@ -610,13 +610,11 @@ class Engine:
                   subject: SubjectRef, context: dict[str, Any], context_key: str,
                   memo: dict[Any, Outcome] | None) -> Outcome:
         lineage = Lineage(schema, reader, self.label_cache, (schema.digest, reader.revision))
-        local = LocalChecker(schema, reader, context=context, lineage=lineage)
         if memo is None and self.cache is None:
             memo = {}  # without a shared cache, a check still shares its own sub-problems
-        head = CachingChecker(local.check, self.cache, (schema.digest, reader.revision, context_key),
-                              self.clock().timestamp(), memo)
-        local.dispatch = head.check
-        return head.check(CheckRequest(resource, permission, subject, self.config.max_depth))
+        return evaluate(schema, reader, resource.type, resource.id, permission, subject.type, subject.id,
+                        subject.relation, max_depth=self.config.max_depth, context=context, context_key=context_key,
+                        lineage=lineage, cache=self.cache, memo=memo, now=self.clock().timestamp())
 
     def cache_stats(self) -> dict[str, Any]:
         """Hit/miss counters and size of the shared check cache."""

@@ -35,10 +35,11 @@ from types import TracebackType
 from typing import Protocol, TypeAlias
 
 from ..errors import InvalidRequestError, PreconditionFailedError, RevisionUnavailableError
-from ..relationships import ObjectRef, Relationship, RelationshipKey, SubjectRef
+from ..relationships import ObjectRef, Relationship, RelationshipKey, SubjectRef, stored_relationship
 
 __all__ = [
     "Change",
+    "Edge",
     "NO_SUBJECT_RELATION",
     "Operation",
     "Precondition",
@@ -50,6 +51,8 @@ __all__ = [
     "StoredSchema",
     "Update",
     "Validator",
+    "edge_of",
+    "edge_relationship",
 ]
 
 Revision: TypeAlias = int
@@ -222,6 +225,45 @@ class StoredSchema:
     version: int
     revision: Revision
 
+Edge: TypeAlias = tuple[str, str, str, str, "str | None", "str | None", "int | None"]
+"""One visible relationship of an object as the check evaluator reads it, a plain tuple:
+``(relation, subject_type, subject_id, subject_relation, caveat_name, caveat_context, expires_at_us)``,
+with ``subject_relation`` ``""`` for none, ``caveat_context`` canonical JSON (None without a caveat) and
+``expires_at_us`` microseconds since the Unix epoch (None: never expires). The resource is the one asked
+about. This is a stored row as it comes out of a table, so a backend can return rows without building
+values: the evaluator builds a :class:`Relationship` (:func:`edge_relationship`) only for a caveat."""
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
+
+
+def edge_of(rel: Relationship) -> Edge:
+    """The edge of a relationship (for backends that keep Relationship values).
+
+    Example::
+
+        >>> from headwater.engine.relationships import parse_relationship
+        >>> edge_of(parse_relationship("doc:1#viewer@group:eng#member"))
+        ('viewer', 'group', 'eng', 'member', None, None, None)
+    """
+    caveat, expiration = rel.caveat, rel.expiration
+    return (rel.relation, rel.subject.type, rel.subject.id, rel.subject.relation or "",
+            caveat.name if caveat is not None else None, caveat.context if caveat is not None else None,
+            None if expiration is None else (expiration - _EPOCH) // _MICROSECOND)
+
+
+def edge_relationship(resource_type: str, resource_id: str, edge: Edge) -> Relationship:
+    """The relationship an edge of ``resource_type:resource_id`` stands for (the inverse of :func:`edge_of`).
+
+    Example::
+
+        >>> str(edge_relationship("doc", "1", ("viewer", "group", "eng", "member", None, None, None)))
+        'doc:1#viewer@group:eng#member'
+    """
+    expires = edge[6]
+    return stored_relationship(resource_type, resource_id, edge[0], edge[1], edge[2], edge[3] or None, edge[4],
+                               edge[5], None if expires is None else _EPOCH + timedelta(microseconds=expires))
+
 
 class Reader(Protocol):
     """One consistent view of the relationships at ``revision``; methods are the evaluator's accesses."""
@@ -250,6 +292,23 @@ class Reader(Protocol):
         subject_relation: str | None,
     ) -> Iterator[Relationship]:
         """The relationship ``resource#relation@subject`` if it is visible (0 or 1 of them)."""
+        ...
+
+    # The check evaluator's accesses: the same answers as subjects(), subject_sets() and lookup(), as
+    # edges (see Edge), by plain strings. They are the hot path of a check, so a backend answers them
+    # without building values. Each returns a sequence the caller must not modify.
+
+    def edges(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
+        """What ``subjects()`` returns, as edges, in the same order."""
+        ...
+
+    def edge_sets(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
+        """What ``subject_sets()`` returns, as edges, in the same order."""
+        ...
+
+    def edge_lookup(self, resource_type: str, resource_id: str, relation: str, subject_type: str, subject_id: str,
+                    subject_relation: str) -> Sequence[Edge]:
+        """What ``lookup()`` returns, as edges (0 or 1); ``subject_relation`` is ``""`` for none."""
         ...
 
     def resources(self, resource_type: str, relation: str, subject: SubjectRef) -> Iterator[Relationship]:

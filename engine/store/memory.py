@@ -30,9 +30,10 @@ from datetime import datetime, timedelta, timezone
 from types import TracebackType
 
 from ..errors import AlreadyExistsError, InvalidRequestError, LimitExceededError, StoreError
-from ..relationships import ObjectRef, Relationship, RelationshipKey, SubjectRef
+from ..relationships import ObjectRef, Relationship, RelationshipKey, SubjectRef, stored_object
 from . import (
     Change,
+    Edge,
     Operation,
     Precondition,
     RelationshipFilter,
@@ -56,6 +57,7 @@ from . import (
     _key_text,
     _unavailable,
     _whole_revisions,
+    edge_of,
 )
 
 __all__ = ["MemoryStore"]
@@ -72,6 +74,10 @@ class _Row:
     relationship: Relationship
     created_rev: Revision
     deleted_rev: Revision | None = None
+    edge: Edge = field(init=False)  # the relationship as the evaluator reads it
+
+    def __post_init__(self) -> None:
+        self.edge = edge_of(self.relationship)
 
 
 @dataclass(frozen=True, slots=True)
@@ -79,6 +85,10 @@ class _RevisionRecord:
     revision: Revision
     committed_at: datetime
     metadata: dict[str, str] = field(default_factory=dict)
+
+
+def _edge_order(edge: Edge) -> tuple[str, str, str]:
+    return (edge[1], edge[2], edge[3])
 
 
 def _unexpired(row: _Row, now: datetime) -> bool:
@@ -157,6 +167,25 @@ class _MemoryReader:
                 and self._visible(row)
             ]
         return iter(found)
+
+    def _edges(self, resource_type: str, resource_id: str, relation: str) -> list[Edge]:
+        with self._lock:
+            self._check_open()
+            rows = self._by_resource.get((stored_object(resource_type, resource_id), relation), [])
+            found = [row.edge for row in rows if self._visible(row)]
+        found.sort(key=_edge_order)
+        return found
+
+    def edges(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
+        return self._edges(resource_type, resource_id, relation)
+
+    def edge_sets(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
+        return [e for e in self._edges(resource_type, resource_id, relation) if e[3]]
+
+    def edge_lookup(self, resource_type: str, resource_id: str, relation: str, subject_type: str, subject_id: str,
+                    subject_relation: str) -> Sequence[Edge]:
+        return [e for e in self._edges(resource_type, resource_id, relation)
+                if e[2] == subject_id and e[1] == subject_type and e[3] == subject_relation]
 
     def resources(self, resource_type: str, relation: str, subject: SubjectRef) -> Iterator[Relationship]:
         with self._lock:

@@ -72,6 +72,7 @@ from ..relationships import ObjectRef, Relationship, RelationshipKey, SubjectRef
 from . import (
     NO_SUBJECT_RELATION,
     Change,
+    Edge,
     Operation,
     Precondition,
     RelationshipFilter,
@@ -95,6 +96,7 @@ from . import (
     _key_text,
     _unavailable,
     _whole_revisions,
+    edge_relationship,
 )
 from . import migrations as _migrations
 
@@ -120,25 +122,34 @@ _KEY_MATCH = (
     "AND subject_type = :subject_type AND subject_id = :subject_id AND subject_relation = :subject_relation"
 )
 _SELECT_BOUNDS = "SELECT (SELECT min(revision) FROM revisions), (SELECT max(revision) FROM revisions)"
-_SELECT_SUBJECTS = (
-    f"SELECT {_COLUMNS} FROM relationships "
-    f"WHERE resource_type = :resource_type AND resource_id = :resource_id AND relation = :relation AND {_VISIBLE} "
+# The evaluator's reads (see Edge): edge columns only (the resource is the one asked about), numbered
+# parameters (?1 type, ?2 id, ?3 revision, ?4 now, then the rest), no dict to build per query.
+_EDGE_COLUMNS = "relation, subject_type, subject_id, subject_relation, caveat_name, caveat_context, expires_at_us"
+_EDGE_VISIBLE = (
+    "created_rev <= ?3 AND (deleted_rev IS NULL OR deleted_rev > ?3) AND (expires_at_us IS NULL OR expires_at_us > ?4)"
+)
+_EDGES = (
+    f"SELECT {_EDGE_COLUMNS} FROM relationships "
+    f"WHERE resource_type = ?1 AND resource_id = ?2 AND relation = ?5 AND {_EDGE_VISIBLE} "
     "ORDER BY subject_type, subject_id, subject_relation"
 )
-# Every relationship of one object, in the order subjects() returns them, up to a limit (see _SqliteReader).
-_SELECT_OBJECT = (
-    f"SELECT {_COLUMNS} FROM relationships "
-    f"WHERE resource_type = :resource_type AND resource_id = :resource_id AND {_VISIBLE} "
-    "ORDER BY relation, subject_type, subject_id, subject_relation LIMIT :limit"
+# Every relationship of one object, in the order edges() returns them, up to a limit (see _SqliteReader).
+_EDGES_OBJECT = (
+    f"SELECT {_EDGE_COLUMNS} FROM relationships "
+    f"WHERE resource_type = ?1 AND resource_id = ?2 AND {_EDGE_VISIBLE} "
+    "ORDER BY relation, subject_type, subject_id, subject_relation LIMIT ?5"
 )
 # Only the subject sets of a relation: the partial index relationships_subject_sets (migration 2) finds them
 # without reading the relation's plain subjects (a clearance with 17,000 users has a handful of subject sets).
-_SELECT_SUBJECT_SETS = (
-    f"SELECT {_COLUMNS} FROM relationships "
-    "WHERE resource_type = :resource_type AND resource_id = :resource_id AND relation = :relation "
-    f"AND subject_relation != '' AND {_VISIBLE} ORDER BY subject_type, subject_id, subject_relation"
+_EDGE_SETS = (
+    f"SELECT {_EDGE_COLUMNS} FROM relationships "
+    "WHERE resource_type = ?1 AND resource_id = ?2 AND relation = ?5 "
+    f"AND subject_relation != '' AND {_EDGE_VISIBLE} ORDER BY subject_type, subject_id, subject_relation"
 )
-_SELECT_LOOKUP = f"SELECT {_COLUMNS} FROM relationships WHERE {_KEY_MATCH} AND {_VISIBLE}"
+_EDGE_LOOKUP = (
+    f"SELECT {_EDGE_COLUMNS} FROM relationships WHERE resource_type = ?1 AND resource_id = ?2 AND relation = ?5 "
+    f"AND subject_type = ?6 AND subject_id = ?7 AND subject_relation = ?8 AND {_EDGE_VISIBLE}"
+)
 _SELECT_RESOURCES = (
     f"SELECT {_COLUMNS} FROM relationships "
     "WHERE subject_type = :subject_type AND subject_id = :subject_id AND subject_relation = :subject_relation "
@@ -268,13 +279,23 @@ class _SqliteReader:
         except sqlite3.Error as exc:
             raise self._store._translate(exc, "read relationships") from exc
 
-    def _object(self, resource: ObjectRef) -> dict[str, list[Any]] | None:
-        """The rows of every relationship of ``resource`` visible in this snapshot, by relation, when it has
+    def _edge_query(self, sql: str, *params: Any) -> list[Edge]:
+        """``sql`` (an _EDGE* query) with ?1..?4 = resource type and id (the first two of ``params``), this
+        snapshot's revision and now, then the rest of ``params``."""
+        if not self._open:
+            raise StoreError("this reader's snapshot is closed; open a new snapshot")
+        try:
+            return self._conn.execute(sql, (params[0], params[1], self._revision, self._now_us, *params[2:])
+                                      ).fetchall()
+        except sqlite3.Error as exc:
+            raise self._store._translate(exc, "read relationships") from exc
+
+    def _object(self, resource_type: str, resource_id: str) -> dict[str, list[Edge]] | None:
+        """The edges of every relationship of an object visible in this snapshot, by relation, when it has
         at most ``OBJECT_ROWS``; None for a larger object. One query answers every later question about a
         small object (a check asks about several relations of each object it visits, and the same object
-        again from other branches); large objects are remembered store-wide so they are not read twice.
-        Rows become Relationship values only when asked for, and only those that match."""
-        key = (resource.type, resource.id)
+        again from other branches); large objects are remembered store-wide so they are not read twice."""
+        key = (resource_type, resource_id)
         objects = self._objects
         found = objects.get(key, _UNREAD)
         if found is not _UNREAD:
@@ -284,8 +305,7 @@ class _SqliteReader:
         large = self._store._large_objects
         found = None
         if key not in large:
-            rows = self._query(_SELECT_OBJECT, {"resource_type": key[0], "resource_id": key[1],
-                                                "limit": OBJECT_ROWS + 1})
+            rows = self._edge_query(_EDGES_OBJECT, resource_type, resource_id, OBJECT_ROWS + 1)
             if len(rows) > OBJECT_ROWS:
                 if len(large) >= _MAX_LARGE_OBJECTS:
                     large.clear()
@@ -293,32 +313,43 @@ class _SqliteReader:
             else:
                 found = {}
                 for row in rows:
-                    same = found.get(row[2])
+                    same = found.get(row[0])
                     if same is None:
-                        found[row[2]] = [row]
+                        found[row[0]] = [row]
                     else:
                         same.append(row)
         if len(objects) < _MAX_OBJECTS_PER_SNAPSHOT:
             objects[key] = found
         return found
 
-    def subjects(self, resource: ObjectRef, relation: str) -> Iterator[Relationship]:
-        whole = self._object(resource)
+    def edges(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
+        whole = self._object(resource_type, resource_id)
         if whole is not None:
-            return map(_relationship, whole.get(relation, ()))
-        rows = self._query(
-            _SELECT_SUBJECTS, {"resource_type": resource.type, "resource_id": resource.id, "relation": relation}
-        )
-        return map(_relationship, rows)
+            return whole.get(relation, ())
+        return self._edge_query(_EDGES, resource_type, resource_id, relation)
+
+    def edge_sets(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
+        whole = self._object(resource_type, resource_id)
+        if whole is not None:
+            return [row for row in whole.get(relation, ()) if row[3]]
+        return self._edge_query(_EDGE_SETS, resource_type, resource_id, relation)
+
+    def edge_lookup(self, resource_type: str, resource_id: str, relation: str, subject_type: str, subject_id: str,
+                    subject_relation: str) -> Sequence[Edge]:
+        whole = self._object(resource_type, resource_id)
+        if whole is not None:
+            return [row for row in whole.get(relation, ())
+                    if row[2] == subject_id and row[1] == subject_type and row[3] == subject_relation]
+        return self._edge_query(_EDGE_LOOKUP, resource_type, resource_id, relation, subject_type, subject_id,
+                                subject_relation)
+
+    def subjects(self, resource: ObjectRef, relation: str) -> Iterator[Relationship]:
+        rt, rid = resource.type, resource.id
+        return iter([edge_relationship(rt, rid, e) for e in self.edges(rt, rid, relation)])
 
     def subject_sets(self, resource: ObjectRef, relation: str) -> Iterator[Relationship]:
-        whole = self._object(resource)
-        if whole is not None:
-            return iter([_relationship(row) for row in whole.get(relation, ()) if row[5]])
-        rows = self._query(
-            _SELECT_SUBJECT_SETS, {"resource_type": resource.type, "resource_id": resource.id, "relation": relation}
-        )
-        return map(_relationship, rows)
+        rt, rid = resource.type, resource.id
+        return iter([edge_relationship(rt, rid, e) for e in self.edge_sets(rt, rid, relation)])
 
     def lookup(
         self,
@@ -328,23 +359,9 @@ class _SqliteReader:
         subject_id: str,
         subject_relation: str | None,
     ) -> Iterator[Relationship]:
-        whole = self._object(resource)
-        if whole is not None:
-            srel = subject_relation or ""
-            return iter([_relationship(row) for row in whole.get(relation, ())
-                         if row[4] == subject_id and row[3] == subject_type and row[5] == srel])
-        rows = self._query(
-            _SELECT_LOOKUP,
-            {
-                "resource_type": resource.type,
-                "resource_id": resource.id,
-                "relation": relation,
-                "subject_type": subject_type,
-                "subject_id": subject_id,
-                "subject_relation": subject_relation or "",
-            },
-        )
-        return map(_relationship, rows)
+        rt, rid = resource.type, resource.id
+        found = self.edge_lookup(rt, rid, relation, subject_type, subject_id, subject_relation or "")
+        return iter([edge_relationship(rt, rid, e) for e in found])
 
     def resources(self, resource_type: str, relation: str, subject: SubjectRef) -> Iterator[Relationship]:
         rows = self._query(

@@ -217,7 +217,7 @@ def test_bulk_check_shares_sub_problems() -> None:
         class Wrap:
             def __enter__(self):
                 reader = cm.__enter__()
-                for name in ("subjects", "subject_sets"):
+                for name in ("subjects", "subject_sets", "edges", "edge_sets"):
                     def counted(*sa, _real=getattr(reader, name), **skw):
                         calls["subjects"] += 1
                         return _real(*sa, **skw)

@@ -34,6 +34,7 @@ from headwater.engine.store import (
     Store,
     StoredSchema,
     Update,
+    edge_relationship,
 )
 
 START = datetime(2024, 6, 1, 12, 0, 0, tzinfo=timezone.utc)
@@ -71,6 +72,20 @@ def delete(text: str) -> Update:
 
 def texts(rels: Sequence[Relationship] | Iterator[Relationship]) -> list[str]:
     return [str(r) for r in rels]
+
+
+def assert_edges_agree(reader: Reader, doc: ObjectRef, relations: list[str],
+                       subjects: list[tuple[str, str, str | None]]) -> None:
+    """The evaluator's reads (edges) stand for exactly what the relationship reads return, in order."""
+    def as_text(edges: Sequence[tuple]) -> list[str]:  # type: ignore[type-arg]
+        return [str(edge_relationship(doc.type, doc.id, e)) for e in edges]
+
+    for relation in relations:
+        assert as_text(reader.edges(doc.type, doc.id, relation)) == texts(reader.subjects(doc, relation))
+        assert as_text(reader.edge_sets(doc.type, doc.id, relation)) == texts(reader.subject_sets(doc, relation))
+        for st, sid, srel in subjects:
+            assert as_text(reader.edge_lookup(doc.type, doc.id, relation, st, sid, srel or "")) == texts(
+                reader.lookup(doc, relation, st, sid, srel))
 
 
 def read_all(store: Store, revision: int | None = None, *, now: datetime | None = None) -> list[str]:
@@ -637,6 +652,38 @@ class StoreContract:
                     assert texts(reader.lookup(doc, "viewer", "group", "g0", "member")) == [sets[0]]
                     assert texts(reader.lookup(doc, "viewer", "group", "g0", None)) == []
                     assert texts(reader.lookup(doc, "owner", "user", "u001", None)) == []
+                    assert_edges_agree(reader, doc, ["viewer", "owner", "editor"],
+                                       [("user", "u001", None), ("user", "u000", None), ("user", "late", None),
+                                        ("user", "*", None), ("group", "g0", "member"), ("group", "g0", None)])
+
+    def test_edges_are_the_relationships_as_rows(self, loaded: Store) -> None:
+        """edges()/edge_sets()/edge_lookup() (the evaluator's reads) answer what subjects()/subject_sets()/
+        lookup() answer, in the same order, with caveats and expirations carried."""
+        with loaded.snapshot() as reader:
+            assert list(reader.edges("doc", "1", "editor")) == [("editor", "user", "ann", "", None, None, None)]
+            assert list(reader.edge_sets("doc", "1", "viewer")) == [
+                ("viewer", "group", "eng", "member", None, None, None),
+                ("viewer", "group", "eng2", "member", None, None, None)]
+            assert list(reader.edge_lookup("doc", "1", "viewer", "user", "tom", "")) == [
+                ("viewer", "user", "tom", "", None, None, None)]
+            assert list(reader.edge_lookup("doc", "1", "viewer", "group", "eng", "")) != list(
+                reader.edge_lookup("doc", "1", "viewer", "group", "eng", "member"))
+            for doc in (DOC1, ObjectRef("doc", "readme"), ObjectRef("doc", "nothing")):
+                assert_edges_agree(reader, doc, ["viewer", "editor", "owner"],
+                                   [("user", "tom", None), ("user", "*", None), ("group", "eng", "member")])
+
+    def test_edges_carry_caveats_and_expiration(self, store: Store, clock: FakeClock) -> None:
+        later = (clock.now + timedelta(hours=1)).strftime("%Y-%m-%dT%H:%M:%SZ")
+        texts_in = ['doc:c#viewer@user:tom[level_ok:{"need":2}]', f"doc:c#viewer@user:ann[expiration:{later}]"]
+        store.write([touch(t) for t in texts_in])
+        with store.snapshot() as reader:
+            found = sorted(str(edge_relationship("doc", "c", e)) for e in reader.edges("doc", "c", "viewer"))
+            assert found == sorted(str(rel(t)) for t in texts_in)
+            (ann,) = reader.edge_lookup("doc", "c", "viewer", "user", "ann", "")
+            assert ann[6] == (rel(texts_in[1]).expiration - datetime(1970, 1, 1, tzinfo=timezone.utc)) // timedelta(
+                microseconds=1)
+            (tom,) = reader.edge_lookup("doc", "c", "viewer", "user", "tom", "")
+            assert tom[4:6] == ("level_ok", '{"need":2}')
 
     def test_lookup_matches_exactly_one_subject(self, loaded: Store) -> None:
         with loaded.snapshot() as reader:

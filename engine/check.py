@@ -1,5 +1,10 @@
 """LocalChecker: evaluates one check request against the schema and one store snapshot.
 
+This is the reference evaluator: explanations trace it (engine/explain.py), and
+the evaluator the engine runs, ``engine/compiled.py``, is held to it outcome for
+outcome by tests/properties/test_compiled_agreement.py. Change a rule here and
+there together.
+
 It reads like the language: one branch per expression form (union,
 intersection, exclusion, computed relation, arrow, ``nil``, ``self``) and the
 direct relation check. Every sub-problem goes back through ``dispatch`` (the head

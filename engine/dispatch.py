@@ -1,13 +1,16 @@
-"""Check requests, their three-valued outcomes, and how checkers are chained.
+"""Check requests, their three-valued outcomes, and how the reference checkers are chained.
 
-Every sub-problem of a check (a computed relation, an arrow hop, a subject set)
-becomes a child :class:`CheckRequest` that re-enters through the head of the
-checker chain, so the cache sees sub-problems too. :func:`build_checker` wires
-the chain for one request (one snapshot)::
+In the reference evaluator (engine/check.py) every sub-problem of a check (a
+computed relation, an arrow hop, a subject set) becomes a child
+:class:`CheckRequest` that re-enters through the head of the checker chain, so
+the cache sees sub-problems too. The chain for one request (one snapshot)::
 
     local = LocalChecker(schema, reader, ...)
-    head = CachingChecker(local, shared_cache, ...)   # optional
+    head = CachingChecker(local.check, shared_cache, ...)   # optional
     local.dispatch = head.check
+
+The compiled evaluator the engine runs (engine/compiled.py) makes the same
+sub-problems as plain calls, with the same cache keys, and returns these outcomes.
 
 Outcomes are three-valued (Kleene logic): ``TRUE``, ``FALSE`` or ``UNKNOWN``
 (a caveat lacked context; ``missing`` names the parameters). Each outcome also

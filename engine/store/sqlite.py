@@ -323,23 +323,31 @@ class _SqliteReader:
         return found
 
     def edges(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
-        whole = self._object(resource_type, resource_id)
+        whole = self._objects.get((resource_type, resource_id), _UNREAD)
+        if whole is _UNREAD or not self._open:
+            whole = self._object(resource_type, resource_id)
         if whole is not None:
-            return whole.get(relation, ())
+            return whole.get(relation, ())  # type: ignore[union-attr]
         return self._edge_query(_EDGES, resource_type, resource_id, relation)
 
     def edge_sets(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
-        whole = self._object(resource_type, resource_id)
+        whole = self._objects.get((resource_type, resource_id), _UNREAD)
+        if whole is _UNREAD or not self._open:
+            whole = self._object(resource_type, resource_id)
         if whole is not None:
-            return [row for row in whole.get(relation, ()) if row[3]]
+            return [row for row in whole.get(relation, ()) if row[3]]  # type: ignore[union-attr]
         return self._edge_query(_EDGE_SETS, resource_type, resource_id, relation)
 
     def edge_lookup(self, resource_type: str, resource_id: str, relation: str, subject_type: str, subject_id: str,
                     subject_relation: str) -> Sequence[Edge]:
-        whole = self._object(resource_type, resource_id)
+        whole = self._objects.get((resource_type, resource_id), _UNREAD)
+        if whole is _UNREAD or not self._open:
+            whole = self._object(resource_type, resource_id)
         if whole is not None:
-            return [row for row in whole.get(relation, ())
-                    if row[2] == subject_id and row[1] == subject_type and row[3] == subject_relation]
+            for row in whole.get(relation, ()):  # type: ignore[union-attr]
+                if row[2] == subject_id and row[1] == subject_type and row[3] == subject_relation:
+                    return (row,)  # a key is visible at most once
+            return ()
         return self._edge_query(_EDGE_LOOKUP, resource_type, resource_id, relation, subject_type, subject_id,
                                 subject_relation)
 

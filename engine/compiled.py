@@ -403,9 +403,10 @@ _MAX_PROGRAMS = 16
 
 
 def program(schema: s.Schema) -> Program:
-    """The compiled form of ``schema``, compiled once per schema (by digest) and shared."""
+    """The compiled form of ``schema``, compiled once per schema digest and shared (the digest is the sha256 of
+    the canonical text, so two schemas with one digest mean the same; a schema without one is not shared)."""
     found = _programs.get(schema.digest) if schema.digest else None
-    if found is not None and found.schema is schema:
+    if found is not None:
         return found
     compiled = Program(schema)
     if schema.digest:

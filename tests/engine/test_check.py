@@ -243,3 +243,16 @@ def test_cache_counts_hits(engine: Engine) -> None:
     before = engine.cache_stats()["hits"]
     engine.check("folder:f", "view", "user:ann")
     assert engine.cache_stats()["hits"] > before
+
+
+def test_compiled_program_is_shared_per_schema_digest() -> None:
+    from headwater.dsl import compile_schema
+    from headwater.engine.compiled import program
+
+    text = "definition user {}\ndefinition doc {\n relation viewer: user\n permission view = viewer\n}"
+    a, b = compile_schema(text), compile_schema(text)
+    assert a is not b and a.digest == b.digest
+    assert program(a) is program(b)
+    other = compile_schema(text.replace("permission view = viewer", "permission view = viewer + nil"))
+    assert program(other) is not program(a)
+    assert set(program(other).members) == {("doc", "viewer"), ("doc", "view")}

@@ -35,13 +35,16 @@ STEPS = [  # (label, file suffix, function): cumulative time of the main steps o
     ("SqliteStore.snapshot", "engine/store/sqlite.py", "snapshot"),
     ("Engine._check_one", "engine/api.py", "_check_one"),
     ("Engine._evaluate", "engine/api.py", "_evaluate"),
-    ("CachingChecker.check", "engine/cache.py", "check"),
+    ("compiled._sub (a sub-problem: cache, then evaluation)", "engine/compiled.py", "_sub"),
+    ("compiled._enter (evaluation of a sub-problem)", "engine/compiled.py", "_enter"),
+    ("compiled._direct (exact and wildcard matches)", "engine/compiled.py", "_direct"),
     ("SharedCache.get", "engine/cache.py", "get"),
     ("SharedCache.put", "engine/cache.py", "put"),
-    ("LocalChecker.check", "engine/check.py", "check"),
-    ("reader.lookup (SQL)", "engine/store/sqlite.py", "lookup"),
-    ("reader.subjects (SQL)", "engine/store/sqlite.py", "subjects"),
-    ("_SqliteReader._query", "engine/store/sqlite.py", "_query"),
+    ("reader.edge_lookup", "engine/store/sqlite.py", "edge_lookup"),
+    ("reader.edges", "engine/store/sqlite.py", "edges"),
+    ("reader.edge_sets", "engine/store/sqlite.py", "edge_sets"),
+    ("_SqliteReader._object (one query per object)", "engine/store/sqlite.py", "_object"),
+    ("_SqliteReader._edge_query", "engine/store/sqlite.py", "_edge_query"),
     ("Lineage.upstream", "engine/lineage.py", "upstream"),
     ("Lineage.labels", "engine/lineage.py", "labels"),
     ("parse_object", "engine/relationships.py", "parse_object"),
@@ -56,6 +59,7 @@ class _Breakdown:
         from contextlib import contextmanager
 
         from headwater.engine import cache as cache_mod
+        from headwater.engine import compiled as compiled_mod
         from headwater.engine.store import sqlite as sqlite_mod
 
         self.seconds: dict[str, float] = {}
@@ -74,9 +78,13 @@ class _Breakdown:
                         self.calls[category] = self.calls.get(category, 0) + 1
             return wrapper
 
-        sqlite_mod._SqliteReader._query = timed("SQL queries (execute + fetchall)", sqlite_mod._SqliteReader._query)
-        sqlite_mod._relationship = timed("rows -> Relationship values (validated)", sqlite_mod._relationship)
-        cache_mod.SharedCache.get = timed("shared cache get", cache_mod.SharedCache.get)
+        sql = "SQL queries (execute + fetchall)"
+        sqlite_mod._SqliteReader._query = timed(sql, sqlite_mod._SqliteReader._query)
+        sqlite_mod._SqliteReader._edge_query = timed(sql, sqlite_mod._SqliteReader._edge_query)
+        compiled_mod.edge_relationship = timed("edges -> Relationship values (caveated ones only)",
+                                               compiled_mod.edge_relationship)
+        # the evaluator probes the young generation itself: get() counts only the other lookups
+        cache_mod.SharedCache.get = timed("shared cache get (beyond the inline probe)", cache_mod.SharedCache.get)
         cache_mod.SharedCache.put = timed("shared cache put", cache_mod.SharedCache.put)
         store = engine.store
         snapshot = store.snapshot

@@ -37,7 +37,7 @@ from ..dsl import compile_schema, format_schema, parse_schema
 from ..dsl import schema as dsl_schema
 from .audit import AuditLog, AuditRecord, RecordKind, audit_path_for, context_digest
 from .cache import SharedCache, check_key
-from .compiled import evaluate
+from .compiled import evaluate, stack_exhausted
 from .config import Config
 from .consistency import Consistency, ConsistencyMode, decode_cursor, decode_token, encode_cursor, encode_token
 from .dispatch import FALSE, TRUE, CheckRequest, Outcome, Tri
@@ -546,7 +546,10 @@ class Engine:
         subject = item.subject if isinstance(item.subject, SubjectRef) else parse_subject(item.subject)
         tracer = TracingChecker(schema, reader, context=dict(item.context or {}),
                                 lineage=Lineage(schema, reader, self.label_cache, (schema.digest, reader.revision)))
-        outcome = tracer.check(CheckRequest(resource, item.permission, subject, self.config.max_depth))
+        try:
+            outcome = tracer.check(CheckRequest(resource, item.permission, subject, self.config.max_depth))
+        except RecursionError:
+            raise stack_exhausted(self.config.max_depth) from None
         return Explanation(summarize(tracer.root, outcome.value), tracer.root.children[0])
 
     def check_bulk(self, items: Sequence[BulkCheckItem], *, consistency: Consistency | None = None,
@@ -1124,7 +1127,10 @@ class Engine:
         """
         res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
         with self._snapshot(consistency) as (reader, schema):
-            tree = expand(schema, reader, res, permission, context=context, max_depth=self.config.max_depth)
+            try:
+                tree = expand(schema, reader, res, permission, context=context, max_depth=self.config.max_depth)
+            except RecursionError:
+                raise stack_exhausted(self.config.max_depth) from None
             return tree, encode_token(reader.revision)
 
 

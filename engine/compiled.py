@@ -28,6 +28,7 @@ exclusions included.
 
 from __future__ import annotations
 
+import sys
 import threading
 from collections.abc import Callable, Hashable, Mapping
 from typing import Any
@@ -41,7 +42,7 @@ from .lineage import Lineage
 from .relationships import stored_object
 from .store import Edge, Reader, edge_relationship
 
-__all__ = ["Program", "evaluate", "program"]
+__all__ = ["Program", "evaluate", "program", "stack_exhausted"]
 
 # fn(ev, resource_id, depth, negated) -> Outcome: one relation or permission of one definition
 Member = Callable[["_Eval", str, int, bool], Outcome]
@@ -426,4 +427,16 @@ def evaluate(schema: s.Schema, reader: Reader, resource_type: str, resource_id: 
     ``check_key((schema.digest, reader.revision, context_key), ...)``."""
     ev = _Eval(program(schema), reader, context, lineage, cache, memo, now,
                (schema.digest, reader.revision, context_key), subject_type, subject_id, subject_relation)
-    return _sub(ev, resource_type, resource_id, name, max_depth + 1, False)
+    try:
+        return _sub(ev, resource_type, resource_id, name, max_depth + 1, False)
+    except RecursionError:
+        raise stack_exhausted(max_depth) from None
+
+
+def stack_exhausted(max_depth: int) -> MaxDepthExceededError:
+    """The error for a check (or an expand or explanation) that nested deeper than Python's stack allows
+    before reaching ``max_depth`` (a configured limit far above SpiceDB's 50): a clear error, never a crash.
+    Nothing was cached from the unfinished evaluation except finished sub-problems, which stay true."""
+    return MaxDepthExceededError(
+        f"the evaluation nested deeper than this process's stack allows (Python's recursion limit is "
+        f"{sys.getrecursionlimit()}) before reaching max_depth {max_depth}; lower max_depth")

@@ -256,3 +256,22 @@ def test_compiled_program_is_shared_per_schema_digest() -> None:
     other = compile_schema(text.replace("permission view = viewer", "permission view = viewer + nil"))
     assert program(other) is not program(a)
     assert set(program(other).members) == {("doc", "viewer"), ("doc", "view")}
+
+
+def test_a_check_deeper_than_the_stack_is_a_clear_error_not_a_crash() -> None:
+    """A max_depth far above SpiceDB's 50 lets a long chain nest deeper than Python's stack: the check (and
+    its explanation) raises MaxDepthExceededError naming the limit, and the engine keeps answering."""
+    engine = Engine(MemoryStore(), config=Config(max_depth=5000))
+    engine.write_schema("definition user {}\ndefinition group {\n relation member: user | group#member\n}")
+    chain = [f"group:g{i}#member@group:g{i + 1}#member" for i in range(1500)] + ["group:g1500#member@user:u"]
+    for start in range(0, len(chain), 500):
+        engine.touch(*chain[start:start + 500])
+    with pytest.raises(MaxDepthExceededError, match="recursion limit .* max_depth 5000"):
+        engine.check("group:g0", "member", "user:u")
+    with pytest.raises(MaxDepthExceededError, match="lower max_depth"):
+        engine.check("group:g0", "member", "user:u", explain=True)
+    with pytest.raises(MaxDepthExceededError, match="lower max_depth"):
+        engine.expand("group:g0", "member")
+    with pytest.raises(MaxDepthExceededError, match="lower max_depth"):
+        engine.lookup_resources("group", "member", "user:u")
+    assert engine.check("group:g1490", "member", "user:u").allowed

@@ -87,8 +87,36 @@ class _RevisionRecord:
     metadata: dict[str, str] = field(default_factory=dict)
 
 
-def _edge_order(edge: Edge) -> tuple[str, str, str]:
+def _row_order(row: _Row) -> tuple[str, str, str]:
+    edge = row.edge
     return (edge[1], edge[2], edge[3])
+
+
+def _version_key(row: _Row) -> tuple[str, str, str, str, str, str]:
+    """A relationship's key as plain strings (the versions index)."""
+    edge = row.edge
+    res = row.relationship.resource
+    return (res.type, res.id, edge[0], edge[1], edge[2], edge[3])
+
+
+# The versions index: a key's one stored row, or the list of them once it has several (a replaced or deleted
+# relationship keeps its old rows until gc), so a relationship costs one dict entry and no list.
+_Versions = dict[tuple[str, str, str, str, str, str], "_Row | list[_Row]"]
+
+
+def _add_version(versions: _Versions, row: _Row) -> None:
+    key = _version_key(row)
+    found = versions.get(key)
+    if found is None:
+        versions[key] = row
+    elif type(found) is _Row:
+        versions[key] = [found, row]
+    else:
+        found.append(row)
+
+
+_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
+_MICROSECOND = timedelta(microseconds=1)
 
 
 def _unexpired(row: _Row, now: datetime) -> bool:
@@ -106,12 +134,17 @@ class _MemoryReader:
         now: datetime,
         rows: list[_Row],
         by_resource: dict[tuple[ObjectRef, str], list[_Row]],
+        unsorted: set[tuple[ObjectRef, str]] | None = None,
+        versions: _Versions | None = None,
     ) -> None:
         self._lock = lock
         self._revision = revision
         self._now = now
+        self._now_us = (now - _EPOCH) // _MICROSECOND
         self._rows = rows
         self._by_resource = by_resource
+        self._unsorted = unsorted if unsorted is not None else set(by_resource)
+        self._versions = versions
         self._open = True
 
     @property
@@ -169,12 +202,19 @@ class _MemoryReader:
         return iter(found)
 
     def _edges(self, resource_type: str, resource_id: str, relation: str) -> list[Edge]:
+        key = (stored_object(resource_type, resource_id), relation)
+        revision, now_us = self._revision, self._now_us
         with self._lock:
             self._check_open()
-            rows = self._by_resource.get((stored_object(resource_type, resource_id), relation), [])
-            found = [row.edge for row in rows if self._visible(row)]
-        found.sort(key=_edge_order)
-        return found
+            rows = self._by_resource.get(key)
+            if rows is None:
+                return []
+            if key in self._unsorted:  # rows are kept in subject order, sorted once after writes
+                rows.sort(key=_row_order)
+                self._unsorted.discard(key)
+            return [row.edge for row in rows
+                    if row.created_rev <= revision and (row.deleted_rev is None or row.deleted_rev > revision)
+                    and (row.edge[6] is None or row.edge[6] > now_us)]
 
     def edges(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Edge]:
         return self._edges(resource_type, resource_id, relation)
@@ -184,8 +224,20 @@ class _MemoryReader:
 
     def edge_lookup(self, resource_type: str, resource_id: str, relation: str, subject_type: str, subject_id: str,
                     subject_relation: str) -> Sequence[Edge]:
-        return [e for e in self._edges(resource_type, resource_id, relation)
-                if e[2] == subject_id and e[1] == subject_type and e[3] == subject_relation]
+        if self._versions is None:
+            return [e for e in self._edges(resource_type, resource_id, relation)
+                    if e[2] == subject_id and e[1] == subject_type and e[3] == subject_relation]
+        revision, now_us = self._revision, self._now_us
+        with self._lock:  # every stored version of the one key, by the versions index
+            self._check_open()
+            found = self._versions.get((resource_type, resource_id, relation, subject_type, subject_id,
+                                        subject_relation))
+            if found is None:
+                return []
+            rows = (found,) if type(found) is _Row else found
+            return [row.edge for row in rows
+                    if row.created_rev <= revision and (row.deleted_rev is None or row.deleted_rev > revision)
+                    and (row.edge[6] is None or row.edge[6] > now_us)]
 
     def resources(self, resource_type: str, relation: str, subject: SubjectRef) -> Iterator[Relationship]:
         with self._lock:
@@ -240,6 +292,8 @@ class MemoryStore:
         self._clock = clock
         self._rows: list[_Row] = []
         self._by_resource: dict[tuple[ObjectRef, str], list[_Row]] = {}
+        self._unsorted: set[tuple[ObjectRef, str]] = set()  # _by_resource lists appended to since last sorted
+        self._versions: _Versions = {}  # every stored row of a key (see _add_version)
         self._live: dict[RelationshipKey, _Row] = {}
         self._revisions: dict[Revision, _RevisionRecord] = {0: _RevisionRecord(0, self._now())}
         self._schemas: list[StoredSchema] = []
@@ -288,7 +342,8 @@ class MemoryStore:
     def _reader(self, revision: Revision, now: datetime) -> _MemoryReader:
         if not self._oldest <= revision <= self._head:
             raise _unavailable(revision, self._oldest, self._head)
-        return _MemoryReader(self._lock, revision, now, self._rows, self._by_resource)
+        return _MemoryReader(self._lock, revision, now, self._rows, self._by_resource, self._unsorted,
+                             self._versions)
 
     def head(self) -> Revision:
         with self._lock:
@@ -391,7 +446,10 @@ class MemoryStore:
             existing.deleted_rev = revision
         row = _Row(rel, revision)
         self._rows.append(row)
-        self._by_resource.setdefault((rel.resource, rel.relation), []).append(row)
+        key = (rel.resource, rel.relation)
+        self._by_resource.setdefault(key, []).append(row)
+        self._unsorted.add(key)
+        _add_version(self._versions, row)
         self._live[rel.key] = row
 
     def delete(
@@ -468,10 +526,13 @@ class MemoryStore:
             kept = [row for row in self._rows if row.deleted_rev is None or row.deleted_rev > cutoff]
             removed = len(self._rows) - len(kept)
             by_resource: dict[tuple[ObjectRef, str], list[_Row]] = {}
+            versions: _Versions = {}
             for row in kept:
                 by_resource.setdefault((row.relationship.resource, row.relationship.relation), []).append(row)
+                _add_version(versions, row)
             # New containers, so that open readers keep the ones they captured.
-            self._rows, self._by_resource = kept, by_resource
+            self._rows, self._by_resource, self._versions = kept, by_resource, versions
+            self._unsorted = set(by_resource)
             self._revisions = {r: record for r, record in self._revisions.items() if r >= cutoff}
             self._oldest = cutoff
             return removed

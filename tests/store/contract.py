@@ -685,6 +685,20 @@ class StoreContract:
             (tom,) = reader.edge_lookup("doc", "c", "viewer", "user", "tom", "")
             assert tom[4:6] == ("level_ok", '{"need":2}')
 
+    def test_edge_lookup_sees_the_version_of_its_revision(self, store: Store) -> None:
+        """A relationship replaced, deleted and written again: each revision sees its own version."""
+        first = store.write([touch('doc:v#viewer@user:tom[level_ok:{"need":1}]')])
+        second = store.write([touch('doc:v#viewer@user:tom[level_ok:{"need":2}]')])
+        third = store.write([delete("doc:v#viewer@user:tom")])
+        fourth = store.write([touch("doc:v#viewer@user:tom")])
+        want = {first: [("level_ok", '{"need":1}')], second: [("level_ok", '{"need":2}')], third: [],
+                fourth: [(None, None)]}
+        for revision, expected in want.items():
+            with store.snapshot(revision) as reader:
+                got = [e[4:6] for e in reader.edge_lookup("doc", "v", "viewer", "user", "tom", "")]
+                assert got == expected, revision
+                assert [e[4:6] for e in reader.edges("doc", "v", "viewer")] == expected
+
     def test_lookup_matches_exactly_one_subject(self, loaded: Store) -> None:
         with loaded.snapshot() as reader:
             assert texts(reader.lookup(DOC1, "viewer", "user", "tom", None)) == ["doc:1#viewer@user:tom"]
@@ -779,6 +793,11 @@ class StoreContract:
         assert read_all(store, 2) == ["doc:1#viewer@user:ann"]
         assert read_all(store, 3) == ['doc:1#viewer@user:ann[cav:{"v":2}]']
         assert read_all(store) == ['doc:1#viewer@user:ann[cav:{"v":2}]', "doc:2#viewer@user:bob"]
+        for revision, ann in ((2, (None, None)), (3, ("cav", '{"v":2}'))):  # the evaluator's reads after gc
+            with store.snapshot(revision) as reader:
+                assert [e[4:6] for e in reader.edge_lookup("doc", "1", "viewer", "user", "ann", "")] == [ann]
+                assert list(reader.edge_lookup("doc", "1", "viewer", "user", "tom", "")) == []
+                assert [e[2] for e in reader.edges("doc", "1", "viewer")] == ["ann"]
         with pytest.raises(RevisionUnavailableError):
             store.revision_time(1)
         assert store.revision_time(2) == START + timedelta(hours=1)

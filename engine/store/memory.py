@@ -104,6 +104,12 @@ def _version_key(row: _Row) -> tuple[str, str, str, str, str, str]:
 _Versions = dict[tuple[str, str, str, str, str, str], "_Row | list[_Row]"]
 
 
+def _subject_key(row: _Row) -> tuple[str, str, str, str, str]:
+    """(resource type, relation, subject type, subject id, subject relation or ""): the reverse index."""
+    edge = row.edge
+    return (row.relationship.resource.type, edge[0], edge[1], edge[2], edge[3])
+
+
 def _add_version(versions: _Versions, row: _Row) -> None:
     key = _version_key(row)
     found = versions.get(key)
@@ -136,6 +142,7 @@ class _MemoryReader:
         by_resource: dict[tuple[ObjectRef, str], list[_Row]],
         unsorted: set[tuple[ObjectRef, str]] | None = None,
         versions: _Versions | None = None,
+        by_subject: dict[tuple[str, str, str, str, str], list[_Row]] | None = None,
     ) -> None:
         self._lock = lock
         self._revision = revision
@@ -145,6 +152,7 @@ class _MemoryReader:
         self._by_resource = by_resource
         self._unsorted = unsorted if unsorted is not None else set(by_resource)
         self._versions = versions
+        self._by_subject = by_subject
         self._open = True
 
     @property
@@ -242,14 +250,19 @@ class _MemoryReader:
     def resources(self, resource_type: str, relation: str, subject: SubjectRef) -> Iterator[Relationship]:
         with self._lock:
             self._check_open()
-            found = [
-                row.relationship
-                for row in self._rows
-                if row.relationship.resource.type == resource_type
-                and row.relationship.relation == relation
-                and row.relationship.subject == subject
-                and self._visible(row)
-            ]
+            if self._by_subject is not None:  # the reverse index: only this subject's rows of this relation
+                rows = self._by_subject.get((resource_type, relation, subject.type, subject.id,
+                                             subject.relation or ""), ())
+                found = [row.relationship for row in rows if self._visible(row)]
+            else:
+                found = [
+                    row.relationship
+                    for row in self._rows
+                    if row.relationship.resource.type == resource_type
+                    and row.relationship.relation == relation
+                    and row.relationship.subject == subject
+                    and self._visible(row)
+                ]
         return iter(sorted(found, key=lambda rel: rel.key))
 
     def read(
@@ -294,6 +307,8 @@ class MemoryStore:
         self._by_resource: dict[tuple[ObjectRef, str], list[_Row]] = {}
         self._unsorted: set[tuple[ObjectRef, str]] = set()  # _by_resource lists appended to since last sorted
         self._versions: _Versions = {}  # every stored row of a key (see _add_version)
+        # (resource type, relation, subject type, id, relation or ""): rows, for resources() (LookupResources)
+        self._by_subject: dict[tuple[str, str, str, str, str], list[_Row]] = {}
         self._live: dict[RelationshipKey, _Row] = {}
         self._revisions: dict[Revision, _RevisionRecord] = {0: _RevisionRecord(0, self._now())}
         self._schemas: list[StoredSchema] = []
@@ -343,7 +358,7 @@ class MemoryStore:
         if not self._oldest <= revision <= self._head:
             raise _unavailable(revision, self._oldest, self._head)
         return _MemoryReader(self._lock, revision, now, self._rows, self._by_resource, self._unsorted,
-                             self._versions)
+                             self._versions, self._by_subject)
 
     def head(self) -> Revision:
         with self._lock:
@@ -450,6 +465,7 @@ class MemoryStore:
         self._by_resource.setdefault(key, []).append(row)
         self._unsorted.add(key)
         _add_version(self._versions, row)
+        self._by_subject.setdefault(_subject_key(row), []).append(row)
         self._live[rel.key] = row
 
     def delete(
@@ -527,11 +543,13 @@ class MemoryStore:
             removed = len(self._rows) - len(kept)
             by_resource: dict[tuple[ObjectRef, str], list[_Row]] = {}
             versions: _Versions = {}
+            by_subject: dict[tuple[str, str, str, str, str], list[_Row]] = {}
             for row in kept:
                 by_resource.setdefault((row.relationship.resource, row.relationship.relation), []).append(row)
                 _add_version(versions, row)
+                by_subject.setdefault(_subject_key(row), []).append(row)
             # New containers, so that open readers keep the ones they captured.
-            self._rows, self._by_resource, self._versions = kept, by_resource, versions
+            self._rows, self._by_resource, self._versions, self._by_subject = kept, by_resource, versions, by_subject
             self._unsorted = set(by_resource)
             self._revisions = {r: record for r, record in self._revisions.items() if r >= cutoff}
             self._oldest = cutoff

@@ -798,6 +798,10 @@ class StoreContract:
                 assert [e[4:6] for e in reader.edge_lookup("doc", "1", "viewer", "user", "ann", "")] == [ann]
                 assert list(reader.edge_lookup("doc", "1", "viewer", "user", "tom", "")) == []
                 assert [e[2] for e in reader.edges("doc", "1", "viewer")] == ["ann"]
+                assert texts(reader.resources("doc", "viewer", SubjectRef("user", "tom"))) == []
+                assert [r.resource.id for r in reader.resources("doc", "viewer", SubjectRef("user", "ann"))] == ["1"]
+        with store.snapshot() as reader:
+            assert texts(reader.resources("doc", "viewer", SubjectRef("user", "bob"))) == ["doc:2#viewer@user:bob"]
         with pytest.raises(RevisionUnavailableError):
             store.revision_time(1)
         assert store.revision_time(2) == START + timedelta(hours=1)

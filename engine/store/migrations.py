@@ -116,5 +116,50 @@ _SUBJECT_SETS = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_INITIAL, _SUBJECT_SETS)
+_KEY = "resource_type, resource_id, relation, subject_type, subject_id, subject_relation"
+_ALL_COLUMNS = f"{_KEY}, caveat_name, caveat_context, expires_at_us, created_rev, deleted_rev"
+
+_CLUSTERED = Migration(
+    3,
+    "relationships clustered by resource",
+    (
+        # The same rows in a WITHOUT ROWID table whose primary key is the old relationships_by_resource index
+        # (key + created_rev): the rows of one object sit together in key order, so reading an object is one
+        # B-tree range instead of an index range plus one table lookup per row (a cold depth-8 check: -10%).
+        # The other indexes are rebuilt as they were. One transaction: a failure leaves the old table.
+        f"""
+        CREATE TABLE relationships_clustered (
+            resource_type    TEXT NOT NULL,
+            resource_id      TEXT NOT NULL,
+            relation         TEXT NOT NULL,
+            subject_type     TEXT NOT NULL,
+            subject_id       TEXT NOT NULL,
+            subject_relation TEXT NOT NULL,     -- '' when the subject has no relation
+            caveat_name      TEXT,              -- NULL when there is no caveat
+            caveat_context   TEXT,              -- canonical JSON object
+            expires_at_us    INTEGER,           -- NULL when it never expires
+            created_rev      INTEGER NOT NULL,
+            deleted_rev      INTEGER,           -- NULL while not deleted
+            PRIMARY KEY ({_KEY}, created_rev)
+        ) WITHOUT ROWID
+        """,
+        f"INSERT INTO relationships_clustered ({_ALL_COLUMNS}) SELECT {_ALL_COLUMNS} FROM relationships",
+        "DROP TABLE relationships",
+        "ALTER TABLE relationships_clustered RENAME TO relationships",
+        f"CREATE UNIQUE INDEX relationships_live_key ON relationships ({_KEY}) WHERE deleted_rev IS NULL",
+        """
+        CREATE INDEX relationships_by_subject ON relationships (
+            subject_type, subject_id, subject_relation, resource_type, relation, resource_id
+        )
+        """,
+        "CREATE INDEX relationships_by_created_rev ON relationships (created_rev)",
+        "CREATE INDEX relationships_by_deleted_rev ON relationships (deleted_rev)",
+        f"CREATE INDEX relationships_subject_sets ON relationships ({_KEY}) WHERE subject_relation != ''",
+        # Statistics for the planner (about 1 s per million relationships): with the table clustered by
+        # resource, a guess without them would scan a whole resource type rather than use the subject index.
+        "ANALYZE relationships",
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_INITIAL, _SUBJECT_SETS, _CLUSTERED)
 LATEST_VERSION: int = MIGRATIONS[-1].version

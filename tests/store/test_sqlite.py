@@ -177,6 +177,70 @@ def test_migrations_are_applied_once_and_a_newer_database_is_refused(
         SqliteStore(path)
 
 
+def _history(store: SqliteStore) -> list[object]:
+    """Everything a store answers about its data: every revision's relationships, the edge reads, changes."""
+    out: list[object] = []
+    for revision in range(store.head() + 1):
+        out.append(read_all(store, revision, now=START))
+        with store.snapshot(revision, now=START) as reader:
+            out.append([list(reader.edges("doc", d, r)) for d in ("1", "2", "3") for r in ("viewer", "owner")])
+            out.append(list(reader.edge_lookup("doc", "1", "viewer", "user", "tom", "")))
+    out.append([(c.revision, c.operation.value, str(c.relationship)) for c in store.changes(0)])
+    return out
+
+
+def test_a_version_2_database_is_migrated_without_losing_anything(tmp_path: Path) -> None:
+    """Migration 3 rebuilds relationships as a table clustered by resource: a database written before it (with
+    replaced, deleted, caveated and expiring relationships) answers exactly as before, and takes new writes."""
+    clock = FakeClock()
+    later = (START + timedelta(hours=2)).strftime("%Y-%m-%dT%H:%M:%SZ")
+    current = SqliteStore(tmp_path / "current.db", clock=clock)
+    current.write([touch("doc:1#viewer@user:tom"), touch("doc:1#viewer@group:eng#member"),
+                   touch('doc:2#viewer@user:ann[level_ok:{"need":1}]'), touch(f"doc:3#owner@user:bob[expiration:{later}]")])
+    current.write([touch('doc:2#viewer@user:ann[level_ok:{"need":2}]'), touch("doc:1#owner@user:tom")])
+    current.delete(RelationshipFilter(resource_type="doc", resource_id="1", relation="viewer", subject_type="user"))
+    current.write([touch("doc:1#viewer@user:tom")])
+    current.write_schema("definition user {}", "digest-1")
+    want = _history(current)
+    current.close()
+
+    # The same data in the layout of migrations 1 and 2 (what an older Headwater wrote).
+    old = tmp_path / "old.db"
+    db = sqlite3.connect(old, isolation_level=None)
+    db.execute(store_migrations.MIGRATIONS_TABLE)
+    for migration in store_migrations.MIGRATIONS[:2]:
+        for statement in migration.statements:
+            db.execute(statement)
+        db.execute("INSERT INTO schema_migrations VALUES (?, ?, '2026-01-01T00:00:00+00:00')",
+                   [migration.version, migration.name])
+    db.execute("ATTACH DATABASE ? AS cur", [str(tmp_path / "current.db")])
+    columns = ("resource_type, resource_id, relation, subject_type, subject_id, subject_relation, caveat_name, "
+               "caveat_context, expires_at_us, created_rev, deleted_rev")
+    db.execute(f"INSERT INTO relationships ({columns}) SELECT {columns} FROM cur.relationships ORDER BY created_rev")
+    db.execute("INSERT INTO revisions SELECT * FROM cur.revisions")
+    db.execute("INSERT INTO schemas SELECT * FROM cur.schemas")
+    db.execute("DETACH DATABASE cur")
+    assert "WITHOUT ROWID" not in db.execute("SELECT sql FROM sqlite_master WHERE name = 'relationships'").fetchone()[0]
+    db.close()
+
+    migrated = SqliteStore(old, clock=clock)
+    assert _history(migrated) == want
+    db = sqlite3.connect(old)
+    assert "WITHOUT ROWID" in db.execute("SELECT sql FROM sqlite_master WHERE name = 'relationships'").fetchone()[0]
+    assert db.execute("SELECT max(version) FROM schema_migrations").fetchone()[0] == store_migrations.LATEST_VERSION
+    indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
+                                            "tbl_name = 'relationships' AND name NOT LIKE 'sqlite_%'")}
+    assert indexes == {"relationships_live_key", "relationships_by_subject", "relationships_by_created_rev",
+                       "relationships_by_deleted_rev", "relationships_subject_sets"}
+    db.close()
+    migrated.delete(RelationshipFilter(resource_type="doc", resource_id="2"))
+    migrated.write([touch("doc:4#viewer@user:cy")])
+    assert read_all(migrated, now=START) == ["doc:1#owner@user:tom", "doc:1#viewer@group:eng#member",
+                                             "doc:1#viewer@user:tom", f"doc:3#owner@user:bob[expiration:{later}]",
+                                             "doc:4#viewer@user:cy"]
+    migrated.close()
+
+
 def test_memory_paths_are_refused(tmp_path: Path) -> None:
     with pytest.raises(InvalidRequestError, match="MemoryStore"):
         SqliteStore(":memory:")

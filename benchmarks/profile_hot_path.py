@@ -83,8 +83,7 @@ class _Breakdown:
         sqlite_mod._SqliteReader._edge_query = timed(sql, sqlite_mod._SqliteReader._edge_query)
         compiled_mod.edge_relationship = timed("edges -> Relationship values (caveated ones only)",
                                                compiled_mod.edge_relationship)
-        # the evaluator probes the young generation itself: get() counts only the other lookups
-        cache_mod.SharedCache.get = timed("shared cache get (beyond the inline probe)", cache_mod.SharedCache.get)
+        cache_mod.SharedCache.get = timed("shared cache get", cache_mod.SharedCache.get)
         cache_mod.SharedCache.put = timed("shared cache put", cache_mod.SharedCache.put)
         store = engine.store
         snapshot = store.snapshot

@@ -51,9 +51,7 @@ class SharedCache:
     used survives, as in an LRU, while a hit in the young generation is a single dict lookup
     with no bookkeeping. At most ``maxsize`` entries are kept. Every dict operation is atomic
     under the GIL; the lock only serializes a generation change and ``clear``. The counters
-    are statistics, not exact under concurrent use. The compiled evaluator's sub-problem step
-    (engine/compiled.py, ``_sub``) probes ``_young`` itself for an entry that cannot expire and
-    calls ``get`` otherwise, to save a call per sub-problem: keep the two in step.
+    are statistics, not exact under concurrent use.
     """
 
     def __init__(self, maxsize: int = 100_000) -> None:

@@ -91,12 +91,7 @@ def _sub(ev: _Eval, rtype: str, rid: str, name: str, depth: int, negated: bool) 
             return hit
     cache = ev.cache
     if cache is not None:
-        # SharedCache.get, with its common case (a young entry that cannot expire) probed here
-        hit = cache._young.get(key)
-        if hit is None or hit.valid_until is not None:
-            hit = cache.get(key, ev.now)
-        else:
-            cache.hits += 1
+        hit = cache.get(key, ev.now)
         if hit is not None:
             if memo is not None:
                 memo[key] = hit

@@ -140,9 +140,9 @@ class _MemoryReader:
         now: datetime,
         rows: list[_Row],
         by_resource: dict[tuple[ObjectRef, str], list[_Row]],
-        unsorted: set[tuple[ObjectRef, str]] | None = None,
-        versions: _Versions | None = None,
-        by_subject: dict[tuple[str, str, str, str, str], list[_Row]] | None = None,
+        unsorted: set[tuple[ObjectRef, str]],
+        versions: _Versions,
+        by_subject: dict[tuple[str, str, str, str, str], list[_Row]],
     ) -> None:
         self._lock = lock
         self._revision = revision
@@ -150,7 +150,7 @@ class _MemoryReader:
         self._now_us = (now - _EPOCH) // _MICROSECOND
         self._rows = rows
         self._by_resource = by_resource
-        self._unsorted = unsorted if unsorted is not None else set(by_resource)
+        self._unsorted = unsorted
         self._versions = versions
         self._by_subject = by_subject
         self._open = True
@@ -232,9 +232,6 @@ class _MemoryReader:
 
     def edge_lookup(self, resource_type: str, resource_id: str, relation: str, subject_type: str, subject_id: str,
                     subject_relation: str) -> Sequence[Edge]:
-        if self._versions is None:
-            return [e for e in self._edges(resource_type, resource_id, relation)
-                    if e[2] == subject_id and e[1] == subject_type and e[3] == subject_relation]
         revision, now_us = self._revision, self._now_us
         with self._lock:  # every stored version of the one key, by the versions index
             self._check_open()
@@ -250,19 +247,9 @@ class _MemoryReader:
     def resources(self, resource_type: str, relation: str, subject: SubjectRef) -> Iterator[Relationship]:
         with self._lock:
             self._check_open()
-            if self._by_subject is not None:  # the reverse index: only this subject's rows of this relation
-                rows = self._by_subject.get((resource_type, relation, subject.type, subject.id,
-                                             subject.relation or ""), ())
-                found = [row.relationship for row in rows if self._visible(row)]
-            else:
-                found = [
-                    row.relationship
-                    for row in self._rows
-                    if row.relationship.resource.type == resource_type
-                    and row.relationship.relation == relation
-                    and row.relationship.subject == subject
-                    and self._visible(row)
-                ]
+            # the reverse index: only this subject's rows of this relation
+            rows = self._by_subject.get((resource_type, relation, subject.type, subject.id, subject.relation or ""), ())
+            found = [row.relationship for row in rows if self._visible(row)]
         return iter(sorted(found, key=lambda rel: rel.key))
 
     def read(

@@ -1,4 +1,4 @@
-"""The audit trail (engine/audit.py): the hash chain and every way of tampering with it, pruning with a
+"""The audit trail (engine/audit/): the hash chain and every way of tampering with it, pruning with a
 checkpoint, the decision policies, change history, queries and export, replay, and the CLI."""
 
 from __future__ import annotations

@@ -9,7 +9,9 @@ import pytest
 
 MODULES = ["headwater.engine.store", "headwater.engine.store.sqlite", "headwater.engine.store.memory",
            "headwater.engine.relationships", "headwater.engine.cache", "headwater.engine.dispatch",
-           "headwater.engine.config", "benchmarks.run"]
+           "headwater.engine.config", "headwater.engine.sqlitedb", "headwater.engine.audit",
+           "headwater.engine.audit.records", "headwater.engine.audit.chain", "headwater.engine.audit.writer",
+           "headwater.engine.audit.storage", "benchmarks.run"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -1,0 +1,98 @@
+"""The audit trail: a tamper-evident, hash-chained log of decisions and changes, in its own SQLite file.
+
+An :class:`AuditLog` keeps one SQLite file (WAL mode, default ``<database>.audit``
+beside the store's file; a temporary file for a ``MemoryStore`` engine). It is
+separate from the relationship store, so pruning, exports and verification never
+contend with relationship writes. Record kinds (:class:`RecordKind`):
+
+- ``decision``: one check or bulk-check item: time, caller, resource, permission,
+  subject, the SHA-256 of the canonical request context, the result, the missing
+  context, the revision and its token, the schema digest, optionally the
+  explanation's summary lines, and the evaluation latency in µs;
+- ``lookup``: one LookupResources / LookupSubjects call, with the number of results;
+- ``relationships``: one write, delete or import batch: actor, reason, revision,
+  the count and SHA-256 of the changes, and the changes themselves for batches of
+  at most :data:`LISTED_CHANGES`;
+- ``schema``: one schema write: actor, version, digest and a unified diff of the
+  canonical texts;
+- ``declassification``: a relationship change on a ``declassify`` relation (one
+  per such relationship, besides its batch's ``relationships`` record);
+- ``checkpoint``: what :meth:`AuditLog.prune` leaves in place of the pruned prefix.
+
+**The chain.** Record *n*'s ``body`` is the canonical JSON (sorted keys, no
+spaces) of its content, including its ``id`` *n*; its ``hash`` is
+``sha256(prev_hash + "\\n" + body)`` where ``prev_hash`` is record *n-1*'s hash
+(64 zeros for record 1). A one-row ``head`` table holds the number of records
+appended so far and the last hash, updated in the same transaction as every
+batch, so removing records from the tail is caught too. :meth:`AuditLog.verify`
+walks the chain and names the first record that was altered, inserted, removed
+or reordered, or where the tail was truncated.
+
+**Recording is off the hot path.** A check puts a small tuple on a bounded queue
+and returns; one background thread writes the queue in batches (one transaction
+each), at the latest :data:`FLUSH_INTERVAL` seconds after a record was queued,
+at once when a batch fills or someone waits, and on :meth:`AuditLog.close`.
+With ``durable=True`` the check waits until its record is committed (and
+fsynced). See ``docs/audit.md`` for what a crash can lose.
+
+**Where it lives.** One module per concern:
+
+- ``records.py``: record kinds, the values read back (:class:`AuditRecord`, :class:`AuditPage`,
+  :class:`VerifyResult`) and the canonical forms that are hashed;
+- ``chain.py``: linking records, verifying the chain and diagnosing a break, signing checkpoints and the head;
+- ``writer.py``: the bounded queue and the background writer thread, tickets, flush and wait;
+- ``storage.py``: the SQLite file (tables and migrations, appends, pruning, queries and cursors), through
+  the engine's one SQLite helper, ``engine/sqlitedb.py``;
+- ``log.py``: :class:`AuditLog`, the facade: the recording policy and the ``record_*`` methods.
+
+Example::
+
+    >>> from datetime import UTC, datetime
+    >>> log = AuditLog.temporary()
+    >>> ticket = log.record_decision(time=datetime(2025, 1, 1, tzinfo=UTC), caller=None,
+    ...     resource="doc:1", permission="view", subject="user:ann", context=None,
+    ...     result="HAS_PERMISSION", missing_context=(), revision=3, token="hw1_x",
+    ...     schema_digest="d", explanation=None, latency_us=12)
+    >>> log.flush()
+    >>> [(r.id, r.kind.value, r.subject, r.result) for r in log.query().records]
+    [(1, 'decision', 'user:ann', 'HAS_PERMISSION')]
+    >>> log.verify().ok
+    True
+    >>> log.close()
+"""
+
+from __future__ import annotations
+
+from .log import AuditLog
+from .records import (
+    GENESIS,
+    LISTED_CHANGES,
+    AuditPage,
+    AuditRecord,
+    RecordKind,
+    VerifyResult,
+    canonical_json,
+    changes_digest,
+    context_digest,
+    record_hash,
+    schema_diff,
+)
+from .storage import audit_path_for
+from .writer import FLUSH_INTERVAL
+
+__all__ = [
+    "FLUSH_INTERVAL",
+    "GENESIS",
+    "LISTED_CHANGES",
+    "AuditLog",
+    "AuditPage",
+    "AuditRecord",
+    "RecordKind",
+    "VerifyResult",
+    "audit_path_for",
+    "canonical_json",
+    "changes_digest",
+    "context_digest",
+    "record_hash",
+    "schema_diff",
+]

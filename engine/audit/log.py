@@ -1,0 +1,303 @@
+"""The :class:`AuditLog` facade: the recording policy, the ``record_*`` methods, queries, verification and pruning.
+
+It ties the parts together: :mod:`.records` (what is stored), :mod:`.chain` (the
+hash chain's rules), :mod:`.writer` (the queue and the background writer) and
+:mod:`.storage` (the SQLite file). See the package docstring for the whole story.
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import random
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from ..config import Config
+from ..errors import InvalidRequestError, NotFoundError
+from .chain import Chain
+from .records import (
+    LISTED_CHANGES,
+    AuditPage,
+    AuditRecord,
+    RecordKind,
+    VerifyResult,
+    changes_digest,
+    context_digest,
+    iso_time,
+    schema_diff,
+)
+from .storage import AuditStorage, audit_path_for
+from .writer import FLUSH_INTERVAL, RecordWriter
+
+__all__ = ["AuditLog"]
+
+_log = logging.getLogger("headwater.audit")
+
+
+class AuditLog:
+    """An append-only, hash-chained audit log in one SQLite file; see the package docstring.
+
+    :param path: the SQLite file (``-wal``/``-shm`` files appear beside it).
+    :param decisions: which decisions :meth:`wants_decision` selects: ``"all"``, ``"denials"``
+      (NO_PERMISSION and CONDITIONAL_PERMISSION), ``"sample:<rate>"`` with 0 <= rate <= 1, or ``"off"``.
+    :param explain: which recorded decisions carry an explanation: ``"off"``, ``"denials"`` or ``"all"``.
+    :param durable: :meth:`wait` blocks until a record is committed, and commits fsync (SQLite
+      ``synchronous=FULL``); otherwise commits survive a process crash but not a power loss (``NORMAL``).
+    :param key: signs checkpoints and the head with HMAC-SHA256 (else they carry a plain SHA-256).
+    :param queue_size: records queued or being written at most; a producer waits for room beyond it.
+    :param create: create the file if it does not exist (else NotFoundError).
+    :param clock: the time of checkpoints.
+    """
+
+    def __init__(self, path: str | Path, *, decisions: str = "all", explain: str = "off", durable: bool = False,
+                 key: str | bytes | None = None, queue_size: int = 10_000, create: bool = True,
+                 flush_interval: float = FLUSH_INTERVAL, clock: Callable[[], datetime] | None = None,
+                 busy_timeout: float = 5.0) -> None:
+        self.path = Path(path)
+        self._mode, self._rate = _parse_decisions(decisions)
+        if explain not in ("off", "denials", "all"):
+            raise InvalidRequestError(f"invalid audit explain policy {explain!r}: use off, denials or all")
+        self._explain = explain
+        if not isinstance(queue_size, int) or queue_size < 1:
+            raise InvalidRequestError(f"invalid audit queue size {queue_size!r}: must be a positive integer")
+        self.durable = durable
+        self._clock = clock or (lambda: datetime.now(UTC))
+        self._rng = random.Random()
+        self._temporary_dir: Path | None = None
+        if not create and not self.path.exists():
+            raise NotFoundError(f"no audit log at {self.path}")
+        self._storage = AuditStorage(self.path, chain=Chain(key.encode() if isinstance(key, str) else key),
+                                     durable=durable, busy_timeout=busy_timeout)
+        self._writer = RecordWriter(self.path, connect=self._storage.connect, append=self._storage.append,
+                                    queue_size=queue_size, interval=flush_interval)
+        atexit.register(self._close_at_exit)
+
+    @classmethod
+    def temporary(cls, **kwargs: Any) -> AuditLog:
+        """A log in a fresh temporary directory, removed on :meth:`close` (for in-memory engines)."""
+        folder = Path(tempfile.mkdtemp(prefix="headwater-audit-"))
+        log = cls(folder / "audit.db", **kwargs)
+        log._temporary_dir = folder
+        return log
+
+    @classmethod
+    def from_config(cls, config: Config, database: str | Path | None) -> AuditLog:
+        """The log a :class:`~headwater.engine.config.Config` asks for: at ``audit_path``, else beside the
+        store's ``database`` file, else (no file: a MemoryStore) a temporary one."""
+        options: dict[str, Any] = {
+            "decisions": config.audit_decisions, "explain": config.audit_explain, "durable": config.audit_durable,
+            "key": config.audit_key, "queue_size": config.audit_queue_size}
+        if config.audit_path:
+            return cls(config.audit_path, **options)
+        if database is None:
+            return cls.temporary(**options)
+        return cls(audit_path_for(database), **options)
+
+    # --- policy (the hot path) -----------------------------------------------------------
+
+    def wants_decision(self, allowed: bool) -> bool:
+        """Whether the policy records a decision (``allowed``: it was HAS_PERMISSION)."""
+        mode = self._mode
+        if mode == "all":
+            return True
+        if mode == "off":
+            return False
+        if mode == "denials":
+            return not allowed
+        return self._rng.random() < self._rate
+
+    def wants_lookups(self) -> bool:
+        """Whether the policy records a lookup call (under ``all`` and ``sample``, not ``denials``)."""
+        mode = self._mode
+        if mode == "all":
+            return True
+        if mode == "sample":
+            return self._rng.random() < self._rate
+        return False
+
+    def wants_explanation(self, allowed: bool) -> bool:
+        """Whether a recorded decision carries its explanation's summary."""
+        return self._explain == "all" or (self._explain == "denials" and not allowed)
+
+    # --- recording ---------------------------------------------------------------------
+
+    def record_decision(self, *, time: datetime, caller: str | None, resource: str, permission: str, subject: str,
+                        context: Mapping[str, Any] | None, result: str, missing_context: Sequence[str],
+                        revision: int, token: str, schema_digest: str, explanation: Sequence[str] | None,
+                        latency_us: int) -> int:
+        """Queue a decision record; returns its ticket (for :meth:`wait`)."""
+        return self._writer.submit(RecordKind.DECISION, time, {
+            "caller": caller, "resource": resource, "permission": permission, "subject": subject,
+            "context_sha256": context_digest(context) if context else None, "result": result,
+            "missing_context": list(missing_context), "revision": revision, "token": token,
+            "schema_digest": schema_digest, "explanation": list(explanation) if explanation is not None else None,
+            "latency_us": latency_us})
+
+    def record_lookup(self, *, time: datetime, caller: str | None, lookup: str, permission: str,
+                      context: Mapping[str, Any] | None, count: int, continued: bool, revision: int, token: str,
+                      schema_digest: str, latency_us: int, resource: str | None = None,
+                      resource_type: str | None = None, subject: str | None = None,
+                      subject_type: str | None = None) -> int:
+        """Queue a lookup record (``lookup``: "resources" or "subjects"; ``count``: results returned)."""
+        return self._writer.submit(RecordKind.LOOKUP, time, {
+            "caller": caller, "lookup": lookup, "resource": resource, "resource_type": resource_type,
+            "permission": permission, "subject": subject, "subject_type": subject_type,
+            "context_sha256": context_digest(context) if context else None, "count": count, "continued": continued,
+            "revision": revision, "token": token, "schema_digest": schema_digest, "latency_us": latency_us})
+
+    def record_relationships(self, *, time: datetime, operation: str, actor: str | None, reason: str | None,
+                             revision: int, token: str, changes: Sequence[tuple[str, str]],
+                             filter: str | None = None, partial: bool | None = None,
+                             count: int | None = None) -> int:
+        """Queue a change-batch record; ``changes`` are (operation, relationship text) pairs.
+
+        Batches of more than :data:`LISTED_CHANGES` keep only their count and digest.
+        """
+        listed = [list(c) for c in changes] if len(changes) <= LISTED_CHANGES else None
+        fields: dict[str, Any] = {
+            "actor": actor, "reason": reason, "operation": operation, "revision": revision, "token": token,
+            "count": len(changes) if count is None else count, "changes_sha256": changes_digest(changes),
+            "changes": listed}
+        if filter is not None:
+            fields["filter"] = filter
+            fields["partial"] = bool(partial)
+        return self._writer.submit(RecordKind.RELATIONSHIPS, time, fields)
+
+    def record_declassification(self, *, time: datetime, actor: str | None, reason: str | None, revision: int,
+                                token: str, operation: str, relationship: str, resource: str, subject: str,
+                                relation: str) -> int:
+        """Queue a declassification record (a change on a ``declassify`` relation)."""
+        classification, _, value = subject.partition(":")
+        return self._writer.submit(RecordKind.DECLASSIFICATION, time, {
+            "actor": actor, "reason": reason, "revision": revision, "token": token, "operation": operation,
+            "relationship": relationship, "resource": resource, "subject": subject, "relation": relation,
+            "classification": classification, "value": value})
+
+    def record_schema(self, *, time: datetime, actor: str | None, revision: int, token: str, version: int,
+                      digest: str, previous_digest: str | None, old_text: str | None, new_text: str) -> int:
+        """Queue a schema-change record with the unified diff of the canonical texts."""
+        return self._writer.submit(RecordKind.SCHEMA, time, {
+            "actor": actor, "revision": revision, "token": token, "version": version, "digest": digest,
+            "previous_digest": previous_digest, "diff": schema_diff(old_text, new_text)})
+
+    def wait(self, ticket: int) -> None:
+        """Return once the record with ``ticket`` is committed, if the log is durable; else at once."""
+        if self.durable:
+            self._writer.wait_for(ticket)
+
+    def flush(self) -> None:
+        """Write everything queued so far and wait until it is committed."""
+        self._writer.flush()
+
+    @property
+    def pending(self) -> int:
+        """Records queued or being written, not yet committed."""
+        return self._writer.pending
+
+    # --- verification and retention ------------------------------------------------------
+
+    def head(self) -> tuple[int, str]:
+        """(records appended so far, the last record's hash): write it down elsewhere to anchor the log."""
+        return self._storage.head()
+
+    def verify(self) -> VerifyResult:
+        """Walk the whole chain and report the first record that is wrong (see the package docstring)."""
+        return self._storage.verify()
+
+    def prune(self, before: datetime) -> AuditRecord | None:
+        """Delete the records older than ``before`` (the longest such prefix) and leave a checkpoint.
+
+        The prefix is verified first (a log that does not verify is not pruned: StoreError);
+        the checkpoint takes the id and hash of the last pruned record, so the records after
+        it still verify, and records that ``records 1..n were verified and pruned, and the chain
+        through n hashed to H``, signed (HMAC-SHA256 with the log's key, else a plain SHA-256).
+        Returns the checkpoint, or None when nothing is old enough.
+        """
+        return self._storage.prune(iso_time(before), self._clock)
+
+    # --- queries -----------------------------------------------------------------------
+
+    def get(self, record_id: int) -> AuditRecord:
+        """The record with this id; NotFoundError if there is none (never written, or pruned)."""
+        self.flush()
+        return self._storage.get(record_id)
+
+    def query(self, *, kind: RecordKind | str | None = None, subject: str | None = None, resource: str | None = None,
+              permission: str | None = None, result: str | None = None, caller: str | None = None,
+              actor: str | None = None, since: datetime | None = None, until: datetime | None = None,
+              revision: int | None = None, min_revision: int | None = None, max_revision: int | None = None,
+              limit: int = 100, cursor: str | None = None, newest_first: bool = False) -> AuditPage:
+        """A page of records matching every filter given, in chain order (or newest first).
+
+        ``since`` is inclusive and ``until`` exclusive; ``revision`` matches exactly,
+        ``min_revision``/``max_revision`` inclusively. ``cursor`` continues a previous page of
+        the same query (InvalidRequestError for another query's cursor). What this process has
+        queued is written first, so a query sees every record recorded before it.
+        """
+        query = self._storage.plan(
+            kind=kind, subject=subject, resource=resource, permission=permission, result=result, caller=caller,
+            actor=actor, since=since, until=until, revision=revision, min_revision=min_revision,
+            max_revision=max_revision, limit=limit, cursor=cursor, newest_first=newest_first)
+        self.flush()
+        return self._storage.page(query)
+
+    def iterate(self, *, page_size: int = 1000, **filters: Any) -> Iterator[AuditRecord]:
+        """Every record matching ``filters`` (as for :meth:`query`), page by page."""
+        cursor = None
+        while True:
+            page = self.query(limit=page_size, cursor=cursor, **filters)
+            yield from page.records
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    def export(self, target: TextIO, **filters: Any) -> int:
+        """Write the matching records to ``target`` as JSON Lines (see :meth:`AuditRecord.to_json`); returns how
+        many."""
+        n = 0
+        for record in self.iterate(**filters):
+            target.write(record.to_json() + "\n")
+            n += 1
+        return n
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    def close(self) -> None:
+        """Write everything queued, stop the writer and close every connection (idempotent)."""
+        if not self._writer.stop():
+            return
+        self._storage.close()
+        atexit.unregister(self._close_at_exit)
+        if self._temporary_dir is not None:
+            shutil.rmtree(self._temporary_dir, ignore_errors=True)
+
+    def _close_at_exit(self) -> None:
+        try:
+            self.close()
+        except Exception:  # noqa: BLE001 - interpreter shutdown: report, never raise
+            _log.exception("closing the audit log at %s", self.path)
+
+    def __enter__(self) -> AuditLog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def _parse_decisions(policy: str) -> tuple[str, float]:
+    if policy in ("all", "denials", "off"):
+        return policy, 1.0
+    if isinstance(policy, str) and policy.startswith("sample:"):
+        try:
+            rate = float(policy[len("sample:"):])
+        except ValueError:
+            rate = -1.0
+        if 0.0 <= rate <= 1.0:
+            return "sample", rate
+    raise InvalidRequestError(f"invalid audit decisions policy {policy!r}: use all, denials, off or sample:<rate> "
+                              "with a rate between 0 and 1")

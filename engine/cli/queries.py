@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+from collections.abc import Sequence
 from typing import TextIO
 
 from ..expand import format_tree, found_subjects
@@ -51,7 +52,8 @@ def _cmd_expand(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
-def _missing(context: tuple[str, ...] | list[str]) -> str:
+def _missing(context: Sequence[str]) -> str:
+    """The missing caveat parameters of a conditional lookup result, as printed after it."""
     return f"  (missing context: {', '.join(context)})" if context else ""
 
 

@@ -10,11 +10,14 @@ import os
 import sys
 from collections.abc import Iterator
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from ...dsl import DslError
 from .. import Engine, EngineError
 from .table import EXIT_USAGE, Arg, Run, arg
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 # --- option groups -----------------------------------------------------------------------------
 
@@ -42,8 +45,8 @@ def open_engine(path: str, *, create: bool = False) -> Engine:
     return Engine.open(path)
 
 
-def connect(args: argparse.Namespace):  # -> Engine | Client: both offer the methods the commands use
-    """A running server's client for `--server`, else the engine over `--db`."""
+def connect(args: argparse.Namespace) -> Engine | Client:
+    """A running server's client for `--server`, else the engine over `--db` (both offer the methods used)."""
     if args.server:
         from ..client import Client
 
@@ -69,7 +72,7 @@ def engine_errors(run: Run) -> Run:
 # --- arguments and files -----------------------------------------------------------------------
 
 
-def context_arg(text: str | None) -> dict | None:
+def context_arg(text: str | None) -> dict[str, Any] | None:
     """The ``--context`` JSON object, or None when not given."""
     context = json.loads(text) if text else None
     if context is not None and not isinstance(context, dict):

@@ -1,0 +1,200 @@
+"""``headwater audit init|verify|query|export|replay|prune``: the audit log of a database (docs/audit.md)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any, TextIO
+
+from .. import AuditLog, Config, Engine, ReplayResult
+from ..audit import audit_path_for
+from .shared import OUTPUT_FILE, context_arg, engine_errors, json_flag, output, plural
+from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
+
+
+def _time_arg(text: str) -> datetime:
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an ISO 8601 time: {text!r}") from None
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
+
+
+def _audit_key() -> str | None:
+    return os.environ.get("HEADWATER_AUDIT_KEY") or None
+
+
+def _audit_file(args: argparse.Namespace) -> Path:
+    if args.audit:
+        return Path(args.audit)
+    if not args.db:
+        raise ValueError("give --db PATH (its log is PATH.audit) or --audit FILE")
+    # TODO(issue 13): Engine operation: where a database's audit log lives (engine.audit.audit_path_for).
+    return audit_path_for(args.db)
+
+
+def _open_audit(args: argparse.Namespace, *, create: bool = False) -> AuditLog:
+    path = _audit_file(args)
+    if not create and not path.exists():
+        raise FileNotFoundError(f"no audit log at {path} (start one with: headwater audit init --db DATABASE)")
+    # TODO(issue 13): Engine operation: audit init/verify/query/export/prune open the AuditLog directly.
+    return AuditLog(path, create=create, key=_audit_key())
+
+
+def _audit_filters(args: argparse.Namespace) -> dict[str, Any]:
+    return {a.dest: getattr(args, a.dest) for a in FILTERS if getattr(args, a.dest) is not None}
+
+
+@engine_errors
+def _cmd_audit_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    path = _audit_file(args)
+    existed = path.exists()
+    with _open_audit(args, create=True) as log:
+        count, _ = log.head()
+    print(f"{path}: {'already an audit log' if existed else 'audit log started'} ({count} records)", file=out)
+    return EXIT_OK
+
+
+@engine_errors
+def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_audit(args) as log:
+        result = log.verify()
+    print(result, file=out)
+    return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+@engine_errors
+def _cmd_audit_query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_audit(args) as log:
+        page = log.query(limit=args.limit, cursor=args.cursor, newest_first=args.newest_first,
+                         **_audit_filters(args))
+    for record in page.records:
+        print(record.to_json() if args.json else record.describe(), file=out)
+    print(plural(len(page.records), "record"), file=err)
+    if page.cursor:
+        print(f"more: --cursor {page.cursor}", file=err)
+    return EXIT_OK
+
+
+@engine_errors
+def _cmd_audit_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_audit(args) as log, output(args.file, out) as target:
+        n = log.export(target, **_audit_filters(args))
+    print(f"exported {plural(n, 'record')}", file=err)
+    return EXIT_OK
+
+
+@engine_errors
+def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if not args.db:
+        raise ValueError("replay needs --db PATH (the database the decision was made against)")
+    path = _audit_file(args)
+    if not path.exists():
+        raise FileNotFoundError(f"no audit log at {path}")
+    if not Path(args.db).exists():
+        raise FileNotFoundError(f"database {args.db} does not exist")
+    context = context_arg(args.context)
+    config = Config(audit=True, audit_path=str(path), audit_key=_audit_key())
+    with Engine.open(args.db, config=config) as engine:
+        replayed = engine.replay(args.record_id, context=context)
+    if args.json:
+        json.dump(_replay_json(replayed), out)
+        out.write("\n")
+    else:
+        record, result = replayed.record, replayed.result
+        print(f"record #{record.id} at {record['time']}: {record.resource}#{record.permission}@{record.subject} "
+              f"was {record.result} at revision {record.revision}", file=out)
+        print(replayed.message, file=out)
+        if result is not None and result.explanation is not None:
+            print(result.explanation.render(), file=out)
+    return EXIT_OK if replayed.same else EXIT_PROBLEMS
+
+
+def _replay_json(replayed: ReplayResult) -> dict[str, Any]:
+    result = replayed.result
+    return {"record": replayed.record.body, "available": replayed.available, "same": replayed.same,
+            "permissionship": result.permissionship.name if result else None,
+            "missing_context": list(result.missing_context) if result else None,
+            "explanation": ({"summary": list(result.explanation.summary), "tree": result.explanation.tree.render()}
+                            if result and result.explanation else None),
+            "message": replayed.message}
+
+
+@engine_errors
+def _cmd_audit_prune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with _open_audit(args) as log:
+        checkpoint = log.prune(args.before)
+    if checkpoint is None:
+        print("nothing to prune", file=out)
+    else:
+        print(f"pruned {checkpoint['pruned_now']} records; checkpoint #{checkpoint.id} ({checkpoint['signed']}) "
+              "stands for them", file=out)
+    return EXIT_OK
+
+
+# Which log: every action takes these.
+TARGET = (arg("--db", metavar="PATH", help="SQLite database file; its log is PATH.audit"),
+          arg("--audit", metavar="FILE", help="the audit log file, if not PATH.audit"))
+# Which records: query and export take these; each one given narrows the selection.
+FILTERS = (
+    arg("--since", type=_time_arg, metavar="TIME", help="records at or after TIME (ISO 8601; UTC unless it has an "
+                                                        "offset)"),
+    arg("--until", type=_time_arg, metavar="TIME", help="records before TIME"),
+    arg("--kind", choices=["decision", "lookup", "relationships", "schema", "declassification", "checkpoint"]),
+    arg("--subject", metavar="S", help="e.g. user:alice"),
+    arg("--resource", metavar="R", help="e.g. document:readme"),
+    arg("--permission", metavar="P"),
+    arg("--result", choices=["HAS_PERMISSION", "NO_PERMISSION", "CONDITIONAL_PERMISSION"]),
+    arg("--caller", metavar="NAME", help="who asked (e.g. a gRPC token's name)"),
+    arg("--actor", metavar="SUBJECT", help="who made a change"),
+    arg("--revision", type=int, metavar="N", help="records at revision N"),
+    arg("--min-revision", type=int, metavar="N"),
+    arg("--max-revision", type=int, metavar="N"),
+)
+
+COMMANDS = (
+    Group("audit", help="verify, query, export, replay or prune the audit log of a database file",
+          description="The audit log kept beside a database (<database>.audit): every relationship and schema "
+                      "change and the recorded decisions, hash-chained so that any edit, insertion, removal, "
+                      "reordering or truncation is caught by `verify`. Once a database has an audit log, every "
+                      "command that opens the database records into it. The HMAC key, if the log has one, comes "
+                      "from the HEADWATER_AUDIT_KEY environment variable.",
+          help_when_bare=True),
+    Command("audit init", help="start an audit log for a database",
+            description="Create the audit log of a database; from then on every command that opens the database "
+                        "records its changes and decisions in it.",
+            args=TARGET, run=_cmd_audit_init),
+    Command("audit verify", help="walk the hash chain; exit 1 naming the first bad record",
+            description="Walk the whole chain and the head. Prints `ok: ...` (exit 0), or the first record that was "
+                        "altered, inserted, removed or reordered, or where the tail was truncated (exit 1).",
+            args=TARGET, run=_cmd_audit_verify),
+    Command("audit query", help="print records matching filters, a page at a time",
+            description="Print the records matching every filter given, oldest first, one per line (or JSON Lines "
+                        "with --json); the cursor for the next page goes to stderr.",
+            args=(*TARGET, *FILTERS,
+                  arg("--limit", type=int, default=100, metavar="N", help="records per page (default 100)"),
+                  arg("--cursor", help="continue a previous page (same filters)"),
+                  arg("--newest-first", action="store_true", help="newest records first"),
+                  json_flag("print each record as a JSON line")),
+            run=_cmd_audit_query),
+    Command("audit export", help="write matching records as JSON Lines (for a SIEM)",
+            description="Write every record matching the filters to FILE as JSON Lines: each record's fields plus "
+                        "`hash` and `prev_hash`, oldest first.",
+            args=(OUTPUT_FILE, *TARGET, *FILTERS), run=_cmd_audit_export),
+    Command("audit replay", help="evaluate a recorded decision again, with the full explanation",
+            description="Evaluate the decision of record RECORD_ID again at its recorded revision, print both "
+                        "answers and the full explanation. Exit 0 when the answer is the same, 1 when it differs or "
+                        "the revision has left the history window.",
+            args=(arg("record_id", type=int, metavar="RECORD_ID"), *TARGET,
+                  arg("--context", metavar="JSON", help="the request's caveat context (the log keeps its hash)"),
+                  json_flag("print the result as JSON")),
+            run=_cmd_audit_replay),
+    Command("audit prune", help="delete records older than a time, leaving a signed checkpoint",
+            description="Verify and delete the records older than --before; a checkpoint record (signed with "
+                        "HEADWATER_AUDIT_KEY if set) stands for them, so the rest still verifies.",
+            args=(*TARGET, arg("--before", type=_time_arg, required=True, metavar="TIME")),
+            run=_cmd_audit_prune),
+)

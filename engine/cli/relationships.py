@@ -1,0 +1,188 @@
+"""``headwater relationships touch|create|delete|read``, ``export``, ``import`` and ``watch``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import TextIO
+
+from .. import ImportFailedError, ImportProgress, RelationshipFilter
+from .shared import DB, DB_OR_SERVER, OUTPUT_FILE, SERVER, connect, engine_errors, open_engine, output, plural
+from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
+
+
+@engine_errors
+def _cmd_relationships_write(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    rels = args.relationships
+    if rels == ["-"]:
+        rels = [ln.strip() for ln in sys.stdin if ln.strip() and not ln.strip().startswith("//")]
+    with connect(args) as engine:
+        fn = {"touch": engine.touch, "create": engine.create, "delete": engine.remove}[args.operation]
+        result = fn(*rels, actor=args.actor, reason=args.reason)
+    print(f"{args.operation}: {plural(len(rels), 'relationship')} at {result.token}", file=out)
+    return EXIT_OK
+
+
+@engine_errors
+def _cmd_relationships_read(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    f = RelationshipFilter(resource_type=args.resource_type, resource_id=args.resource_id, relation=args.relation,
+                           subject_type=args.subject_type, subject_id=args.subject_id)
+    paged = args.page_size is not None or args.cursor is not None
+    if paged and args.limit is not None:
+        raise ValueError("give --limit, or --page-size/--cursor, not both")
+    next_cursor = None
+    with connect(args) as engine:
+        if paged:
+            page = engine.read_relationships(f, limit=args.page_size, cursor=args.cursor)
+            rels, token, next_cursor = page.relationships, page.token, page.cursor
+        else:
+            rels, token = engine.read(f, limit=args.limit)
+    for r in rels:
+        print(r, file=out)
+    print(f"{plural(len(rels), 'relationship')} at {token}", file=err)
+    if next_cursor is not None:
+        print(f"next page: --cursor {next_cursor}", file=err)
+    return EXIT_OK
+
+
+@engine_errors
+def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with open_engine(args.db) as engine:
+        export = engine.export_relationships(RelationshipFilter(resource_type=args.resource_type))
+        n = 0
+        with output(args.file, out) as target:
+            for page in export.pages():
+                target.writelines(f"{r}\n" for r in page)
+                n += len(page)
+    print(f"exported {plural(n, 'relationship')} at {export.token}", file=err)
+    return EXIT_OK
+
+
+@engine_errors
+def _cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    name = "<stdin>" if args.file == "-" else args.file
+    source = getattr(sys.stdin, "buffer", sys.stdin) if args.file == "-" else Path(args.file).open("rb")
+    total = None if args.file == "-" else Path(args.file).stat().st_size
+    done = [0]  # bytes read so far: how far the bar is
+    tty = err.isatty()
+
+    def lines() -> Iterator[str]:  # one item per file line, so errors name the file line
+        for raw in source:
+            done[0] += len(raw)
+            yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
+
+    try:
+        with open_engine(args.db) as engine:
+            result = engine.import_relationships(lines(), batch_size=args.batch_size,
+                                                 progress=_progress_printer(err, tty, total, done),
+                                                 actor=args.actor, reason=args.reason)
+    except ImportFailedError as exc:
+        if tty:
+            err.write("\n")
+        print(f"{name}:{exc.line}: {exc}" if exc.line is not None else f"{name}: {exc}", file=err)
+        return EXIT_PROBLEMS
+    finally:
+        if args.file != "-":
+            source.close()
+    if tty and result.batches:
+        err.write("\n")
+    print(f"imported {plural(result.count, 'relationship')} in {plural(result.batches, 'batch', 'es')} "
+          f"({result.seconds:.1f}s, {result.rate:,.0f}/s) at {result.token}", file=out)
+    return EXIT_OK
+
+
+def _progress_printer(err: TextIO, tty: bool, total: int | None,
+                      done: list[int]) -> Callable[[ImportProgress], None]:
+    """Import progress on stderr: a bar on a terminal (``done[0]`` of ``total`` bytes read), else a line a batch."""
+    def progress(p: ImportProgress) -> None:
+        rate = f"{p.relationships:,} relationships, {plural(p.batches, 'batch', 'es')}, {p.rate:,.0f}/s"
+        if not tty:
+            print(f"batch {p.batches}: {rate}", file=err)
+            return
+        if total:
+            filled = min(30, int(30 * done[0] / total))
+            err.write(f"\r[{'#' * filled}{'.' * (30 - filled)}] {done[0] / total:4.0%}  {rate}")
+        else:
+            err.write(f"\r{rate}")
+        err.flush()
+    return progress
+
+
+@engine_errors
+def _cmd_watch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    last, n = args.after, 0
+    with open_engine(args.db) as engine:
+        events = (engine.follow(args.after, poll_interval=args.poll_interval, timeout=args.timeout) if args.follow
+                  else engine.watch(args.after))
+        for event in events:
+            print(f"{event.token} {event.operation.name} {event.relationship}", file=out, flush=True)
+            last, n = event.token, n + 1
+    print(f"{plural(n, 'change')}; resume with --after {last}", file=err)
+    return EXIT_OK
+
+
+def _write_command(operation: str, what: str) -> Command:
+    """``relationships touch``, ``create`` or ``delete``: one atomic write of the given relationships."""
+    return Command(
+        f"relationships {operation}", help=f"{what} relationships, atomically",
+        description=f"{what.capitalize()} relationships in one atomic write.",
+        args=(arg("relationships", nargs="+", metavar="REL",
+                  help="e.g. document:readme#viewer@user:alice; '-' reads them from stdin, one per line"),
+              DB_OR_SERVER,
+              arg("--actor", help="who makes the change (kept with the revision)"),
+              arg("--reason", help="why (kept with the revision)"), *SERVER),
+        run=_cmd_relationships_write, defaults={"operation": operation})
+
+
+COMMANDS = (
+    Group("relationships", help="write, delete or read relationships in a database file",
+          description="Touch, create or delete relationships given as SpiceDB strings, or read them back."),
+    _write_command("touch", "create or replace"),
+    _write_command("create", "create (fail if one exists)"),
+    _write_command("delete", "delete"),
+    Command(
+        "relationships read", help="print relationships matching a filter",
+        description="Print relationships matching a filter, in key order.",
+        args=(DB_OR_SERVER, arg("--resource-type"), arg("--resource-id"), arg("--relation"),
+              arg("--subject-type"), arg("--subject-id"), arg("--limit", type=int),
+              arg("--page-size", type=int, metavar="N",
+                  help="print one page of at most N relationships; the cursor for the next page goes to stderr"),
+              arg("--cursor", help="continue the listing a previous page's cursor belongs to (same filter)"),
+              *SERVER),
+        run=_cmd_relationships_read),
+    Command(
+        "export", help="write the relationships of a database file, one per line",
+        description="Write every relationship (or those of one resource type) at one revision to FILE, one per "
+                    "line in SpiceDB's text form and in key order; `headwater import` reads the file back. A "
+                    "summary with the revision token goes to stderr.",
+        args=(OUTPUT_FILE, DB,
+              arg("--resource-type", metavar="TYPE", help="only relationships whose resource has this type")),
+        run=_cmd_export),
+    Command(
+        "import", help="create the relationships of a file, in atomic batches",
+        description="Create the relationships in FILE (one per line; blank lines and // comments are skipped) in "
+                    "atomic batches, each validated against the schema. A relationship that already exists or "
+                    "that the schema refuses stops the import with FILE:LINE and exit 1: its batch writes nothing "
+                    "and the earlier batches stay committed. Progress and the rate go to stderr (a progress bar "
+                    "on a terminal, else one line per batch).",
+        args=(arg("file", metavar="FILE", help="relationships file; '-' reads stdin"), DB,
+              arg("--batch-size", type=int, default=1000, metavar="N",
+                  help="relationships per atomic write (default 1000, at most the per-write limit of 1000)"),
+              arg("--actor", help="who makes the change (kept with each batch's revision)"),
+              arg("--reason", help="why (kept with each batch's revision)")),
+        run=_cmd_import),
+    Command(
+        "watch", help="print the relationship changes after a revision",
+        description="Print each relationship change after the revision TOKEN names, oldest first, as "
+                    "`TOKEN TOUCH|DELETE RELATIONSHIP`; resume from the last token printed. With --follow, keep "
+                    "printing new changes until interrupted (or --timeout). A revision that has left the history "
+                    "window is an error naming the oldest revision to resume from.",
+        args=(DB, arg("--after", required=True, metavar="TOKEN", help="a revision token, e.g. printed by a write"),
+              arg("--follow", action="store_true", help="keep polling for new changes"),
+              arg("--timeout", type=float, metavar="SECONDS", help="with --follow, stop after this long"),
+              arg("--poll-interval", type=float, default=0.5, metavar="SECONDS",
+                  help="with --follow, how long to wait when there is nothing new (default 0.5)")),
+        run=_cmd_watch),
+)

@@ -1,0 +1,47 @@
+"""``headwater schema write`` and ``schema read``: the schema stored in a database file."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from .shared import DB, engine_errors, open_engine, read_input
+from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
+
+
+@engine_errors
+def _cmd_schema_write(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    text = read_input(args.file)
+    with open_engine(args.db, create=True) as engine:
+        result = engine.write_schema(text, dry_run=args.dry_run)
+    verb = "would store" if args.dry_run else "stored"
+    print(f"{verb} schema version {result.version} ({result.digest[:12]}) at {result.token}", file=out)
+    return EXIT_OK
+
+
+@engine_errors
+def _cmd_schema_read(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    with open_engine(args.db) as engine:
+        # TODO(issue 13): Engine operation: the stored schema text as written (Engine.schema() gives the
+        # compiled schema, whose text is canonical, and raises NotFoundError where this prints and exits 1).
+        stored = engine.store.read_schema()
+    if stored is None:
+        print("error: no schema has been written yet", file=err)
+        return EXIT_PROBLEMS
+    out.write(stored.text if stored.text.endswith("\n") else stored.text + "\n")
+    return EXIT_OK
+
+
+COMMANDS = (
+    Group("schema", help="write or read the schema of a database file",
+          description="Write a schema file into a database (refused if it would orphan stored relationships) or "
+                      "print the stored one."),
+    Command("schema write", help="compile FILE and store it as the new schema version",
+            description="Compile FILE and store it as the new schema version.",
+            args=(arg("file", metavar="FILE"),
+                  arg("--db", required=True, metavar="PATH", help="SQLite database file (created if missing)"),
+                  arg("--dry-run", action="store_true", help="check only; store nothing")),
+            run=_cmd_schema_write),
+    Command("schema read", help="print the stored schema", description="Print the stored schema.",
+            args=(DB,), run=_cmd_schema_read),
+)

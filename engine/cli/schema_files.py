@@ -1,0 +1,143 @@
+"""``headwater fmt``, ``lint`` and ``validate``: schema and validation files on disk, no database."""
+
+from __future__ import annotations
+
+import argparse
+import difflib
+import json
+from pathlib import Path
+from typing import TextIO
+
+from ...dsl import DslError, format_schema, lint_schema, parse_schema
+from ..validationfile import ValidationReport, run_validation_file
+from .shared import read_input
+from .table import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Command, arg
+
+
+def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            text = read_input(path)
+            formatted = format_schema(parse_schema(text, filename=path))
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"{path}: cannot read: {exc}", file=err)
+            return EXIT_USAGE
+        except DslError as exc:
+            print(exc.with_source(text, path).render(), file=err)
+            return EXIT_USAGE
+        if path == "-" and not (args.check or args.diff):
+            out.write(formatted)
+            continue
+        if formatted == text:
+            continue
+        if args.diff:
+            out.writelines(difflib.unified_diff(text.splitlines(True), formatted.splitlines(True),
+                                                f"{path} (original)", f"{path} (formatted)"))
+        if args.check or args.diff:
+            print(f"{path}: would reformat", file=err)
+            status = EXIT_PROBLEMS
+            continue
+        Path(path).write_text(formatted, encoding="utf-8")
+        print(f"{path}: formatted", file=err)
+    return status
+
+
+def _cmd_lint(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    status = EXIT_OK
+    for path in args.files:
+        try:
+            text = read_input(path)
+        except (OSError, UnicodeDecodeError) as exc:
+            print(f"{path}: cannot read: {exc}", file=err)
+            return EXIT_USAGE
+        try:
+            schema, warnings = lint_schema(text, filename=path)
+        except DslError as exc:
+            for e in exc.errors:
+                print(e.with_source(text, path).render(), file=out)
+            n = len(exc.errors)
+            print(f"{path}: {n} error{'s' if n != 1 else ''}", file=out)
+            status = EXIT_PROBLEMS
+            continue
+        for w in warnings:
+            print(f"{path}:{w}", file=out)
+        if warnings and args.strict:
+            status = EXIT_PROBLEMS
+        d = schema.describe()
+        print(f"{path}: ok ({d['definitions']} definitions, {d['relations']} relations, "
+              f"{d['permissions']} permissions, {d['caveats']} caveats"
+              + (f", {len(warnings)} warnings" if warnings else "") + ")", file=out)
+    return status
+
+
+def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    groups = [args.files] if args.together else [[f] for f in args.files]
+    reports = [run_validation_file(g, root=args.root) for g in groups]
+    if args.json:
+        json.dump([{"file": r.path, "ok": r.ok, "load_error": str(r.load_error) if r.load_error else None,
+                    "relationships": r.relationships,
+                    "assertions": [a.as_dict() for a in r.assertions],
+                    "validations": [v.as_dict() for v in r.validations]} for r in reports], out, indent=2)
+        out.write("\n")
+        return EXIT_OK if all(r.ok for r in reports) else EXIT_PROBLEMS
+    status = EXIT_OK
+    for r in reports:
+        _print_report(r, out)
+        if not r.ok:
+            status = EXIT_PROBLEMS
+    return status
+
+
+def _print_report(r: ValidationReport, out: TextIO) -> None:
+    if r.load_error is not None:
+        print(f"{r.load_error}", file=out)
+        print(f"{r.path}: could not be loaded", file=out)
+        return
+    for a in r.failures:
+        where = f"{r.path}:{a.line}"
+        if a.error:
+            print(f"{where}: {a.kind} {a.text!r}: error: {a.error}", file=out)
+        else:
+            detail = f" (missing context: {', '.join(a.missing_context)})" if a.missing_context else ""
+            print(f"{where}: {a.kind} failed: {a.text} is {a.actual}{detail}, expected {a.expected}", file=out)
+    for v in r.validation_failures:
+        print(f"{v.path}:{v.line}: {v.message}", file=out)
+    passed = len(r.assertions) - len(r.failures)
+    validated = (f", {len(r.validations) - len(r.validation_failures)} of {len(r.validations)} validation "
+                 "entries passed" if r.validations else "")
+    print(f"{r.path}: {passed} of {len(r.assertions)} assertions passed{validated}, {r.relationships} "
+          "relationships", file=out)
+
+
+COMMANDS = (
+    Command(
+        "fmt", help="format schema files in canonical style",
+        description="Rewrite schema files in canonical style (comments are kept).",
+        args=(arg("files", nargs="+", metavar="FILE", help="schema files (.zed); '-' reads stdin, writes stdout"),
+              arg("--check", action="store_true", help="do not write; exit 1 if any file is not formatted"),
+              arg("--diff", action="store_true", help="do not write; print a unified diff of the changes")),
+        run=_cmd_fmt),
+    Command(
+        "lint", help="check schema files and report every problem",
+        description="Compile schema files and print every error (with line, column and the offending line) and "
+                    "warning.",
+        args=(arg("files", nargs="+", metavar="FILE", help="schema files (.zed); '-' reads stdin"),
+              arg("--strict", action="store_true", help="treat warnings as errors")),
+        run=_cmd_lint),
+    Command(
+        "validate", help="run SpiceDB validation files (schema + relationships + assertions + validation)",
+        description="Load each validation file into a fresh in-memory engine, check its assertTrue, "
+                    "assertFalse and assertCaveated assertions, and compare each `validation:` block with the "
+                    "subjects Expand finds. Failures name the file and line, with expected and actual. Exit 1 on "
+                    "any failure or load error.",
+        args=(arg("files", nargs="+", metavar="FILE", help="validation files (.yaml)"),
+              arg("--json", action="store_true",
+                  help="print every assertion and validation entry, expected and actual, as JSON"),
+              arg("--together", action="store_true",
+                  help="load all files into one engine, in order (e.g. a schema file, then data files)"),
+              arg("--root", metavar="DIR",
+                  help="folder a `schemaFile` must stay inside (default: the current directory if the file is "
+                       "under it, else the file's folder)")),
+        run=_cmd_validate),
+)

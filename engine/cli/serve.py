@@ -1,0 +1,84 @@
+"""``headwater serve``: run the gRPC server (engine/service, docs/grpc.md)."""
+
+from __future__ import annotations
+
+import argparse
+from typing import TextIO
+
+from ...dsl import DslError
+from .. import EngineError
+from .table import EXIT_USAGE, Command, arg
+
+
+def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from ..service.auth import TokenFileError  # grpc loads only for the server
+    from ..service.server import ConfigError, load_server_config, serve
+
+    settings = {a.dest: getattr(args, a.dest) for a in _SETTINGS}
+    try:
+        config = load_server_config(settings, config_file=args.config)
+        return serve(config)
+    except (ConfigError, TokenFileError, EngineError, DslError, OSError) as exc:
+        text = exc.render() if isinstance(exc, DslError) else str(exc)
+        print(f"error: {text}", file=err)
+        return EXIT_USAGE
+
+
+# Every setting of the server, each also a HEADWATER_* variable and a key of the --config file.
+_SETTINGS = (
+    arg("--address", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:50051; port 0 picks a free port)"),
+    arg("--workers", type=int, metavar="N", help="threads serving calls (default 16)"),
+    arg("--db", metavar="PATH", help="SQLite database file, created on first start (default headwater.db; :memory: "
+                                     "for a throw-away store)"),
+    arg("--schema", metavar="FILE", help="schema file written at start unless already stored"),
+    arg("--token-file", metavar="FILE", help="TOML file of bearer tokens with names and scopes"),
+    arg("--insecure-no-auth", action="store_true", default=None,
+        help="serve WITHOUT authentication (anyone who can connect can read and write everything)"),
+    arg("--tls-cert", metavar="FILE", help="PEM certificate chain: serve TLS (with --tls-key)"),
+    arg("--tls-key", metavar="FILE", help="PEM private key of --tls-cert"),
+    arg("--tls-client-ca", metavar="FILE", help="PEM CA bundle: require client certificates signed by it (mutual TLS)"),
+    arg("--max-updates-per-write", type=int, metavar="N", help="updates in one write (default 1000)"),
+    arg("--max-bulk-check-items", type=int, metavar="N", help="items in one bulk check (default 1000)"),
+    arg("--max-caveat-context-bytes", type=int, metavar="N",
+        help="bytes of caveat context on one relationship or check (default 4096)"),
+    arg("--max-page-size", type=int, metavar="N",
+        help="results per streamed page, and the largest page a request may ask for (default 1000)"),
+    arg("--max-message-bytes", type=int, metavar="N", help="largest request or response message (default 4194304)"),
+    arg("--max-depth", type=int, metavar="N", help="longest dispatch chain in one check (default 50)"),
+    arg("--cache-size", type=int, metavar="N",
+        help="entries in the shared check cache; 0 turns the cache off (default 100000)"),
+    arg("--grace-seconds", type=float, metavar="S",
+        help="how long in-flight calls may finish at shutdown (default 10)"),
+    arg("--watch-poll-seconds", type=float, metavar="S", help="how often Watch looks for new changes (default 0.2)"),
+    arg("--log-level", choices=["debug", "info", "warning", "error"], help="default info"),
+    arg("--audit", action=argparse.BooleanOptionalAction, default=None,
+        help="keep an audit log beside the database (<db>.audit; docs/audit.md): every change and the decisions "
+             "--audit-decisions selects, with the caller's token name (default off; a database that already has "
+             "an audit log stays audited)"),
+    arg("--audit-decisions", metavar="POLICY",
+        help="which decisions to record: all (default), denials, sample:RATE (e.g. sample:0.01) or off (changes "
+             "only)"),
+    arg("--audit-durable", action=argparse.BooleanOptionalAction, default=None,
+        help="a check answers only once its audit record is committed and fsynced"),
+    arg("--audit-queue-size", type=int, metavar="N",
+        help="audit records queued at most; a check waits for room beyond it (default 10000)"),
+    arg("--audit-key-file", metavar="FILE",
+        help="file holding the HMAC key that signs the audit log's head and checkpoints (never logged)"),
+)
+
+COMMANDS = (
+    Command(
+        "serve", help="run the gRPC server",
+        description="Serve the Headwater gRPC API (docs/grpc.md): checks, lookups, expand, relationships, the "
+                    "schema, lineage and the audit trail, plus gRPC health checking and server reflection, over an "
+                    "embedded SQLite database (created on first start). Every setting is a flag, a HEADWATER_* "
+                    "environment variable (e.g. HEADWATER_TOKEN_FILE) or a key of the TOML --config file, in that "
+                    "order of precedence. Bearer tokens come from --token-file; running without authentication "
+                    "needs --insecure-no-auth. --audit keeps an audit log (the AuditService serves it to tokens "
+                    "with the audit scope). SIGTERM or SIGINT drains in-flight calls, writes the audit records "
+                    "still queued and closes the database. Logs are JSON lines on stderr, one per call (method, "
+                    "status, duration, token name).",
+        args=(arg("--config", metavar="FILE", help="TOML file of settings (keys named like the flags, with _)"),
+              *_SETTINGS),
+        run=_cmd_serve),
+)

@@ -75,8 +75,8 @@ def run(layers: int, width: int, repeat: int, store_kind: str) -> dict:
         upstream = len(engine.ancestors("output:o").items)
 
         def clear() -> None:
-            engine.cache.clear()
-            engine.label_cache.clear()
+            engine.clear_caches()
+            engine.caches.lineage.clear()
 
         view = lambda: engine.check("output:o", "view", "user:ann")  # noqa: E731
         use = lambda: engine.check("model:m", "use", "user:ann")  # noqa: E731

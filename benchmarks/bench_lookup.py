@@ -80,7 +80,7 @@ def run(n: int, store_kind: str) -> dict:
     with tempfile.TemporaryDirectory() as tmp:
         engine = build(n, store_kind, tmp)
         expected = n - len(range(0, n, 10))
-        engine.cache.clear()
+        engine.clear_caches()
         total, cold_s, cold_first = stream(engine, 1000)
         assert total == expected, (total, expected)
         _, warm_s, warm_first = stream(engine, 1000)

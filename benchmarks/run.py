@@ -278,10 +278,7 @@ def time_checks(engine: Engine, checks: Sequence[Check], before: Callable[[], No
 
 
 def clear_caches(engine: Engine) -> None:
-    if engine.cache is not None:
-        engine.cache.clear()
-    if engine.label_cache is not None:
-        engine.label_cache.clear()
+    engine.clear_caches()
 
 
 WARM_CHUNK = 50  # checks warmed together before they are timed (their sub-problems fit the default cache)
@@ -340,13 +337,15 @@ def scenario_ratios(spicedb: dict[str, Any], cold_us: Sequence[float], warm: dic
     }
 
 
-def _top_level_key(engine: Engine, c: Check) -> tuple[Any, ...]:
-    """The shared-cache key of a check's answer, as the engine builds it (``headwater.engine.cache.check_key``)."""
-    from headwater.engine.cache import check_key
+def _top_level_key(engine: Engine, c: Check) -> Any:
+    """The shared-cache key of a check's answer, as the engine builds it (``headwater.engine.keys``)."""
+    from headwater.engine import keys
     from headwater.engine.relationships import parse_object, parse_subject
 
-    return check_key((engine.schema().digest, engine.store.head(), ""), parse_object(c.resource), c.permission,
-                     parse_subject(c.subject))
+    resource, subject = parse_object(c.resource), parse_subject(c.subject)
+    scope = keys.check_scope(engine.schema().digest, engine.store.head(), "", subject.type, subject.id,
+                             subject.relation or "")
+    return keys.subproblem(scope, resource.type, resource.id, c.permission)
 
 
 def probe_floor(engine: Engine, checks: Sequence[Check]) -> dict[str, Any]:
@@ -354,7 +353,7 @@ def probe_floor(engine: Engine, checks: Sequence[Check]) -> dict[str, Any]:
     the caches emptied and the chunk run once (the same cold work, which also evicts the CPU caches), then one
     ``SharedCache.get`` of each check's answer key timed instead of the check. The warm check and its floor
     thus start from the same state; ``warm / floor`` is what the engine adds around one probe."""
-    cache = engine.cache
+    cache = engine.caches.checks
     assert cache is not None
     clock = time.perf_counter
     times: list[float] = []
@@ -377,7 +376,7 @@ def cache_probe_floor(engine: Engine, checks: Sequence[Check], n: int) -> dict[s
     """A hot probe: one ``SharedCache.get`` of a key that was just used (in the CPU caches), shaped as
     ``CachingChecker`` builds it, timed the way checks are timed; also in a tight loop. The lowest a probe
     costs; the per-scenario ``probe_floor`` is what warm checks are compared with."""
-    cache = engine.cache
+    cache = engine.caches.checks
     assert cache is not None
     keys = []
     for c in checks[:n]:

@@ -11,39 +11,21 @@ Example::
     True
 """
 
-from .api import (
-    BulkCheckItem,
-    BulkCheckResult,
-    CheckResult,
-    ClassificationLabel,
-    Declassification,
-    DeleteResult,
-    EffectiveLabels,
-    Engine,
-    LabelValue,
-    LineageItem,
-    LineagePage,
-    LookupResourcesPage,
-    LookupResult,
-    LookupSubjectsPage,
-    Permissionship,
-    ReplayResult,
-    SchemaWriteResult,
-    SubjectResult,
-    WriteResult,
-)
+from .api import Engine
 from .audit import AuditLog
-from .config import Config
+from .config import Config, load_config
 from .consistency import Consistency
 from .errors import (
     AlreadyExistsError,
     CaveatEvaluationError,
+    ConfigError,
     DeclassificationRefusedError,
     EngineError,
     ImportFailedError,
     InvalidRelationshipError,
     InvalidRequestError,
     LimitExceededError,
+    LineageCycleError,
     MaxDepthExceededError,
     NotFoundError,
     PreconditionFailedError,
@@ -54,10 +36,37 @@ from .errors import (
     UnknownPermissionError,
     WriteConflictError,
 )
-from .relationships import ObjectRef, Relationship, SubjectRef, parse_relationship
 from .explain import Explanation
+from .relationships import ObjectRef, Relationship, SubjectRef, parse_relationship
+from .results import (
+    BulkCheckItem,
+    BulkCheckResult,
+    CheckResult,
+    ClassificationLabel,
+    Declassification,
+    DeleteResult,
+    EffectiveLabels,
+    ImportProgress,
+    ImportResult,
+    LabelValue,
+    LineageItem,
+    LineagePage,
+    LookupResourcesPage,
+    LookupResult,
+    LookupSubjectsPage,
+    Permissionship,
+    ReadPage,
+    ReplayResult,
+    SchemaRead,
+    SchemaVersion,
+    SchemaWriteReport,
+    SchemaWriteResult,
+    SubjectResult,
+    WatchEvent,
+    WriteResult,
+)
 from .store import Operation, Precondition, RelationshipFilter, Update
-from .streams import ImportProgress, ImportResult, ReadPage, RelationshipExport, WatchEvent
+from .streams import RelationshipExport
 
 __all__ = [
     "AlreadyExistsError",
@@ -68,6 +77,7 @@ __all__ = [
     "CheckResult",
     "ClassificationLabel",
     "Config",
+    "ConfigError",
     "Consistency",
     "Declassification",
     "DeclassificationRefusedError",
@@ -83,6 +93,7 @@ __all__ = [
     "InvalidRequestError",
     "LabelValue",
     "LimitExceededError",
+    "LineageCycleError",
     "LineageItem",
     "LineagePage",
     "LookupResourcesPage",
@@ -102,6 +113,9 @@ __all__ = [
     "ReplayResult",
     "RevisionUnavailableError",
     "SchemaConflictError",
+    "SchemaRead",
+    "SchemaVersion",
+    "SchemaWriteReport",
     "SchemaWriteResult",
     "StoreError",
     "StoreUnavailableError",
@@ -112,5 +126,6 @@ __all__ = [
     "WatchEvent",
     "WriteConflictError",
     "WriteResult",
+    "load_config",
     "parse_relationship",
 ]

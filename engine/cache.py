@@ -1,18 +1,27 @@
-"""The shared check cache and the checker that consults it (and cachetools' only home, for labels).
+"""Cache: the one bounded, thread-safe cache implementation behind every cache the engine keeps.
 
-Keys are ``(schema digest, revision, context key, resource, name, subject)``, so a
-cached outcome is an immutable fact about one snapshot: it never needs
-invalidating, except by time, because a relationship can expire. Each outcome
-carries ``valid_until`` (the earliest expiration it read); an entry past it is a
-miss. Only definite outcomes enter the cache: never errors, never path-dependent
-(cycle-cut) outcomes. cachetools caches are not thread-safe, so the label cache
-and its lock live together here.
+Keys (built by :mod:`.keys`) name immutable facts about one snapshot or one
+schema, so entries never need invalidating; outcomes of checks can expire (a
+relationship they read expires), and a cache made with ``expiring=True`` treats
+an entry past its ``valid_until`` as a miss and drops it.
+
+It is two generations of plain dicts rather than cachetools' LRU (measured in
+``docs/decisions/check-cache.md``: its probe is the floor of every warm check).
+New entries go to the young generation; when it holds half of ``maxsize`` it
+becomes the old one and the previous old one is dropped (those entries count as
+evictions). A hit in the old generation moves the entry back to the young one,
+so what is still being used survives, as in an LRU, while a hit in the young
+generation is one dict lookup with no bookkeeping. At most ``maxsize`` entries
+are kept. Every dict operation is atomic under the GIL; the lock only
+serializes a generation change and ``clear``. The counters are statistics, not
+exact under concurrent use.
 
 Example::
 
-    >>> cache = SharedCache(maxsize=1000)
-    >>> cache.stats()["size"]
-    0
+    >>> cache = Cache("checks", maxsize=1000)
+    >>> cache.put("k", 1)
+    >>> cache.get("k"), cache.stats()["hits"]
+    (1, 1)
 """
 
 from __future__ import annotations
@@ -22,75 +31,64 @@ import time
 from collections.abc import Hashable
 from typing import Any
 
-from cachetools import LRUCache
-
-from .dispatch import CheckRequest, Dispatch, Outcome
-from .relationships import ObjectRef, SubjectRef
-
-__all__ = ["CachingChecker", "LabelCache", "SharedCache", "check_key"]
+__all__ = ["Cache"]
 
 
-def check_key(prefix: tuple[Hashable, ...], resource: ObjectRef, name: str, subject: SubjectRef) -> tuple[Hashable, ...]:
-    """The shared-cache key of one check request: ``prefix`` (schema digest, revision, context key), then the
-    request's fields as plain strings, so hashing the key never calls back into Python.
+class Cache:
+    """A bounded map, shared by every thread of an engine, with hit, miss and eviction counters.
 
-    Example::
-
-        >>> check_key(("d1", 7, ""), ObjectRef("doc", "1"), "view", SubjectRef("user", "tom"))
-        ('d1', 7, '', 'doc', '1', 'view', 'user', 'tom', None)
-    """
-    return (*prefix, resource.type, resource.id, name, subject.type, subject.id, subject.relation)
-
-
-class SharedCache:
-    """A bounded map of check outcomes with hit/miss counters, shared by every thread of an engine.
-
-    Two generations of plain dicts (see docs/performance.md): new entries go to the young one;
-    when it holds half of ``maxsize`` it becomes the old one and the previous old one is dropped.
-    A hit in the old generation moves the entry back to the young one, so what is still being
-    used survives, as in an LRU, while a hit in the young generation is a single dict lookup
-    with no bookkeeping. At most ``maxsize`` entries are kept. Every dict operation is atomic
-    under the GIL; the lock only serializes a generation change and ``clear``. The counters
-    are statistics, not exact under concurrent use.
+    :param name: what it holds (reported with its statistics).
+    :param maxsize: entries kept at most.
+    :param expiring: values carry ``valid_until`` (epoch seconds or None); past it, an entry is a miss.
     """
 
-    def __init__(self, maxsize: int = 100_000) -> None:
+    def __init__(self, name: str, maxsize: int, *, expiring: bool = False) -> None:
+        if not isinstance(maxsize, int) or maxsize < 1:
+            raise ValueError(f"cache {name}: maxsize must be a positive integer, got {maxsize!r}")
+        self.name = name
         self.maxsize = maxsize
+        self._expiring = expiring
         self._half = max(1, maxsize // 2)
-        self._young: dict[Hashable, Outcome] = {}
-        self._old: dict[Hashable, Outcome] = {}
+        self._young: dict[Hashable, Any] = {}
+        self._old: dict[Hashable, Any] = {}
         self._lock = threading.Lock()
         self.hits = 0
         self.misses = 0
+        self.evictions = 0
 
-    def get(self, key: Hashable, now: float | None = None) -> Outcome | None:
-        """The outcome cached under ``key``, unless it expired at ``now`` (epoch seconds; None: the system
-        clock, read only for an outcome that can expire)."""
-        outcome = self._young.get(key)
-        if outcome is None:
-            outcome = self._old.pop(key, None)
-            if outcome is None:
+    def get(self, key: Hashable, now: float | None = None) -> Any:
+        """The value cached under ``key`` (None on a miss). For an expiring cache, an entry whose
+        ``valid_until`` is at or before ``now`` (epoch seconds; None: the system clock, read only then)
+        is a miss and is dropped."""
+        value = self._young.get(key)
+        if value is None:
+            value = self._old.pop(key, None)
+            if value is None:
                 self.misses += 1
                 return None
-            self.put(key, outcome)
-        until = outcome.valid_until
-        if until is not None and (time.time() if now is None else now) >= until:
-            self._young.pop(key, None)
-            self.misses += 1
-            return None
+            self.put(key, value)
+        if self._expiring:
+            until = value.valid_until
+            if until is not None and (time.time() if now is None else now) >= until:
+                self._young.pop(key, None)
+                self.misses += 1
+                return None
         self.hits += 1
-        return outcome
+        return value
 
-    def put(self, key: Hashable, outcome: Outcome) -> None:
+    def put(self, key: Hashable, value: Any) -> None:
+        """Remember ``value`` (never None) under ``key``."""
         young = self._young
-        young[key] = outcome
+        young[key] = value
         if len(young) >= self._half:
             with self._lock:
                 if self._young is young:
+                    self.evictions += len(self._old)
                     self._old = young
                     self._young = {}
 
     def clear(self) -> None:
+        """Forget every entry (the counters stay)."""
         with self._lock:
             self._young = {}
             self._old = {}
@@ -99,61 +97,7 @@ class SharedCache:
         return len(self._young) + len(self._old)
 
     def stats(self) -> dict[str, Any]:
+        """``hits``, ``misses``, ``evictions``, ``size``, ``maxsize`` and ``hit_rate``."""
         total = self.hits + self.misses
-        return {"hits": self.hits, "misses": self.misses, "size": len(self),
+        return {"hits": self.hits, "misses": self.misses, "evictions": self.evictions, "size": len(self),
                 "maxsize": self.maxsize, "hit_rate": (self.hits / total) if total else 0.0}
-
-
-class CachingChecker:
-    """Answers from the shared cache (and a per-call memo), else asks ``inner`` and remembers."""
-
-    def __init__(self, inner: Dispatch, cache: SharedCache | None, prefix: tuple[Hashable, ...], now: float,
-                 memo: dict[Hashable, Outcome] | None = None) -> None:
-        self.inner = inner
-        self.cache = cache
-        self.prefix = prefix
-        self.now = now
-        self.memo = memo
-
-    def check(self, req: CheckRequest) -> Outcome:
-        res, subj = req.resource, req.subject
-        key = (*self.prefix, res.type, res.id, req.name, subj.type, subj.id, subj.relation)  # = check_key()
-        memo = self.memo
-        if memo is not None:
-            hit = memo.get(key)
-            if hit is not None:
-                return hit
-        cache = self.cache
-        if cache is not None:
-            hit = cache.get(key, self.now)
-            if hit is not None:
-                if memo is not None:
-                    memo[key] = hit
-                return hit
-        outcome = self.inner(req)
-        if not outcome.cut:
-            if memo is not None:
-                memo[key] = outcome
-            if cache is not None:
-                cache.put(key, outcome)
-        return outcome
-
-
-class LabelCache:
-    """A thread-safe LRU for effective labels and upstream sets (keyed by schema digest and revision)."""
-
-    def __init__(self, maxsize: int = 50_000) -> None:
-        self._data: LRUCache[Hashable, object] = LRUCache(maxsize=maxsize)
-        self._lock = threading.Lock()
-
-    def get(self, key: Hashable) -> object | None:
-        with self._lock:
-            return self._data.get(key)
-
-    def put(self, key: Hashable, value: object) -> None:
-        with self._lock:
-            self._data[key] = value
-
-    def clear(self) -> None:
-        with self._lock:
-            self._data.clear()

@@ -3,9 +3,11 @@
 ::
 
     EngineError ─┬ InvalidRequestError ─┬ InvalidRelationshipError   bad relationship text or value
+                 │                      │  └ LineageCycleError       a write would make the lineage graph cyclic
                  │                      ├ LimitExceededError         a request over a size limit
                  │                      ├ CaveatEvaluationError      a caveat's context does not fit, or CEL failed
-                 │                      └ UnknownPermissionError
+                 │                      ├ UnknownPermissionError
+                 │                      └ ConfigError                a setting is missing, malformed or contradictory
                  ├ DeclassificationRefusedError  a declassification without actor/reason or permission
                  ├ ImportFailedError         one import batch failed (cause attached); earlier ones stay
                  ├ NotFoundError
@@ -36,12 +38,14 @@ from __future__ import annotations
 __all__ = [
     "AlreadyExistsError",
     "CaveatEvaluationError",
+    "ConfigError",
     "DeclassificationRefusedError",
     "EngineError",
     "ImportFailedError",
     "InvalidRelationshipError",
     "InvalidRequestError",
     "LimitExceededError",
+    "LineageCycleError",
     "MaxDepthExceededError",
     "NotFoundError",
     "PreconditionFailedError",
@@ -64,6 +68,14 @@ class InvalidRequestError(EngineError):
 
 class InvalidRelationshipError(InvalidRequestError):
     """Relationship text or a relationship value breaks the naming or format rules."""
+
+
+class LineageCycleError(InvalidRelationshipError):
+    """A write would make the lineage graph cyclic; the message names the cycle."""
+
+
+class ConfigError(InvalidRequestError):
+    """A setting is missing, malformed or contradicts another; the message names the setting and its source."""
 
 
 class LimitExceededError(InvalidRequestError):

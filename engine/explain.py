@@ -1,9 +1,10 @@
 """Explanations: why a check was granted or denied.
 
-An explained check is evaluated again, without the cache, by :class:`TracingChecker`
-(the same evaluator as every check, with hooks that record what it looked at),
-which builds an :class:`ExplainNode` tree. :func:`summarize` turns the tree
-into the few lines a person needs:
+An explained check runs the one evaluator (:mod:`.evaluator`) compiled with its
+tracer hooks and without the caches, so every step it takes is recorded: the
+:class:`Recorder` builds an :class:`ExplainNode` tree, and the decision explained
+is the decision made. :func:`summarize` turns the tree into the few lines a
+person needs:
 
 - a grant names the branch and the relationships that granted it;
 - a denial caused by ``cleared`` names the missing clearance and the lineage path
@@ -20,12 +21,12 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 from ..dsl import schema as s
-from .check import LocalChecker, _All, _Any
-from .dispatch import CheckRequest, Outcome, Tri
-from .lineage import Edge
-from .relationships import ObjectRef, Relationship
+from .lineage import Lineage, LineageStep
+from .outcome import Outcome, Tri
+from .relationships import ObjectRef
+from .store import Row
 
-__all__ = ["ExplainNode", "Explanation", "TracingChecker", "summarize"]
+__all__ = ["ExplainNode", "Explanation", "Recorder", "summarize"]
 
 _MARK = {Tri.TRUE: "✔", Tri.FALSE: "✘", Tri.UNKNOWN: "?"}
 
@@ -61,111 +62,92 @@ class Explanation:
         return "\n".join(self.summary) + "\n\n" + "\n".join(self.tree.render())
 
 
-def _path_text(path: tuple[Edge, ...], start: ObjectRef) -> str:
+def _path_text(path: tuple[LineageStep, ...], start: ObjectRef) -> str:
     text = str(start)
     for e in path:
         text += f" -{e.relation}-> {e.target}"
     return text
 
 
-class TracingChecker(LocalChecker):
-    """The evaluator with a recording of every step (used for explanations only; never cached)."""
+class Recorder:
+    """Records the steps of a traced evaluation as an :class:`ExplainNode` tree (the evaluator's ``Tracer``).
 
-    def __init__(self, *args: object, **kwargs: object) -> None:
-        super().__init__(*args, **kwargs)  # type: ignore[arg-type]
+    ``root.children[0]`` is the top-level check once the evaluation returns. Requirement
+    (``cleared``) and upstream steps carry the lineage path that brought them.
+    """
+
+    def __init__(self, subject: str, lineage: Lineage) -> None:
+        self.subject = subject  # as text, for the label of every check step
+        self.lineage = lineage
         self.root = ExplainNode("root", "root")
         self._stack = [self.root]
+        self._notes: list[str | None] = [None]  # a note that replaces the step's own once it exits
 
-    def _enter(self, label: str, kind: str) -> ExplainNode:
+    def _enter(self, label: str, kind: str, note: str | None = None) -> None:
         node = ExplainNode(label, kind)
         self._stack[-1].children.append(node)
         self._stack.append(node)
-        return node
+        self._notes.append(note)
 
-    def _exit(self, node: ExplainNode, outcome: Outcome) -> Outcome:
+    def enter_check(self, resource_type: str, resource_id: str, name: str) -> None:
+        self._enter(f"{resource_type}:{resource_id}#{name} for {self.subject}", "check")
+
+    def enter_expression(self, expr: s.Expr) -> None:
+        kind = type(expr).__name__.lower()
+        label = _EXPRESSION_LABELS.get(kind, kind)
+        if isinstance(expr, s.Arrow):
+            label = f"{expr.relation}{'.all' if expr.mode is s.ArrowMode.ALL else '->'}{expr.target}"
+            kind = "arrow_all" if expr.mode is s.ArrowMode.ALL else "arrow"
+        elif isinstance(expr, s.Cleared):
+            label = f"cleared{f'({expr.classification})' if expr.classification else ''}"
+        elif isinstance(expr, s.Upstream):
+            label = f"upstream({expr.permission})"
+        self._enter(label, kind)
+
+    def enter_requirement(self, resource: ObjectRef, classification: str, values: tuple[str, ...]) -> None:
+        # values[0] is the label that imposes the requirement (for a level: the highest present)
+        paths = self.lineage.provenance(resource).get(classification, {}).get(values[0], [])
+        wanted = f"`cleared` on {classification}:{values[0]}"
+        if len(values) > 1:
+            wanted += f" or higher ({', '.join(values[1:])})"
+        source = _path_text(paths[0], resource) if paths else str(resource)
+        self._enter(f"needs {wanted}", "requirement", f"label from {source} (label {classification}:{values[0]})")
+
+    def enter_upstream(self, resource: ObjectRef, upstream: ObjectRef, permission: str,
+                       path: tuple[LineageStep, ...]) -> None:
+        self._enter(f"{permission} on {upstream}", "upstream", "via " + _path_text(path, resource))
+
+    def relationship(self, row: Row, outcome: Outcome) -> None:
+        note = ""
+        if row.caveat_name is not None:
+            note = f"caveat {row.caveat_name}: " + _VERDICTS[outcome.value]
+        self._stack[-1].children.append(ExplainNode(str(row.relationship()), "relationship", outcome.value,
+                                                    note=note))
+
+    def exit(self, outcome: Outcome) -> Outcome:
+        node = self._stack.pop()
+        replacement = self._notes.pop()
         node.value = outcome.value
         if outcome.value is Tri.UNKNOWN and outcome.missing:
             node.note = "needs context: " + ", ".join(sorted(outcome.missing))
         if outcome.cut:
             node.note = (node.note + "; " if node.note else "") + "cycle cut"
-        self._stack.pop()
+        if replacement is not None:
+            node.note = replacement
         return outcome
 
-    inline_leaves = False  # every relation is a node of the explanation
+    def abort(self) -> None:
+        self._stack.pop()
+        self._notes.pop()
 
-    def check(self, req: CheckRequest) -> Outcome:
-        node = self._enter(f"{req.resource}#{req.name} for {req.subject}", "check")
-        try:
-            return self._exit(node, super().check(req))
-        except BaseException:
-            self._stack.pop()
-            raise
+    def explanation(self, value: Tri) -> Explanation:
+        """The explanation of the evaluation that just returned ``value``."""
+        return Explanation(summarize(self.root, value), self.root.children[0])
 
-    def _caveat(self, r: Relationship) -> Outcome:
-        out = super()._caveat(r)
-        note = ""
-        if r.caveat is not None:
-            note = f"caveat {r.caveat.name}: " + {Tri.TRUE: "true", Tri.FALSE: "false", Tri.UNKNOWN: "undecided"}[
-                out.value]
-        self._stack[-1].children.append(ExplainNode(str(r), "relationship", out.value, note=note))
-        return out
 
-    def _expr(self, req: CheckRequest, e: s.Expr, negated: bool) -> Outcome:
-        if isinstance(e, s.Computed):
-            return super()._expr(req, e, negated)
-        kind = type(e).__name__.lower()
-        label = {
-            "union": "any of", "intersection": "all of", "exclusion": "but not", "nil": "nil", "self": "self",
-        }.get(kind, kind)
-        if isinstance(e, s.Arrow):
-            label = f"{e.relation}{'.all' if e.mode is s.ArrowMode.ALL else '->'}{e.target}"
-            kind = "arrow_all" if e.mode is s.ArrowMode.ALL else "arrow"
-        elif isinstance(e, s.Cleared):
-            label = f"cleared{f'({e.classification})' if e.classification else ''}"
-        elif isinstance(e, s.Upstream):
-            label = f"upstream({e.permission})"
-        node = self._enter(label, kind)
-        try:
-            return self._exit(node, super()._expr(req, e, negated))
-        except BaseException:
-            self._stack.pop()
-            raise
-
-    def _cleared(self, req: CheckRequest, classification: str | None, negated: bool) -> Outcome:
-        every = _All()
-        provenance = self.lineage.provenance(req.resource)
-        for name, values in self.lineage.requirements(req.resource, classification):
-            # values[0] is the label that imposes the requirement (for a level: the highest present)
-            paths = provenance.get(name, {}).get(values[0], [])
-            wanted = f"`cleared` on {name}:{values[0]}"
-            if len(values) > 1:
-                wanted += f" or higher ({', '.join(values[1:])})"
-            source = _path_text(paths[0], req.resource) if paths else str(req.resource)
-            node = self._enter(f"needs {wanted}", "requirement")
-            some = _Any()
-            for v in values:
-                some.add(self._child(req, ObjectRef(name, v), "cleared", negated))
-                if some.done:
-                    break
-            result = self._exit(node, some.result())
-            node.note = f"label from {source} (label {name}:{values[0]})"
-            every.add(result)
-            if every.done:
-                break
-        return every.result()
-
-    def _upstream(self, req: CheckRequest, permission: str, negated: bool) -> Outcome:
-        every = _All()
-        for obj, path in self.lineage.upstream(req.resource):
-            if self.schema.member(obj.type, permission) is None:
-                continue
-            node = self._enter(f"{permission} on {obj}", "upstream")
-            result = self._exit(node, self._child(req, obj, permission, negated))
-            node.note = "via " + _path_text(path, req.resource)
-            every.add(result)
-            if every.done:
-                break
-        return every.result()
+_EXPRESSION_LABELS = {"union": "any of", "intersection": "all of", "exclusion": "but not", "nil": "nil",
+                      "self": "self"}
+_VERDICTS = {Tri.TRUE: "true", Tri.FALSE: "false", Tri.UNKNOWN: "undecided"}
 
 
 def summarize(tree: ExplainNode, value: Tri) -> tuple[str, ...]:

@@ -27,8 +27,8 @@ from dataclasses import dataclass
 
 from ..dsl import schema as s
 from .lineage import Lineage
-from .relationships import ObjectRef, SubjectRef
-from .store import Reader
+from .relationships import ObjectRef, SubjectRef, stored_object
+from .store import NO_SUBJECT_RELATION, Reader, RelationshipFilter
 
 __all__ = ["FRESH_ID", "candidate_resources", "candidate_subjects"]
 
@@ -76,10 +76,14 @@ class _Backward:
         return self.values[key]
 
     def _resources(self, type_: str, relation: str, subject: SubjectRef) -> frozenset[str]:
+        """Ids of ``type_`` objects with a ``relation`` relationship naming exactly ``subject`` (a reverse read)."""
         key = (type_, relation, subject)
         hit = self._resources_cache.get(key)
         if hit is None:
-            hit = frozenset(r.resource.id for r in self.reader.resources(type_, relation, subject))
+            found = self.reader.read(RelationshipFilter(resource_type=type_, relation=relation,
+                                                        subject_type=subject.type, subject_id=subject.id,
+                                                        subject_relation=subject.relation or NO_SUBJECT_RELATION))
+            hit = frozenset(row.resource_id for row in found)
             self._resources_cache[key] = hit
         return hit
 
@@ -109,13 +113,11 @@ class _Backward:
 
     def all_ids(self, type_: str) -> set[str]:
         """Every object of ``type_`` that appears in a relationship (for ``cleared``/``upstream`` alone)."""
-        from .store import RelationshipFilter
-
         hit = self._all.get(type_)
         if hit is None:
-            hit = {r.resource.id for r in self.reader.read(RelationshipFilter(resource_type=type_))}
-            hit |= {r.subject.id for r in self.reader.read(RelationshipFilter(subject_type=type_))
-                    if r.subject.id != "*"}
+            hit = {row.resource_id for row in self.reader.read(RelationshipFilter(resource_type=type_))}
+            hit |= {row.subject_id for row in self.reader.read(RelationshipFilter(subject_type=type_))
+                    if row.subject_id != "*"}
             self._all[type_] = hit
         return hit
 
@@ -186,15 +188,14 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
         if definition is None:
             continue
         if n in definition.relations:
-            for r in reader.subjects(obj, n):
-                sr = r.subject
-                if sr.type == subject_type and sr.relation == subject_relation:
-                    if sr.id == "*":
+            for row in reader.relationships(obj.type, obj.id, n):
+                if row.subject_type == subject_type and (row.subject_relation or None) == subject_relation:
+                    if row.subject_id == "*":
                         found.wildcard = True
                     else:
-                        found.ids.add(sr.id)
-                if sr.relation is not None:
-                    reach(ObjectRef(sr.type, sr.id), sr.relation)
+                        found.ids.add(row.subject_id)
+                if row.subject_relation:
+                    reach(stored_object(row.subject_type, row.subject_id), row.subject_relation)
             continue
         permission = definition.permissions.get(n)
         if permission is None:
@@ -203,10 +204,9 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
             if isinstance(e, s.Computed):
                 reach(obj, e.name)
             elif isinstance(e, s.Arrow):
-                for r in reader.subjects(obj, e.relation):
-                    sr = r.subject
-                    if sr.id != "*" and schema.member(sr.type, e.target) is not None:
-                        reach(ObjectRef(sr.type, sr.id), e.target)
+                for row in reader.relationships(obj.type, obj.id, e.relation):
+                    if row.subject_id != "*" and schema.member(row.subject_type, e.target) is not None:
+                        reach(stored_object(row.subject_type, row.subject_id), e.target)
             elif isinstance(e, s.Self) and subject_relation is None and obj.type == subject_type:
                 found.ids.add(obj.id)
             elif isinstance(e, s.Cleared):

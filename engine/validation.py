@@ -20,21 +20,14 @@ from ..dsl import schema as s
 from ..dsl.cel import CaveatContextError
 from .errors import InvalidRelationshipError, LimitExceededError
 from .relationships import Relationship
-from .store import Reader, RelationshipFilter
+from .store import Reader, RelationshipFilter, Row
 
 __all__ = ["schema_change_problems", "subject_type_of", "validate_relationship"]
 
 
 def subject_type_of(rel: Relationship) -> s.SubjectType:
     """The allowed-type shape a relationship needs: ``user``, ``user:*``, ``group#member``, with traits."""
-    subj = rel.subject
-    return s.SubjectType(
-        subj.type,
-        subj.relation,
-        subj.id == "*",
-        rel.caveat.name if rel.caveat is not None else None,
-        rel.expiration is not None,
-    )
+    return _subject_type_of_row(Row.of(rel))
 
 
 def validate_relationship(schema: s.Schema, rel: Relationship, *, max_context_bytes: int = 4096) -> None:
@@ -115,7 +108,7 @@ def schema_change_problems(old: s.Schema | None, new: s.Schema, reader: Reader) 
                         f"`{type_name}#{rel_name}`")
                 continue
             removed = set(relation.allowed) - set(new_rel.allowed)
-            counts = Counter(subject_type_of(r) for r in _all(reader, base) if subject_type_of(r) in removed)
+            counts = Counter(t for t in map(_subject_type_of_row, _all(reader, base)) if t in removed)
             for st, n in sorted(counts.items(), key=lambda kv: str(kv[0])):
                 problems.append(
                     f"cannot remove allowed type `{st}` from relation `{type_name}#{rel_name}`: "
@@ -123,7 +116,13 @@ def schema_change_problems(old: s.Schema | None, new: s.Schema, reader: Reader) 
     return problems
 
 
-def _all(reader: Reader, f: RelationshipFilter, page: int = 1000) -> Iterator[Relationship]:
+def _subject_type_of_row(row: Row) -> s.SubjectType:
+    """:func:`subject_type_of` for a stored row."""
+    return s.SubjectType(row.subject_type, row.subject_relation or None, row.subject_id == "*", row.caveat_name,
+                         row.expires_at_us is not None)
+
+
+def _all(reader: Reader, f: RelationshipFilter, page: int = 1000) -> Iterator[Row]:
     after = None
     while True:
         batch = reader.read(f, after=after, limit=page)

@@ -48,9 +48,10 @@ from typing import Any
 import yaml
 
 from ..dsl import DslError
-from .api import Engine, Permissionship
+from .api import Engine
+from .results import Permissionship
 from .errors import EngineError
-from .expand import FoundSubject, found_subjects
+from .membership import FoundSubject, found_subjects
 from .relationships import ObjectRef, Relationship, SubjectRef, parse_object, parse_relationship, parse_subject
 from .store import Operation, Update
 from .store.memory import MemoryStore

@@ -14,9 +14,8 @@ PACKAGES = {"dsl": REPO / "dsl", "engine": REPO / "engine"}
 HOMES = {
     "lark": {"dsl/parser.py"},
     "cel_expr_python": {"dsl/cel.py"},
-    "sqlite_utils": {"engine/store/sqlite.py", "engine/store/migrations.py"},
     # engine/sqlitedb.py: the one SQLite helper (the audit log's file goes through it; the store is to follow)
-    "sqlite3": {"engine/sqlitedb.py", "engine/store/sqlite.py", "engine/store/migrations.py"},
+    "sqlite3": {"engine/sqlitedb.py", "engine/store/sqlite.py", "engine/store/sqlite_reader.py", "engine/store/migrations.py"},
     "cachetools": {"engine/cache.py"},
     "grpc": {"engine/service"},
     "google": {"engine/service", "dsl/cel.py"},  # cel-expr-python's values are protobuf messages

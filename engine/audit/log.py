@@ -87,13 +87,14 @@ class AuditLog:
 
     @classmethod
     def from_config(cls, config: Config, database: str | Path | None) -> AuditLog:
-        """The log a :class:`~headwater.engine.config.Config` asks for: at ``audit_path``, else beside the
+        """The log a :class:`~headwater.engine.config.Config` asks for: at its audit ``path``, else beside the
         store's ``database`` file, else (no file: a MemoryStore) a temporary one."""
+        settings = config.audit
         options: dict[str, Any] = {
-            "decisions": config.audit_decisions, "explain": config.audit_explain, "durable": config.audit_durable,
-            "key": config.audit_key, "queue_size": config.audit_queue_size}
-        if config.audit_path:
-            return cls(config.audit_path, **options)
+            "decisions": settings.decisions, "explain": settings.explain, "durable": settings.durable,
+            "key": settings.resolved_key(), "queue_size": settings.queue_size}
+        if settings.path:
+            return cls(settings.path, **options)
         if database is None:
             return cls.temporary(**options)
         return cls(audit_path_for(database), **options)

@@ -32,7 +32,6 @@ def _audit_file(args: argparse.Namespace) -> Path:
         return Path(args.audit)
     if not args.db:
         raise ValueError("give --db PATH (its log is PATH.audit) or --audit FILE")
-    # TODO(issue 13): Engine operation: where a database's audit log lives (engine.audit.audit_path_for).
     return audit_path_for(args.db)
 
 
@@ -40,7 +39,7 @@ def _open_audit(args: argparse.Namespace, *, create: bool = False) -> AuditLog:
     path = _audit_file(args)
     if not create and not path.exists():
         raise FileNotFoundError(f"no audit log at {path} (start one with: headwater audit init --db DATABASE)")
-    # TODO(issue 13): Engine operation: audit init/verify/query/export/prune open the AuditLog directly.
+    # The audit commands work on the log file alone (no engine, no store): the audit package's public API.
     return AuditLog(path, create=create, key=_audit_key())
 
 
@@ -97,7 +96,7 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
     if not Path(args.db).exists():
         raise FileNotFoundError(f"database {args.db} does not exist")
     context = context_arg(args.context)
-    config = Config(audit=True, audit_path=str(path), audit_key=_audit_key())
+    config = Config.of(audit=True, audit_path=str(path), audit_key=_audit_key())
     with Engine.open(args.db, config=config) as engine:
         replayed = engine.replay(args.record_id, context=context)
     if args.json:

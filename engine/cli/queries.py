@@ -7,7 +7,8 @@ import json
 from collections.abc import Sequence
 from typing import TextIO
 
-from ..expand import format_tree, found_subjects
+from ..expand import format_tree
+from ..membership import found_subjects
 from .shared import CONTEXT, DB_OR_SERVER, SERVER, connect, context_arg, engine_errors, json_flag, plural
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, arg
 

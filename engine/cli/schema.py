@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 from typing import TextIO
 
+from ..errors import NotFoundError
 from .shared import DB, engine_errors, open_engine, read_input
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
 
@@ -22,12 +23,11 @@ def _cmd_schema_write(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 @engine_errors
 def _cmd_schema_read(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with open_engine(args.db) as engine:
-        # TODO(issue 13): Engine operation: the stored schema text as written (Engine.schema() gives the
-        # compiled schema, whose text is canonical, and raises NotFoundError where this prints and exits 1).
-        stored = engine.store.read_schema()
-    if stored is None:
-        print("error: no schema has been written yet", file=err)
-        return EXIT_PROBLEMS
+        try:
+            stored = engine.read_schema()
+        except NotFoundError as exc:
+            print(f"error: {exc}", file=err)
+            return EXIT_PROBLEMS
     out.write(stored.text if stored.text.endswith("\n") else stored.text + "\n")
     return EXIT_OK
 

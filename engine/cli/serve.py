@@ -7,18 +7,18 @@ from typing import TextIO
 
 from ...dsl import DslError
 from .. import EngineError
+from ..config import load_config
 from .table import EXIT_USAGE, Command, arg
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..service.auth import TokenFileError  # grpc loads only for the server
-    from ..service.server import ConfigError, load_server_config, serve
+    from ..service.server import serve  # grpc loads only for the server
 
     settings = {a.dest: getattr(args, a.dest) for a in _SETTINGS}
     try:
-        config = load_server_config(settings, config_file=args.config)
+        config = load_config(settings, config_file=args.config)
         return serve(config)
-    except (ConfigError, TokenFileError, EngineError, DslError, OSError) as exc:
+    except (EngineError, DslError, OSError) as exc:
         text = exc.render() if isinstance(exc, DslError) else str(exc)
         print(f"error: {text}", file=err)
         return EXIT_USAGE
@@ -64,6 +64,15 @@ _SETTINGS = (
         help="audit records queued at most; a check waits for room beyond it (default 10000)"),
     arg("--audit-key-file", metavar="FILE",
         help="file holding the HMAC key that signs the audit log's head and checkpoints (never logged)"),
+    arg("--audit-explain", choices=["off", "denials", "all"],
+        help="which recorded decisions carry their explanation's summary (default off)"),
+    arg("--audit-path", metavar="FILE", help="the audit log's file (default <db>.audit beside the database)"),
+    arg("--gc-window", type=float, metavar="S",
+        help="seconds deleted relationships stay readable at old revisions (default 86400)"),
+    arg("--gc-interval", metavar="S",
+        help="seconds between automatic garbage collections, or never (default 600)"),
+    arg("--head-staleness", type=float, metavar="S",
+        help="seconds a minimize_latency read may lag the newest revision (default 0.05)"),
 )
 
 COMMANDS = (

@@ -34,18 +34,21 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from ...dsl import Schema, compile_schema
 from ...dsl import errors as dsl_errors
 from .. import errors as engine_errors
-from ..api import (
+from ..results import (
     BulkCheckItem,
     BulkCheckResult,
     CheckResult,
     DeleteResult,
     EffectiveLabels,
+    ImportResult,
     LineagePage,
     LookupResourcesPage,
     LookupResult,
     LookupSubjectsPage,
+    ReadPage,
     ReplayResult,
     SubjectResult,
+    WatchEvent,
     WriteResult,
 )
 from ..audit import AuditPage, RecordKind, VerifyResult
@@ -54,7 +57,6 @@ from ..errors import EngineError
 from ..expand import ExpandNode
 from ..relationships import ObjectRef, Relationship, SubjectRef, parse_object, parse_relationship, parse_subject
 from ..store import Operation, Precondition, RelationshipFilter, Update
-from ..streams import ImportResult, ReadPage, WatchEvent
 from . import convert
 from .errors import ERROR_METADATA_KEY, REVISION_METADATA_KEY
 from .pb import (

@@ -23,28 +23,23 @@ Example (without a network: the handler layer passes a real ``grpc.ServicerConte
 
 from __future__ import annotations
 
-import difflib
 import itertools
 import json
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextvars import ContextVar
-from dataclasses import dataclass
 from typing import Any
 
 from ..api import Engine
-from ..audit import AuditLog, AuditPage, RecordKind, context_digest
-from ..consistency import Consistency, encode_token
-from ..errors import InvalidRequestError, LimitExceededError, PreconditionFailedError, SchemaConflictError
+from ..audit import RecordKind
+from ..config import Config
+from ..errors import InvalidRequestError, LimitExceededError
 from ..relationships import Relationship
-from ..store import RelationshipFilter
 from . import convert
 from .errors import REVISION_METADATA_KEY, DeadlineExceededError, ShuttingDownError, item_error_code
 from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
 
-__all__ = ["CALLER", "Servicer", "ServicerLimits"]
-
-_ANY = RelationshipFilter()  # matches every relationship: used to learn the revision a consistency selects
+__all__ = ["CALLER", "Servicer"]
 
 #: The name of the bearer token of the call being served (None without authentication). The handler
 #: layer sets it around each call (and each step of a stream); checks and lookups pass it to the
@@ -55,20 +50,15 @@ _MAX_RECORD_ID = 2**63 - 1  # SQLite's largest INTEGER
 _EXPORT_CHUNK = 1024 * 1024  # characters of JSON Lines per Export message, at most (unless one record is longer)
 
 
-@dataclass(frozen=True, slots=True)
-class ServicerLimits:
-    """The service-level limits (the engine enforces its own from ``Config``)."""
-
-    max_page_size: int = 1000  # results per server page of a stream, and the largest page a client may ask for
-    watch_poll_seconds: float = 0.2  # how often Watch looks for new changes when there are none
-
-
 class Servicer:
-    """The implementation of every ``headwater.v1`` RPC over one Engine."""
+    """The implementation of every ``headwater.v1`` RPC over one Engine (the page size and Watch's poll interval
+    come from ``config``; the engine enforces its own limits)."""
 
-    def __init__(self, engine: Engine, limits: ServicerLimits | None = None) -> None:
+    def __init__(self, engine: Engine, config: Config | None = None) -> None:
         self.engine = engine
-        self.limits = limits or ServicerLimits()
+        config = config or engine.config
+        self.max_page_size = config.limits.max_page_size
+        self.watch_poll_seconds = config.server.watch_poll_seconds
         self.draining = threading.Event()
         self._stops: set[threading.Event] = set()
         self._stops_lock = threading.Lock()
@@ -84,10 +74,31 @@ class Servicer:
 
     def _page(self, requested: int) -> int:
         """The page size to use: the request's (if any, within the limit) or the server's."""
-        if requested > self.limits.max_page_size:
-            raise LimitExceededError(f"page size {requested} is over the limit of {self.limits.max_page_size} "
-                                     "(max_page_size)", limit=self.limits.max_page_size)
-        return requested or self.limits.max_page_size
+        if requested > self.max_page_size:
+            raise LimitExceededError(f"page size {requested} is over the limit of {self.max_page_size} "
+                                     "(max_page_size)", limit=self.max_page_size)
+        return requested or self.max_page_size
+
+    def _paged(self, context: Any, limit: int, cursor: str, fetch: Callable[[int, str | None], Any],
+               items: Callable[[Any], list[Any]], *, revision: bool = True) -> Iterator[tuple[Any, Any, str]]:
+        """The one paging loop of the streamed listings: ``fetch(size, cursor)`` page after page, until the
+        listing is complete, ``limit`` results (0: no limit) were sent, or the call ends; yields each item with
+        its page and the cursor to continue after it (the page's cursor on its last item, else "")."""
+        remaining = limit or None
+        next_cursor: str | None = cursor or None
+        while self._alive(context):
+            size = self.max_page_size if remaining is None else min(remaining, self.max_page_size)
+            page = fetch(size, next_cursor)
+            if revision:
+                self._trailer(context, page.token)
+            found = items(page)
+            for n, item in enumerate(found, start=1):
+                yield page, item, (page.cursor or "") if n == len(found) else ""
+            if remaining is not None:
+                remaining -= len(found)
+            if page.cursor is None or remaining == 0:
+                return
+            next_cursor = page.cursor
 
     @staticmethod
     def _alive(context: Any) -> bool:
@@ -122,7 +133,7 @@ class Servicer:
         return response
 
     def CheckBulk(self, request: permission_pb2.CheckBulkRequest, context: Any) -> permission_pb2.CheckBulkResponse:
-        limit = self.engine.config.max_bulk_check_items
+        limit = self.engine.config.limits.max_bulk_check_items
         if len(request.items) > limit:
             raise LimitExceededError(f"{len(request.items)} items in one bulk check; the limit is {limit} "
                                      "(max_bulk_check_items)", limit=limit)
@@ -152,12 +163,8 @@ class Servicer:
             assert error is not None
             code, name, message = item_error_code(error)  # type: ignore[arg-type]
             pair.error.code, pair.error.code_name, pair.error.message = code, name, message
-        response.revision_token = token or self._head_token(consistency)
+        response.revision_token = token or self.engine.revision_token(consistency)
         return response
-
-    def _head_token(self, consistency: Consistency | None) -> str:
-        """The revision a request without a successful item would have read."""
-        return self.engine.read(_ANY, consistency=consistency, limit=1)[1]
 
     def Expand(self, request: permission_pb2.ExpandRequest, context: Any) -> permission_pb2.ExpandResponse:
         tree, token = self.engine.expand(
@@ -171,58 +178,44 @@ class Servicer:
         subject = convert.subject_from_proto(request.subject)
         ctx = convert.context_from_proto(request.context, request.HasField("context"))
         consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
-        remaining = request.optional_limit or None
-        cursor = request.optional_cursor or None
         caller = CALLER.get()
-        while self._alive(context):
-            size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
-            page = self.engine.lookup_resources(request.resource_object_type, request.permission, subject,
+
+        def fetch(size: int, cursor: str | None) -> Any:
+            return self.engine.lookup_resources(request.resource_object_type, request.permission, subject,
                                                 context=ctx, consistency=consistency, limit=size, cursor=cursor,
                                                 caller=caller)
-            self._trailer(context, page.token)
-            for n, r in enumerate(page.results, start=1):
-                yield permission_pb2.LookupResourcesResponse(
-                    resource_object_id=r.resource_id, permissionship=convert.permissionship_to_proto(r.permissionship),
-                    missing_context=list(r.missing_context), revision_token=page.token,
-                    after_result_cursor=page.cursor or "" if n == len(page.results) else "")
-            if remaining is not None:
-                remaining -= len(page.results)
-            if page.cursor is None or remaining == 0:
-                return
-            cursor = page.cursor
+
+        for page, r, after in self._paged(context, request.optional_limit, request.optional_cursor, fetch,
+                                          lambda page: page.results):
+            yield permission_pb2.LookupResourcesResponse(
+                resource_object_id=r.resource_id, permissionship=convert.permissionship_to_proto(r.permissionship),
+                missing_context=list(r.missing_context), revision_token=page.token, after_result_cursor=after)
 
     def LookupSubjects(self, request: permission_pb2.LookupSubjectsRequest,
                        context: Any) -> Iterator[permission_pb2.LookupSubjectsResponse]:
         resource = convert.object_from_proto(request.resource, "resource")
         ctx = convert.context_from_proto(request.context, request.HasField("context"))
         consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
-        remaining = request.optional_limit or None
-        cursor = request.optional_cursor or None
         caller = CALLER.get()
-        while self._alive(context):
-            size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
-            page = self.engine.lookup_subjects(resource, request.permission, request.subject_object_type,
+
+        def fetch(size: int, cursor: str | None) -> Any:
+            return self.engine.lookup_subjects(resource, request.permission, request.subject_object_type,
                                                request.optional_subject_relation or None, context=ctx,
                                                consistency=consistency, limit=size, cursor=cursor, caller=caller)
-            self._trailer(context, page.token)
-            for n, r in enumerate(page.results, start=1):
-                yield permission_pb2.LookupSubjectsResponse(
-                    subject=convert.subject_to_proto(r.subject),
-                    permissionship=convert.permissionship_to_proto(r.permissionship),
-                    missing_context=list(r.missing_context),
-                    excluded_subjects=[convert.subject_to_proto(s) for s in r.excluded],
-                    revision_token=page.token,
-                    after_result_cursor=page.cursor or "" if n == len(page.results) else "")
-            if remaining is not None:
-                remaining -= len(page.results)
-            if page.cursor is None or remaining == 0:
-                return
-            cursor = page.cursor
+
+        for page, r, after in self._paged(context, request.optional_limit, request.optional_cursor, fetch,
+                                          lambda page: page.results):
+            yield permission_pb2.LookupSubjectsResponse(
+                subject=convert.subject_to_proto(r.subject),
+                permissionship=convert.permissionship_to_proto(r.permissionship),
+                missing_context=list(r.missing_context),
+                excluded_subjects=[convert.subject_to_proto(s) for s in r.excluded],
+                revision_token=page.token, after_result_cursor=after)
 
     # ------------------------------------------------------------ RelationshipService
 
     def _write_limit(self, n: int) -> None:
-        limit = self.engine.config.max_updates_per_write
+        limit = self.engine.config.limits.max_updates_per_write
         if n > limit:
             raise LimitExceededError(f"{n} updates in one write; the limit is {limit} (max_updates_per_write)",
                                      limit=limit)
@@ -247,21 +240,14 @@ class Servicer:
     def Read(self, request: relationship_pb2.ReadRequest, context: Any) -> Iterator[relationship_pb2.ReadResponse]:
         f = convert.filter_from_proto(request.filter)
         consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
-        remaining = request.optional_limit or None
-        cursor = request.optional_cursor or None
-        while self._alive(context):
-            size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
-            page = self.engine.read_relationships(f, consistency=consistency, limit=size, cursor=cursor)
-            self._trailer(context, page.token)
-            for n, rel in enumerate(page.relationships, start=1):
-                yield relationship_pb2.ReadResponse(
-                    relationship=convert.relationship_to_proto(rel), revision_token=page.token,
-                    after_result_cursor=page.cursor or "" if n == len(page.relationships) else "")
-            if remaining is not None:
-                remaining -= len(page.relationships)
-            if page.cursor is None or remaining == 0:
-                return
-            cursor = page.cursor
+
+        def fetch(size: int, cursor: str | None) -> Any:
+            return self.engine.read_relationships(f, consistency=consistency, limit=size, cursor=cursor)
+
+        for page, rel, after in self._paged(context, request.optional_limit, request.optional_cursor, fetch,
+                                            lambda page: page.relationships):
+            yield relationship_pb2.ReadResponse(relationship=convert.relationship_to_proto(rel),
+                                                revision_token=page.token, after_result_cursor=after)
 
     def Import(self, requests: Iterator[relationship_pb2.ImportRequest],
                context: Any) -> relationship_pb2.ImportResponse:
@@ -282,7 +268,7 @@ class Servicer:
                         raise InvalidRequestError(f"relationship {position} of the import: {exc}") from None
 
         result = self.engine.import_relationships(relationships(),
-                                                  batch_size=self.engine.config.max_updates_per_write,
+                                                  batch_size=self.engine.config.limits.max_updates_per_write,
                                                   actor=first.actor or None, reason=first.reason or None)
         return relationship_pb2.ImportResponse(loaded_count=result.count, batches=result.batches,
                                                revision_token=result.token)
@@ -306,7 +292,7 @@ class Servicer:
 
     def Watch(self, request: relationship_pb2.WatchRequest,
               context: Any) -> Iterator[relationship_pb2.WatchResponse]:
-        after = request.optional_start_revision_token or encode_token(self.engine.store.head())
+        after = request.optional_start_revision_token or self.engine.revision_token()
         types = set(request.optional_resource_types)
         self.engine.watch(after, limit=1)  # refuse a malformed or unavailable start before streaming
         stop = threading.Event()
@@ -320,7 +306,7 @@ class Servicer:
                     raise ShuttingDownError(f"the server is shutting down; resume the watch after {after}")
                 if stop.is_set() or not self._alive(context):
                     return
-                events = self.engine.watch(after, limit=self.limits.max_page_size)
+                events = self.engine.watch(after, limit=self.max_page_size)
                 for token, group in itertools.groupby(events, key=lambda e: e.token):
                     changes = [convert.watch_change_to_proto(e) for e in group
                                if not types or e.relationship.resource.type in types]
@@ -328,7 +314,7 @@ class Servicer:
                     if changes:
                         yield relationship_pb2.WatchResponse(changes=changes, revision_token=token)
                 if not events:
-                    wait = self.limits.watch_poll_seconds
+                    wait = self.watch_poll_seconds
                     remaining = context.time_remaining() if context is not None else None
                     stop.wait(wait if remaining is None else max(0.0, min(wait, remaining)))
         finally:
@@ -338,38 +324,27 @@ class Servicer:
     # ------------------------------------------------------------ SchemaService
 
     def WriteSchema(self, request: schema_pb2.WriteSchemaRequest, context: Any) -> schema_pb2.WriteSchemaResponse:
-        actor = request.actor or None
-        if not request.dry_run:
-            result = self.engine.write_schema(request.schema, actor=actor)
-            return schema_pb2.WriteSchemaResponse(revision_token=result.token, version=result.version,
-                                                  digest=result.digest, accepted=True)
-        stored = self.engine.store.read_schema()
-        old_text = stored.text if stored is not None else ""
-        try:
-            result = self.engine.write_schema(request.schema, actor=actor, dry_run=True)
-        except SchemaConflictError as exc:
-            return schema_pb2.WriteSchemaResponse(
-                revision_token=encode_token(self.engine.store.head()),
-                version=(stored.version if stored else 0) + 1, dry_run=True, accepted=False,
-                refused=exc.problems or [str(exc)], diff=_diff(old_text, request.schema))
-        return schema_pb2.WriteSchemaResponse(
-            revision_token=result.token, version=result.version, digest=result.digest, dry_run=True,
-            accepted=True, diff=_diff(old_text, request.schema))
+        if request.dry_run:
+            plan = self.engine.plan_schema(request.schema)
+            return schema_pb2.WriteSchemaResponse(revision_token=plan.token, version=plan.version,
+                                                  digest=plan.digest if plan.accepted else "", dry_run=True,
+                                                  accepted=plan.accepted, refused=list(plan.refused), diff=plan.diff)
+        result = self.engine.write_schema(request.schema, actor=request.actor or None)
+        return schema_pb2.WriteSchemaResponse(revision_token=result.token, version=result.version,
+                                              digest=result.digest, accepted=True)
 
     def ReadSchema(self, request: schema_pb2.ReadSchemaRequest, context: Any) -> schema_pb2.ReadSchemaResponse:
         consistency = convert.consistency_from_proto(request.consistency, request.HasField("consistency"))
-        token = self.engine.read(_ANY, consistency=consistency, limit=1)[1]
-        schema = self.engine.schema(Consistency.at_exact_snapshot(token))
+        schema = self.engine.schema(consistency)
+        token = self.engine.revision_token(consistency)
         return schema_pb2.ReadSchemaResponse(schema=schema.text, digest=schema.digest, revision_token=token)
 
     def SchemaHistory(self, request: schema_pb2.SchemaHistoryRequest,
                       context: Any) -> schema_pb2.SchemaHistoryResponse:
-        response = schema_pb2.SchemaHistoryResponse(revision_token=encode_token(self.engine.store.head()))
-        for stored in self.engine.store.schema_history():
-            actor = self.engine.store.revision_metadata(stored.revision).get("actor", "")
-            response.versions.add(version=stored.version, digest=stored.digest,
-                                  revision_token=encode_token(stored.revision), actor=actor,
-                                  schema=stored.text if request.include_text else "")
+        response = schema_pb2.SchemaHistoryResponse(revision_token=self.engine.revision_token())
+        for version in self.engine.schema_history(include_text=request.include_text):
+            response.versions.add(version=version.version, digest=version.digest, revision_token=version.token,
+                                  actor=version.actor or "", schema=version.text or "")
         return response
 
     # ------------------------------------------------------------ LineageService
@@ -396,41 +371,25 @@ class Servicer:
 
     # ------------------------------------------------------------ AuditService
 
-    def _audit(self) -> AuditLog:
-        audit = self.engine.audit
-        if audit is None:
-            raise PreconditionFailedError("this server keeps no audit log: start it with --audit (or "
-                                          "HEADWATER_AUDIT=1, or audit = true in its config file)")
-        return audit
-
     def AuditQuery(self, request: audit_pb2.AuditQueryRequest,
                    context: Any) -> Iterator[audit_pb2.AuditQueryResponse]:
-        audit = self._audit()
         filters = convert.audit_filter_from_proto(request.filter)
-        remaining = request.optional_limit or None
-        cursor = request.optional_cursor or None
-        while self._alive(context):
-            size = self.limits.max_page_size if remaining is None else min(remaining, self.limits.max_page_size)
-            page = _audit_page(audit, limit=size, cursor=cursor, newest_first=request.newest_first, **filters)
-            for n, record in enumerate(page.records, start=1):
-                yield audit_pb2.AuditQueryResponse(
-                    record=convert.audit_record_to_proto(record),
-                    after_result_cursor=page.cursor or "" if n == len(page.records) else "")
-            if remaining is not None:
-                remaining -= len(page.records)
-            if page.cursor is None or remaining == 0:
-                return
-            cursor = page.cursor
+
+        def fetch(size: int, cursor: str | None) -> Any:
+            return self.engine.audit_query(limit=size, cursor=cursor, newest_first=request.newest_first, **filters)
+
+        for _, record, after in self._paged(context, request.optional_limit, request.optional_cursor, fetch,
+                                            lambda page: page.records, revision=False):
+            yield audit_pb2.AuditQueryResponse(record=convert.audit_record_to_proto(record), after_result_cursor=after)
 
     def AuditExport(self, request: audit_pb2.AuditExportRequest,
                     context: Any) -> Iterator[audit_pb2.AuditExportResponse]:
-        audit = self._audit()
         filters = convert.audit_filter_from_proto(request.filter)
         size = self._page(request.optional_batch_size)
         cursor = request.optional_cursor or None
         sent = False
         while self._alive(context):
-            page = _audit_page(audit, limit=size, cursor=cursor, **filters)
+            page = self.engine.audit_query(limit=size, cursor=cursor, **filters)
             chunk: list[str] = []
             length = 0
             for record in page.records:
@@ -450,38 +409,24 @@ class Servicer:
             cursor = page.cursor
 
     def AuditVerify(self, request: audit_pb2.AuditVerifyRequest, context: Any) -> audit_pb2.AuditVerifyResponse:
-        audit = self._audit()
-        audit.flush()  # what this server has queued is part of the chain it answers for
-        return convert.verify_to_proto(audit.verify())
+        return convert.verify_to_proto(self.engine.audit_verify())
 
     def AuditReplay(self, request: audit_pb2.AuditReplayRequest, context: Any) -> audit_pb2.AuditReplayResponse:
-        audit = self._audit()
         context_value = _replay_context(request.context_json) if request.context_json else None
         if request.record_id > _MAX_RECORD_ID:
             raise InvalidRequestError(f"record_id {request.record_id} is out of range (at most {_MAX_RECORD_ID})")
         if request.record_id:
-            if context_value is not None:
-                context_value = _as_recorded(context_value, audit, request.record_id)
+            self.engine.audit_record(request.record_id)  # a log that is off, or a missing record, fails first
             replayed = self.engine.replay(request.record_id, context=context_value)
         else:
             if not (request.resource and request.permission and request.subject):
                 raise InvalidRequestError("name the decision to replay: a record_id, or resource, permission and "
                                           "subject")
             before = convert.time_from_proto(request.before, "before") if request.HasField("before") else None
-            found = audit.query(kind=RecordKind.DECISION, resource=request.resource, permission=request.permission,
-                                subject=request.subject, until=before, newest_first=True, limit=1).records
-            if found and context_value is not None:
-                context_value = _as_recorded(context_value, audit, found[0].id)
+            self.engine.audit_query(kind=RecordKind.DECISION, limit=1)  # a log that is off fails first
             replayed = self.engine.replay(resource=request.resource, permission=request.permission,
                                           subject=request.subject, before=before, context=context_value)
         return convert.replay_to_proto(replayed)
-
-
-def _audit_page(audit: AuditLog, **query: Any) -> AuditPage:
-    try:
-        return audit.query(**query)
-    except OverflowError:  # a forged cursor naming a record id past SQLite's integers
-        raise InvalidRequestError("malformed audit cursor: its position is out of range") from None
 
 
 def _replay_context(text: str) -> dict[str, Any]:
@@ -492,27 +437,3 @@ def _replay_context(text: str) -> dict[str, Any]:
     if not isinstance(value, dict):
         raise InvalidRequestError("context_json must be a JSON object")
     return value
-
-
-def _floats(value: Any) -> Any:
-    """``value`` with every number a float, as a ``google.protobuf.Struct`` delivers it."""
-    if isinstance(value, dict):
-        return {k: _floats(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_floats(v) for v in value]
-    if isinstance(value, int) and not isinstance(value, bool):
-        return float(value)
-    return value
-
-
-def _as_recorded(context: dict[str, Any], audit: AuditLog, record_id: int) -> dict[str, Any]:
-    """The context in the form whose hash the record holds: a check made through gRPC got its numbers as
-    doubles (a Struct), so ``{"n": 3}`` was recorded as ``{"n": 3.0}``; either spelling replays it."""
-    recorded = audit.get(record_id).get("context_sha256")
-    if recorded is not None and context_digest(context) != recorded and context_digest(_floats(context)) == recorded:
-        return _floats(context)
-    return context
-
-
-def _diff(old: str, new: str) -> str:
-    return "".join(difflib.unified_diff(old.splitlines(True), new.splitlines(True), "stored schema", "new schema"))

@@ -72,7 +72,7 @@ class Clock:
 def _engine(tmp_path: Path, clock: Clock | None = None, **config) -> Engine:
     clock = clock or Clock()
     store = SqliteStore(tmp_path / "h.db", clock=clock)
-    engine = Engine(store, config=Config(audit=True, **config), clock=clock)
+    engine = Engine(store, config=Config.of(audit=True, **config), clock=clock)
     engine.write_schema(SCHEMA, actor="user:admin")
     return engine
 
@@ -358,9 +358,9 @@ def test_sampling_records_about_its_rate(tmp_path: Path) -> None:
 @pytest.mark.parametrize("bad", ["some", "sample:", "sample:2", "sample:x", ""])
 def test_an_invalid_policy_is_refused_when_the_engine_starts(tmp_path: Path, bad: str) -> None:
     with pytest.raises(InvalidRequestError, match="audit decisions policy"):
-        Engine(MemoryStore(), config=Config(audit=True, audit_decisions=bad))
+        Engine(MemoryStore(), config=Config.of(audit=True, audit_decisions=bad))
     with pytest.raises(InvalidRequestError, match="explain policy"):
-        Engine(MemoryStore(), config=Config(audit=True, audit_explain="sometimes"))
+        Engine(MemoryStore(), config=Config.of(audit=True, audit_explain="sometimes"))
 
 
 def test_a_decision_record_has_every_field(engine: Engine) -> None:
@@ -439,7 +439,7 @@ def test_an_engine_without_auditing_has_no_log(tmp_path: Path) -> None:
 
 
 def test_a_memory_engine_gets_a_temporary_log_removed_on_close() -> None:
-    engine = Engine(MemoryStore(), config=Config(audit=True))
+    engine = Engine(MemoryStore(), config=Config.of(audit=True))
     engine.write_schema(SCHEMA)
     path = engine.audit.path
     assert path.exists()
@@ -564,7 +564,7 @@ def test_schema_changes_are_recorded_with_who_digest_and_diff(engine: Engine) ->
 
 
 def test_declassifications_are_flagged(tmp_path: Path) -> None:
-    engine = Engine(SqliteStore(tmp_path / "h.db"), config=Config(audit=True))
+    engine = Engine(SqliteStore(tmp_path / "h.db"), config=Config.of(audit=True))
     engine.write_schema((REPO / "examples" / "ai-lineage" / "policy.zed").read_text())
     engine.touch("dataset:d#steward@user:stew", "dataset:d#label@sensitivity:pii")
     w = engine.touch("dataset:d#scrubbed@sensitivity:pii", actor="user:stew", reason="tokenized")
@@ -682,9 +682,9 @@ def test_replay_reports_a_different_answer(engine: Engine) -> None:
     engine.touch("document:d#viewer@user:ann")
     engine.check("document:d", "view", "user:ann")
     record = engine.audit.query(kind="decision").records[0]
-    store_db = sqlite3.connect(engine.store._path, isolation_level=None)  # noqa: SLF001 - tampering on purpose
+    store_db = sqlite3.connect(engine.store.path, isolation_level=None)  # tampering on purpose
     store_db.execute("DELETE FROM relationships WHERE subject_id = 'ann'")
-    engine.cache.clear()
+    engine.clear_caches()
     replayed = engine.replay(record.id)
     assert replayed.available and replayed.same is False
     assert replayed.result.permissionship.value == "NO_PERMISSION"

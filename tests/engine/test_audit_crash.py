@@ -33,7 +33,7 @@ CHILD = textwrap.dedent('''
     from headwater.engine.store.sqlite import SqliteStore
 
     db, durable, threads, queue = sys.argv[1], sys.argv[2] == "1", int(sys.argv[3]), int(sys.argv[4])
-    engine = Engine(SqliteStore(db), config=Config(audit=True, audit_durable=durable, audit_queue_size=queue))
+    engine = Engine(SqliteStore(db), config=Config.of(audit=True, audit_durable=durable, audit_queue_size=queue))
     engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n permission view = viewer\\n}")
     engine.touch(*[f"doc:1#viewer@user:u{i}" for i in range(0, 50, 2)])
     out, lock = sys.stdout, threading.Lock()

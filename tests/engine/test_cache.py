@@ -1,10 +1,30 @@
-"""SharedCache: bounded, keeps what is used, honours expiry; check_key is what CachingChecker uses."""
+"""Cache: bounded, keeps what is used, honours expiry; the chain stores sub-problems under keys.subproblem."""
 
 from __future__ import annotations
 
-from headwater.engine.cache import CachingChecker, SharedCache, check_key
-from headwater.engine.dispatch import FALSE, TRUE, CheckRequest, Outcome, Tri
+from functools import partial
+
+from headwater.engine import chain, keys
+from headwater.engine.cache import Cache
+from headwater.engine.outcome import FALSE, TRUE, Outcome, Tri
 from headwater.engine.relationships import ObjectRef, SubjectRef
+
+SharedCache = partial(Cache, "checks", expiring=True)  # the check cache, as the engine builds it
+
+
+class _Evaluation:
+    """What the chain reads of an evaluation: its check scope and its time."""
+
+    def __init__(self, scope: keys.CheckScope) -> None:
+        self.scope, self.now = scope, 0.0
+
+
+def _scope(digest: str, revision: int, subject: SubjectRef) -> keys.CheckScope:
+    return keys.check_scope(digest, revision, "", subject.type, subject.id, subject.relation or "")
+
+
+def check_key(prefix: tuple[str, int, str], resource: ObjectRef, name: str, subject: SubjectRef) -> object:
+    return keys.subproblem(_scope(prefix[0], prefix[1], subject), resource.type, resource.id, name)
 
 
 def test_never_holds_more_than_maxsize() -> None:
@@ -45,17 +65,17 @@ def test_clear_empties_both_generations() -> None:
     assert len(cache) == 0 and all(cache.get(i, 0.0) is None for i in range(3))
 
 
-def test_caching_checker_stores_under_check_key_and_answers_from_it() -> None:
+def test_the_chain_stores_under_the_subproblem_key_and_answers_from_it() -> None:
     cache = SharedCache(maxsize=10)
     calls = []
 
-    def inner(req: CheckRequest) -> Outcome:
-        calls.append(req)
+    def inner(ev: object, rtype: str, rid: str, name: str, depth: int, negated: bool) -> Outcome:
+        calls.append((rtype, rid, name))
         return TRUE
 
-    checker = CachingChecker(inner, cache, ("digest", 3, ""), now=0.0)
-    req = CheckRequest(ObjectRef("doc", "1"), "view", SubjectRef("group", "eng", "member"), 50)
-    assert checker.check(req) is TRUE and checker.check(req) is TRUE
+    resolve = chain.resolver(inner, memo=None, cache=cache)
+    ev = _Evaluation(_scope("digest", 3, SubjectRef("group", "eng", "member")))
+    assert resolve(ev, "doc", "1", "view", 50, False) is TRUE and resolve(ev, "doc", "1", "view", 50, False) is TRUE
     assert len(calls) == 1
     key = check_key(("digest", 3, ""), ObjectRef("doc", "1"), "view", SubjectRef("group", "eng", "member"))
     assert cache.get(key, 0.0) is TRUE
@@ -65,8 +85,8 @@ def test_caching_checker_stores_under_check_key_and_answers_from_it() -> None:
 
 def test_cut_outcomes_are_not_cached() -> None:
     cache = SharedCache(maxsize=10)
-    checker = CachingChecker(lambda req: Outcome(Tri.FALSE, cut=True), cache, ("d", 1, ""), now=0.0)
-    checker.check(CheckRequest(ObjectRef("doc", "1"), "view", SubjectRef("user", "tom"), 50))
+    resolve = chain.resolver(lambda *request: Outcome(Tri.FALSE, cut=True), memo={}, cache=cache)
+    resolve(_Evaluation(_scope("d", 1, SubjectRef("user", "tom"))), "doc", "1", "view", 50, False)
     assert len(cache) == 0
 
 

@@ -7,8 +7,15 @@ import importlib
 
 import pytest
 
-MODULES = ["headwater.engine.store", "headwater.engine.store.sqlite", "headwater.engine.store.memory",
-           "headwater.engine.relationships", "headwater.engine.cache", "headwater.engine.dispatch",
+MODULES = ["headwater.engine.store", "headwater.engine.store.contract", "headwater.engine.store.validating",
+           "headwater.engine.store.sqlite", "headwater.engine.store.sqlite_reader", "headwater.engine.store.memory",
+           "headwater.engine.relationships", "headwater.engine.cache", "headwater.engine.outcome",
+           "headwater.engine.keys", "headwater.engine.chain", "headwater.engine.evaluator", "headwater.engine.caveats",
+           "headwater.engine.context", "headwater.engine.paging", "headwater.engine.results",
+           "headwater.engine.writes", "headwater.engine.streams", "headwater.engine.expand",
+           "headwater.engine.membership", "headwater.engine.queries.check", "headwater.engine.queries.expand",
+           "headwater.engine.queries.lookups", "headwater.engine.queries.lineage", "headwater.engine.queries.schema",
+           "headwater.engine.queries.replay", "headwater.engine.api",
            "headwater.engine.config", "headwater.engine.sqlitedb", "headwater.engine.audit",
            "headwater.engine.audit.records", "headwater.engine.audit.chain", "headwater.engine.audit.writer",
            "headwater.engine.audit.storage", "benchmarks.run"]

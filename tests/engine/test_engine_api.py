@@ -119,7 +119,7 @@ def test_delete_by_filter_with_limit(engine: Engine) -> None:
 
 
 def test_limits(engine: Engine) -> None:
-    small = Engine(engine.store, config=Config(max_updates_per_write=2, max_caveat_context_bytes=40))
+    small = Engine(engine.store, config=Config.of(max_updates_per_write=2, max_caveat_context_bytes=40))
     with pytest.raises(LimitExceededError, match="3 updates in one write; the limit is 2"):
         small.touch("document:d#viewer@user:a", "document:d#viewer@user:b", "document:d#viewer@user:c")
     with pytest.raises(LimitExceededError, match="caveat context"):
@@ -204,7 +204,7 @@ def test_writes_collect_garbage_every_interval() -> None:
     now = [datetime(2030, 1, 1, tzinfo=UTC)]
     clock = lambda: now[0]  # noqa: E731
     store = MemoryStore(clock=clock)
-    engine = Engine(store, clock=clock, config=Config(gc_window=timedelta(hours=1),
+    engine = Engine(store, clock=clock, config=Config.of(gc_window=timedelta(hours=1),
                                                       gc_interval=timedelta(minutes=10)))
     engine.write_schema(SCHEMA)
     first = engine.touch("document:d#viewer@user:ann")

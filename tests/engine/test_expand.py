@@ -9,14 +9,8 @@ import pytest
 
 from headwater.engine import Config, Engine, MaxDepthExceededError, ObjectRef, SubjectRef, UnknownPermissionError
 from headwater.engine.consistency import Consistency
-from headwater.engine.expand import (
-    ExpandedSubject,
-    ExpandNode,
-    ExpandOperation,
-    FoundSubject,
-    format_tree,
-    found_subjects,
-)
+from headwater.engine.expand import ExpandedSubject, ExpandNode, ExpandOperation, format_tree
+from headwater.engine.membership import FoundSubject, found_subjects
 from headwater.engine.relationships import parse_subject
 from headwater.engine.store.memory import MemoryStore
 
@@ -279,7 +273,7 @@ def test_arrow_cycle_is_cut(engine: Engine) -> None:
 
 
 def test_going_deeper_than_max_depth_raises_naming_the_path(clock) -> None:
-    engine = Engine(MemoryStore(clock=clock), config=Config(max_depth=3), clock=clock)
+    engine = Engine(MemoryStore(clock=clock), config=Config.of(max_depth=3), clock=clock)
     engine.write_schema(SCHEMA)
     engine.touch("group:g0#member@group:g1#member", "group:g1#member@group:g2#member",
                  "group:g2#member@group:g3#member", "group:g3#member@user:ann")

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 
 from headwater.engine import Engine, EngineError, Permissionship, RelationshipFilter, SubjectRef
-from headwater.engine.expand import ExpandedSubject, ExpandNode, ExpandOperation, FoundSubject, found_subjects
+from headwater.engine.expand import ExpandedSubject, ExpandNode, ExpandOperation
+from headwater.engine.membership import FoundSubject, found_subjects
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.validationfile import load_validation_file
 

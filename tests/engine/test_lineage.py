@@ -18,8 +18,8 @@ from headwater.engine import (
     Update,
 )
 from headwater.engine.cli import main
-from headwater.engine.errors import DeclassificationRefusedError
-from headwater.engine.lineage import Lineage, LineageCycleError
+from headwater.engine.errors import DeclassificationRefusedError, LineageCycleError
+from headwater.engine.lineage import Lineage
 from headwater.engine.store.memory import MemoryStore
 
 REPO = Path(__file__).resolve().parents[2]
@@ -321,7 +321,7 @@ def test_ancestors_and_descendants_paged_and_depth_limited(engine: Engine) -> No
 
 
 def test_expand_agrees_with_check_on_the_example() -> None:
-    from headwater.engine.expand import found_subjects
+    from headwater.engine.membership import found_subjects
     from headwater.engine.validationfile import load_validation_file
 
     engine = Engine(MemoryStore())

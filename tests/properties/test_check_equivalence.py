@@ -138,9 +138,9 @@ def test_memory_sqlite_cached_uncached_agree(rels: list[str]) -> None:
     clock = lambda: NOW  # noqa: E731
     with tempfile.TemporaryDirectory() as tmp:
         engines = [
-            Engine(MemoryStore(clock=clock), clock=clock, config=Config(cache_size=0)),
+            Engine(MemoryStore(clock=clock), clock=clock, config=Config.of(cache_size=0)),
             Engine(MemoryStore(clock=clock), clock=clock),
-            Engine(SqliteStore(Path(tmp) / "a.db"), clock=clock, config=Config(cache_size=0)),
+            Engine(SqliteStore(Path(tmp) / "a.db"), clock=clock, config=Config.of(cache_size=0)),
             Engine(SqliteStore(Path(tmp) / "b.db"), clock=clock),
         ]
         try:

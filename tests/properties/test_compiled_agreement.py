@@ -1,7 +1,7 @@
-"""The compiled evaluator (what Engine runs) gives exactly the reference evaluator's outcomes.
+"""The engine's one evaluator gives exactly the reference evaluator's outcomes.
 
-``engine.compiled`` is an optimisation of ``engine.check.LocalChecker``; a
-difference is a wrong decision. Both run on the same snapshot and are compared
+``engine.evaluator`` (compiled closures) must mean what the tree-walking oracle
+``tests/properties/oracle.py`` says; a difference is a wrong decision. Both run on the same snapshot and are compared
 outcome for outcome (value, missing caveat parameters, valid-until, cut) or
 error for error (type and message), on:
 
@@ -26,23 +26,27 @@ from hypothesis import strategies as st
 from headwater.dsl import compile_schema, format_schema
 from headwater.dsl import schema as s
 from headwater.engine import Engine
-from headwater.engine.cache import CachingChecker, SharedCache
-from headwater.engine.check import LocalChecker
-from headwater.engine.compiled import evaluate
-from headwater.engine.dispatch import CheckRequest
+from headwater.engine import chain, keys
+from headwater.engine.cache import Cache
 from headwater.engine.errors import EngineError
+from headwater.engine.evaluator import evaluate, program
 from headwater.engine.lineage import Lineage
 from headwater.engine.relationships import ObjectRef, SubjectRef
 from headwater.engine.store import Reader
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.store.sqlite import SqliteStore
 
+from .oracle import CachingChecker, CheckRequest, LocalChecker
 from .schema_strategies import documents
 from .test_check_equivalence import CHECKS, CONTEXTS, NOW, SCHEMA, SUBJECTS, relationships
 
 
+def SharedCache(maxsize: int) -> Cache:  # noqa: N802 - the check cache, as the engine builds it
+    return Cache("checks", maxsize, expiring=True)
+
+
 def _reference(schema: s.Schema, reader: Reader, resource: ObjectRef, name: str, subject: SubjectRef,
-               context: dict[str, Any], max_depth: int, cache: SharedCache | None) -> Any:
+               context: dict[str, Any], max_depth: int, cache: Cache | None) -> Any:
     local = LocalChecker(schema, reader, context=context, lineage=Lineage(schema, reader))
     head = CachingChecker(local.check, cache, (schema.digest, reader.revision, ""), NOW.timestamp(), {})
     local.dispatch = head.check
@@ -50,10 +54,13 @@ def _reference(schema: s.Schema, reader: Reader, resource: ObjectRef, name: str,
 
 
 def _compiled(schema: s.Schema, reader: Reader, resource: ObjectRef, name: str, subject: SubjectRef,
-              context: dict[str, Any], max_depth: int, cache: SharedCache | None) -> Any:
-    return evaluate(schema, reader, resource.type, resource.id, name, subject.type, subject.id, subject.relation,
-                    max_depth=max_depth, context=context, context_key="", lineage=Lineage(schema, reader),
-                    cache=cache, memo={}, now=NOW.timestamp())
+              context: dict[str, Any], max_depth: int, cache: Cache | None) -> Any:
+    compiled = program(schema)
+    srel = subject.relation or ""
+    scope = keys.check_scope(schema.digest, reader.revision, "", subject.type, subject.id, srel)
+    return evaluate(compiled, reader, resource.type, resource.id, name, subject.type, subject.id, srel,
+                    max_depth=max_depth, context=context, scope=scope, lineage=Lineage(schema, reader),
+                    resolve=chain.resolver(compiled.enter, memo={}, cache=cache), now=NOW.timestamp())
 
 
 def _outcome(run: Any, *args: Any) -> tuple[Any, ...]:

@@ -9,7 +9,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from headwater.engine import Engine
-from headwater.engine.lineage import LineageCycleError
+from headwater.engine.errors import LineageCycleError
 from headwater.engine.store.memory import MemoryStore
 
 SCHEMA = """

@@ -10,7 +10,7 @@ from __future__ import annotations
 from hypothesis import HealthCheck, given, settings
 
 from headwater.engine import Engine, MaxDepthExceededError, Permissionship, SubjectRef
-from headwater.engine.expand import found_subjects
+from headwater.engine.membership import found_subjects
 from headwater.engine.store.memory import MemoryStore
 
 from .test_check_equivalence import CHECKS, CONTEXTS, NOW, SCHEMA, SUBJECTS, relationships

@@ -18,7 +18,7 @@ from hypothesis import strategies as st
 
 from headwater.engine.errors import EngineError, InvalidRequestError
 from headwater.engine.relationships import CaveatRef, ObjectRef, Relationship, SubjectRef
-from headwater.engine.store import Operation, Precondition, Reader, RelationshipFilter, Store, Update
+from headwater.engine.store import Operation, Precondition, Reader, RelationshipFilter, Row, Store, Update
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.store.sqlite import SqliteStore
 
@@ -91,7 +91,7 @@ def filters(draw: st.DrawFn) -> RelationshipFilter:
 
 revisions = st.one_of(st.none(), st.none(), st.integers(min_value=-1, max_value=10))  # mostly head
 limits = st.one_of(st.none(), st.integers(min_value=1, max_value=4))
-keys = st.builds(lambda r: r.key, relationships)
+keys = st.builds(lambda r: Row.of(r).key, relationships)
 
 _OPERATIONS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "write": st.tuples(
@@ -103,7 +103,8 @@ _OPERATIONS: dict[str, st.SearchStrategy[tuple[Any, ...]]] = {
     "delete": st.tuples(st.just("delete"), filters(), limits, st.booleans()),
     "read": st.tuples(st.just("read"), revisions, st.sampled_from(NOWS), filters(), st.none() | keys, limits),
     "count": st.tuples(st.just("count"), revisions, st.sampled_from(NOWS), filters()),
-    # Every subjects(), lookup() and resources() call the small universe allows, in one snapshot.
+    # Every relationships(), subject_sets(), relationship() and reverse read the small universe allows, in one
+    # snapshot.
     "probe": st.tuples(st.just("probe"), revisions, st.sampled_from(NOWS)),
     "changes": st.tuples(st.just("changes"), st.sampled_from([0, 0, 0, 1, 2, 3, -1, 12]), limits),
     "write_schema": st.tuples(st.just("write_schema"), st.sampled_from(["s1", "s2"]), st.booleans()),
@@ -151,15 +152,21 @@ def _apply(store: Store, clock: FakeClock, op: tuple[Any, ...]) -> object:
             if kind == "count":
                 return reader.count(op[3])
             return [
-                *(list(reader.subjects(resource, relation)) for resource in RESOURCES for relation in RELATIONS),
+                *(list(reader.relationships(resource.type, resource.id, relation)) for resource in RESOURCES
+                  for relation in RELATIONS),
+                *(list(reader.subject_sets(resource.type, resource.id, relation)) for resource in RESOURCES
+                  for relation in RELATIONS),
                 *(
-                    list(reader.lookup(resource, relation, subject.type, subject.id, subject.relation))
+                    reader.relationship(resource.type, resource.id, relation, subject.type, subject.id,
+                                        subject.relation or "")
                     for resource in RESOURCES
                     for relation in RELATIONS
                     for subject in SUBJECTS
                 ),
                 *(
-                    list(reader.resources(resource_type, relation, subject))
+                    reader.read(RelationshipFilter(resource_type=resource_type, relation=relation,
+                                                   subject_type=subject.type, subject_id=subject.id,
+                                                   subject_relation=subject.relation or "..."))
                     for resource_type in ("doc", "folder")
                     for relation in RELATIONS
                     for subject in SUBJECTS

@@ -11,7 +11,8 @@ import pytest
 
 from headwater.engine.client import Client
 from headwater.engine.service.handlers import ACCESS_LOGGER
-from headwater.engine.service.server import HeadwaterServer, ServerConfig
+from headwater.engine.config import Config
+from headwater.engine.service.server import HeadwaterServer
 
 SCHEMA = """use expiration
 
@@ -102,7 +103,7 @@ def make_server(tmp_path_factory: pytest.TempPathFactory, token_file: Path) -> I
         if settings.get("insecure_no_auth"):
             values.pop("token_file")
         values.update(settings)
-        server = HeadwaterServer(ServerConfig(**values)).start()
+        server = HeadwaterServer(Config.of(**values)).start()
         started.append(server)
         return server
 

@@ -25,7 +25,9 @@ from headwater.engine.client import Client, RemoteError
 from headwater.engine.errors import InvalidRequestError, NotFoundError, PreconditionFailedError
 from headwater.engine.service.auth import METHOD_SCOPES
 from headwater.engine.service.pb import audit_pb2, audit_pb2_grpc
-from headwater.engine.service.server import ConfigError, HeadwaterServer, ServerConfig, load_server_config
+from headwater.engine.config import load_config
+from headwater.engine.errors import ConfigError
+from headwater.engine.service.server import HeadwaterServer
 from headwater.engine.store.sqlite import SqliteStore
 
 from .conftest import LIMITS, SCHEMA, TOKENS, client_for, seed, write_token_file
@@ -341,8 +343,8 @@ def test_replay_beyond_the_history_window_says_so(tmp_path: Path, token_file: Pa
 
     clock = Clock()
     engine = Engine(SqliteStore(tmp_path / "h.db", clock=clock),
-                    config=Config(audit=True, gc_window=timedelta(hours=1), gc_interval=None), clock=clock)
-    server = HeadwaterServer(ServerConfig(address="127.0.0.1:0", db=str(tmp_path / "h.db"), token_file=str(token_file),
+                    config=Config.of(audit=True, gc_window=timedelta(hours=1), gc_interval=None), clock=clock)
+    server = HeadwaterServer(Config.of(address="127.0.0.1:0", db=str(tmp_path / "h.db"), token_file=str(token_file),
                                           **LIMITS), engine=engine).start()
     try:
         with client_for(server) as admin:
@@ -416,15 +418,13 @@ def test_audit_settings_from_flags_environment_and_file(tmp_path: Path) -> None:
     key = tmp_path / "key"
     key.write_text("s3cret-audit-key\n")
     env = {"HEADWATER_AUDIT_DECISIONS": "sample:0.25", "HEADWATER_AUDIT_KEY_FILE": str(key)}
-    config = load_server_config({"audit_durable": True}, env, str(f))
-    assert (config.audit, config.audit_decisions, config.audit_durable, config.audit_queue_size) == (
-        True, "sample:0.25", True, 50)
-    engine_config = config.engine_config()
-    assert engine_config.audit and engine_config.audit_decisions == "sample:0.25" and engine_config.audit_durable
-    assert engine_config.audit_queue_size == 50 and engine_config.audit_key == "s3cret-audit-key"
-    assert "s3cret" not in repr(config) + repr(engine_config)
-    assert not load_server_config({}, {"HEADWATER_INSECURE_NO_AUTH": "1"}).engine_config().audit
-    assert load_server_config({}, {"HEADWATER_INSECURE_NO_AUTH": "1", "HEADWATER_AUDIT": "on"}).audit
+    config = load_config({"audit_durable": True}, env, str(f))
+    audit = config.audit
+    assert (audit.enabled, audit.decisions, audit.durable, audit.queue_size) == (True, "sample:0.25", True, 50)
+    assert audit.resolved_key() == "s3cret-audit-key"
+    assert "s3cret" not in repr(config)
+    assert not load_config({}, {"HEADWATER_INSECURE_NO_AUTH": "1"}).audit.enabled
+    assert load_config({}, {"HEADWATER_INSECURE_NO_AUTH": "1", "HEADWATER_AUDIT": "on"}).audit.enabled
 
 
 @pytest.mark.parametrize("settings, message", [
@@ -434,15 +434,15 @@ def test_audit_settings_from_flags_environment_and_file(tmp_path: Path) -> None:
 ])
 def test_bad_audit_settings_are_refused(settings: dict, message: str) -> None:
     with pytest.raises(ConfigError, match=message):
-        ServerConfig(insecure_no_auth=True, **settings)
+        Config.of(insecure_no_auth=True, **settings)
 
 
 def test_an_unreadable_or_empty_key_file_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="cannot read audit key file"):
-        ServerConfig(insecure_no_auth=True, audit=True, audit_key_file=str(tmp_path / "none")).engine_config()
+        Config.of(insecure_no_auth=True, audit=True, audit_key_file=str(tmp_path / "none")).audit.resolved_key()
     (tmp_path / "empty").write_text("\n")
     with pytest.raises(ConfigError, match="is empty"):
-        ServerConfig(insecure_no_auth=True, audit=True, audit_key_file=str(tmp_path / "empty")).engine_config()
+        Config.of(insecure_no_auth=True, audit=True, audit_key_file=str(tmp_path / "empty")).audit.resolved_key()
 
 
 def test_serve_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -455,9 +455,10 @@ def test_serve_flags(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     assert main(["serve", "--insecure-no-auth", "--audit", "--audit-decisions", "denials", "--audit-durable",
                  "--audit-queue-size", "64", "--audit-key-file", str(tmp_path / "k")]) == 0
     assert main(["serve", "--insecure-no-auth", "--no-audit"]) == 0
-    assert (seen[0].audit, seen[0].audit_decisions, seen[0].audit_durable, seen[0].audit_queue_size,
-            seen[0].audit_key_file) == (True, "denials", True, 64, str(tmp_path / "k"))
-    assert seen[1].audit is False and seen[1].audit_decisions == "all"
+    first, second = seen[0].audit, seen[1].audit
+    assert (first.enabled, first.decisions, first.durable, first.queue_size, first.key_file) == (
+        True, "denials", True, 64, str(tmp_path / "k"))
+    assert second.enabled is False and second.decisions == "all"
 
 
 def test_a_durable_server_commits_each_decision_before_answering(make_server) -> None:

@@ -11,7 +11,9 @@ import pytest
 from headwater.engine.client import Client, RemoteError
 from headwater.engine.consistency import encode_token
 from headwater.engine.service.auth import METHOD_SCOPES, TokenFileError, load_token_file
-from headwater.engine.service.server import ConfigError, HeadwaterServer, ServerConfig
+from headwater.engine.config import Config
+from headwater.engine.errors import ConfigError
+from headwater.engine.service.server import HeadwaterServer
 
 from .conftest import TOKENS, client_for
 
@@ -129,9 +131,9 @@ def test_token_file_errors_name_the_problem_without_the_token(tmp_path: Path, te
 
 def test_auth_is_required_unless_explicitly_off(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="--insecure-no-auth"):
-        ServerConfig(address="127.0.0.1:0", db=":memory:")
+        HeadwaterServer(Config.of(address="127.0.0.1:0", db=":memory:"))
     with pytest.raises(TokenFileError, match="cannot read token file"):
-        HeadwaterServer(ServerConfig(address="127.0.0.1:0", db=":memory:",
+        HeadwaterServer(Config.of(address="127.0.0.1:0", db=":memory:",
                                      token_file=str(tmp_path / "missing.toml"))).start()
 
 

@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 
 from headwater.engine import Engine
-from headwater.engine.service.server import HeadwaterServer, ServerConfig
+from headwater.engine.config import Config
+from headwater.engine.service.server import HeadwaterServer
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.validationfile import (
     ValidationFileError,
@@ -55,7 +56,7 @@ def test_conformance_through_grpc_matches_in_process(token_file: Path) -> None:
             continue  # files that do not load are covered by tests/engine/test_conformance.py
         local, remote = ValidationReport(str(path)), ValidationReport(str(path))
         _run_checks(engine, loaded, local)
-        server = HeadwaterServer(ServerConfig(address="127.0.0.1:0", db=":memory:", token_file=str(token_file)),
+        server = HeadwaterServer(Config.of(address="127.0.0.1:0", db=":memory:", token_file=str(token_file)),
                                  engine=engine).start()
         try:
             with client_for(server) as client:

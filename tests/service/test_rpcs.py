@@ -8,7 +8,7 @@ import time
 import pytest
 
 from headwater.engine import BulkCheckItem, Consistency, Engine, RelationshipFilter, WriteResult
-from headwater.engine.expand import found_subjects
+from headwater.engine.membership import found_subjects
 from headwater.engine.errors import AlreadyExistsError, InvalidRequestError
 from headwater.engine.service.auth import METHOD_SCOPES
 from headwater.engine.service.handlers import service_names

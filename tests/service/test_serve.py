@@ -15,7 +15,8 @@ import pytest
 
 from headwater.engine.cli import main
 from headwater.engine.client import Client, RemoteError
-from headwater.engine.service.server import ConfigError, load_server_config
+from headwater.engine.config import load_config
+from headwater.engine.errors import ConfigError
 
 from .conftest import SCHEMA, TOKENS, client_for, seed, write_token_file
 
@@ -25,10 +26,12 @@ def test_flags_beat_environment_beat_file_beat_defaults(tmp_path: Path) -> None:
     f.write_text('address = "127.0.0.1:7000"\nworkers = 3\nmax_depth = 11\ninsecure_no_auth = true\n'
                  'grace_seconds = 4.5\n')
     env = {"HEADWATER_WORKERS": "5", "HEADWATER_MAX_DEPTH": "12", "HEADWATER_CONFIG": str(f)}
-    config = load_server_config({"max_depth": 13, "db": None}, env)
-    assert (config.address, config.workers, config.max_depth, config.grace_seconds) == ("127.0.0.1:7000", 5, 13, 4.5)
-    assert config.insecure_no_auth and config.db == "headwater.db"
-    assert config.engine_config().max_depth == 13
+    config = load_config({"max_depth": 13, "db": None}, env)
+    server = config.server
+    assert (server.address, server.workers, config.limits.max_depth, server.grace_seconds) == (
+        "127.0.0.1:7000", 5, 13, 4.5)
+    assert server.insecure_no_auth and config.storage.db == "headwater.db"
+    assert config.limits.max_depth == 13
 
 
 @pytest.mark.parametrize("file_text, env, message", [
@@ -45,7 +48,7 @@ def test_bad_settings_name_the_setting_and_the_source(tmp_path: Path, file_text:
     f = tmp_path / "c.toml"
     f.write_text(file_text)
     with pytest.raises(ConfigError, match=message):
-        load_server_config({}, env, str(f))
+        load_config({}, env, str(f))
 
 
 def test_serve_refuses_to_start_without_auth(capsys: pytest.CaptureFixture[str], monkeypatch) -> None:
@@ -204,16 +207,16 @@ def test_cache_size_from_flag_environment_and_file(tmp_path: Path) -> None:
     f = tmp_path / "headwater.toml"
     f.write_text("insecure_no_auth = true\ncache_size = 500\n")
     env = {"HEADWATER_CONFIG": str(f)}
-    assert load_server_config({}, env).engine_config().cache_size == 500
-    assert load_server_config({}, {**env, "HEADWATER_CACHE_SIZE": "70"}).cache_size == 70
-    config = load_server_config({"cache_size": 0}, {**env, "HEADWATER_CACHE_SIZE": "70"})
-    assert config.cache_size == 0 and config.engine_config().cache_size == 0
-    assert load_server_config({}, {"HEADWATER_INSECURE_NO_AUTH": "1"}).engine_config().cache_size == Config().cache_size
+    assert load_config({}, env).cache.size == 500
+    assert load_config({}, {**env, "HEADWATER_CACHE_SIZE": "70"}).cache.size == 70
+    config = load_config({"cache_size": 0}, {**env, "HEADWATER_CACHE_SIZE": "70"})
+    assert config.cache.size == 0
+    assert load_config({}, {"HEADWATER_INSECURE_NO_AUTH": "1"}).cache.size == Config().cache.size
     with pytest.raises(ConfigError, match="cache_size must be zero"):
-        load_server_config({}, {**env, "HEADWATER_CACHE_SIZE": "-1"})
+        load_config({}, {**env, "HEADWATER_CACHE_SIZE": "-1"})
     f.write_text("insecure_no_auth = true\ncache_size = 'big'\n")
     with pytest.raises(ConfigError, match="cache_size from config file"):
-        load_server_config({}, env)
+        load_config({}, env)
 
 
 def test_serve_cache_size_flag_reaches_the_config(monkeypatch, capsys: pytest.CaptureFixture[str]) -> None:
@@ -225,14 +228,14 @@ def test_serve_cache_size_flag_reaches_the_config(monkeypatch, capsys: pytest.Ca
     monkeypatch.setattr(server_module, "serve", lambda config: seen.append(config) or 0)
     assert main(["serve", "--insecure-no-auth", "--db", ":memory:", "--cache-size", "0"]) == 0
     assert main(["serve", "--insecure-no-auth", "--db", ":memory:"]) == 0
-    assert [c.cache_size for c in seen] == [0, 100_000]
+    assert [c.cache.size for c in seen] == [0, 100_000]
     assert main(["serve", "--insecure-no-auth", "--db", ":memory:", "--cache-size", "-5"]) == 2
     assert "cache_size must be zero" in capsys.readouterr().err
 
 
 def test_a_server_without_cache_answers_every_check_afresh(make_server) -> None:
     cached, uncached = make_server(), make_server(cache_size=0)
-    assert cached.engine.cache is not None and uncached.engine.cache is None and uncached.engine.label_cache is None
+    assert cached.engine.caches.checks is not None and uncached.engine.caches.checks is None and uncached.engine.caches.lineage is None
     for server in (cached, uncached):
         with client_for(server) as c:
             seed(c)

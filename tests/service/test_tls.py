@@ -73,9 +73,10 @@ def test_mutual_tls(make_server, certs: Path) -> None:
 
 
 def test_tls_settings_go_together(tmp_path: Path) -> None:
-    from headwater.engine.service.server import ConfigError, ServerConfig
+    from headwater.engine.config import Config
+    from headwater.engine.errors import ConfigError
 
     with pytest.raises(ConfigError, match="give both or neither"):
-        ServerConfig(db=":memory:", insecure_no_auth=True, tls_cert="x.pem")
+        Config.of(db=":memory:", insecure_no_auth=True, tls_cert="x.pem")
     with pytest.raises(ConfigError, match="mutual TLS"):
-        ServerConfig(db=":memory:", insecure_no_auth=True, tls_client_ca="ca.pem")
+        Config.of(db=":memory:", insecure_no_auth=True, tls_client_ca="ca.pem")

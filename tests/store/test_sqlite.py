@@ -12,7 +12,6 @@ import pytest
 from contract import START, FakeClock, StoreContract, read_all, touch
 
 from headwater.engine.errors import InvalidRequestError, StoreError, StoreUnavailableError
-from headwater.engine.relationships import ObjectRef
 from headwater.engine.store import Reader, RelationshipFilter, Store, StoredSchema, Update
 from headwater.engine.store import migrations as store_migrations
 from headwater.engine.store.sqlite import SqliteStore
@@ -77,7 +76,7 @@ def test_threads_read_consistent_snapshots_while_another_thread_writes(tmp_path:
                     with store.snapshot() as view:
                         revision = view.revision
                         total = view.count(RelationshipFilter(resource_type="doc"))
-                        newest = list(view.subjects(ObjectRef("doc", str(max(revision - 1, 0))), "viewer"))
+                        newest = list(view.relationships("doc", str(max(revision - 1, 0)), "viewer"))
                         if total != revision * rows_per_batch:
                             failures.append(f"revision {revision} shows {total} rows")
                         if revision and len(newest) != rows_per_batch:
@@ -178,13 +177,13 @@ def test_migrations_are_applied_once_and_a_newer_database_is_refused(
 
 
 def _history(store: SqliteStore) -> list[object]:
-    """Everything a store answers about its data: every revision's relationships, the edge reads, changes."""
+    """Everything a store answers about its data: every revision's relationships, the evaluator's reads, changes."""
     out: list[object] = []
     for revision in range(store.head() + 1):
         out.append(read_all(store, revision, now=START))
         with store.snapshot(revision, now=START) as reader:
-            out.append([list(reader.edges("doc", d, r)) for d in ("1", "2", "3") for r in ("viewer", "owner")])
-            out.append(list(reader.edge_lookup("doc", "1", "viewer", "user", "tom", "")))
+            out.append([list(reader.relationships("doc", d, r)) for d in ("1", "2", "3") for r in ("viewer", "owner")])
+            out.append(reader.relationship("doc", "1", "viewer", "user", "tom", ""))
     out.append([(c.revision, c.operation.value, str(c.relationship)) for c in store.changes(0)])
     return out
 

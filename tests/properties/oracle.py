@@ -1,49 +1,93 @@
-"""LocalChecker: evaluates one check request against the schema and one store snapshot.
+"""The reference evaluator, kept as a test oracle: the semantics of a check, one branch per expression form.
 
-This is the reference evaluator: explanations trace it (engine/explain.py), and
-the evaluator the engine runs, ``engine/compiled.py``, is held to it outcome for
-outcome by tests/properties/test_compiled_agreement.py. Change a rule here and
-there together.
+This is the tree-walking evaluator Headwater ran before the compiled one
+(``engine/evaluator.py``) took its place; it reads like the language, and a
+property test holds the engine's one evaluator to it outcome for outcome, error
+for error and cache entry for cache entry
+(``tests/properties/test_compiled_agreement.py``). It is not production code.
 
-It reads like the language: one branch per expression form (union,
-intersection, exclusion, computed relation, arrow, ``nil``, ``self``) and the
-direct relation check. Every sub-problem goes back through ``dispatch`` (the head
-of the checker chain, usually the cache).
+Every sub-problem goes back through ``dispatch`` (the head of its own checker
+chain, :class:`CachingChecker`, which keys entries with ``headwater.engine.keys``
+so that both evaluators fill a cache with the same entries).
 
-Semantics, all matching SpiceDB:
+Example::
 
-- A relation grants through a relationship to the subject itself, to the wildcard
-  ``type:*`` of the subject's type (when the relation allows it), or to a subject
-  set ``T:id#r`` whose members include the subject. A subject set is a member of
-  itself (``group:g#member`` has ``member`` on ``group:g``).
-- ``rel->p`` / ``rel.any(p)``: some subject object of ``rel`` has ``p``; subject
-  types without ``p`` grant nothing. ``rel.all(p)``: at least one relationship, and
-  for every one both its caveat and ``p`` on its subject hold (a subject type
-  without ``p`` fails it; so does a relationship whose caveat is false).
-- Caveats: context stored on the relationship wins over the request's; missing
-  parameters make the relationship UNKNOWN, and the outcome is combined with
-  three-valued logic. Expired relationships are invisible (the reader hides them).
-- Cycles in the data: a request that meets itself on its own path is cut and
-  counts as FALSE (the least fixed point: a cycle of unions and intersections can
-  never grant by itself); such outcomes are path-dependent and not cached. A cycle
-  that passes through the subtracted side of an exclusion has no well-defined
-  answer and raises :class:`MaxDepthExceededError`, as does exceeding the depth
-  limit. Both name the path.
+    >>> from headwater.engine.relationships import ObjectRef, SubjectRef
+    >>> CheckRequest(ObjectRef("doc", "1"), "view", SubjectRef("user", "tom"), 50).depth_remaining
+    50
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Hashable, Iterable, Mapping
 from typing import Any
 
-from ..dsl import schema as s
-from .dispatch import FALSE, TRUE, CheckRequest, Dispatch, Outcome, Tri, earliest
-from .errors import CaveatEvaluationError, MaxDepthExceededError, UnknownPermissionError
-from .lineage import Lineage
-from .relationships import ObjectRef, Relationship, SubjectRef, stored_object
-from .store import Reader
+from headwater.dsl import schema as s
+from headwater.engine import keys
+from headwater.engine.cache import Cache
+from headwater.engine.caveats import caveat_verdict
+from headwater.engine.errors import MaxDepthExceededError, UnknownPermissionError
+from headwater.engine.lineage import Lineage
+from headwater.engine.outcome import FALSE, TRUE, Outcome, Tri, earliest
+from headwater.engine.relationships import ObjectRef, Relationship, SubjectRef, stored_object
+from headwater.engine.store import Reader, Row
 
-__all__ = ["LocalChecker", "caveat_verdict"]
+Dispatch = Callable[["CheckRequest"], Outcome]
+
+
+def _found(row: Row | None) -> list[Relationship]:
+    return [] if row is None else [row.relationship()]
+
+
+class CheckRequest:
+    """Does ``subject`` have ``name`` (a relation or permission) on ``resource``?
+
+    A plain slotted class rather than a frozen dataclass: a check creates one per
+    sub-problem, and a frozen dataclass's ``__init__`` costs four times as much.
+    Treat it as immutable. Equality and hash cover resource, name, subject and
+    depth (not the path, which only serves cycle detection and error messages).
+
+    Example::
+
+        >>> CheckRequest(ObjectRef("doc", "1"), "view", SubjectRef("user", "tom"), 50).name
+        'view'
+    """
+
+    __slots__ = ("resource", "name", "subject", "depth_remaining", "path", "negated")
+
+    resource: ObjectRef
+    name: str
+    subject: SubjectRef
+    depth_remaining: int
+    # (resource, name) pairs on the path from the top-level request, with whether
+    # each was entered on the subtracted side of an exclusion (for cycle handling).
+    path: tuple[tuple[ObjectRef, str, bool], ...]
+    negated: bool  # entered on the subtracted side of an exclusion
+
+    def __init__(self, resource: ObjectRef, name: str, subject: SubjectRef, depth_remaining: int,
+                 path: tuple[tuple[ObjectRef, str, bool], ...] = (), negated: bool = False) -> None:
+        self.resource = resource
+        self.name = name
+        self.subject = subject
+        self.depth_remaining = depth_remaining
+        self.path = path
+        self.negated = negated
+
+    def _key(self) -> tuple[ObjectRef, str, SubjectRef, int]:
+        return (self.resource, self.name, self.subject, self.depth_remaining)
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, CheckRequest):
+            return NotImplemented
+        return self._key() == other._key()
+
+    def __hash__(self) -> int:
+        return hash(self._key())
+
+    def __repr__(self) -> str:
+        return (f"CheckRequest(resource={self.resource!r}, name={self.name!r}, subject={self.subject!r}, "
+                f"depth_remaining={self.depth_remaining!r})")
+
 
 
 class LocalChecker:
@@ -106,7 +150,7 @@ class LocalChecker:
         if acc.done:
             return acc.result()
         if rel.has_subject_sets:
-            for r in self.reader.subject_sets(res, req.name):
+            for r in map(Row.relationship, self.reader.subject_sets(res.type, res.id, req.name)):
                 sr = r.subject
                 if (sr.type == subj.type and sr.id == subj.id and sr.relation == subj.relation):
                     continue
@@ -122,10 +166,10 @@ class LocalChecker:
 
     def _direct(self, acc: _Any, res: ObjectRef, name: str, subj: SubjectRef, rel: s.Relation) -> None:
         """Add the relationships naming ``subj`` itself, then (if none granted) the wildcard ``type:*``."""
-        for r in self.reader.lookup(res, name, subj.type, subj.id, subj.relation):
+        for r in _found(self.reader.relationship(res.type, res.id, name, subj.type, subj.id, subj.relation or "")):
             acc.add(self._caveat(r))
         if not acc.done and subj.relation is None and subj.type in rel.wildcard_types and subj.id != "*":
-            for r in self.reader.lookup(res, name, subj.type, "*", None):
+            for r in _found(self.reader.relationship(res.type, res.id, name, subj.type, "*", "")):
                 acc.add(self._caveat(r))
 
     def _caveat(self, r: Relationship) -> Outcome:
@@ -133,7 +177,7 @@ class LocalChecker:
         until = r.expiration.timestamp() if r.expiration is not None else None
         if r.caveat is None:
             return Outcome(Tri.TRUE, valid_until=until) if until is not None else TRUE
-        value, missing = caveat_verdict(self.schema, self.context, r)
+        value, missing = caveat_verdict(self.schema, self.context, Row.of(r))
         return Outcome(value, missing, until)
 
     # ------------------------------------------------------------ expressions
@@ -210,7 +254,8 @@ class LocalChecker:
         return every.result()
 
     def _arrow(self, req: CheckRequest, e: s.Arrow, negated: bool) -> Outcome:
-        rels: Iterable[Relationship] = self.reader.subjects(req.resource, e.relation)
+        rels: Iterable[Relationship] = map(Row.relationship, self.reader.relationships(req.resource.type,
+                                                                                       req.resource.id, e.relation))
         if e.mode is s.ArrowMode.ANY:
             acc = _Any()
             for r in rels:
@@ -245,22 +290,42 @@ class LocalChecker:
         return self._child(req, stored_object(sr.type, sr.id), target, negated)
 
 
-def caveat_verdict(schema: s.Schema, context: Mapping[str, Any], r: Relationship) -> tuple[Tri, frozenset[str]]:
-    """Whether a caveated relationship holds under the request ``context`` (its stored context wins):
-    TRUE, FALSE, or UNKNOWN with the missing parameters. The one place caveats are evaluated."""
-    assert r.caveat is not None
-    caveat = schema.caveats.get(r.caveat.name)
-    if caveat is None or caveat.program is None:
-        raise CaveatEvaluationError(f"caveat `{r.caveat.name}` on {r} is not defined in the schema")
-    merged = dict(context)
-    merged.update(r.caveat.context_dict())
-    try:
-        result = caveat.program.evaluate(merged)
-    except Exception as exc:  # the CEL layer's errors: bad context values, runtime errors
-        raise CaveatEvaluationError(f"evaluating caveat `{caveat.name}` of {r}: {exc}") from exc
-    if result.value is None:
-        return Tri.UNKNOWN, frozenset(result.missing)
-    return (Tri.TRUE if result.value else Tri.FALSE), frozenset()
+
+
+class CachingChecker:
+    """Answers from a shared cache (and a per-call memo), else asks ``inner`` and remembers."""
+
+    def __init__(self, inner: Dispatch, cache: Cache | None, prefix: tuple[str, int, str], now: float,
+                 memo: dict[Hashable, Outcome] | None = None) -> None:
+        self.inner = inner
+        self.cache = cache
+        self.prefix = prefix  # (schema digest, revision, context key)
+        self.now = now
+        self.memo = memo
+
+    def check(self, req: CheckRequest) -> Outcome:
+        res, subj = req.resource, req.subject
+        scope = keys.check_scope(*self.prefix, subj.type, subj.id, subj.relation or "")
+        key = keys.subproblem(scope, res.type, res.id, req.name)
+        memo = self.memo
+        if memo is not None:
+            hit = memo.get(key)
+            if hit is not None:
+                return hit
+        cache = self.cache
+        if cache is not None:
+            hit = cache.get(key, self.now)
+            if hit is not None:
+                if memo is not None:
+                    memo[key] = hit
+                return hit
+        outcome = self.inner(req)
+        if not outcome.cut:
+            if memo is not None:
+                memo[key] = outcome
+            if cache is not None:
+                cache.put(key, outcome)
+        return outcome
 
 
 # ---------------------------------------------------------------- three-valued combinators
@@ -343,18 +408,11 @@ class _All:
 
 
 def _and(a: Outcome, b: Outcome) -> Outcome:
-    if a is TRUE and not b.via:
+    if a is TRUE:
         return b
-    if b is TRUE and not a.via:
+    if b is TRUE:
         return a
     acc = _All()
-    acc.add(a)
-    acc.add(b)
-    return acc.result()
-
-
-def _or(a: Outcome, b: Outcome) -> Outcome:
-    acc = _Any()
     acc.add(a)
     acc.add(b)
     return acc.result()

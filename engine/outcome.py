@@ -1,0 +1,156 @@
+"""Three-valued check outcomes and the combinators that join them.
+
+Every sub-problem of a check answers with an :class:`Outcome`: ``TRUE``,
+``FALSE`` or ``UNKNOWN`` (a caveat lacked context; ``missing`` names the
+parameters), combined with Kleene logic. An outcome also says until when it
+stays valid (the earliest expiration it read) and whether it depended on
+cutting a cycle in the data (then it is path-dependent and never cached).
+
+The two plain outcomes are the shared values :data:`TRUE` and :data:`FALSE`, so
+the evaluator's fast paths compare by identity; every combinator returns one of
+them whenever the result carries nothing else.
+
+Example::
+
+    >>> both(TRUE, Outcome(Tri.UNKNOWN, frozenset({"ip"}))).missing
+    frozenset({'ip'})
+    >>> negate(FALSE) is TRUE
+    True
+    >>> acc = AnyOf()
+    >>> acc.add(FALSE); acc.add(TRUE)
+    >>> acc.done, acc.result() is TRUE
+    (True, True)
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass
+
+__all__ = ["FALSE", "TRUE", "AllOf", "AnyOf", "Outcome", "Tri", "both", "earliest", "negate"]
+
+
+class Tri(enum.IntEnum):
+    """A three-valued truth value (ordered FALSE < UNKNOWN < TRUE)."""
+
+    FALSE = 0
+    UNKNOWN = 1
+    TRUE = 2
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    """The answer to one sub-problem of a check."""
+
+    value: Tri
+    missing: frozenset[str] = frozenset()  # caveat parameters that were needed but absent (UNKNOWN only)
+    valid_until: float | None = None  # epoch seconds of the earliest expiration read; None: no expiry
+    cut: bool = False  # depended on cutting a data cycle: path-dependent, not cacheable
+
+
+FALSE = Outcome(Tri.FALSE)
+TRUE = Outcome(Tri.TRUE)
+
+
+def earliest(a: float | None, b: float | None) -> float | None:
+    """The earlier of two validity deadlines (None means no deadline)."""
+    if a is None:
+        return b
+    if b is None:
+        return a
+    return a if a < b else b
+
+
+class AnyOf:
+    """A union being accumulated: short-circuits (``done``) on TRUE; empty means FALSE."""
+
+    __slots__ = ("value", "missing", "until", "cut", "done")
+
+    def __init__(self) -> None:
+        self.value = Tri.FALSE
+        self.missing: set[str] = set()
+        self.until: float | None = None
+        self.cut = False
+        self.done = False
+
+    def add(self, o: Outcome) -> None:
+        if o is FALSE:  # the common outcomes first: nothing to merge
+            return
+        if o is TRUE:
+            self.value = Tri.TRUE
+            self.done = True
+            return
+        self.until = earliest(self.until, o.valid_until)
+        self.cut = self.cut or o.cut
+        if o.value is Tri.TRUE:
+            self.value = Tri.TRUE
+            self.done = True
+        elif o.value is Tri.UNKNOWN:
+            self.value = max(self.value, Tri.UNKNOWN)
+            self.missing |= o.missing
+
+    def result(self) -> Outcome:
+        return _result(self.value, self.missing, self.until, self.cut)
+
+
+class AllOf:
+    """An intersection being accumulated: short-circuits (``done``) on FALSE; empty means TRUE."""
+
+    __slots__ = ("value", "missing", "until", "cut", "done")
+
+    def __init__(self) -> None:
+        self.value = Tri.TRUE
+        self.missing: set[str] = set()
+        self.until: float | None = None
+        self.cut = False
+        self.done = False
+
+    def add(self, o: Outcome) -> None:
+        if o is TRUE:  # the common outcomes first: nothing to merge
+            return
+        if o is FALSE:
+            self.value = Tri.FALSE
+            self.done = True
+            return
+        self.until = earliest(self.until, o.valid_until)
+        self.cut = self.cut or o.cut
+        if o.value is Tri.FALSE:
+            self.value = Tri.FALSE
+            self.done = True
+        elif o.value is Tri.UNKNOWN:
+            self.value = min(self.value, Tri.UNKNOWN)
+            self.missing |= o.missing
+
+    def result(self) -> Outcome:
+        return _result(self.value, self.missing, self.until, self.cut)
+
+
+def _result(value: Tri, missing: set[str], until: float | None, cut: bool) -> Outcome:
+    if not cut and until is None:
+        if value is Tri.TRUE:
+            return TRUE
+        if value is Tri.FALSE:
+            return FALSE
+    return Outcome(value, frozenset(missing) if value is Tri.UNKNOWN else frozenset(), until, cut)
+
+
+def both(a: Outcome, b: Outcome) -> Outcome:
+    """``a`` and ``b`` (a relationship's caveat and what follows it, for instance)."""
+    if a is TRUE:
+        return b
+    if b is TRUE:
+        return a
+    acc = AllOf()
+    acc.add(a)
+    acc.add(b)
+    return acc.result()
+
+
+def negate(o: Outcome) -> Outcome:
+    """Not ``o`` (the subtracted side of an exclusion): UNKNOWN stays UNKNOWN."""
+    if o is TRUE:
+        return FALSE
+    if o is FALSE:
+        return TRUE
+    value = {Tri.TRUE: Tri.FALSE, Tri.FALSE: Tri.TRUE, Tri.UNKNOWN: Tri.UNKNOWN}[o.value]
+    return Outcome(value, o.missing if value is Tri.UNKNOWN else frozenset(), o.valid_until, o.cut)

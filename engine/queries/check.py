@@ -1,0 +1,273 @@
+"""Check and bulk check: one decision per item, from the evaluator, through the cache chain, audited.
+
+- A check names a resource, a permission (or relation) and a subject, as values or
+  SpiceDB text; it is answered at the snapshot its consistency selects, through the
+  chain of :mod:`..chain` (a request memo, the shared cache, the evaluator).
+- **The warm path**: a check asked as text, without context, at the recent head, is
+  first looked up under its text (one cache probe, no parsing, no snapshot).
+- With ``explain``, the check runs the evaluator's traced program instead, and the
+  answer and its explanation come from that one evaluation.
+- Every decision is recorded in the audit log when one is kept (and its policy
+  selects it), with who asked.
+
+Example::
+
+    >>> from headwater.engine import Engine
+    >>> from headwater.engine.store.memory import MemoryStore
+    >>> engine = Engine(MemoryStore())
+    >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
+    >>> _ = engine.touch("doc:1#viewer@user:ann")
+    >>> [r.result.permissionship.name for r in engine.check_bulk([BulkCheckItem("doc:1", "viewer", "user:ann"),
+    ...                                                         BulkCheckItem("doc:1", "viewer", "user:bob")])]
+    ['HAS_PERMISSION', 'NO_PERMISSION']
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Hashable, Mapping, Sequence
+from typing import Any
+
+from ...dsl import schema as dsl_schema
+from .. import chain, keys
+from ..audit import AuditLog
+from ..consistency import Consistency, ConsistencyMode, encode_token
+from ..context import Context
+from ..errors import EngineError, InvalidRequestError, LimitExceededError, UnknownPermissionError
+from ..evaluator import evaluate, program
+from ..explain import Explanation, Recorder
+from ..outcome import FALSE, TRUE, Outcome, Tri
+from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
+from ..results import BulkCheckItem, BulkCheckResult, CheckResult, Permissionship
+from ..store import Reader, Revision
+
+__all__ = ["CheckQuery", "permissionship_of"]
+
+
+def permissionship_of(outcome: Outcome) -> tuple[Permissionship, tuple[str, ...]]:
+    """The answer an outcome gives, and the caveat parameters a conditional one misses."""
+    if outcome.value is Tri.TRUE:
+        return Permissionship.HAS_PERMISSION, ()
+    if outcome.value is Tri.FALSE:
+        return Permissionship.NO_PERMISSION, ()
+    return Permissionship.CONDITIONAL_PERMISSION, tuple(sorted(outcome.missing))
+
+
+class _WarmPath:
+    """What the warm path keeps for the recent head revision: the schema digest and the two usual results."""
+
+    __slots__ = ("revision", "digest", "token", "allowed", "denied")
+
+    def __init__(self, revision: Revision, digest: str) -> None:
+        self.revision = revision
+        self.digest = digest
+        self.token = token = encode_token(revision)
+        self.allowed = CheckResult(Permissionship.HAS_PERMISSION, token)
+        self.denied = CheckResult(Permissionship.NO_PERMISSION, token)
+
+    def result(self, outcome: Outcome) -> CheckResult:
+        """The answer for a cached outcome at this revision."""
+        if outcome is TRUE or outcome.value is Tri.TRUE:
+            return self.allowed
+        if outcome is FALSE or outcome.value is Tri.FALSE:
+            return self.denied
+        return CheckResult(Permissionship.CONDITIONAL_PERMISSION, self.token, tuple(sorted(outcome.missing)))
+
+
+class CheckQuery:
+    """Check, bulk check and explanations over one engine's :class:`~..context.Context`."""
+
+    def __init__(self, ctx: Context) -> None:
+        self.ctx = ctx
+        self._warm: _WarmPath | None = None  # the warm path's state for the recent head revision
+
+    # --- check --------------------------------------------------------------------------
+
+    def check(self, resource: ObjectRef | str, permission: str, subject: SubjectRef | str, *,
+              context: Mapping[str, Any] | None = None, consistency: Consistency | None = None,
+              explain: bool = False, caller: str | None = None) -> CheckResult:
+        """See :meth:`~headwater.engine.Engine.check`."""
+        ctx = self.ctx
+        audit = ctx.audit
+        if audit is None and not context and not explain and (
+                consistency is None or consistency.mode is ConsistencyMode.MINIMIZE_LATENCY):
+            warm, hint = self._warm, ctx.head_hint
+            if warm is not None and hint is not None and hint[0] == warm.revision and \
+                    type(resource) is type(subject) is str and time.monotonic() - hint[1] < ctx.head_staleness_s:
+                # the common case: a check asked as text at the recent head, whose answer is cached under the text
+                outcome = ctx.caches.checks.get(  # type: ignore[union-attr]
+                    keys.asked_check(warm.digest, warm.revision, resource, permission, subject),  # type: ignore[arg-type]
+                    None if ctx.system_clock else ctx.clock().timestamp())
+                if outcome is not None:
+                    return warm.result(outcome)
+            else:
+                hit = self._warm_answer(resource, permission, subject)
+                if hit is not None:
+                    return hit
+        item = BulkCheckItem(resource, permission, subject, context)
+        start = time.perf_counter_ns() if audit is not None else 0
+        with ctx.snapshot(consistency) as (reader, schema):
+            if explain:
+                result = self.explained(schema, reader, item)
+            else:
+                result = self.decide(schema, reader, item, None)
+            if audit is None:
+                return result
+            ticket = self._record(audit, schema, reader, item, result, start, caller)
+        audit.wait(ticket)
+        return result
+
+    def _warm_answer(self, resource: ObjectRef | str, permission: str,
+                     subject: SubjectRef | str) -> CheckResult | None:
+        """A check answered from the shared cache without opening a snapshot: only an answer cached at the
+        recent head under the schema in force there qualifies; anything else takes the full path."""
+        ctx = self.ctx
+        cache = ctx.caches.checks
+        if cache is None:
+            return None
+        revision = ctx.recent_head()
+        warm = self._warm
+        if warm is None or warm.revision != revision:
+            stored = ctx.caches.schema_at.get(keys.schema_at(revision))
+            if stored is None:
+                return None
+            warm = self._warm = _WarmPath(revision, stored.digest)
+        now = None if ctx.system_clock else ctx.clock().timestamp()
+        as_text = type(resource) is str and type(subject) is str
+        if as_text:
+            outcome = chain.asked_answer(cache, warm.digest, revision, resource, permission, subject, now)  # type: ignore[arg-type]
+            if outcome is not None:
+                return warm.result(outcome)
+        res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
+        subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
+        scope = keys.check_scope(warm.digest, revision, "", subj.type, subj.id, subj.relation or "")
+        outcome = cache.get(keys.subproblem(scope, res.type, res.id, permission), now)
+        if outcome is None:
+            return None
+        if as_text:  # answered before under its parsed form (another caller, a sub-problem): alias the text
+            chain.remember_asked(cache, warm.digest, revision, resource, permission, subject, outcome)  # type: ignore[arg-type]
+        return warm.result(outcome)
+
+    def check_bulk(self, items: Sequence[BulkCheckItem], *, consistency: Consistency | None = None,
+                   caller: str | None = None) -> list[BulkCheckResult]:
+        """See :meth:`~headwater.engine.Engine.check_bulk`."""
+        limit = self.ctx.config.limits.max_bulk_check_items
+        if len(items) > limit:
+            raise LimitExceededError(f"{len(items)} items in one bulk check; the limit is {limit}", limit=limit)
+        memo: dict[Hashable, Outcome] = {}
+        out = []
+        audit, ticket = self.ctx.audit, 0
+        with self.ctx.snapshot(consistency) as (reader, schema):
+            for item in items:
+                start = time.perf_counter_ns() if audit is not None else 0
+                try:
+                    result = self.decide(schema, reader, item, memo)
+                except EngineError as exc:
+                    out.append(BulkCheckResult(item, error=exc))
+                    continue
+                out.append(BulkCheckResult(item, result))
+                if audit is not None:
+                    ticket = self._record(audit, schema, reader, item, result, start, caller) or ticket
+        if audit is not None:
+            audit.wait(ticket)
+        return out
+
+    # --- one decision -------------------------------------------------------------------
+
+    def decide(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem,
+               memo: dict[Hashable, Outcome] | None) -> CheckResult:
+        """The answer to one item at ``reader``'s snapshot; ``memo`` is shared by the items of one request."""
+        resource, subject, context, context_key = self._prepare(schema, item)
+        outcome = self.evaluate(schema, reader, resource, item.permission, subject, context, context_key, memo)
+        cache = self.ctx.caches.checks
+        if not context and cache is not None and type(item.resource) is str and type(item.subject) is str:
+            # the same answer under the asked text, for the warm path
+            chain.remember_asked(cache, schema.digest, reader.revision, item.resource, item.permission,
+                                 item.subject, outcome)
+        permissionship, missing = permissionship_of(outcome)
+        return CheckResult(permissionship, encode_token(reader.revision), missing)
+
+    def evaluate(self, schema: dsl_schema.Schema, reader: Reader, resource: ObjectRef, permission: str,
+                 subject: SubjectRef, context: dict[str, Any], context_key: str,
+                 memo: dict[Hashable, Outcome] | None) -> Outcome:
+        """The evaluator's outcome for one check, through the cache chain."""
+        ctx = self.ctx
+        cache = ctx.caches.checks
+        if memo is None and cache is None:
+            memo = {}  # without a shared cache, a check still shares its own sub-problems
+        compiled = program(schema)
+        srel = subject.relation or ""
+        return evaluate(compiled, reader, resource.type, resource.id, permission, subject.type, subject.id, srel,
+                        max_depth=ctx.config.limits.max_depth, context=context,
+                        scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type, subject.id,
+                                               srel),
+                        lineage=ctx.lineage(schema, reader), resolve=chain.resolver(compiled.enter, memo=memo,
+                                                                                     cache=cache),
+                        now=ctx.clock().timestamp())
+
+    def explained(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> CheckResult:
+        """The answer to one item with its explanation, both from one traced evaluation (no cache)."""
+        resource, subject, context, context_key = self._prepare(schema, item)
+        outcome, explanation = self.trace(schema, reader, resource, item.permission, subject, context, context_key)
+        permissionship, missing = permissionship_of(outcome)
+        return CheckResult(permissionship, encode_token(reader.revision), missing, explanation)
+
+    def explain(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> Explanation:
+        """The explanation of one item's answer (a traced evaluation)."""
+        resource, subject, context, context_key = self._prepare(schema, item)
+        return self.trace(schema, reader, resource, item.permission, subject, context, context_key)[1]
+
+    def trace(self, schema: dsl_schema.Schema, reader: Reader, resource: ObjectRef, permission: str,
+               subject: SubjectRef, context: dict[str, Any], context_key: str) -> tuple[Outcome, Explanation]:
+        """One traced evaluation (the evaluator with its explanation hooks, no cache): its outcome and the
+        explanation of it."""
+        ctx = self.ctx
+        traced = program(schema, traced=True)
+        lineage = ctx.lineage(schema, reader)
+        recorder = Recorder(str(subject), lineage)
+        srel = subject.relation or ""
+        outcome = evaluate(traced, reader, resource.type, resource.id, permission, subject.type, subject.id, srel,
+                           max_depth=ctx.config.limits.max_depth, context=context,
+                           scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type,
+                                                  subject.id, srel),
+                           lineage=lineage, resolve=traced.enter, now=ctx.clock().timestamp(), tracer=recorder)
+        return outcome, recorder.explanation(outcome.value)
+
+    def _prepare(self, schema: dsl_schema.Schema,
+                 item: BulkCheckItem) -> tuple[ObjectRef, SubjectRef, dict[str, Any], str]:
+        """An item's resource, subject, context and context key, refused when the schema cannot answer it."""
+        resource = item.resource if isinstance(item.resource, ObjectRef) else parse_object(item.resource)
+        subject = item.subject if isinstance(item.subject, SubjectRef) else parse_subject(item.subject)
+        if subject.is_wildcard:
+            raise InvalidRequestError(f"cannot check a wildcard subject ({subject}); check a concrete subject")
+        if schema.member(resource.type, item.permission) is None:
+            if resource.type not in schema.definitions:
+                raise UnknownPermissionError(f"object definition `{resource.type}` not found")
+            raise UnknownPermissionError(
+                f"relation/permission `{item.permission}` not found under definition `{resource.type}`")
+        if subject.type not in schema.definitions:
+            raise InvalidRequestError(f"object definition `{subject.type}` not found (subject {subject})")
+        context = dict(item.context or {})
+        context_key = keys.context_key(context)
+        limit = self.ctx.config.limits.max_caveat_context_bytes
+        if len(context_key.encode()) > limit:
+            raise LimitExceededError(f"check context is {len(context_key.encode())} bytes; the limit is {limit}")
+        return resource, subject, context, context_key
+
+    # --- audit --------------------------------------------------------------------------
+
+    def _record(self, audit: AuditLog, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem,
+                result: CheckResult, start: int, caller: str | None) -> int:
+        """Queue the decision record the policy asks for; its ticket (0: none)."""
+        latency_us = (time.perf_counter_ns() - start) // 1000
+        allowed = result.permissionship is Permissionship.HAS_PERMISSION
+        if not audit.wants_decision(allowed):
+            return 0
+        explanation = None
+        if audit.wants_explanation(allowed):
+            explanation = (result.explanation or self.explain(schema, reader, item)).summary
+        return audit.record_decision(
+            time=self.ctx.clock(), caller=caller, resource=str(item.resource), permission=item.permission,
+            subject=str(item.subject), context=item.context, result=result.permissionship.value,
+            missing_context=result.missing_context, revision=reader.revision, token=result.token,
+            schema_digest=schema.digest, explanation=explanation, latency_us=latency_us)

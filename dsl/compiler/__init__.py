@@ -20,9 +20,9 @@ import re
 from collections.abc import Iterator
 from dataclasses import dataclass
 
-from . import ast, schema
-from .ast import Span
-from .errors import (
+from .. import ast, schema
+from ..ast import Span
+from ..errors import (
     CaveatError,
     DslError,
     DslSyntaxError,
@@ -39,8 +39,8 @@ from .errors import (
     UseFlagError,
     WildcardError,
 )
-from .format import format_schema
-from .parser import parse_schema
+from ..format import format_schema
+from ..parser import parse_schema
 
 __all__ = ["LintWarning", "compile_schema", "lint_schema"]
 
@@ -221,7 +221,7 @@ class _Compiler:
     # ------------------------------------------------------------ caveats
 
     def _caveat(self, c: ast.Caveat) -> schema.Caveat:
-        from . import cel  # imported here: the CEL library loads only when a schema has caveats
+        from .. import cel  # imported here: the CEL library loads only when a schema has caveats
 
         params: dict[str, cel.CelType] = {}
         for p in c.parameters:
@@ -255,7 +255,7 @@ class _Compiler:
         return schema.Caveat(c.name, params, c.expression, c.doc, program)
 
     def _cel_type(self, c: ast.Caveat, p: ast.CaveatParameter, t: ast.CaveatType):  # -> cel.CelType | None
-        from . import cel
+        from .. import cel
 
         arity = cel.KNOWN_TYPES.get(t.name)
         if arity is None:

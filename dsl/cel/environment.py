@@ -42,11 +42,11 @@ from google.protobuf import (
 from ..errors import CelError
 
 __all__ = [
+    "CelType",
     "IPADDRESS_MESSAGE",
+    "IPAddressMessage",
     "KNOWN_TYPES",
     "PARSE_ENV",
-    "CelType",
-    "IPAddressMessage",
     "cel_error_from",
     "check_type",
     "declared_type",

@@ -41,7 +41,7 @@ if TYPE_CHECKING:
 class DslError(Exception):
     """A problem in schema text or a caveat, with its position and the offending line where there is one."""
 
-    def __init__(self, message: str, span: Span = NO_SPAN, source: str = "", filename: str | None = None):
+    def __init__(self, message: str, span: Span = NO_SPAN, source: str = "", filename: str | None = None) -> None:
         self.message = message
         self.span = span
         self.source = source
@@ -51,10 +51,12 @@ class DslError(Exception):
 
     @property
     def line(self) -> int:
+        """The 1-based line of the problem; 0 when it has no position."""
         return self.span.line
 
     @property
     def column(self) -> int:
+        """The 1-based column of the problem; 0 when it has no position."""
         return self.span.column
 
     def with_source(self, source: str, filename: str | None = None) -> DslError:

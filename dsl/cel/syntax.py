@@ -55,6 +55,7 @@ def read_tree(serialized: bytes) -> SyntaxTree:
 
 
 def _expr(serialized: bytes) -> Expr:
+    """A sub-expression (declared ``bytes`` in ``pb/cel_expr.proto``), parsed now that it is read."""
     return Expr.FromString(serialized)
 
 

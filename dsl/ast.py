@@ -67,6 +67,18 @@ def doc_text(comments: tuple[Comment, ...]) -> str | None:
     return "\n".join(lines).strip()
 
 
+class _Documented:
+    """A node that doc comments can document: ``doc`` is the text of its last ``/** ... */`` comment."""
+
+    __slots__ = ()
+    comments: tuple[Comment, ...]
+
+    @property
+    def doc(self) -> str | None:
+        """The text of the last doc comment written before the node, or None."""
+        return doc_text(self.comments)
+
+
 # ---------------------------------------------------------------- type references
 
 
@@ -178,7 +190,7 @@ Expr: TypeAlias = "RelationRef | Nil | SelfRef | Arrow | Union | Intersection | 
 
 
 @dataclass(frozen=True, slots=True)
-class Relation:
+class Relation(_Documented):
     """``relation name: type | type ...``."""
 
     name: str
@@ -188,13 +200,9 @@ class Relation:
     span: Span = _span()
     name_span: Span = _span()
 
-    @property
-    def doc(self) -> str | None:
-        return doc_text(self.comments)
-
 
 @dataclass(frozen=True, slots=True)
-class Permission:
+class Permission(_Documented):
     """``permission name = expression`` or ``permission name: types = expression``."""
 
     name: str
@@ -205,13 +213,9 @@ class Permission:
     span: Span = _span()
     name_span: Span = _span()
 
-    @property
-    def doc(self) -> str | None:
-        return doc_text(self.comments)
-
 
 @dataclass(frozen=True, slots=True)
-class Lineage:
+class Lineage(_Documented):
     """Headwater: ``lineage name: types``, a relation to upstream objects."""
 
     name: str
@@ -221,13 +225,9 @@ class Lineage:
     span: Span = _span()
     name_span: Span = _span()
 
-    @property
-    def doc(self) -> str | None:
-        return doc_text(self.comments)
-
 
 @dataclass(frozen=True, slots=True)
-class Declassify:
+class Declassify(_Documented):
     """Headwater: ``declassify name: classification by permission``."""
 
     name: str
@@ -239,10 +239,6 @@ class Declassify:
     name_span: Span = _span()
     classification_span: Span = _span()
     by_span: Span = _span()
-
-    @property
-    def doc(self) -> str | None:
-        return doc_text(self.comments)
 
 
 Member: TypeAlias = "Relation | Permission | Lineage | Declassify"
@@ -263,7 +259,7 @@ class UseFlag:
 
 
 @dataclass(frozen=True, slots=True)
-class Definition:
+class Definition(_Documented):
     """``definition name { members }``."""
 
     name: str
@@ -273,10 +269,6 @@ class Definition:
     inner_comments: tuple[Comment, ...] = ()  # after the last member, before "}"
     span: Span = _span()
     name_span: Span = _span()
-
-    @property
-    def doc(self) -> str | None:
-        return doc_text(self.comments)
 
 
 @dataclass(frozen=True, slots=True)
@@ -303,7 +295,7 @@ class CaveatParameter:
 
 
 @dataclass(frozen=True, slots=True)
-class Caveat:
+class Caveat(_Documented):
     """``caveat name(params) { CEL expression }``; ``expression`` is the CEL text, dedented."""
 
     name: str
@@ -315,13 +307,9 @@ class Caveat:
     name_span: Span = _span()
     expression_span: Span = _span()  # where the CEL text starts (first token) in the source
 
-    @property
-    def doc(self) -> str | None:
-        return doc_text(self.comments)
-
 
 @dataclass(frozen=True, slots=True)
-class Classification:
+class Classification(_Documented):
     """Headwater: a sensitivity lattice, ``classification name { levels ...; categories ...; cleared: ... }``."""
 
     name: str
@@ -337,10 +325,6 @@ class Classification:
     cleared_span: Span = _span()
     # Each statement in order as written ("levels", "categories", "cleared"), for errors on repeats.
     statements: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
-
-    @property
-    def doc(self) -> str | None:
-        return doc_text(self.comments)
 
 
 TopLevel: TypeAlias = "UseFlag | Definition | Caveat | Classification"

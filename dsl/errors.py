@@ -1,16 +1,22 @@
-"""Errors raised for schema text: each names the problem, its line and column, and shows the line.
+"""Errors raised for schema text and caveats: each names the problem and, for schema text, its line and column.
 
 ::
 
     DslError ─┬ DslSyntaxError                 text that does not parse
-              └ SchemaError ─┬ UnknownTypeError, UnknownRelationError, UnknownCaveatError
-                             ├ DuplicateNameError, DuplicateAllowedTypeError
-                             ├ PermissionCycleError, InvalidArrowError, WildcardError
-                             ├ InvalidNameError, UseFlagError, CaveatError
-                             └ TypeAnnotationError
+              ├ SchemaError ─┬ UnknownTypeError, UnknownRelationError, UnknownCaveatError
+              │              ├ DuplicateNameError, DuplicateAllowedTypeError
+              │              ├ PermissionCycleError, InvalidArrowError, WildcardError
+              │              ├ InvalidNameError, UseFlagError, CaveatError
+              │              └ TypeAnnotationError
+              ├ CelError                       a caveat expression that does not compile (position within it)
+              ├ CaveatContextError             a context value that does not fit its caveat parameter
+              └ CelEvaluationError             a runtime error evaluating a caveat whose parameters are all bound
 
 A compile can find several problems at once: the error raised is the first one
-(by position) and carries all of them in ``errors``.
+(by position) and carries all of them in ``errors``. Calling a function with
+arguments of the wrong kind (a non-``str`` schema, an unknown caveat parameter
+type given to ``compile_caveat``) raises ``TypeError`` or ``ValueError``, as
+Python does, not a ``DslError``.
 
 Example::
 
@@ -19,18 +25,23 @@ Example::
     ...     compile_schema("definition doc {\\n  relation viewer: usr\\n}")
     ... except DslError as e:
     ...     print(e.line, e.column, e.message)
-    2 19 unknown definition `usr` (allowed type of relation `viewer` in `doc`)
+    2 20 unknown definition `usr` (allowed type of relation `viewer` in `doc`)
 """
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from .ast import NO_SPAN, Span
+
+if TYPE_CHECKING:
+    from .cel import CelType
 
 
 class DslError(Exception):
-    """A problem in schema text, with its position and the offending line."""
+    """A problem in schema text or a caveat, with its position and the offending line where there is one."""
 
-    def __init__(self, message: str, span: Span = NO_SPAN, source: str = "", filename: str | None = None):
+    def __init__(self, message: str, span: Span = NO_SPAN, source: str = "", filename: str | None = None) -> None:
         self.message = message
         self.span = span
         self.source = source
@@ -40,10 +51,12 @@ class DslError(Exception):
 
     @property
     def line(self) -> int:
+        """The 1-based line of the problem; 0 when it has no position."""
         return self.span.line
 
     @property
     def column(self) -> int:
+        """The 1-based column of the problem; 0 when it has no position."""
         return self.span.column
 
     def with_source(self, source: str, filename: str | None = None) -> DslError:
@@ -129,3 +142,40 @@ class CaveatError(SchemaError):
 
 class TypeAnnotationError(SchemaError):
     """A permission whose type annotation does not cover what it can produce (``use typechecking``)."""
+
+
+class CelError(DslError):
+    """A caveat expression that does not compile: a syntax error, an unknown name or a type error.
+
+    ``line`` and ``column`` are 1-based and relative to the expression text;
+    ``str()`` is ``line:column: message``.
+    """
+
+    def __init__(self, message: str, line: int = 1, column: int = 1) -> None:
+        super().__init__(message, Span(0, 0, line, column, line, column))
+
+
+class CaveatContextError(DslError):
+    """A context value that does not fit the declared type of its caveat parameter, or names no parameter."""
+
+    caveat: str
+    parameter: str
+    expected: CelType
+
+    def __init__(self, caveat: str, parameter: str, expected: CelType, detail: str, *,
+                 message: str | None = None) -> None:
+        super().__init__(message or f"invalid value for parameter `{parameter}` of caveat `{caveat}`: "
+                                    f"expected {expected}: {detail}")
+        self.caveat = caveat
+        self.parameter = parameter
+        self.expected = expected
+
+
+class CelEvaluationError(DslError):
+    """A runtime error (division by zero, overflow, bad CIDR...) while evaluating a fully-bound caveat."""
+
+    caveat: str
+
+    def __init__(self, caveat: str, detail: str) -> None:
+        super().__init__(f"error evaluating caveat `{caveat}`: {detail}")
+        self.caveat = caveat

@@ -2,8 +2,8 @@
 
 The grammar lives in ``grammar.lark``. A small post-lexer reproduces SpiceDB's
 statement rule (a newline ends a statement when it follows a name, a keyword,
-``)``, ``}`` or ``*``) and collects comments so that the tree keeps them: doc
-comments document the element that follows, and ``headwater fmt`` loses nothing.
+``)``, ``}`` or ``*``) and collects comments so that the tree keeps them
+(``dsl/comments.py`` attaches each to its element), and ``headwater fmt`` loses nothing.
 
 Example::
 
@@ -20,7 +20,6 @@ Example::
 
 from __future__ import annotations
 
-import dataclasses
 import os
 import stat
 import textwrap
@@ -35,6 +34,7 @@ from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput
 
 from . import ast
 from .ast import Span
+from .comments import attach_comments, normalize_comment
 from .errors import DslError, DslSyntaxError
 
 __all__ = ["parse_schema"]
@@ -140,7 +140,7 @@ def parse_schema(text: str, *, filename: str | None = None) -> ast.Document:
     _POSTLEX.reset()
     try:
         tree = _LARK.parse(text)
-        comments = [ast.Comment(_normalize_comment(str(c)), _token_span(c)) for c in _POSTLEX.comments]
+        comments = [ast.Comment(normalize_comment(str(c)), _token_span(c)) for c in _POSTLEX.comments]
         doc = _ToAst(text).transform(tree)
     except UnexpectedInput as exc:
         raise _syntax_error(exc, text, filename) from None
@@ -150,7 +150,7 @@ def parse_schema(text: str, *, filename: str | None = None) -> ast.Document:
         raise
     except RecursionError:
         raise DslSyntaxError("expression nested too deeply", ast.NO_SPAN, text, filename) from None
-    return _attach_comments(doc, comments)
+    return attach_comments(doc, comments)
 
 
 # ---------------------------------------------------------------- syntax errors
@@ -442,67 +442,3 @@ def normalize_cel(raw: str) -> str:
         indent = min((len(ln) - len(ln.lstrip()) for ln in rest), default=0)
         lines[0] = " " * indent + lines[0].strip()
     return textwrap.dedent("\n".join(ln.rstrip() for ln in lines)).strip("\n").strip()
-
-
-# ---------------------------------------------------------------- comments
-
-
-def _normalize_comment(text: str) -> str:
-    """Canonical comment text: continuation lines of a block comment re-indented relative to its start."""
-    lines = text.rstrip().split("\n")
-    out = [lines[0].rstrip()]
-    for ln in lines[1:]:
-        s = ln.strip()
-        out.append(" " + s if s.startswith("*") else ("    " + s if s else ""))
-    return "\n".join(out)
-
-
-def _attach_comments(doc: ast.Document, comments: list[ast.Comment]) -> ast.Document:
-    items, rest = _attach(list(doc.items), comments)
-    new_items = []
-    for item in items:
-        if isinstance(item, ast.Definition):
-            inside = [c for c in rest if item.span.start < c.span.start < item.span.end]
-            rest = [c for c in rest if not item.span.start < c.span.start < item.span.end]
-            members, left = _attach(list(item.members), inside)
-            item = dataclasses.replace(item, members=tuple(members), inner_comments=tuple(left))
-        elif isinstance(item, ast.Classification):
-            inside = [c for c in rest if item.span.start < c.span.start < item.span.end]
-            rest = [c for c in rest if not item.span.start < c.span.start < item.span.end]
-            item = dataclasses.replace(item, inner_comments=tuple(inside))
-        new_items.append(item)
-    return dataclasses.replace(doc, items=tuple(new_items), trailing_comments=tuple(rest))
-
-
-def _attach(elements: list[Any], comments: list[ast.Comment]) -> tuple[list[Any], list[ast.Comment]]:
-    """Give each element the comments before it and one trailing comment on its last line.
-
-    Returns the updated elements and the comments that follow the last element
-    (or lie inside a definition, for the caller to distribute).
-    """
-    leading: dict[int, list[ast.Comment]] = {i: [] for i in range(len(elements))}
-    trailing: dict[int, ast.Comment] = {}
-    unplaced: list[ast.Comment] = []
-    for c in comments:
-        placed = False
-        for i, el in enumerate(elements):
-            if isinstance(el, (ast.Definition, ast.Classification)) and el.span.start < c.span.start < el.span.end:
-                unplaced.append(c)  # inside a definition: its members get it
-                placed = True
-                break
-            if (c.span.start >= el.span.end and c.span.line == el.span.end_line and i not in trailing
-                    and not (i + 1 < len(elements) and elements[i + 1].span.start < c.span.start)):
-                trailing[i] = c
-                placed = True
-                break
-            if c.span.start < el.span.end:
-                leading[i].append(c)
-                placed = True
-                break
-        if not placed:
-            unplaced.append(c)
-    out = [
-        dataclasses.replace(el, comments=tuple(leading[i]), trailing_comment=trailing.get(i))
-        for i, el in enumerate(elements)
-    ]
-    return out, unplaced

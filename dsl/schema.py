@@ -10,12 +10,15 @@ Example::
     >>> from headwater.dsl import compile_schema
     >>> schema = compile_schema('''
     ... definition user {}
+    ... definition folder {
+    ...     relation reader: user
+    ... }
     ... definition document {
-    ...     relation viewer: user
-    ...     permission view = viewer
+    ...     relation parent: folder
+    ...     permission read = parent.any(reader)
     ... }''')
-    >>> schema.definitions["document"].permissions["view"].expr
-    Computed(name='viewer')
+    >>> schema.definitions["document"].permissions["read"].expr
+    Arrow(relation='parent', target='reader', mode=<ArrowMode.ANY: 'any'>)
 """
 
 from __future__ import annotations

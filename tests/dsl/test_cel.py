@@ -12,9 +12,9 @@ import pytest
 from headwater.dsl.cel import (
     KNOWN_TYPES,
     CaveatContextError,
-    CaveatEvaluationError,
     CaveatResult,
     CelError,
+    CelEvaluationError,
     CelType,
     CompiledCaveat,
     compile_caveat,
@@ -294,7 +294,7 @@ def test_any_passes_json_values_and_numbers_are_doubles() -> None:
     assert evaluate({"a": ANY}, "a.x == 'y' && a.n == 2.0 && a.l[1] == true", {"a": {"x": "y", "n": 2, "l": [None, True]}}) \
         == TRUE
     # Every JSON number is a double in SpiceDB, so `int + double` has no overload at run time.
-    with pytest.raises(CaveatEvaluationError, match="no matching overload|No matching overloads"):
+    with pytest.raises(CelEvaluationError, match="no matching overload|No matching overloads"):
         evaluate({"a": ANY}, "a + 1 == 2", {"a": 1})
     assert evaluate({"a": ANY}, "a + 1.0 == 2.0", {"a": 1}) == TRUE
     assert evaluate({"a": ANY}, "a == null", {"a": None}) == TRUE
@@ -343,7 +343,7 @@ def test_in_cidr_over_a_list_of_cidrs() -> None:
 @pytest.mark.parametrize("cidr", ["1.2.3.0", "1.2.3.0/33", "1.2.3.0/024", "1.2.3.0/255.255.255.0", "nope/8",
                                   "fe80::%eth0/10"])
 def test_in_cidr_invalid_cidr_is_an_evaluation_error(cidr: str) -> None:
-    with pytest.raises(CaveatEvaluationError, match="invalid CIDR string"):
+    with pytest.raises(CelEvaluationError, match="invalid CIDR string"):
         evaluate({"user_ip": IP, "cidr": STRING}, "user_ip.in_cidr(cidr)", {"user_ip": "1.2.3.4", "cidr": cidr})
 
 
@@ -416,7 +416,7 @@ def test_cel_go_semantics(expression: str, expected: CaveatResult) -> None:
 ])
 def test_runtime_errors_raise_evaluation_error(expression: str, fragment: str) -> None:
     c = compile_caveat("boom", {"a": INT}, expression)
-    with pytest.raises(CaveatEvaluationError) as info:
+    with pytest.raises(CelEvaluationError) as info:
         c.evaluate({"a": 1})
     assert "caveat `boom`" in str(info.value)
     assert fragment in str(info.value)
@@ -478,7 +478,7 @@ def test_partial_error_with_missing_parameter_is_conditional() -> None:
     c = compile_caveat("c", {"a": INT, "b": BOOL}, "1 / a == 1 || b")
     assert c.evaluate({"a": 0}) == conditional("b")
     assert c.evaluate({"a": 0, "b": True}) == TRUE
-    with pytest.raises(CaveatEvaluationError):
+    with pytest.raises(CelEvaluationError):
         c.evaluate({"a": 0, "b": False})
 
 

@@ -1,0 +1,87 @@
+"""Syntax tree → compiled schema, with every semantic check SpiceDB makes.
+
+Each problem becomes a :class:`~headwater.dsl.errors.SchemaError` with the span of
+the offending text. All problems are collected; the first (by position) is raised
+and carries the others in ``errors``. Warnings (legal but suspicious schemas) are
+returned by :func:`lint_schema`. The steps, one module each:
+
+* ``names``: ``use`` flags, naming rules, reserved words, duplicate names;
+* ``members``: definitions, relations and their allowed types, classifications, caveats;
+* ``expressions``: permission expressions, ``cleared`` and ``upstream``;
+* ``graph``: wildcards, arrows, type annotations and permission cycles across the schema.
+
+They share one ``Compilation`` (``context``).
+
+Example::
+
+    >>> from headwater.dsl import compile_schema
+    >>> s = compile_schema("definition user {}\\ndefinition doc {\\n relation owner: user\\n}")
+    >>> sorted(s.definitions)
+    ['doc', 'user']
+"""
+
+from __future__ import annotations
+
+import hashlib
+
+from .. import ast, schema
+from ..errors import SchemaError
+from ..format import format_schema
+from ..parser import parse_schema
+from . import context, graph, members, names
+from .context import LintWarning
+
+__all__ = ["LintWarning", "compile_schema", "lint_schema"]
+
+
+def compile_schema(source: str | ast.Document, *, filename: str | None = None) -> schema.Schema:
+    """Parse (if given text) and compile a schema, raising :class:`DslError` on any problem."""
+    compiled, _ = _compile(source, filename)
+    return compiled
+
+
+def lint_schema(source: str | ast.Document, *, filename: str | None = None
+                ) -> tuple[schema.Schema, list[LintWarning]]:
+    """Compile a schema and also return its warnings; raises :class:`DslError` like :func:`compile_schema`."""
+    return _compile(source, filename)
+
+
+def _compile(source: str | ast.Document, filename: str | None) -> tuple[schema.Schema, list[LintWarning]]:
+    text = source if isinstance(source, str) else ""
+    doc = parse_schema(source, filename=filename) if isinstance(source, str) else source
+    c = context.Compilation(doc)
+    try:
+        result = _run(c)
+    except RecursionError:
+        c.errors.append(SchemaError("schema nested too deeply to compile", ast.NO_SPAN))
+        result = None
+    if c.errors:
+        errors = sorted(c.errors, key=lambda e: (e.span.line, e.span.column))
+        for e in errors:
+            e.with_source(text, filename)
+        first = errors[0]
+        first.errors = tuple(errors)
+        raise first
+    assert result is not None
+    return result, c.warnings
+
+
+def _run(c: context.Compilation) -> schema.Schema | None:
+    """Every step in order; None when a step found a problem (``c.errors`` says which)."""
+    names.read_flags(c)
+    names.collect_names(c)
+    caveats = {cav.name: members.compile_caveat_declaration(c, cav) for cav in c.caveats.values()}
+    classifications: dict[str, schema.Classification] = {}
+    definitions: dict[str, schema.Definition] = {}
+    for cls in c.classes.values():
+        classifications[cls.name], definitions[cls.name] = members.compile_classification(c, cls)
+    definitions.update({d.name: members.compile_definition(c, d) for d in c.defs.values()})
+    if c.errors:
+        return None
+    flags = frozenset(c.flags)
+    graph.check_graph(c, schema.Schema(definitions, caveats, flags, classifications=classifications))
+    if c.errors:
+        return None
+    canonical = format_schema(c.doc)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()
+    return schema.Schema(definitions, caveats, flags, canonical, digest, classifications)

@@ -171,8 +171,9 @@ def machine() -> dict[str, Any]:
 def headwater_version() -> dict[str, Any]:
     from importlib.metadata import version
 
-    out: dict[str, Any] = {"headwater": version("headwater"), "cachetools": version("cachetools"),
-                           "sqlite_utils": version("sqlite-utils")}
+    import sqlite3
+
+    out: dict[str, Any] = {"headwater": version("headwater"), "sqlite": sqlite3.sqlite_version}
     try:  # read-only: which commit was measured, and whether the tree had local changes
         out["commit"] = subprocess.run(["git", "rev-parse", "--short", "HEAD"], check=False, cwd=ROOT, capture_output=True,
                                        text=True, timeout=10).stdout.strip()

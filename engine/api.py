@@ -140,6 +140,11 @@ class Engine:
         self._ctx.audit = log
 
     @property
+    def audit_path(self) -> Path | None:
+        """The audit log's file (None when auditing is off)."""
+        return self._ctx.audit.path if self._ctx.audit is not None else None
+
+    @property
     def caches(self) -> Caches:
         """Every cache this engine keeps (each with its statistics)."""
         return self._ctx.caches

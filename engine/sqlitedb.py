@@ -25,8 +25,8 @@ It holds what they share:
   migrations table; it refuses a file written by a newer Headwater and a file
   that is some other program's database.
 
-No other module of ``engine/`` outside ``engine/store/`` imports ``sqlite3``
-(``tests/test_architecture.py``).
+No other module imports ``sqlite3`` (``tests/test_architecture.py``): the
+relationship store and the audit log speak to SQLite through this one.
 
 Example::
 
@@ -53,10 +53,12 @@ from pathlib import Path
 
 from .errors import StoreError, StoreUnavailableError, WriteConflictError
 
-__all__ = ["Connection", "Migration", "SqliteFile", "transaction"]
+__all__ = ["Connection", "DriverError", "Migration", "SqliteFile", "transaction"]
 
 #: A connection to a :class:`SqliteFile` (callers type their arguments with it, without importing sqlite3).
 Connection = sqlite3.Connection
+#: What the driver raises (callers catch it on their hot paths and :meth:`SqliteFile.translate` it).
+DriverError = sqlite3.Error
 
 _SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
 

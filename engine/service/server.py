@@ -186,12 +186,13 @@ class HeadwaterServer:
 
     def _audit_fields(self) -> dict[str, Any]:
         """What the start-up log says about auditing (never the key: only whether there is one)."""
-        audit = self.engine.audit if self.engine is not None else None
-        if audit is None:
+        path = self.engine.audit_path if self.engine is not None else None
+        if path is None:
             return {"audit": False}
         settings = self.config.audit
-        return {"audit": True, "audit_path": str(audit.path), "audit_decisions": settings.decisions,
-                "audit_durable": audit.durable, "audit_signed": settings.key is not None or settings.key_file is not None}
+        return {"audit": True, "audit_path": str(path), "audit_decisions": settings.decisions,
+                "audit_durable": settings.durable,
+                "audit_signed": settings.key is not None or settings.key_file is not None}
 
     def _load_schema(self, path: str) -> None:
         assert self.engine is not None

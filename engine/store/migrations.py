@@ -1,13 +1,13 @@
 """The SQLite store's table definitions, as numbered migrations applied in order.
 
-``SqliteStore`` runs, at open and inside one ``BEGIN IMMEDIATE`` transaction,
-every migration whose version is above the highest one recorded in
-``schema_migrations``, recording each. Running it again changes nothing. A
-database whose recorded version is above ``LATEST_VERSION`` was written by a
-newer Headwater and is refused. Released migrations are never edited: a change
-to the tables is a new migration at the end of ``MIGRATIONS``.
-
-This module is plain data (no driver import), so it can be read and tested alone.
+``SqliteStore`` runs them with :meth:`~headwater.engine.sqlitedb.SqliteFile.migrate`
+(the SQLite helper shared with the audit log): at open and inside one ``BEGIN
+IMMEDIATE`` transaction, every migration whose version is above the highest one
+recorded in ``schema_migrations`` (:data:`MIGRATIONS_TABLE`), recording each.
+Running it again changes nothing. A database whose recorded version is above
+``LATEST_VERSION`` was written by a newer Headwater and is refused. Released
+migrations are never edited: a change to the tables is a new migration at the
+end of ``MIGRATIONS``.
 
 Example::
 
@@ -17,27 +17,21 @@ Example::
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from ..sqlitedb import Migration
 
-__all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "Migration"]
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE", "MIGRATIONS_TABLE_NAME", "Migration"]
 
+MIGRATIONS_TABLE_NAME = "schema_migrations"
+"""The table recording the applied migrations."""
 
-@dataclass(frozen=True, slots=True)
-class Migration:
-    """One step of the table layout: its number, a short name, and the SQL statements it runs."""
-
-    version: int
-    name: str
-    statements: tuple[str, ...]
-
-
-MIGRATIONS_TABLE = """
-CREATE TABLE IF NOT EXISTS schema_migrations (
+MIGRATIONS_TABLE = f"""
+CREATE TABLE IF NOT EXISTS {MIGRATIONS_TABLE_NAME} (
     version    INTEGER PRIMARY KEY,
     name       TEXT NOT NULL,
     applied_at TEXT NOT NULL          -- ISO 8601, UTC
 )
 """
+"""Its definition (the migration runner creates the same table)."""
 
 _INITIAL = Migration(
     1,

@@ -1,10 +1,11 @@
 """SqliteStore: the durable backend, one SQLite file in WAL mode.
 
-With :mod:`.sqlite_reader` (its reads) and :mod:`.migrations` (its tables), this
-is the relationship store's only code that speaks to the ``sqlite3`` driver;
-every driver failure is translated here (a busy or locked database becomes
-``StoreUnavailableError``, a constraint violation ``WriteConflictError``, any
-other ``StoreError``, each with the driver exception chained as ``__cause__``).
+With :mod:`.sqlite_reader` (its reads) and :mod:`.migrations` (its tables) over
+:class:`~headwater.engine.sqlitedb.SqliteFile` (the SQLite helper it shares with
+the audit log: connections, transactions, migrations), this is the relationship
+store's code; every driver failure is translated (a busy or locked database
+becomes ``StoreUnavailableError``, a constraint violation ``WriteConflictError``,
+any other ``StoreError``, each with the driver exception chained as ``__cause__``).
 
 Design (tables in ``migrations.py``):
 
@@ -25,9 +26,9 @@ Design (tables in ``migrations.py``):
 - Durability: ``PRAGMA synchronous=FULL``. In WAL mode that syncs the WAL on
   every commit, so a write acknowledged by ``write()`` survives a power loss
   or OS crash, at the cost of one fsync per write transaction.
-- Connections: one per thread, since the gRPC server is threaded; a thread that
-  opens a second snapshot while one is open gets a second connection.
-  ``close()`` closes every connection the store opened.
+- Connections: one per thread (kept by the ``SqliteFile``), since the gRPC server
+  is threaded; a thread that opens a second snapshot while one is open gets a
+  second connection. ``close()`` closes every connection the store opened.
 
 Example::
 
@@ -43,14 +44,13 @@ Example::
 from __future__ import annotations
 
 import json
-import sqlite3
-import threading
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
-from ..errors import InvalidRequestError, StoreError, StoreUnavailableError, WriteConflictError
+from ..errors import InvalidRequestError
+from ..sqlitedb import Connection, SqliteFile, transaction
 from . import migrations as _migrations
 from .contract import (
     Batch,
@@ -72,7 +72,6 @@ __all__ = ["SqliteStore"]
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
 _MICROSECOND = timedelta(microseconds=1)
-_SQLITE_BUSY, _SQLITE_LOCKED, _SQLITE_CORRUPT, _SQLITE_NOTADB = 5, 6, 11, 26
 _MAX_LARGE_OBJECTS = 100_000  # large objects remembered store-wide (a hint: forgetting one costs one read)
 
 _KEY_MATCH = (
@@ -131,160 +130,38 @@ class _SqliteBackend:
     def __init__(self, path: Path, clock: Callable[[], datetime], busy_timeout: float) -> None:
         self.path = path
         self.clock = clock
-        self._busy_timeout = busy_timeout
-        self._local = threading.local()
         self.large_objects = _LargeObjects()
-        self._connections: list[sqlite3.Connection] = []
-        self._connections_lock = threading.Lock()
-        self._closed = False
+        self.file = SqliteFile(path, name="the SQLite store", busy_timeout=busy_timeout, open_action="open the store")
+        self.translate = self.file.translate
+        self.checkout = self.file.checkout
+        self.checkin = self.file.checkin
         try:
-            with self._connection() as conn:
-                self._migrate(conn)
+            self.file.migrate(_migrations.MIGRATIONS, table=_migrations.MIGRATIONS_TABLE_NAME, then=self._first_revision)
         except BaseException:
             self.close()
             raise
 
-    # --- connections, transactions, errors ------------------------------------------------
-
-    def translate(self, exc: sqlite3.Error, action: str) -> StoreError:
-        """The StoreError for a driver exception (the caller chains ``exc`` as its cause)."""
-        code = getattr(exc, "sqlite_errorcode", None)
-        primary = code & 0xFF if isinstance(code, int) else None
-        where = f"the SQLite store at {self.path}"
-        if primary in (_SQLITE_BUSY, _SQLITE_LOCKED) or "locked" in str(exc) or "busy" in str(exc):
-            return StoreUnavailableError(f"cannot {action}: {where} is busy ({exc}); retry later")
-        if primary in (_SQLITE_NOTADB, _SQLITE_CORRUPT):
-            return StoreError(f"cannot {action}: {where} is not a database or is corrupted ({exc})")
-        if isinstance(exc, sqlite3.IntegrityError):
-            return WriteConflictError(f"cannot {action}: a concurrent change conflicts with it at {where} ({exc})")
-        return StoreError(f"cannot {action}: {where} failed ({exc})")
+    def _first_revision(self, db: Connection) -> None:
+        if db.execute("SELECT 1 FROM revisions LIMIT 1").fetchone() is None:
+            db.execute("INSERT INTO revisions (revision, committed_at_us) VALUES (0, ?)",
+                       [_to_us(checked_time(self.clock()))])
 
     @contextmanager
-    def _translated(self, action: str) -> Iterator[None]:
-        try:
-            yield
-        except sqlite3.Error as exc:
-            raise self.translate(exc, action) from exc
-
-    def _connect(self) -> sqlite3.Connection:
-        with self._translated("open the store"):
-            conn = sqlite3.connect(str(self.path), timeout=self._busy_timeout, isolation_level=None,
-                                   check_same_thread=False)
-            try:
-                mode = conn.execute("PRAGMA journal_mode=WAL").fetchone()[0]
-                if str(mode).lower() != "wal":
-                    raise StoreError(f"cannot open the SQLite store at {self.path}: WAL mode unavailable ({mode})")
-                conn.execute("PRAGMA synchronous=FULL")
-                conn.execute(f"PRAGMA busy_timeout={int(self._busy_timeout * 1000)}")
-            except BaseException:
-                conn.close()
-                raise
-        with self._connections_lock:
-            self._connections.append(conn)
-        return conn
-
-    def checkout(self) -> tuple[sqlite3.Connection, list[sqlite3.Connection]]:
-        """This thread's idle connection (opened on demand), and the list to give it back to."""
-        if self._closed:
-            raise StoreError(f"the SQLite store at {self.path} is closed")
-        idle: list[sqlite3.Connection] | None = getattr(self._local, "idle", None)
-        if idle is None:
-            idle = self._local.idle = []
-        return (idle.pop() if idle else self._connect()), idle
-
-    def checkin(self, conn: sqlite3.Connection, idle: list[sqlite3.Connection]) -> None:
-        """Give ``conn`` back (rolled back if still in a transaction), or close it when it cannot be reused."""
-        if not self._closed and self._is_reusable(conn):
-            idle.append(conn)
-
-    def _is_reusable(self, conn: sqlite3.Connection) -> bool:
-        """True when ``conn`` is out of any transaction; a connection stuck in one is closed instead."""
-        try:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            return True
-        except sqlite3.Error:
-            with self._connections_lock:
-                if conn in self._connections:
-                    self._connections.remove(conn)
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass
-            return False
-
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        conn, idle = self.checkout()
-        try:
-            yield conn
-        finally:
-            self.checkin(conn, idle)
-
-    @contextmanager
-    def _transaction(self, conn: sqlite3.Connection, begin: str) -> Iterator[None]:
-        conn.execute(begin)
-        try:
-            yield
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-        try:
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
-
-    @contextmanager
-    def _read(self, action: str) -> Iterator[tuple[sqlite3.Connection, Revision, Revision]]:
+    def _read(self, action: str) -> Iterator[tuple[Connection, Revision, Revision]]:
         """A read transaction; yields (connection, oldest, head) read inside it, which pins the snapshot."""
-        with self._connection() as conn, self._translated(action), self._transaction(conn, "BEGIN"):
+        with self.file.connection() as conn, self.file.translated(action), transaction(conn, "BEGIN"):
             oldest, head = conn.execute(_SELECT_BOUNDS).fetchone()
             yield conn, oldest, head
 
-    def _migrate(self, conn: sqlite3.Connection) -> None:
-        migrations = _migrations.MIGRATIONS
-        latest = migrations[-1].version
-        with self._translated("open the store"), self._transaction(conn, "BEGIN IMMEDIATE"):
-            tables = {row[0] for row in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-            if tables and "schema_migrations" not in tables:
-                raise StoreError(
-                    f"cannot open the SQLite store at {self.path}: it is a database of something else "
-                    f"(tables {sorted(tables)}), not a Headwater store"
-                )
-            conn.execute(_migrations.MIGRATIONS_TABLE)
-            applied = conn.execute("SELECT coalesce(max(version), 0) FROM schema_migrations").fetchone()[0]
-            if applied > latest:
-                raise StoreError(
-                    f"cannot open the SQLite store at {self.path}: it was written by a newer Headwater "
-                    f"(table layout version {applied}; this version knows up to {latest}); upgrade Headwater"
-                )
-            for migration in migrations:
-                if migration.version > applied:
-                    for statement in migration.statements:
-                        conn.execute(statement)
-                    conn.execute("INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)",
-                                 [migration.version, migration.name, _utc_now().isoformat()])
-            if conn.execute("SELECT 1 FROM revisions LIMIT 1").fetchone() is None:
-                conn.execute("INSERT INTO revisions (revision, committed_at_us) VALUES (0, ?)",
-                             [_to_us(checked_time(self.clock()))])
+    @contextmanager
+    def _write(self, action: str) -> Iterator[Connection]:
+        """A write transaction (one writer at a time)."""
+        with self.file.connection() as conn, self.file.translated(action), transaction(conn, "BEGIN IMMEDIATE"):
+            yield conn
 
     def close(self) -> None:
-        """Close every connection this store opened (from any thread)."""
-        self._closed = True
-        with self._connections_lock:
-            connections, self._connections = self._connections, []
-        for conn in connections:
-            try:
-                conn.execute("PRAGMA optimize")  # keeps the planner's statistics current (SQLite's advice)
-            except sqlite3.Error:
-                pass  # best effort: a busy or read-only file keeps its old statistics
-            try:
-                conn.close()
-            except sqlite3.Error:
-                pass  # closing is best effort; the file stays consistent either way
+        """Close every connection this store opened (from any thread), keeping the planner's statistics current."""
+        self.file.close(optimize=True)
 
     # --- reads --------------------------------------------------------------------------
 
@@ -292,7 +169,7 @@ class _SqliteBackend:
         return SqliteSnapshot(self, revision, _to_us(now))
 
     def head(self) -> Revision:
-        with self._connection() as conn, self._translated("read the head revision"):
+        with self.file.connection() as conn, self.file.translated("read the head revision"):
             head: Revision = conn.execute("SELECT max(revision) FROM revisions").fetchone()[0]
             return head
 
@@ -316,7 +193,7 @@ class _SqliteBackend:
                 return self._changes(conn, first - 1, first, None)
             return whole_revisions(found, limit)
 
-    def _changes(self, conn: sqlite3.Connection, after: Revision, until: Revision,
+    def _changes(self, conn: Connection, after: Revision, until: Revision,
                  limit: int | None) -> list[Change]:
         """Changes of revisions in (after, until] in (revision, key) order; at most limit + 1 of them."""
         params = {"after": after, "until": until, "limit": -1 if limit is None else limit + 1}  # -1: no limit
@@ -334,7 +211,7 @@ class _SqliteBackend:
     # --- writes -------------------------------------------------------------------------
 
     def commit(self, plan: Plan, metadata: dict[str, str], action: str) -> Revision:
-        with self._connection() as conn, self._translated(action), self._transaction(conn, "BEGIN IMMEDIATE"):
+        with self._write(action) as conn:
             base = conn.execute("SELECT max(revision) FROM revisions").fetchone()[0]
             now = checked_time(self.clock())
             now_us = _to_us(now)
@@ -358,8 +235,7 @@ class _SqliteBackend:
             return revision
 
     def gc(self, before: datetime) -> int:
-        with self._connection() as conn, self._translated("collect garbage"), \
-                self._transaction(conn, "BEGIN IMMEDIATE"):
+        with self._write("collect garbage") as conn:
             # Revision times never decrease, so the newest revision older than the threshold is
             # the last one in time order; head is always a kept revision, so cutoff <= head.
             row = conn.execute("SELECT revision FROM revisions WHERE committed_at_us < ? "

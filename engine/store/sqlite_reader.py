@@ -30,12 +30,12 @@ Example::
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Sequence
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
+from ..sqlitedb import Connection, DriverError
 from .contract import RelationshipFilter, Revision, Row, RowKey, StoredSchema, rows_from_tuples, unavailable
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ def filter_sql(filter: RelationshipFilter) -> tuple[str, dict[str, Any]]:
 class SqliteReader:
     """One snapshot: queries on a connection inside its read (or write) transaction."""
 
-    def __init__(self, backend: _SqliteBackend, conn: sqlite3.Connection, revision: Revision, now_us: int) -> None:
+    def __init__(self, backend: _SqliteBackend, conn: Connection, revision: Revision, now_us: int) -> None:
         self._backend = backend
         self._conn = conn
         self._revision = revision
@@ -147,7 +147,7 @@ class SqliteReader:
         params["now"] = self._now_us
         try:
             return self._conn.execute(sql, params).fetchall()
-        except sqlite3.Error as exc:
+        except DriverError as exc:
             raise self._backend.translate(exc, "read relationships") from exc
 
     def _rows(self, sql: str, *params: Any) -> list[Any]:
@@ -158,7 +158,7 @@ class SqliteReader:
         try:
             return self._conn.execute(sql, (params[0], params[1], self._revision, self._now_us, *params[2:])
                                       ).fetchall()
-        except sqlite3.Error as exc:
+        except DriverError as exc:
             raise self._backend.translate(exc, "read relationships") from exc
 
     def _object(self, resource_type: str, resource_id: str) -> dict[str, list[Any]] | None:
@@ -251,7 +251,7 @@ class SqliteReader:
             raise self._closed()
         try:
             row = self._conn.execute(_SCHEMA, (self._revision,)).fetchone()
-        except sqlite3.Error as exc:
+        except DriverError as exc:
             raise self._backend.translate(exc, "read the schema") from exc
         return None if row is None else StoredSchema(*row)
 
@@ -282,7 +282,7 @@ class SqliteSnapshot:
                 raise unavailable(at, oldest, head)
         except BaseException as exc:
             backend.checkin(conn, idle)
-            if isinstance(exc, sqlite3.Error):
+            if isinstance(exc, DriverError):
                 raise backend.translate(exc, "read a snapshot") from exc
             raise
         self._reader = reader = SqliteReader(backend, conn, at, self._now_us)
@@ -295,9 +295,9 @@ class SqliteSnapshot:
             if exc is None:
                 try:
                     self._conn.execute("COMMIT")
-                except sqlite3.Error as error:
+                except DriverError as error:
                     raise self._backend.translate(error, "read a snapshot") from error
         finally:
             self._backend.checkin(self._conn, self._idle)
-        if isinstance(exc, sqlite3.Error):
+        if isinstance(exc, DriverError):
             raise self._backend.translate(exc, "read a snapshot") from exc

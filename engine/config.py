@@ -159,7 +159,7 @@ class ServerSettings:
     #: Log level of the structured logs (debug, info, warning, error).
     log_level: str = "info"
 
-    def check_serving(self) -> None:
+    def validate_serving(self) -> None:
         """Refuse to serve without authentication unless that is asked for explicitly."""
         if self.insecure_no_auth and self.token_file is not None:
             raise ConfigError("give token_file or insecure_no_auth, not both")
@@ -355,10 +355,10 @@ class Config:
             changes.setdefault(setting.section, {})[setting.field] = value
         sections = {name: dataclasses.replace(getattr(self, name), **fields) for name, fields in changes.items()}
         config = dataclasses.replace(self, **sections)
-        config._check_together()
+        config._validate_together()
         return config
 
-    def _check_together(self) -> None:
+    def _validate_together(self) -> None:
         server = self.server
         if (server.tls_cert is None) != (server.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together: give both or neither")
@@ -389,7 +389,7 @@ def load_config(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] |
         values[name] = (value, f"--{name.replace('_', '-')}")
     config = Config()._with(values)
     if serving:
-        config.server.check_serving()
+        config.server.validate_serving()
     return config
 
 

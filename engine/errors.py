@@ -7,7 +7,9 @@
                  │                      ├ LimitExceededError         a request over a size limit
                  │                      ├ CaveatEvaluationError      a caveat's context does not fit, or CEL failed
                  │                      ├ UnknownPermissionError
-                 │                      └ ConfigError                a setting is missing, malformed or contradictory
+                 │                      ├ ConfigError                a setting is missing, malformed or contradictory
+                 │                      │  └ TokenFileError          the server's token file cannot be used
+                 │                      └ ValidationFileError        a validation file cannot be loaded (file:line)
                  ├ DeclassificationRefusedError  a declassification without actor/reason or permission
                  ├ ImportFailedError         one import batch failed (cause attached); earlier ones stay
                  ├ NotFoundError
@@ -53,7 +55,9 @@ __all__ = [
     "SchemaConflictError",
     "StoreError",
     "StoreUnavailableError",
+    "TokenFileError",
     "UnknownPermissionError",
+    "ValidationFileError",
     "WriteConflictError",
 ]
 
@@ -76,6 +80,20 @@ class LineageCycleError(InvalidRelationshipError):
 
 class ConfigError(InvalidRequestError):
     """A setting is missing, malformed or contradicts another; the message names the setting and its source."""
+
+
+class TokenFileError(ConfigError):
+    """The token file is missing, unreadable or malformed (the message never quotes a token)."""
+
+
+class ValidationFileError(InvalidRequestError):
+    """A validation file cannot be loaded (bad YAML, bad keys, schema error, bad relationship); names file and
+    line."""
+
+    def __init__(self, message: str, path: str, line: int = 0) -> None:
+        self.message, self.path, self.line = message, path, line
+        where = f"{path}:{line}" if line else path
+        super().__init__(f"{where}: {message}")
 
 
 class LimitExceededError(InvalidRequestError):

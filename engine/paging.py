@@ -25,12 +25,12 @@ from typing import TypeVar
 from .consistency import Consistency, decode_cursor, encode_cursor, encode_token
 from .errors import InvalidRequestError
 
-__all__ = ["Place", "check_limit"]
+__all__ = ["Place", "validate_limit"]
 
 T = TypeVar("T")
 
 
-def check_limit(limit: int | None, name: str = "limit", *, required: bool = False) -> None:
+def validate_limit(limit: int | None, name: str = "limit", *, required: bool = False) -> None:
     """Refuse a page size that is not a positive integer (None: no limit, unless ``required``)."""
     if limit is None and not required:
         return

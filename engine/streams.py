@@ -54,7 +54,7 @@ from .errors import (
     LimitExceededError,
     RevisionUnavailableError,
 )
-from .paging import Place, check_limit
+from .paging import Place, validate_limit
 from .relationships import Relationship, RelationshipKey, parse_relationship
 from .results import ImportProgress, ImportResult, ReadPage, WatchEvent
 from .store import Operation, RelationshipFilter, Revision, Row, RowKey, Update
@@ -145,7 +145,7 @@ class Streams:
             (['doc:1#viewer@user:cat'], None)
         """
         filter = _filter(filter)
-        check_limit(limit)
+        validate_limit(limit)
         place = Place.start(_query("read", filter), cursor, consistency)
         after = None if place.after is None else _key_from_text(place.after)
         with self.ctx.snapshot(place.consistency) as (reader, _):
@@ -180,7 +180,7 @@ class Streams:
             (['doc:1#viewer@user:ann', 'doc:2#viewer@user:bob'], True)
         """
         filter = _filter(filter)
-        check_limit(batch_size, "batch_size", required=True)
+        validate_limit(batch_size, "batch_size", required=True)
         now = self.ctx.clock()
         with self.ctx.snapshot(consistency) as (reader, _):
             revision = reader.revision
@@ -221,7 +221,7 @@ class Streams:
             ...     print(e.line, e.batch, e.committed)
             2 1 0
         """
-        check_limit(batch_size, "batch_size", required=True)
+        validate_limit(batch_size, "batch_size", required=True)
         limit = self.ctx.config.limits.max_updates_per_write
         if batch_size > limit:
             raise LimitExceededError(f"batch_size {batch_size} is over the limit of {limit} updates per write "
@@ -252,7 +252,7 @@ class Streams:
             [(2, 'TOUCH', 'doc:1#viewer@user:ann'), (3, 'DELETE', 'doc:1#viewer@user:ann')]
         """
         after = decode_token(after_token)
-        check_limit(limit)
+        validate_limit(limit)
         try:
             changes = self.ctx.store.changes(after, limit=limit)
         except RevisionUnavailableError as exc:
@@ -288,7 +288,7 @@ class Streams:
         """
         # Arguments are checked here, when follow() is called; the polling starts on the first next().
         decode_token(after_token)
-        check_limit(batch_size, "batch_size", required=True)
+        validate_limit(batch_size, "batch_size", required=True)
         if not isinstance(poll_interval, int | float) or poll_interval < 0:
             raise InvalidRequestError(f"poll_interval must be zero or more seconds, got {poll_interval!r}")
         if timeout is not None and (not isinstance(timeout, int | float) or timeout < 0):

@@ -69,7 +69,7 @@ def validate_relationship(schema: s.Schema, rel: Relationship, *, max_context_by
         if caveat is None or caveat.program is None:
             raise InvalidRelationshipError(f"{rel}: caveat `{rel.caveat.name}` not found")
         try:
-            caveat.program.check_context(json.loads(rel.caveat.context))
+            caveat.program.validate_context(json.loads(rel.caveat.context))
         except CaveatContextError as exc:
             raise InvalidRelationshipError(f"{rel}: {exc.message}") from None
 

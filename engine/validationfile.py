@@ -49,9 +49,9 @@ import yaml
 
 from ..dsl import DslError
 from .api import Engine
-from .results import Permissionship
-from .errors import EngineError
+from .errors import EngineError, ValidationFileError
 from .membership import FoundSubject, found_subjects
+from .results import Permissionship
 from .relationships import ObjectRef, Relationship, SubjectRef, parse_object, parse_relationship, parse_subject
 from .store import Operation, Update
 from .store.memory import MemoryStore
@@ -63,15 +63,6 @@ _KINDS = {"assertTrue": Permissionship.HAS_PERMISSION, "assertFalse": Permission
           "assertCaveated": Permissionship.CONDITIONAL_PERMISSION}
 _KNOWN_KEYS = {"schema", "schemaFile", "relationships", "assertions", "validation"}
 _BATCH = 1000
-
-
-class ValidationFileError(Exception):
-    """The file cannot be loaded (bad YAML, bad keys, schema error, bad relationship); names file and line."""
-
-    def __init__(self, message: str, path: str, line: int = 0) -> None:
-        self.message, self.path, self.line = message, path, line
-        where = f"{path}:{line}" if line else path
-        super().__init__(f"{where}: {message}")
 
 
 @dataclass(frozen=True, slots=True)

@@ -20,9 +20,9 @@ from typing import Final
 from cel_expr_python import cel as _cel
 
 from ..errors import CelError
-from .environment import CelType, cel_error_from, check_type, declared_type, new_env
+from .environment import CelType, cel_error_from, validate_type, declared_type, new_env
 from .evaluation import CompiledCaveat
-from .syntax import check_ipaddress_use, free_identifiers, read_tree
+from .syntax import validate_ipaddress_use, free_identifiers, read_tree
 
 __all__ = ["compile_caveat"]
 
@@ -40,7 +40,7 @@ def compile_caveat(name: str, params: Mapping[str, CelType], expression: str) ->
     for param, cel_type in params.items():
         if not _IDENTIFIER.fullmatch(param):
             raise ValueError(f"invalid caveat parameter name `{param}`")
-        check_type(cel_type)
+        validate_type(cel_type)
         variables[param] = declared_type(cel_type)
     env = new_env(variables)
     try:
@@ -51,6 +51,6 @@ def compile_caveat(name: str, params: Mapping[str, CelType], expression: str) ->
         found = program.return_type().name().lower()
         raise CelError(f"caveat expression must result in a boolean value: found `{found}`", 1, 1)
     tree = read_tree(program.serialize())
-    check_ipaddress_use(tree, expression)
+    validate_ipaddress_use(tree, expression)
     used = free_identifiers(tree.expr)
     return CompiledCaveat(name, params, expression, program, frozenset(used & set(params)))

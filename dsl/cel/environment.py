@@ -48,7 +48,7 @@ __all__ = [
     "KNOWN_TYPES",
     "PARSE_ENV",
     "cel_error_from",
-    "check_type",
+    "validate_type",
     "declared_type",
     "new_env",
     "strip_status_code",
@@ -182,7 +182,7 @@ _SCALAR_CEL_TYPES: Final[Mapping[str, object]] = MappingProxyType({
 })
 
 
-def check_type(t: CelType) -> None:
+def validate_type(t: CelType) -> None:
     """Raise ``ValueError`` unless ``t`` names a known type with the right number of type arguments."""
     arity = KNOWN_TYPES.get(t.name)
     if arity is None:
@@ -190,7 +190,7 @@ def check_type(t: CelType) -> None:
     if len(t.args) != arity:
         raise ValueError(f"type `{t.name}` takes {arity} type argument(s), found {len(t.args)}")
     for a in t.args:
-        check_type(a)
+        validate_type(a)
 
 
 def declared_type(t: CelType) -> object:

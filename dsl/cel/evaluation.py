@@ -74,7 +74,7 @@ class CompiledCaveat:
         params = ", ".join(f"{p} {t}" for p, t in self.params.items())
         return f"CompiledCaveat({self.name}({params}) {{ {self.expression.strip()} }})"
 
-    def check_context(self, context: Mapping[str, object]) -> None:
+    def validate_context(self, context: Mapping[str, object]) -> None:
         """Refuse context that names an unknown parameter or holds a value of the wrong type (as SpiceDB
         does when a relationship stores caveat context); raises ``CaveatContextError``."""
         for key in context:

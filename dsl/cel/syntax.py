@@ -23,7 +23,7 @@ from ..errors import CelError
 from .environment import IPADDRESS_MESSAGE, PARSE_ENV, cel_error_from
 from .pb.cel_expr_pb2 import CheckedExpr, Expr, ParsedExpr
 
-__all__ = ["SyntaxTree", "check_ipaddress_use", "free_identifiers", "read_tree", "referenced_names"]
+__all__ = ["SyntaxTree", "validate_ipaddress_use", "free_identifiers", "read_tree", "referenced_names"]
 
 _CHECKED_TYPE_URL: Final = "type.googleapis.com/cel.expr.CheckedExpr"
 
@@ -105,7 +105,7 @@ def _position(expression: str, offset: int) -> tuple[int, int]:
     return line, offset - (expression.rfind("\n", 0, offset) + 1) + 1
 
 
-def check_ipaddress_use(tree: SyntaxTree, expression: str) -> None:
+def validate_ipaddress_use(tree: SyntaxTree, expression: str) -> None:
     """Reject what SpiceDB's opaque ``IPAddress`` does not have: fields and literal construction."""
     types = tree.message_types
     if IPADDRESS_MESSAGE not in types.values():

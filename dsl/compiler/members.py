@@ -36,7 +36,7 @@ from ..errors import (
 )
 from .context import Compilation
 from .expressions import compile_expression
-from .names import check_classification_names, check_member_names, check_parameter_name
+from .names import validate_classification_names, validate_member_names, validate_parameter_name
 
 if TYPE_CHECKING:
     from ..cel import CelType
@@ -51,7 +51,7 @@ def compile_definition(c: Compilation, d: ast.Definition) -> schema.Definition:
     """The compiled definition: relations (ordinary, label, lineage, declassify) first, then permissions."""
     relations: dict[str, schema.Relation] = {}
     permissions: dict[str, schema.Permission] = {}
-    names = check_member_names(c, d)
+    names = validate_member_names(c, d)
     for m in d.members:
         if m.name in relations or m.name in permissions:
             continue
@@ -200,7 +200,7 @@ def _traits(c: Compilation, where: str, a: ast.AllowedType) -> tuple[str | None,
 def compile_classification(c: Compilation, cls: ast.Classification
                            ) -> tuple[schema.Classification, schema.Definition]:
     """The classification's lattice, and the definition its values are objects of (with relation ``cleared``)."""
-    check_classification_names(c, cls)
+    validate_classification_names(c, cls)
     if not cls.levels and not cls.categories:
         c.error(SchemaError, f"classification `{cls.name}` has neither `levels` nor `categories`", cls.name_span)
     allowed: tuple[schema.SubjectType, ...] = ()
@@ -227,7 +227,7 @@ def compile_caveat_declaration(c: Compilation, cav: ast.Caveat) -> schema.Caveat
             c.error(DuplicateNameError, f"duplicate parameter `{p.name}` in caveat `{cav.name}`", p.span)
             continue
         t = _parameter_type(c, cav, p, p.type)
-        if check_parameter_name(c, cav, p) and t is not None:
+        if validate_parameter_name(c, cav, p) and t is not None:
             params[p.name] = t
     program = None
     try:

@@ -20,9 +20,9 @@ from .context import Compilation
 
 __all__ = [
     "KNOWN_FLAGS",
-    "check_classification_names",
-    "check_member_names",
-    "check_parameter_name",
+    "validate_classification_names",
+    "validate_member_names",
+    "validate_parameter_name",
     "collect_names",
     "read_flags",
     "reserved_words",
@@ -127,7 +127,7 @@ def collect_names(c: Compilation) -> None:
             c.caveats[item.name] = item
 
 
-def check_member_names(c: Compilation, d: ast.Definition) -> set[str]:
+def validate_member_names(c: Compilation, d: ast.Definition) -> set[str]:
     """The names of ``d``'s members, refusing duplicates, reserved words and invalid names."""
     names: set[str] = set()
     reserved = reserved_words(c)
@@ -145,7 +145,7 @@ def check_member_names(c: Compilation, d: ast.Definition) -> set[str]:
     return names
 
 
-def check_parameter_name(c: Compilation, caveat: ast.Caveat, p: ast.CaveatParameter) -> bool:
+def validate_parameter_name(c: Compilation, caveat: ast.Caveat, p: ast.CaveatParameter) -> bool:
     """Whether ``p`` is a CEL identifier; refuses it otherwise."""
     if _PARAMETER_NAME.match(p.name):
         return True
@@ -154,7 +154,7 @@ def check_parameter_name(c: Compilation, caveat: ast.Caveat, p: ast.CaveatParame
     return False
 
 
-def check_classification_names(c: Compilation, cls: ast.Classification) -> None:
+def validate_classification_names(c: Compilation, cls: ast.Classification) -> None:
     """Refuse a statement written twice in a classification, and duplicate or invalid values."""
     seen: dict[str, ast.Span] = {}
     for kind, span in cls.statements:

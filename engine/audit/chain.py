@@ -118,7 +118,7 @@ class Chain:
                 if prev_id is not None:
                     return bad(row_id, "inserted: a checkpoint may only start the log, and this one follows "
                                        f"record {prev_id}", walked)
-                problem = self._check_checkpoint(row_id, content, row_hash, notes)
+                problem = self._validate_checkpoint(row_id, content, row_hash, notes)
                 if problem is not None:
                     return bad(row_id, problem, walked)
                 prev_id, prev_hash = row_id, row_hash
@@ -150,7 +150,7 @@ class Chain:
             return bad(last, "altered: the last record's hash does not match the head", walked)
         return VerifyResult(True, walked, count, head_hash, notes=tuple(notes))
 
-    def _check_checkpoint(self, row_id: int, content: dict[str, Any], row_hash: str, notes: list[str]) -> str | None:
+    def _validate_checkpoint(self, row_id: int, content: dict[str, Any], row_hash: str, notes: list[str]) -> str | None:
         signed = {k: v for k, v in content.items() if k != "signature"}
         scheme = content.get("signed")
         if content.get("id") != row_id or content.get("through") != row_id:

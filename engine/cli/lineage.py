@@ -61,7 +61,7 @@ def _walk_command(direction: str, what: str) -> Command:
         description=f"List the objects {what} OBJECT (breadth first, nearest first), each with its depth and one "
                     "shortest lineage path.",
         args=(arg("object", metavar="OBJECT"), DB_OR_SERVER,
-              arg("--max-depth", type=int, help="stop this many lineage edges away"),
+              arg("--max-depth", type=int, help="stop this many lineage steps away"),
               arg("--limit", type=int, help="print at most this many (with a cursor to continue)"),
               arg("--cursor", help="continue a previous listing"), *SERVER),
         run=_cmd_lineage_walk, defaults={"direction": direction})

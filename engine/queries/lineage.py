@@ -26,7 +26,7 @@ from ...dsl import schema as dsl_schema
 from ..consistency import Consistency, encode_token
 from ..context import Context
 from ..errors import InvalidRequestError, RevisionUnavailableError
-from ..paging import Place, check_limit
+from ..paging import Place, validate_limit
 from ..relationships import ObjectRef, parse_object
 from ..results import ClassificationLabel, Declassification, EffectiveLabels, LabelValue, LineageItem, LineagePage
 from ..store import Operation
@@ -102,7 +102,7 @@ class LineageQuery:
         """Ancestors (``direction="ancestors"``) or descendants of ``obj``; see
         :meth:`~headwater.engine.Engine.ancestors`."""
         target = obj if isinstance(obj, ObjectRef) else parse_object(obj)
-        check_limit(limit)
+        validate_limit(limit)
         if max_depth is not None and (not isinstance(max_depth, int) or max_depth < 1):
             raise InvalidRequestError(f"max_depth must be a positive integer, got {max_depth!r}")
         place = Place.start(json.dumps([direction, str(target), max_depth]), cursor, consistency)

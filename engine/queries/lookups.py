@@ -33,7 +33,7 @@ from ..context import Context
 from ..errors import InvalidRequestError, UnknownPermissionError
 from ..lookup import FRESH_ID, candidate_resources, candidate_subjects
 from ..outcome import Outcome
-from ..paging import Place, check_limit
+from ..paging import Place, validate_limit
 from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
 from ..results import (
     BulkCheckItem,
@@ -65,10 +65,10 @@ class LookupQuery:
         subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
         query = json.dumps(["LR", resource_type, permission, str(subj), dict(context or {})], sort_keys=True,
                            default=str)
-        check_limit(limit)
+        validate_limit(limit)
         place = Place.start(query, cursor, consistency)
         with self.ctx.snapshot(place.consistency) as (reader, schema):
-            _check_member(schema, resource_type, permission)
+            _validate_member(schema, resource_type, permission)
             if subj.is_wildcard:
                 raise InvalidRequestError(f"cannot look up resources for a wildcard subject ({subj})")
             # The candidate walk of one listing is kept for its next pages (same query, same revision).
@@ -104,10 +104,10 @@ class LookupQuery:
         relation = None if subject_relation in (None, "", "...") else subject_relation
         query = json.dumps(["LS", str(res), permission, subject_type, relation, dict(context or {})],
                            sort_keys=True, default=str)
-        check_limit(limit)
+        validate_limit(limit)
         place = Place.start(query, cursor, consistency)
         with self.ctx.snapshot(place.consistency) as (reader, schema):
-            _check_member(schema, res.type, permission)
+            _validate_member(schema, res.type, permission)
             if subject_type not in schema.definitions:
                 raise InvalidRequestError(f"object definition `{subject_type}` not found")
             if relation is not None and schema.member(subject_type, relation) is None:
@@ -159,7 +159,7 @@ class LookupQuery:
             latency_us=(time.perf_counter_ns() - start) // 1000, **fields))
 
 
-def _check_member(schema: dsl_schema.Schema, resource_type: str, permission: str) -> None:
+def _validate_member(schema: dsl_schema.Schema, resource_type: str, permission: str) -> None:
     if schema.member(resource_type, permission) is None:
         raise UnknownPermissionError(
             f"relation/permission `{permission}` not found under definition `{resource_type}`"

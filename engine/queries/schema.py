@@ -43,26 +43,26 @@ class SchemaQuery:
 
     def _refusals(self, new: dsl_schema.Schema) -> Callable[[Reader], None]:
         """The check, run inside a write's transaction, that refuses ``new`` if it would orphan stored data."""
-        def check(reader: Reader) -> None:
+        def refuse(reader: Reader) -> None:
             stored = reader.schema()
             old = self.ctx.compiled(stored) if stored is not None else None
             problems = schema_change_problems(old, new, reader)
             if problems:
                 raise SchemaConflictError("schema change refused: " + "; ".join(problems), problems)
-        return check
+        return refuse
 
     def write_schema(self, text: str, *, actor: str | None = None, dry_run: bool = False) -> SchemaWriteResult:
         """See :meth:`~headwater.engine.Engine.write_schema`."""
         new = compile_schema(text)
-        check = self._refusals(new)
+        refuse = self._refusals(new)
         store = self.ctx.store
         if dry_run:
             with store.snapshot() as reader:
-                check(reader)
+                refuse(reader)
                 stored = reader.schema()
             return SchemaWriteResult(encode_token(reader.revision), (stored.version if stored else 0) + 1,
                                      new.digest, new)
-        revision = store.write_schema(text, new.digest, check=check, metadata={"actor": actor} if actor else None)
+        revision = store.write_schema(text, new.digest, validate=refuse, metadata={"actor": actor} if actor else None)
         self.ctx.note_head(revision)
         self.ctx.remember_compiled(new)
         stored = store.read_schema(revision)

@@ -39,6 +39,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..errors import TokenFileError
 from .errors import PermissionDeniedError, UnauthenticatedError
 
 __all__ = ["METHOD_SCOPES", "SCOPES", "TokenEntry", "TokenFileError", "TokenSet", "load_token_file", "require_scope"]
@@ -60,10 +61,6 @@ METHOD_SCOPES: Mapping[str, str] = {
 }
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")
-
-
-class TokenFileError(ValueError):
-    """The token file is missing, unreadable or malformed (the message never quotes a token)."""
 
 
 @dataclass(frozen=True, slots=True)

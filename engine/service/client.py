@@ -32,7 +32,6 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from ...dsl import Schema, compile_schema
-from ...dsl import errors as dsl_errors
 from .. import errors as engine_errors
 from ..results import (
     BulkCheckItem,
@@ -47,18 +46,19 @@ from ..results import (
     LookupSubjectsPage,
     ReadPage,
     ReplayResult,
+    SchemaVersion,
+    SchemaWriteReport,
     SubjectResult,
     WatchEvent,
     WriteResult,
 )
 from ..audit import AuditPage, RecordKind, VerifyResult
 from ..consistency import Consistency
-from ..errors import EngineError
 from ..expand import ExpandNode
 from ..relationships import ObjectRef, Relationship, SubjectRef, parse_object, parse_relationship, parse_subject
 from ..store import Operation, Precondition, RelationshipFilter, Update
 from . import convert
-from .errors import ERROR_METADATA_KEY, REVISION_METADATA_KEY
+from .errors import ERROR_METADATA_KEY, REVISION_METADATA_KEY, RemoteError, error_from_status
 from .pb import (
     audit_pb2,
     audit_pb2_grpc,
@@ -74,13 +74,7 @@ from .pb import (
 
 __all__ = ["Client", "ClientTls", "ExportResult", "RemoteError", "SchemaVersionInfo", "SchemaWriteReport"]
 
-
-class RemoteError(EngineError):
-    """A call failed with a status that no engine error stands for; ``code`` names the status."""
-
-    def __init__(self, message: str, code: str = "UNKNOWN") -> None:
-        super().__init__(message)
-        self.code = code
+SchemaVersionInfo = SchemaVersion  # the name the client gave it first
 
 
 @dataclass(frozen=True, slots=True)
@@ -92,31 +86,6 @@ class ClientTls:
     cert: str | bytes | None = None
     key: str | bytes | None = None
     server_name: str | None = None  # override the name checked against the server certificate
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaWriteReport:
-    """A schema write (or dry run): the revision, version and digest; for a dry run, whether it would be
-    accepted, what would be refused, and the diff from the stored schema."""
-
-    token: str
-    version: int
-    digest: str
-    dry_run: bool
-    accepted: bool
-    refused: tuple[str, ...] = ()
-    diff: str = ""
-
-
-@dataclass(frozen=True, slots=True)
-class SchemaVersionInfo:
-    """One stored schema version."""
-
-    version: int
-    digest: str
-    token: str
-    actor: str | None
-    text: str | None
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,39 +115,6 @@ def _subject(value: SubjectRef | str) -> SubjectRef:
 
 def _rel(value: Relationship | str) -> Relationship:
     return value if isinstance(value, Relationship) else parse_relationship(value)
-
-
-_BY_CODE: dict[str, type[EngineError]] = {
-    "INVALID_ARGUMENT": engine_errors.InvalidRequestError,
-    "RESOURCE_EXHAUSTED": engine_errors.LimitExceededError,
-    "NOT_FOUND": engine_errors.NotFoundError,
-    "ALREADY_EXISTS": engine_errors.AlreadyExistsError,
-    "FAILED_PRECONDITION": engine_errors.PreconditionFailedError,
-    "ABORTED": engine_errors.WriteConflictError,
-}
-
-
-def error_from_status(code: str, message: str, error_name: str | None = None) -> Exception:
-    """The exception for a failed call (or a CheckBulk item): the named engine/DSL error class if known, else
-    by status code, else :class:`RemoteError`. ``.code`` is set on it."""
-    exc: Exception
-    cls = getattr(engine_errors, error_name, None) if error_name else None
-    dsl_cls = getattr(dsl_errors, error_name, None) if error_name else None
-    if isinstance(cls, type) and issubclass(cls, EngineError):
-        if cls is engine_errors.RevisionUnavailableError:
-            exc = cls(message, revision=-1, oldest=-1, head=-1)
-        else:
-            exc = cls(message)
-    elif isinstance(dsl_cls, type) and issubclass(dsl_cls, dsl_errors.DslError):
-        exc = dsl_cls(message)
-    elif code == "OUT_OF_RANGE":
-        exc = engine_errors.RevisionUnavailableError(message, revision=-1, oldest=-1, head=-1)
-    elif code in _BY_CODE:
-        exc = _BY_CODE[code](message)
-    else:
-        exc = RemoteError(f"{code}: {message}", code)
-    exc.code = code  # type: ignore[attr-defined]
-    return exc
 
 
 def _raise(err: grpc.RpcError) -> Exception:
@@ -459,7 +395,7 @@ class Client:
 
     def schema_history(self, *, include_text: bool = False) -> list[SchemaVersionInfo]:
         r = self._call(self._schema.History, schema_pb2.SchemaHistoryRequest(include_text=include_text))
-        return [SchemaVersionInfo(v.version, v.digest, v.revision_token, v.actor or None,
+        return [SchemaVersion(v.version, v.digest, v.revision_token, v.actor or None,
                                   v.schema if include_text else None) for v in r.versions]
 
     # ------------------------------------------------------------ lineage

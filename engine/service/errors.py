@@ -21,6 +21,12 @@
                                                  └ ShuttingDownError ────── UNAVAILABLE
     anything else ────────────────────────────────────────── INTERNAL, "internal error (ref ...)"
 
+The client reads the same table backwards (:func:`error_from_status`): the error class
+the trailer names, else the one engine error class of the status code, else
+``RemoteError`` (an ``EngineError`` with the code)::
+
+    EngineError ─ RemoteError    a failed call that no engine or schema error stands for
+
 An unexpected error is logged with its traceback under a short reference that the
 client's message repeats; its text never reaches the client. Messages are cut to
 :data:`MAX_MESSAGE_CHARS` so a hostile input cannot blow up the trailers. The
@@ -43,6 +49,8 @@ from dataclasses import dataclass
 import grpc
 
 from ...dsl import DslError
+from ...dsl import errors as dsl_errors
+from .. import errors as engine_errors
 from ..errors import (
     AlreadyExistsError,
     DeclassificationRefusedError,
@@ -65,10 +73,12 @@ __all__ = [
     "PermissionDeniedError",
     "REVISION_METADATA_KEY",
     "STATUS_TABLE",
+    "RemoteError",
     "ServiceError",
     "ShuttingDownError",
     "Status",
     "UnauthenticatedError",
+    "error_from_status",
     "status_for",
 ]
 
@@ -159,3 +169,62 @@ def item_error_code(exc: EngineError) -> tuple[int, str, str]:
     """(numeric code, code name, message) for one item of a batch (CheckBulk)."""
     status = status_for(exc)
     return status.code.value[0], status.code.name, status.message
+
+
+# --- the client's side ----------------------------------------------------------------------------
+
+
+class RemoteError(EngineError):
+    """A call failed with a status that no engine error stands for; ``code`` names the status."""
+
+    def __init__(self, message: str, code: str = "UNKNOWN") -> None:
+        super().__init__(message)
+        self.code = code
+
+
+def _engine_error_by_code() -> dict[str, type[EngineError]]:
+    """Each status code's engine error class: the first of STATUS_TABLE, unless the service's own errors use
+    that code too (then the code alone does not say which)."""
+    out: dict[str, type[EngineError]] = {}
+    shared = {code.name for cls, code in STATUS_TABLE if issubclass(cls, ServiceError)}
+    for cls, code in STATUS_TABLE:
+        if issubclass(cls, EngineError) and code.name not in shared:
+            out.setdefault(code.name, cls)
+    return out
+
+
+_BY_CODE = _engine_error_by_code()
+
+
+def error_from_status(code: str, message: str, error_name: str | None = None) -> Exception:
+    """The exception for a failed call (or a CheckBulk item): the engine or schema error class the trailer
+    names if known, else the engine error of the status code, else :class:`RemoteError`; ``.code`` is set on it.
+
+    Example::
+
+        >>> type(error_from_status("NOT_FOUND", "no schema")).__name__
+        'NotFoundError'
+        >>> error_from_status("DEADLINE_EXCEEDED", "too slow").code
+        'DEADLINE_EXCEEDED'
+    """
+    exc: Exception
+    cls = getattr(engine_errors, error_name, None) if error_name else None
+    dsl_cls = getattr(dsl_errors, error_name, None) if error_name else None
+    if not (isinstance(cls, type) and issubclass(cls, EngineError)):
+        cls = _BY_CODE.get(code)
+    if isinstance(dsl_cls, type) and issubclass(dsl_cls, dsl_errors.DslError):
+        try:
+            exc = dsl_cls(message)
+        except TypeError:  # an error built from other fields than a message: the schema error it is
+            exc = dsl_errors.DslError(message)
+    elif cls is engine_errors.RevisionUnavailableError:
+        exc = cls(message, revision=-1, oldest=-1, head=-1)
+    elif cls is not None:
+        try:
+            exc = cls(message)
+        except TypeError:  # an error built from other fields than a message (ImportFailedError...)
+            exc = RemoteError(f"{code}: {message}", code)
+    else:
+        exc = RemoteError(f"{code}: {message}", code)
+    exc.code = code  # type: ignore[attr-defined]
+    return exc

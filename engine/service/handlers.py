@@ -75,7 +75,7 @@ def _safe(parse: Callable[[bytes], Any]) -> Callable[[bytes], Any]:
     return load
 
 
-def _check_decoded(request: Any) -> None:
+def _validate_decoded(request: Any) -> None:
     if isinstance(request, _Undecodable):
         raise InvalidRequestError(f"malformed request message ({request.reason}); strings must be valid UTF-8")
 
@@ -122,7 +122,7 @@ def _unary(method: str, fn: Callable[..., Any], tokens: TokenSet | None, service
         call = _Call(method, context)
         try:
             call.begin(tokens, servicer)
-            _check_decoded(request)
+            _validate_decoded(request)
             reset = CALLER.set(call.token_name)
             try:
                 response = fn(request, context)
@@ -141,7 +141,7 @@ def _client_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
                    servicer: Servicer) -> Callable[..., Any]:
     def checked(requests: Iterator[Any]) -> Iterator[Any]:
         for request in requests:
-            _check_decoded(request)
+            _validate_decoded(request)
             yield request
 
     def handle(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
@@ -168,7 +168,7 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
         call = _Call(method, context)
         try:
             call.begin(tokens, servicer)
-            _check_decoded(request)
+            _validate_decoded(request)
             responses = fn(request, context)
             while True:
                 # The caller is set around each step only: between steps this thread is gRPC's.

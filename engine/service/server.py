@@ -104,7 +104,7 @@ class HeadwaterServer:
     """
 
     def __init__(self, config: Config, *, engine: Engine | None = None) -> None:
-        config.server.check_serving()
+        config.server.validate_serving()
         self.config = config
         self._own_engine = engine is None
         self.engine = engine

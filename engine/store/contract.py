@@ -71,7 +71,7 @@ __all__ = [
     "RevisionInfo",
     "Row",
     "RowKey",
-    "SchemaCheck",
+    "SchemaValidator",
     "Snapshots",
     "StoredSchema",
     "Update",
@@ -400,7 +400,7 @@ class Reader(Protocol):
 Plan: TypeAlias = Callable[[Reader], Batch]
 """Plans a write inside its transaction from a reader at the base revision; raising aborts the write."""
 Validator: TypeAlias = Callable[[Reader, Sequence[Update]], None]
-SchemaCheck: TypeAlias = Callable[[Reader], None]
+SchemaValidator: TypeAlias = Callable[[Reader], None]
 
 
 class Snapshots(Protocol):

@@ -213,7 +213,7 @@ class _MemoryBackend:
         with self._lock:
             self._closed = True
 
-    def _check_open(self) -> None:
+    def _ensure_open(self) -> None:
         if self._closed:
             raise StoreError("the store is closed")
 
@@ -222,7 +222,7 @@ class _MemoryBackend:
     @contextmanager
     def snapshot(self, revision: Revision | None, now: datetime) -> Iterator[_MemoryReader]:
         with self._lock:
-            self._check_open()
+            self._ensure_open()
             reader = self._reader(self._head if revision is None else revision, now)
         try:
             yield reader
@@ -236,12 +236,12 @@ class _MemoryBackend:
 
     def head(self) -> Revision:
         with self._lock:
-            self._check_open()
+            self._ensure_open()
             return self._head
 
     def revision_info(self, revision: Revision) -> RevisionInfo:
         with self._lock:
-            self._check_open()
+            self._ensure_open()
             record = self._revisions.get(revision)
             if record is None:
                 raise unavailable(revision, self._oldest, self._head)
@@ -249,7 +249,7 @@ class _MemoryBackend:
 
     def changes(self, after: Revision, limit: int | None) -> list[Change]:
         with self._lock:
-            self._check_open()
+            self._ensure_open()
             if not self._oldest <= after <= self._head:
                 raise unavailable(after, self._oldest, self._head)
             versions = self._indexes.versions
@@ -266,14 +266,14 @@ class _MemoryBackend:
 
     def schema_history(self) -> list[StoredSchema]:
         with self._lock:
-            self._check_open()
+            self._ensure_open()
             return list(self._schemas)
 
     # --- writes -------------------------------------------------------------------------
 
     def commit(self, plan: Plan, metadata: dict[str, str], action: str) -> Revision:
         with self._lock:
-            self._check_open()
+            self._ensure_open()
             now = checked_time(self.clock())
             reader = self._reader(self._head, now)
             try:
@@ -310,7 +310,7 @@ class _MemoryBackend:
 
     def gc(self, before: datetime) -> int:
         with self._lock:
-            self._check_open()
+            self._ensure_open()
             older = [r for r, record in self._revisions.items() if record.committed_at < before]
             if not older:
                 return 0

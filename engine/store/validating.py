@@ -11,7 +11,7 @@ write primitive, :meth:`~.contract.Committer.commit`:
   batch; nothing is written if any of them fails;
 - ``delete``: the matching relationships read at the base revision, at most
   ``limit`` of them (or an error, unless ``allow_partial``);
-- ``write_schema``: the caller's check, then a new schema version.
+- ``write_schema``: the caller's validation, then a new schema version.
 
 A reader it hands out checks the arguments of ``read`` and ``count``; its other
 reads are the backend's own bound methods (the evaluator's hot path, called with
@@ -47,7 +47,7 @@ from .contract import (
     Revision,
     Row,
     RowKey,
-    SchemaCheck,
+    SchemaValidator,
     StoredSchema,
     Update,
     Validator,
@@ -94,7 +94,7 @@ class Store:
     def snapshot(self, revision: Revision | None = None, *, now: datetime | None = None) -> _Snapshot:
         """A consistent view at ``revision`` (None: head), hiding relationships expired at ``now`` (None: the
         store's clock); a context manager yielding a :class:`~.contract.Reader`."""
-        _check_revision(revision)
+        _validate_revision(revision)
         moment = self.now() if now is None else checked_time(now)
         return _Snapshot(self.backend.snapshot(revision, moment))
 
@@ -104,18 +104,18 @@ class Store:
 
     def revision_time(self, revision: Revision) -> datetime:
         """When ``revision`` was committed (UTC)."""
-        _check_revision(revision)
+        _validate_revision(revision)
         return self.backend.revision_info(revision).committed_at
 
     def revision_metadata(self, revision: Revision) -> dict[str, str]:
         """The metadata written with ``revision``."""
-        _check_revision(revision)
+        _validate_revision(revision)
         return dict(self.backend.revision_info(revision).metadata)
 
     def changes(self, after: Revision, *, limit: int | None = None) -> list[Change]:
         """Relationship changes of the revisions after ``after``, by revision then key; whole revisions only."""
-        _check_revision(after)
-        _check_limit(limit)
+        _validate_revision(after)
+        _validate_limit(limit)
         return self.backend.changes(after, limit)
 
     def read_schema(self, revision: Revision | None = None) -> StoredSchema | None:
@@ -132,9 +132,9 @@ class Store:
     def write(self, updates: Sequence[Update], preconditions: Sequence[Precondition] = (), *,
               validate: Validator | None = None, metadata: Mapping[str, str] | None = None) -> Revision:
         """Apply ``updates`` in one transaction at a new revision, or change nothing and raise."""
-        batch = _check_updates(updates)
-        conditions = _check_preconditions(preconditions)
-        meta = _check_metadata(metadata)
+        batch = _validate_updates(updates)
+        conditions = _validate_preconditions(preconditions)
+        meta = _validate_metadata(metadata)
 
         def plan(reader: Reader) -> Batch:
             _enforce_preconditions(reader, conditions)
@@ -162,12 +162,12 @@ class Store:
                metadata: Mapping[str, str] | None = None) -> tuple[Revision, int, bool]:
         """Delete the relationships matching ``filter`` (at most ``limit``: more is an error unless
         ``allow_partial``, then the first ``limit`` in key order go); returns (revision, deleted, partial)."""
-        _check_filter(filter)
+        _validate_filter(filter)
         if filter.is_empty:
             raise InvalidRequestError("invalid delete: the filter is empty and would delete every relationship")
-        _check_limit(limit)
-        conditions = _check_preconditions(preconditions)
-        meta = _check_metadata(metadata)
+        _validate_limit(limit)
+        conditions = _validate_preconditions(preconditions)
+        meta = _validate_metadata(metadata)
         deleted: list[int | bool] = [0, False]
 
         def plan(reader: Reader) -> Batch:
@@ -188,17 +188,17 @@ class Store:
         revision = self.backend.commit(plan, meta, "delete relationships")
         return revision, int(deleted[0]), bool(deleted[1])
 
-    def write_schema(self, text: str, digest: str, *, check: SchemaCheck | None = None,
+    def write_schema(self, text: str, digest: str, *, validate: SchemaValidator | None = None,
                      metadata: Mapping[str, str] | None = None) -> Revision:
-        """Store a new schema version at a new revision, unless ``check`` (given a reader at the base
+        """Store a new schema version at a new revision, unless ``validate`` (given a reader at the base
         revision) raises."""
         if not isinstance(text, str) or not isinstance(digest, str):
             raise InvalidRequestError("invalid schema write: text and digest must be strings")
-        meta = _check_metadata(metadata)
+        meta = _validate_metadata(metadata)
 
         def plan(reader: Reader) -> Batch:
-            if check is not None:
-                check(reader)
+            if validate is not None:
+                validate(reader)
             return Batch(schema=(text, digest))
 
         return self.backend.commit(plan, meta, "write the schema")
@@ -247,20 +247,20 @@ class _CheckedReader:
 
     def read(self, filter: RelationshipFilter, *, after: RowKey | None = None,
              limit: int | None = None) -> list[Row]:
-        _check_filter(filter)
-        _check_limit(limit)
-        _check_after(after)
+        _validate_filter(filter)
+        _validate_limit(limit)
+        _validate_after(after)
         return self._reader.read(filter, after=after, limit=limit)
 
     def count(self, filter: RelationshipFilter) -> int:
-        _check_filter(filter)
+        _validate_filter(filter)
         return self._reader.count(filter)
 
 
 # --- argument checks --------------------------------------------------------------------------
 
 
-def _check_updates(updates: Iterable[Update]) -> tuple[Update, ...]:
+def _validate_updates(updates: Iterable[Update]) -> tuple[Update, ...]:
     """The batch as a tuple, refusing non-updates and two updates of one relationship."""
     batch = tuple(updates)
     seen: set[object] = set()
@@ -277,7 +277,7 @@ def _check_updates(updates: Iterable[Update]) -> tuple[Update, ...]:
     return batch
 
 
-def _check_preconditions(preconditions: Iterable[Precondition]) -> tuple[Precondition, ...]:
+def _validate_preconditions(preconditions: Iterable[Precondition]) -> tuple[Precondition, ...]:
     checked = tuple(preconditions)
     for precondition in checked:
         if not isinstance(precondition, Precondition):
@@ -285,7 +285,7 @@ def _check_preconditions(preconditions: Iterable[Precondition]) -> tuple[Precond
     return checked
 
 
-def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
+def _validate_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     if metadata is None:
         return {}
     result = dict(metadata)
@@ -295,22 +295,22 @@ def _check_metadata(metadata: Mapping[str, str] | None) -> dict[str, str]:
     return result
 
 
-def _check_limit(limit: int | None) -> None:
+def _validate_limit(limit: int | None) -> None:
     if limit is not None and (not isinstance(limit, int) or isinstance(limit, bool) or limit < 1):
         raise InvalidRequestError(f"invalid limit {limit!r}: must be a positive integer or None")
 
 
-def _check_revision(revision: Revision | None) -> None:
+def _validate_revision(revision: Revision | None) -> None:
     if revision is not None and (not isinstance(revision, int) or isinstance(revision, bool)):
         raise InvalidRequestError(f"invalid revision {revision!r}: must be an integer")
 
 
-def _check_filter(filter: RelationshipFilter) -> None:
+def _validate_filter(filter: RelationshipFilter) -> None:
     if not isinstance(filter, RelationshipFilter):
         raise InvalidRequestError(f"invalid filter {filter!r}: must be a RelationshipFilter")
 
 
-def _check_after(after: RowKey | None) -> None:
+def _validate_after(after: RowKey | None) -> None:
     if after is None:
         return
     if not isinstance(after, tuple) or len(after) != 6 or not all(isinstance(part, str) for part in after):

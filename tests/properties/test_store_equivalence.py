@@ -181,7 +181,7 @@ def _apply(store: Store, clock: FakeClock, op: tuple[Any, ...]) -> object:
             if refuse:
                 raise InvalidRequestError(f"schema refused at revision {reader.revision}")
 
-        return store.write_schema(text, f"digest-{text}", check=check), store.schema_history()
+        return store.write_schema(text, f"digest-{text}", validate=check), store.schema_history()
     if kind == "read_schema":
         return store.read_schema(op[1])
     if kind == "revision_info":

@@ -48,9 +48,9 @@ class SchemaContract(ContractBase):
             raise InvalidRequestError("relation doc#viewer is still in use")
 
         with pytest.raises(InvalidRequestError, match="still in use"):
-            store.write_schema("definition user {}", "d1", check=refuse)
+            store.write_schema("definition user {}", "d1", validate=refuse)
         assert seen == [(1, 1)]
         assert store.head() == 1
         assert store.read_schema() is None
-        store.write_schema("definition user {}", "d1", check=lambda reader: None)
+        store.write_schema("definition user {}", "d1", validate=lambda reader: None)
         assert store.read_schema() == StoredSchema("definition user {}", "d1", 1, 2)

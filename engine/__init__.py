@@ -2,8 +2,7 @@
 
 Example::
 
-    >>> from headwater.engine import Engine
-    >>> from headwater.engine.store.memory import MemoryStore
+    >>> from headwater.engine import Engine, MemoryStore
     >>> engine = Engine(MemoryStore())
     >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
     >>> _ = engine.touch("doc:1#viewer@user:ann")
@@ -65,7 +64,9 @@ from .results import (
     WatchEvent,
     WriteResult,
 )
-from .store import Operation, Precondition, RelationshipFilter, Update
+from .store import Operation, Precondition, RelationshipFilter, Store, Update
+from .store.memory import MemoryStore
+from .store.sqlite import SqliteStore
 from .streams import RelationshipExport
 
 __all__ = [
@@ -100,6 +101,7 @@ __all__ = [
     "LookupResult",
     "LookupSubjectsPage",
     "MaxDepthExceededError",
+    "MemoryStore",
     "NotFoundError",
     "ObjectRef",
     "Operation",
@@ -117,6 +119,8 @@ __all__ = [
     "SchemaVersion",
     "SchemaWriteReport",
     "SchemaWriteResult",
+    "SqliteStore",
+    "Store",
     "StoreError",
     "StoreUnavailableError",
     "SubjectRef",

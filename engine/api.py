@@ -40,6 +40,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..dsl import schema as dsl_schema
+from . import results
 from .audit import AuditLog, AuditPage, AuditRecord, RecordKind, VerifyResult, audit_path_for
 from .chain import Caches
 from .config import Config
@@ -54,26 +55,6 @@ from .queries.lookups import LookupQuery
 from .queries.replay import ReplayQuery
 from .queries.schema import SchemaQuery
 from .relationships import ObjectRef, Relationship, SubjectRef, parse_relationship
-from .results import (
-    BulkCheckItem,
-    BulkCheckResult,
-    CheckResult,
-    DeleteResult,
-    EffectiveLabels,
-    ImportProgress,
-    ImportResult,
-    LineagePage,
-    LookupResourcesPage,
-    LookupSubjectsPage,
-    ReadPage,
-    ReplayResult,
-    SchemaRead,
-    SchemaVersion,
-    SchemaWriteReport,
-    SchemaWriteResult,
-    WatchEvent,
-    WriteResult,
-)
 from .store import Backend, Operation, Precondition, RelationshipFilter, Store, Update
 from .store.sqlite import SqliteStore
 from .streams import RelationshipExport, Streams
@@ -167,7 +148,7 @@ class Engine:
 
     # ------------------------------------------------------------ schema
 
-    def write_schema(self, text: str, *, actor: str | None = None, dry_run: bool = False) -> SchemaWriteResult:
+    def write_schema(self, text: str, *, actor: str | None = None, dry_run: bool = False) -> results.SchemaWriteResult:
         """Compile and store a new schema version; refused if it would orphan stored relationships.
 
         Raises :class:`~headwater.dsl.DslError` for invalid text and
@@ -176,7 +157,7 @@ class Engine:
         """
         return self._schemas.write_schema(text, actor=actor, dry_run=dry_run)
 
-    def plan_schema(self, text: str) -> SchemaWriteReport:
+    def plan_schema(self, text: str) -> results.SchemaWriteReport:
         """What writing ``text`` would do: accepted, or refused with each reason, and the unified diff from
         the stored schema (nothing is stored; invalid text raises :class:`~headwater.dsl.DslError`)."""
         return self._schemas.plan_schema(text)
@@ -186,11 +167,11 @@ class Engine:
         with self._ctx.snapshot(consistency) as (_, schema):
             return schema
 
-    def read_schema(self, consistency: Consistency | None = None) -> SchemaRead:
+    def read_schema(self, consistency: Consistency | None = None) -> results.SchemaRead:
         """The schema text in force as it was written, with its digest, version and the snapshot's token."""
         return self._schemas.read_schema(consistency)
 
-    def schema_history(self, *, include_text: bool = False) -> list[SchemaVersion]:
+    def schema_history(self, *, include_text: bool = False) -> list[results.SchemaVersion]:
         """Every schema version, oldest first, with who wrote it (and its text with ``include_text``)."""
         return self._schemas.schema_history(include_text=include_text)
 
@@ -198,7 +179,7 @@ class Engine:
 
     def check(self, resource: ObjectRef | str, permission: str, subject: SubjectRef | str, *,
               context: Mapping[str, Any] | None = None, consistency: Consistency | None = None,
-              explain: bool = False, caller: str | None = None) -> CheckResult:
+              explain: bool = False, caller: str | None = None) -> results.CheckResult:
         """Does ``subject`` have ``permission`` on ``resource``? A denial is a result, not an error.
 
         With ``explain``, the result carries an :class:`~headwater.engine.explain.Explanation`:
@@ -210,8 +191,8 @@ class Engine:
         return self._checks.check(resource, permission, subject, context=context, consistency=consistency,
                                   explain=explain, caller=caller)
 
-    def check_bulk(self, items: Sequence[BulkCheckItem], *, consistency: Consistency | None = None,
-                   caller: str | None = None) -> list[BulkCheckResult]:
+    def check_bulk(self, items: Sequence[results.BulkCheckItem], *, consistency: Consistency | None = None,
+                   caller: str | None = None) -> list[results.BulkCheckResult]:
         """Check many items at one revision, sharing sub-problems; an item's error stays with that item.
 
         Each answered item is one decision for the audit log."""
@@ -229,7 +210,7 @@ class Engine:
     def lookup_resources(self, resource_type: str, permission: str, subject: SubjectRef | str, *,
                          context: Mapping[str, Any] | None = None, consistency: Consistency | None = None,
                          limit: int | None = None, cursor: str | None = None,
-                         caller: str | None = None) -> LookupResourcesPage:
+                         caller: str | None = None) -> results.LookupResourcesPage:
         """Every ``resource_type`` object on which ``subject`` has ``permission``, sorted by id.
 
         Each result is HAS_PERMISSION or CONDITIONAL_PERMISSION (with the missing caveat
@@ -244,7 +225,7 @@ class Engine:
     def lookup_subjects(self, resource: ObjectRef | str, permission: str, subject_type: str,
                         subject_relation: str | None = None, *, context: Mapping[str, Any] | None = None,
                         consistency: Consistency | None = None, limit: int | None = None,
-                        cursor: str | None = None, caller: str | None = None) -> LookupSubjectsPage:
+                        cursor: str | None = None, caller: str | None = None) -> results.LookupSubjectsPage:
         """Every subject of ``subject_type`` (``#subject_relation``) with ``permission`` on ``resource``.
 
         A wildcard answer comes first as ``type:*``, with ``excluded`` naming the reached
@@ -259,27 +240,28 @@ class Engine:
 
     # ------------------------------------------------------------ lineage (Headwater)
 
-    def effective_labels(self, obj: ObjectRef | str, *, consistency: Consistency | None = None) -> EffectiveLabels:
+    def effective_labels(self, obj: ObjectRef | str, *,
+                         consistency: Consistency | None = None) -> results.EffectiveLabels:
         """The effective label of ``obj`` in every classification, each value with the lineage paths that
         bring it (an empty path: its own label), and the declassifications applied on ``obj`` with who made
         them, why and at which revision."""
         return self._lineage.effective_labels(obj, consistency=consistency)
 
     def ancestors(self, obj: ObjectRef | str, *, max_depth: int | None = None, limit: int | None = None,
-                  cursor: str | None = None, consistency: Consistency | None = None) -> LineagePage:
+                  cursor: str | None = None, consistency: Consistency | None = None) -> results.LineagePage:
         """Objects upstream of ``obj`` (breadth first, nearest first), each with its depth and one shortest
         path; at most ``max_depth`` lineage steps away; paged with ``limit``/``cursor`` at one revision."""
         return self._lineage.walk(obj, "ancestors", max_depth, limit, cursor, consistency)
 
     def descendants(self, obj: ObjectRef | str, *, max_depth: int | None = None, limit: int | None = None,
-                    cursor: str | None = None, consistency: Consistency | None = None) -> LineagePage:
+                    cursor: str | None = None, consistency: Consistency | None = None) -> results.LineagePage:
         """Objects downstream of ``obj`` (derived from it, directly or not); paged like :meth:`ancestors`."""
         return self._lineage.walk(obj, "descendants", max_depth, limit, cursor, consistency)
 
     # ------------------------------------------------------------ writes
 
     def write(self, updates: Iterable[Update], preconditions: Sequence[Precondition] = (), *,
-              actor: str | None = None, reason: str | None = None, trusted: bool = False) -> WriteResult:
+              actor: str | None = None, reason: str | None = None, trusted: bool = False) -> results.WriteResult:
         """Apply a batch atomically: every update is validated against the schema, or nothing changes.
 
         Headwater's rules apply too: a batch that would make the lineage graph cyclic is
@@ -292,23 +274,23 @@ class Engine:
         return self._writes.write(updates, preconditions, actor=actor, reason=reason, trusted=trusted)
 
     def touch(self, *relationships: Relationship | str, actor: str | None = None,
-              reason: str | None = None) -> WriteResult:
+              reason: str | None = None) -> results.WriteResult:
         """Create or replace relationships (given as values or SpiceDB strings)."""
         return self.write(_updates(Operation.TOUCH, relationships), actor=actor, reason=reason)
 
     def create(self, *relationships: Relationship | str, actor: str | None = None,
-               reason: str | None = None) -> WriteResult:
+               reason: str | None = None) -> results.WriteResult:
         """Create relationships; AlreadyExistsError (and nothing written) if one exists."""
         return self.write(_updates(Operation.CREATE, relationships), actor=actor, reason=reason)
 
     def remove(self, *relationships: Relationship | str, actor: str | None = None,
-               reason: str | None = None) -> WriteResult:
+               reason: str | None = None) -> results.WriteResult:
         """Delete these relationships (absent ones are ignored)."""
         return self.write(_updates(Operation.DELETE, relationships), actor=actor, reason=reason)
 
     def delete(self, filter: RelationshipFilter, *, limit: int | None = None, allow_partial: bool = False,
                preconditions: Sequence[Precondition] = (), actor: str | None = None,
-               reason: str | None = None) -> DeleteResult:
+               reason: str | None = None) -> results.DeleteResult:
         """Delete every relationship matching ``filter`` (at most ``limit``; see Store.delete)."""
         return self._writes.delete(filter, limit=limit, allow_partial=allow_partial, preconditions=preconditions,
                                    actor=actor, reason=reason)
@@ -327,7 +309,7 @@ class Engine:
 
     def read_relationships(self, filter: RelationshipFilter | None = None, *,
                            consistency: Consistency | None = None, limit: int | None = None,
-                           cursor: str | None = None) -> ReadPage:
+                           cursor: str | None = None) -> results.ReadPage:
         """A page of relationships in key order with a cursor pinned to one revision; see
         :meth:`.streams.Streams.read_relationships`."""
         return self._streams.read_relationships(filter, consistency=consistency, limit=limit, cursor=cursor)
@@ -339,19 +321,19 @@ class Engine:
         return self._streams.export_relationships(filter, consistency=consistency, batch_size=batch_size)
 
     def import_relationships(self, relationships: Iterable[Relationship | str], *, batch_size: int = 1000,
-                             progress: Callable[[ImportProgress], None] | None = None, actor: str | None = None,
-                             reason: str | None = None) -> ImportResult:
+                             progress: Callable[[results.ImportProgress], None] | None = None, actor: str | None = None,
+                             reason: str | None = None) -> results.ImportResult:
         """Create relationships in atomic batches (an existing one is an error); see
         :meth:`.streams.Streams.import_relationships`."""
         return self._streams.import_relationships(relationships, batch_size=batch_size, progress=progress,
                                                   actor=actor, reason=reason)
 
-    def watch(self, after_token: str, *, limit: int | None = None) -> list[WatchEvent]:
+    def watch(self, after_token: str, *, limit: int | None = None) -> list[results.WatchEvent]:
         """The relationship changes after a revision, oldest first; see :meth:`.streams.Streams.watch`."""
         return self._streams.watch(after_token, limit=limit)
 
     def follow(self, after_token: str, *, poll_interval: float = 0.5, timeout: float | None = None,
-               stop: threading.Event | None = None) -> Iterator[WatchEvent]:
+               stop: threading.Event | None = None) -> Iterator[results.WatchEvent]:
         """Changes after a revision, then new ones as they come, until ``timeout`` or ``stop``; see
         :meth:`.streams.Streams.follow`."""
         return self._streams.follow(after_token, poll_interval=poll_interval, timeout=timeout, stop=stop)
@@ -366,7 +348,7 @@ class Engine:
 
     def replay(self, record_id: int | None = None, *, resource: ObjectRef | str | None = None,
                permission: str | None = None, subject: SubjectRef | str | None = None,
-               before: datetime | None = None, context: Mapping[str, Any] | None = None) -> ReplayResult:
+               before: datetime | None = None, context: Mapping[str, Any] | None = None) -> results.ReplayResult:
         """Evaluate a recorded decision again, at its recorded revision and time, with the full explanation.
 
         Name the record by id, or by ``resource``/``permission``/``subject`` (the latest

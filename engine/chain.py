@@ -107,7 +107,8 @@ def asked_answer(cache: Cache, digest: str, revision: int, resource: str, permis
                  now: float | None) -> Outcome | None:
     """The warm path: the cached outcome of a check asked exactly so (as text, without context) at
     ``revision``, or None."""
-    return cache.get(keys.asked_check(digest, revision, resource, permission, subject), now)  # type: ignore[no-any-return]
+    found: Outcome | None = cache.get(keys.asked_check(digest, revision, resource, permission, subject), now)
+    return found
 
 
 def remember_asked(cache: Cache, digest: str, revision: int, resource: str, permission: str, subject: str,

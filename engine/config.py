@@ -34,8 +34,8 @@ from typing import Any
 
 from .errors import ConfigError
 
-__all__ = ["AuditSettings", "CacheSettings", "Config", "Limits", "ServerSettings", "StorageSettings", "SETTINGS",
-           "load_config"]
+__all__ = ["SETTINGS", "AuditSettings", "CacheSettings", "Config", "Limits", "ServerSettings", "Setting",
+           "StorageSettings", "load_config", "read_toml"]
 
 _ENV_PREFIX = "HEADWATER_"
 
@@ -393,13 +393,19 @@ def load_config(flags: Mapping[str, Any] | None = None, env: Mapping[str, str] |
     return config
 
 
-def _from_file(path: str) -> dict[str, tuple[Any, str | None]]:
+def read_toml(path: str | Path, what: str, error: type[ConfigError] = ConfigError) -> dict[str, Any]:
+    """The TOML file at ``path`` (a ``what``, such as "config file"); ``error`` names it when it cannot be read
+    or is not TOML."""
     try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
+        return tomllib.loads(Path(path).read_text(encoding="utf-8"))
     except OSError as exc:
-        raise ConfigError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+        raise error(f"cannot read {what} {path}: {exc.strerror or exc}") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise ConfigError(f"config file {path} is not valid TOML: {exc}") from None
+        raise error(f"{what} {path} is not valid TOML: {exc}") from None
+
+
+def _from_file(path: str) -> dict[str, tuple[Any, str | None]]:
+    data = read_toml(path, "config file")
     source, folder = f"config file {path}", Path(path).parent
     flat: dict[str, Any] = {}
     for key, value in data.items():

@@ -452,40 +452,33 @@ class Program:
         return upstream
 
 
-def _union(children: tuple[Member, ...]) -> Member:
-    def union(ev: Evaluation, rid: str, depth: int, negated: bool) -> Outcome:
+def _gather(children: tuple[Member, ...], neutral: Outcome, absorbing: Outcome,
+            accumulator: type[AnyOf] | type[AllOf]) -> Member:
+    """A union (neutral FALSE, absorbing TRUE) or an intersection (the other way round) of ``children``:
+    plain outcomes are decided without an accumulator, which only merges caveats, expirations and cuts."""
+    def gather(ev: Evaluation, rid: str, depth: int, negated: bool) -> Outcome:
         acc = None
         for child in children:
             o = child(ev, rid, depth, negated)
-            if o is FALSE:
+            if o is neutral:
                 continue
             if acc is None:
-                if o is TRUE:
-                    return TRUE
-                acc = AnyOf()
+                if o is absorbing:
+                    return absorbing
+                acc = accumulator()
             acc.add(o)
             if acc.done:
                 break
-        return FALSE if acc is None else acc.result()
-    return union
+        return neutral if acc is None else acc.result()
+    return gather
+
+
+def _union(children: tuple[Member, ...]) -> Member:
+    return _gather(children, FALSE, TRUE, AnyOf)
 
 
 def _intersection(children: tuple[Member, ...]) -> Member:
-    def intersection(ev: Evaluation, rid: str, depth: int, negated: bool) -> Outcome:
-        acc = None
-        for child in children:
-            o = child(ev, rid, depth, negated)
-            if o is TRUE:
-                continue
-            if acc is None:
-                if o is FALSE:
-                    return FALSE
-                acc = AllOf()
-            acc.add(o)
-            if acc.done:
-                break
-        return TRUE if acc is None else acc.result()
-    return intersection
+    return _gather(children, TRUE, FALSE, AllOf)
 
 
 def _exclusion(base_fn: Member, subtracted_fn: Member) -> Member:

@@ -25,6 +25,7 @@ Example::
 from __future__ import annotations
 
 import enum
+from collections.abc import Callable
 from dataclasses import dataclass
 
 __all__ = ["FALSE", "TRUE", "AllOf", "AnyOf", "Outcome", "Tri", "both", "earliest", "negate"]
@@ -61,68 +62,54 @@ def earliest(a: float | None, b: float | None) -> float | None:
     return a if a < b else b
 
 
-class AnyOf:
+class _Gathering:
+    """Outcomes being accumulated: short-circuits (``done``) on the absorbing value; empty is the neutral one."""
+
+    __slots__ = ("value", "missing", "until", "cut", "done")
+    _neutral: Outcome
+    _absorbing: Outcome
+    _merge: Callable[[Tri, Tri], Tri]  # how UNKNOWN joins the value so far
+
+    def __init__(self) -> None:
+        self.value = self._neutral.value
+        self.missing: set[str] = set()
+        self.until: float | None = None
+        self.cut = False
+        self.done = False
+
+    def add(self, o: Outcome) -> None:
+        if o is self._neutral:  # the common outcomes first: nothing to merge
+            return
+        absorbing = self._absorbing
+        if o is absorbing:
+            self.value = absorbing.value
+            self.done = True
+            return
+        self.until = earliest(self.until, o.valid_until)
+        self.cut = self.cut or o.cut
+        if o.value is absorbing.value:
+            self.value = o.value
+            self.done = True
+        elif o.value is Tri.UNKNOWN:
+            self.value = self._merge(self.value, Tri.UNKNOWN)
+            self.missing |= o.missing
+
+    def result(self) -> Outcome:
+        return _result(self.value, self.missing, self.until, self.cut)
+
+
+class AnyOf(_Gathering):
     """A union being accumulated: short-circuits (``done``) on TRUE; empty means FALSE."""
 
-    __slots__ = ("value", "missing", "until", "cut", "done")
-
-    def __init__(self) -> None:
-        self.value = Tri.FALSE
-        self.missing: set[str] = set()
-        self.until: float | None = None
-        self.cut = False
-        self.done = False
-
-    def add(self, o: Outcome) -> None:
-        if o is FALSE:  # the common outcomes first: nothing to merge
-            return
-        if o is TRUE:
-            self.value = Tri.TRUE
-            self.done = True
-            return
-        self.until = earliest(self.until, o.valid_until)
-        self.cut = self.cut or o.cut
-        if o.value is Tri.TRUE:
-            self.value = Tri.TRUE
-            self.done = True
-        elif o.value is Tri.UNKNOWN:
-            self.value = max(self.value, Tri.UNKNOWN)
-            self.missing |= o.missing
-
-    def result(self) -> Outcome:
-        return _result(self.value, self.missing, self.until, self.cut)
+    __slots__ = ()
+    _neutral, _absorbing, _merge = FALSE, TRUE, max
 
 
-class AllOf:
+class AllOf(_Gathering):
     """An intersection being accumulated: short-circuits (``done``) on FALSE; empty means TRUE."""
 
-    __slots__ = ("value", "missing", "until", "cut", "done")
-
-    def __init__(self) -> None:
-        self.value = Tri.TRUE
-        self.missing: set[str] = set()
-        self.until: float | None = None
-        self.cut = False
-        self.done = False
-
-    def add(self, o: Outcome) -> None:
-        if o is TRUE:  # the common outcomes first: nothing to merge
-            return
-        if o is FALSE:
-            self.value = Tri.FALSE
-            self.done = True
-            return
-        self.until = earliest(self.until, o.valid_until)
-        self.cut = self.cut or o.cut
-        if o.value is Tri.FALSE:
-            self.value = Tri.FALSE
-            self.done = True
-        elif o.value is Tri.UNKNOWN:
-            self.value = min(self.value, Tri.UNKNOWN)
-            self.missing |= o.missing
-
-    def result(self) -> Outcome:
-        return _result(self.value, self.missing, self.until, self.cut)
+    __slots__ = ()
+    _neutral, _absorbing, _merge = TRUE, FALSE, min
 
 
 def _result(value: Tri, missing: set[str], until: float | None, cut: bool) -> Outcome:

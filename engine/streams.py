@@ -33,6 +33,24 @@ Example::
     ['doc:2#viewer@user:bob']
     >>> [(e.operation.name, str(e.relationship)) for e in engine.watch(result.token)]
     []
+
+An export is pinned to the revision it was made at; a failing import batch names
+its line; a watch sees every change; follow keeps polling for new ones::
+
+    >>> export = engine.export_relationships(batch_size=1)
+    >>> _ = engine.touch("doc:3#viewer@user:cat")     # after the export's revision: not in it
+    >>> [str(r) for r in export]
+    ['doc:1#viewer@user:ann', 'doc:2#viewer@user:bob']
+    >>> try:
+    ...     engine.import_relationships(["doc:4#viewer@user:dan", "// a comment", "doc:1#viewer@user:ann"])
+    ... except ImportFailedError as e:
+    ...     print(e.line, e.batch, e.committed)
+    3 1 0
+    >>> _ = engine.remove("doc:3#viewer@user:cat")
+    >>> [(e.revision, e.operation.name, str(e.relationship)) for e in engine.watch(result.token)]
+    [(3, 'TOUCH', 'doc:3#viewer@user:cat'), (4, 'DELETE', 'doc:3#viewer@user:cat')]
+    >>> [str(e.relationship) for e in engine.follow(result.token, timeout=0.05, poll_interval=0.01)]
+    ['doc:3#viewer@user:cat', 'doc:3#viewer@user:cat']
 """
 
 from __future__ import annotations
@@ -128,21 +146,6 @@ class Streams:
         cursor, ``consistency`` is ignored. Errors: a malformed cursor, or one from
         another filter, is an :class:`InvalidRequestError`; a cursor whose revision
         has been garbage-collected is a :class:`RevisionUnavailableError`.
-
-        Example::
-
-            >>> from headwater.engine import Engine
-            >>> from headwater.engine.store.memory import MemoryStore
-            >>> engine = Engine(MemoryStore())
-            >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
-            >>> _ = engine.touch("doc:1#viewer@user:ann", "doc:1#viewer@user:bob", "doc:1#viewer@user:cat")
-            >>> first = engine.read_relationships(RelationshipFilter(resource_type="doc"), limit=2)
-            >>> len(first.relationships), first.cursor is None
-            (2, False)
-            >>> rest = engine.read_relationships(RelationshipFilter(resource_type="doc"), limit=2,
-            ...                                  cursor=first.cursor)
-            >>> [str(r) for r in rest.relationships], rest.cursor
-            (['doc:1#viewer@user:cat'], None)
         """
         filter = _filter(filter)
         validate_limit(limit)
@@ -166,18 +169,6 @@ class Streams:
         The revision is chosen now (by ``consistency``, default the newest) and is
         available as ``.token`` before iterating; errors in the arguments are raised
         here, not on first iteration.
-
-        Example::
-
-            >>> from headwater.engine import Engine
-            >>> from headwater.engine.store.memory import MemoryStore
-            >>> engine = Engine(MemoryStore())
-            >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
-            >>> _ = engine.touch("doc:2#viewer@user:bob", "doc:1#viewer@user:ann")
-            >>> export = engine.export_relationships(batch_size=1)
-            >>> _ = engine.touch("doc:3#viewer@user:cat")     # after the export's revision: not in it
-            >>> [str(r) for r in export], export.token.startswith("hw1_")
-            (['doc:1#viewer@user:ann', 'doc:2#viewer@user:bob'], True)
         """
         filter = _filter(filter)
         validate_limit(batch_size, "batch_size", required=True)
@@ -202,24 +193,6 @@ class Streams:
         written and :class:`ImportFailedError` names the batch, the line and what the
         earlier batches committed. ``progress`` is called after each committed batch.
         ``batch_size`` may not exceed the ``max_updates_per_write`` limit.
-
-        Example::
-
-            >>> from headwater.engine import Engine, ImportFailedError
-            >>> from headwater.engine.store.memory import MemoryStore
-            >>> engine = Engine(MemoryStore())
-            >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
-            >>> seen = []
-            >>> result = engine.import_relationships(["doc:1#viewer@user:ann", "// a comment",
-            ...                                       "doc:1#viewer@user:bob", "doc:1#viewer@user:cat"],
-            ...                                      batch_size=2, progress=seen.append)
-            >>> result.count, result.batches, [p.relationships for p in seen]
-            (3, 2, [2, 3])
-            >>> try:
-            ...     engine.import_relationships(["doc:2#viewer@user:ann", "doc:1#viewer@user:ann"])
-            ... except ImportFailedError as e:
-            ...     print(e.line, e.batch, e.committed)
-            2 1 0
         """
         validate_limit(batch_size, "batch_size", required=True)
         limit = self.ctx.config.limits.max_updates_per_write
@@ -239,17 +212,6 @@ class Streams:
         the history window (``gc_window``) can be resumed from; an older one raises
         :class:`RevisionUnavailableError` naming the oldest revision (and its token)
         to resume from instead. Schema writes are revisions without events.
-
-        Example::
-
-            >>> from headwater.engine import Engine
-            >>> from headwater.engine.store.memory import MemoryStore
-            >>> engine = Engine(MemoryStore())
-            >>> start = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}").token
-            >>> _ = engine.touch("doc:1#viewer@user:ann")
-            >>> _ = engine.remove("doc:1#viewer@user:ann")
-            >>> [(e.revision, e.operation.name, str(e.relationship)) for e in engine.watch(start)]
-            [(2, 'TOUCH', 'doc:1#viewer@user:ann'), (3, 'DELETE', 'doc:1#viewer@user:ann')]
         """
         after = decode_token(after_token)
         validate_limit(limit)
@@ -275,16 +237,6 @@ class Streams:
         or once ``stop`` is set, both checked before every poll, so a reader that
         stops mid-way can resume from the last event's token. A revision that falls
         out of the history window while following raises RevisionUnavailableError.
-
-        Example::
-
-            >>> from headwater.engine import Engine
-            >>> from headwater.engine.store.memory import MemoryStore
-            >>> engine = Engine(MemoryStore())
-            >>> start = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}").token
-            >>> _ = engine.touch("doc:1#viewer@user:ann")
-            >>> [str(e.relationship) for e in engine.follow(start, timeout=0.05, poll_interval=0.01)]
-            ['doc:1#viewer@user:ann']
         """
         # Arguments are checked here, when follow() is called; the polling starts on the first next().
         decode_token(after_token)

@@ -524,27 +524,21 @@ def run_validation_file(paths: str | Path | Sequence[str | Path], *, root: str |
     """Load one file (or several, into one engine, in order); run every assertion and ``validation:`` entry."""
     if isinstance(paths, (str, Path)):
         paths = [paths]
-    label = ", ".join(str(p) for p in paths)
-    report = ValidationReport(label)
     engine = engine_factory() if engine_factory else Engine(MemoryStore())
-    try:
-        loaded = [doc for p in paths for doc in load_validation_file(p, root=root)]
-        for doc in loaded:
-            _load_into(engine, doc)
-            report.relationships += len(doc.relationships)
-    except ValidationFileError as exc:
-        report.load_error = exc
-        return report
-    _run_checks(engine, loaded, report)
-    return report
+    return _run(", ".join(str(p) for p in paths), engine,
+                lambda: [doc for p in paths for doc in load_validation_file(p, root=root)])
 
 
 def run_validation_text(text: str, *, path: str = "<text>") -> ValidationReport:
     """Run a validation file given as text (``schemaFile`` is not available)."""
-    report = ValidationReport(path)
-    engine = Engine(MemoryStore())
+    return _run(path, Engine(MemoryStore()), lambda: _parse(text, path, None))
+
+
+def _run(label: str, engine: Engine, load: Any) -> ValidationReport:
+    """Load the documents ``load`` reads into ``engine`` (a load error ends the report), then run their checks."""
+    report = ValidationReport(label)
     try:
-        loaded = _parse(text, path, None)
+        loaded = load()
         for doc in loaded:
             _load_into(engine, doc)
             report.relationships += len(doc.relationships)

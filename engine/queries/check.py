@@ -12,13 +12,12 @@
 
 Example::
 
-    >>> from headwater.engine import Engine
-    >>> from headwater.engine.store.memory import MemoryStore
-    >>> engine = Engine(MemoryStore())
-    >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
-    >>> _ = engine.touch("doc:1#viewer@user:ann")
-    >>> [r.result.permissionship.name for r in engine.check_bulk([BulkCheckItem("doc:1", "viewer", "user:ann"),
-    ...                                                         BulkCheckItem("doc:1", "viewer", "user:bob")])]
+    >>> from headwater.engine import Engine, MemoryStore
+    >>> teams = Engine(MemoryStore())
+    >>> _ = teams.write_schema("definition user {}\\ndefinition team {\\n relation member: user | team#member\\n}")
+    >>> _ = teams.touch("team:core#member@team:infra#member", "team:infra#member@user:kim")
+    >>> items = [BulkCheckItem("team:core", "member", "user:kim"), BulkCheckItem("team:infra", "member", "user:lee")]
+    >>> [r.result.permissionship.name for r in teams.check_bulk(items)]
     ['HAS_PERMISSION', 'NO_PERMISSION']
 """
 
@@ -95,9 +94,10 @@ class CheckQuery:
             if warm is not None and hint is not None and hint[0] == warm.revision and \
                     type(resource) is type(subject) is str and time.monotonic() - hint[1] < ctx.head_staleness_s:
                 # the common case: a check asked as text at the recent head, whose answer is cached under the text
+                key = keys.asked_check(warm.digest, warm.revision, resource,  # type: ignore[arg-type]
+                                       permission, subject)  # type: ignore[arg-type]
                 outcome = ctx.caches.checks.get(  # type: ignore[union-attr]
-                    keys.asked_check(warm.digest, warm.revision, resource, permission, subject),  # type: ignore[arg-type]
-                    None if ctx.system_clock else ctx.clock().timestamp())
+                    key, None if ctx.system_clock else ctx.clock().timestamp())
                 if outcome is not None:
                     return warm.result(outcome)
             else:
@@ -135,7 +135,8 @@ class CheckQuery:
         now = None if ctx.system_clock else ctx.clock().timestamp()
         as_text = type(resource) is str and type(subject) is str
         if as_text:
-            outcome = chain.asked_answer(cache, warm.digest, revision, resource, permission, subject, now)  # type: ignore[arg-type]
+            outcome = chain.asked_answer(cache, warm.digest, revision, resource, permission,  # type: ignore[arg-type]
+                                         subject, now)  # type: ignore[arg-type]
             if outcome is not None:
                 return warm.result(outcome)
         res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
@@ -145,7 +146,8 @@ class CheckQuery:
         if outcome is None:
             return None
         if as_text:  # answered before under its parsed form (another caller, a sub-problem): alias the text
-            chain.remember_asked(cache, warm.digest, revision, resource, permission, subject, outcome)  # type: ignore[arg-type]
+            chain.remember_asked(cache, warm.digest, revision, resource, permission,  # type: ignore[arg-type]
+                                 subject, outcome)  # type: ignore[arg-type]
         return warm.result(outcome)
 
     def check_bulk(self, items: Sequence[BulkCheckItem], *, consistency: Consistency | None = None,

@@ -6,14 +6,13 @@ clear error when the tree nests deeper than the process's stack.
 
 Example::
 
-    >>> from headwater.engine import Engine
-    >>> from headwater.engine.store.memory import MemoryStore
-    >>> engine = Engine(MemoryStore())
-    >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
-    >>> _ = engine.touch("doc:1#viewer@user:ann")
-    >>> tree, token = engine.expand("doc:1", "viewer")
-    >>> [str(s.subject) for s in tree.subjects]
-    ['user:ann']
+    >>> from headwater.engine import Engine, MemoryStore
+    >>> folders = Engine(MemoryStore())
+    >>> _ = folders.write_schema("definition user {}\\ndefinition folder {\\n relation reader: user | user:*\\n}")
+    >>> _ = folders.touch("folder:shared#reader@user:*", "folder:shared#reader@user:ops")
+    >>> tree, token = folders.expand("folder:shared", "reader")
+    >>> sorted(str(s.subject) for s in tree.subjects)
+    ['user:*', 'user:ops']
 """
 
 from __future__ import annotations

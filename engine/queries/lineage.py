@@ -13,8 +13,10 @@ Example::
     >>> engine = Engine(MemoryStore())
     >>> _ = engine.write_schema("definition dataset {\\n lineage derived_from: dataset\\n}")
     >>> _ = engine.touch("dataset:b#derived_from@dataset:a", "dataset:c#derived_from@dataset:b")
-    >>> [(i.object.id, i.depth, i.path) for i in engine.ancestors("dataset:c").items]
-    [('b', 1, 'dataset:c -derived_from-> dataset:b'), ('a', 2, 'dataset:c -derived_from-> dataset:b -derived_from-> dataset:a')]
+    >>> [(i.object.id, i.depth) for i in engine.ancestors("dataset:c").items]
+    [('b', 1), ('a', 2)]
+    >>> engine.ancestors("dataset:c").items[1].path
+    'dataset:c -derived_from-> dataset:b -derived_from-> dataset:a'
 """
 
 from __future__ import annotations

@@ -9,13 +9,13 @@ record when the log records lookups.
 
 Example::
 
-    >>> from headwater.engine import Engine
-    >>> from headwater.engine.store.memory import MemoryStore
-    >>> engine = Engine(MemoryStore())
-    >>> _ = engine.write_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n}")
-    >>> _ = engine.touch("doc:2#viewer@user:ann", "doc:1#viewer@user:ann", "doc:3#viewer@user:bob")
-    >>> [r.resource_id for r in engine.lookup_resources("doc", "viewer", "user:ann").results]
-    ['1', '2']
+    >>> from headwater.engine import Engine, MemoryStore
+    >>> repos = Engine(MemoryStore())
+    >>> _ = repos.write_schema("definition user {}\\ndefinition repo {\\n relation admin: user\\n"
+    ...                        " relation writer: user\\n permission push = admin + writer\\n}")
+    >>> _ = repos.touch("repo:web#writer@user:joe", "repo:api#admin@user:joe", "repo:ops#writer@user:sam")
+    >>> [r.resource_id for r in repos.lookup_resources("repo", "push", "user:joe").results]
+    ['api', 'web']
 """
 
 from __future__ import annotations

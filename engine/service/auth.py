@@ -34,11 +34,11 @@ from __future__ import annotations
 import hashlib
 import hmac
 import re
-import tomllib
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..config import read_toml
 from ..errors import TokenFileError
 from .errors import PermissionDeniedError, UnauthenticatedError
 
@@ -123,12 +123,7 @@ def require_scope(entry: TokenEntry, method: str) -> None:
 
 def load_token_file(path: str | Path) -> TokenSet:
     """Read a token file (see the module docstring); TokenFileError names the problem and the entry."""
-    try:
-        data = tomllib.loads(Path(path).read_text(encoding="utf-8"))
-    except OSError as exc:
-        raise TokenFileError(f"cannot read token file {path}: {exc.strerror or exc}") from None
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise TokenFileError(f"token file {path} is not valid TOML: {exc}") from None
+    data = read_toml(path, "token file", TokenFileError)
     unknown = set(data) - {"tokens"}
     if unknown:
         raise TokenFileError(f"token file {path}: unknown keys {sorted(unknown)}; expected [[tokens]] entries")

@@ -117,15 +117,17 @@ class _Call:
         _access.info("rpc %s %s", self.method, self.status, extra={"fields": fields})
 
 
-def _unary(method: str, fn: Callable[..., Any], tokens: TokenSet | None, servicer: Servicer) -> Callable[..., Any]:
+def _single_response(method: str, fn: Callable[..., Any], tokens: TokenSet | None, servicer: Servicer,
+                     prepare: Callable[[Any], Any]) -> Callable[..., Any]:
+    """A handler answering once (unary, or a client stream): ``prepare`` readies the request(s) for ``fn``."""
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         call = _Call(method, context)
         try:
             call.begin(tokens, servicer)
-            _validate_decoded(request)
+            prepared = prepare(request)
             reset = CALLER.set(call.token_name)
             try:
-                response = fn(request, context)
+                response = fn(prepared, context)
             finally:
                 CALLER.reset(reset)
             call.status = "OK"
@@ -135,31 +137,26 @@ def _unary(method: str, fn: Callable[..., Any], tokens: TokenSet | None, service
         finally:
             call.log()
     return handle
+
+
+def _decoded(request: Any) -> Any:
+    _validate_decoded(request)
+    return request
+
+
+def _each_decoded(requests: Iterator[Any]) -> Iterator[Any]:
+    for request in requests:
+        _validate_decoded(request)
+        yield request
+
+
+def _unary(method: str, fn: Callable[..., Any], tokens: TokenSet | None, servicer: Servicer) -> Callable[..., Any]:
+    return _single_response(method, fn, tokens, servicer, _decoded)
 
 
 def _client_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
                    servicer: Servicer) -> Callable[..., Any]:
-    def checked(requests: Iterator[Any]) -> Iterator[Any]:
-        for request in requests:
-            _validate_decoded(request)
-            yield request
-
-    def handle(requests: Iterator[Any], context: grpc.ServicerContext) -> Any:
-        call = _Call(method, context)
-        try:
-            call.begin(tokens, servicer)
-            reset = CALLER.set(call.token_name)
-            try:
-                response = fn(checked(requests), context)
-            finally:
-                CALLER.reset(reset)
-            call.status = "OK"
-            return response
-        except Exception as exc:
-            call.fail(exc)
-        finally:
-            call.log()
-    return handle
+    return _single_response(method, fn, tokens, servicer, _each_decoded)
 
 
 def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,

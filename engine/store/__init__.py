@@ -10,60 +10,8 @@ Example::
     1
 """
 
-from .contract import (
-    NO_SUBJECT_RELATION,
-    Backend,
-    Batch,
-    Change,
-    Changelog,
-    Collector,
-    Committer,
-    Operation,
-    Plan,
-    Precondition,
-    Reader,
-    RelationshipFilter,
-    Revision,
-    RevisionInfo,
-    Row,
-    RowKey,
-    SchemaValidator,
-    Snapshots,
-    StoredSchema,
-    Update,
-    Validator,
-    checked_time,
-    rows_from_tuples,
-    unavailable,
-    whole_revisions,
-)
-from .validating import Store
+from . import contract
+from .contract import *  # noqa: F403 - the contract's names are the package's
+from .validating import Store as Store  # (re-exported)
 
-__all__ = [
-    "NO_SUBJECT_RELATION",
-    "Backend",
-    "Batch",
-    "Change",
-    "Changelog",
-    "Collector",
-    "Committer",
-    "Operation",
-    "Plan",
-    "Precondition",
-    "Reader",
-    "RelationshipFilter",
-    "Revision",
-    "RevisionInfo",
-    "Row",
-    "RowKey",
-    "SchemaValidator",
-    "Snapshots",
-    "Store",
-    "StoredSchema",
-    "Update",
-    "Validator",
-    "checked_time",
-    "rows_from_tuples",
-    "unavailable",
-    "whole_revisions",
-]
+__all__ = sorted([*contract.__all__, "Store"])

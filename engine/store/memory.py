@@ -176,9 +176,9 @@ class _MemoryReader:
     def _candidates(self, f: RelationshipFilter) -> Sequence[_Version]:
         """The versions that can match ``f``: one index entry when the filter names it, else all."""
         indexes, subject_relation = self._indexes, f.stored_subject_relation
-        if None not in (f.resource_type, f.relation, f.subject_type, f.subject_id, subject_relation):
-            return indexes.by_subject.get((f.resource_type, f.relation, f.subject_type, f.subject_id,  # type: ignore[arg-type]
-                                           subject_relation), ())
+        reverse = (f.resource_type, f.relation, f.subject_type, f.subject_id, subject_relation)
+        if None not in reverse:
+            return indexes.by_subject.get(reverse, ())  # type: ignore[arg-type]
         if None not in (f.resource_type, f.resource_id, f.relation):
             return indexes.by_resource.get((f.resource_type, f.resource_id, f.relation), ())  # type: ignore[arg-type]
         return indexes.versions

@@ -136,7 +136,8 @@ class _SqliteBackend:
         self.checkout = self.file.checkout
         self.checkin = self.file.checkin
         try:
-            self.file.migrate(_migrations.MIGRATIONS, table=_migrations.MIGRATIONS_TABLE_NAME, then=self._first_revision)
+            self.file.migrate(_migrations.MIGRATIONS, table=_migrations.MIGRATIONS_TABLE_NAME,
+                              then=self._first_revision)
         except BaseException:
             self.close()
             raise

@@ -11,18 +11,32 @@ from typing import Any
 
 from google.protobuf import timestamp_pb2
 
+from ...audit import AuditRecord, RecordKind, VerifyResult
+from ...errors import InvalidRequestError
 from ...results import (
     CheckResult,
     Permissionship,
     ReplayResult,
 )
-from ...audit import AuditRecord, RecordKind, VerifyResult
-from ...errors import InvalidRequestError
 from ..pb import audit_pb2, core_pb2
+from .permissions import (
+    explanation_from_proto,
+    explanation_to_proto,
+    permissionship_from_proto,
+    permissionship_to_proto,
+)
 
-
-from .permissions import explanation_from_proto, explanation_to_proto, permissionship_from_proto, permissionship_to_proto
-__all__ = ["audit_filter_from_proto", "audit_filter_to_proto", "audit_record_from_proto", "audit_record_to_proto", "replay_from_proto", "replay_to_proto", "time_from_proto", "verify_from_proto", "verify_to_proto"]
+__all__ = [
+    "audit_filter_from_proto",
+    "audit_filter_to_proto",
+    "audit_record_from_proto",
+    "audit_record_to_proto",
+    "replay_from_proto",
+    "replay_to_proto",
+    "time_from_proto",
+    "verify_from_proto",
+    "verify_to_proto",
+]
 
 # ------------------------------------------------------------------ the audit trail
 

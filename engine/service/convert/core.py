@@ -1,4 +1,5 @@
-"""Conversion of the shared messages: object and subject references, contexts, relationships, filters, preconditions, updates, changes, consistency.
+"""Conversion of the shared messages: references, contexts, relationships, filters, preconditions, updates,
+changes and consistency.
 
 See :mod:`headwater.engine.service.convert` for the rules they all follow.
 """
@@ -13,16 +14,35 @@ from typing import Any
 
 from google.protobuf import struct_pb2, timestamp_pb2
 
-from ...results import (
-    WatchEvent,
-)
 from ...consistency import Consistency, ConsistencyMode
 from ...errors import InvalidRequestError
 from ...relationships import CaveatRef, ObjectRef, Relationship, SubjectRef
+from ...results import (
+    WatchEvent,
+)
 from ...store import Operation, Precondition, RelationshipFilter, Update
 from ..pb import core_pb2, relationship_pb2
 
-__all__ = ["consistency_from_proto", "consistency_to_proto", "context_from_proto", "context_to_proto", "filter_from_proto", "filter_to_proto", "object_from_proto", "object_to_proto", "precondition_from_proto", "precondition_to_proto", "relationship_from_proto", "relationship_to_proto", "subject_from_proto", "subject_to_proto", "update_from_proto", "update_to_proto", "watch_change_from_proto", "watch_change_to_proto"]
+__all__ = [
+    "consistency_from_proto",
+    "consistency_to_proto",
+    "context_from_proto",
+    "context_to_proto",
+    "filter_from_proto",
+    "filter_to_proto",
+    "object_from_proto",
+    "object_to_proto",
+    "precondition_from_proto",
+    "precondition_to_proto",
+    "relationship_from_proto",
+    "relationship_to_proto",
+    "subject_from_proto",
+    "subject_to_proto",
+    "update_from_proto",
+    "update_to_proto",
+    "watch_change_from_proto",
+    "watch_change_to_proto",
+]
 
 
 _MAX_STRUCT_DEPTH = 32  # nesting levels of a context value accepted (protobuf parsing stops at 100)

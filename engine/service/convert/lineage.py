@@ -5,8 +5,6 @@ See :mod:`headwater.engine.service.convert` for the rules they all follow.
 
 from __future__ import annotations
 
-
-
 from ...results import (
     ClassificationLabel,
     Declassification,
@@ -16,10 +14,14 @@ from ...results import (
     LineagePage,
 )
 from ..pb import lineage_pb2
-
-
 from .core import object_from_proto, object_to_proto
-__all__ = ["labels_from_proto", "labels_to_proto", "lineage_page_from_proto", "lineage_page_to_proto"]
+
+__all__ = [
+    "labels_from_proto",
+    "labels_to_proto",
+    "lineage_page_from_proto",
+    "lineage_page_to_proto",
+]
 
 # ------------------------------------------------------------------ lineage
 

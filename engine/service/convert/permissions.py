@@ -8,21 +8,18 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-
+from ...errors import InvalidRequestError
+from ...expand import ExpandedSubject, ExpandNode, ExpandOperation
+from ...explain import ExplainNode, Explanation
+from ...outcome import Tri
+from ...relationships import ObjectRef, SubjectRef
 from ...results import (
     BulkCheckItem,
     BulkCheckResult,
     CheckResult,
     Permissionship,
 )
-from ...errors import InvalidRequestError
-from ...expand import ExpandedSubject, ExpandNode, ExpandOperation
-from ...explain import ExplainNode, Explanation
-from ...outcome import Tri
-from ...relationships import ObjectRef, SubjectRef
 from ..pb import core_pb2, permission_pb2
-
-
 from .core import (
     context_from_proto,
     context_to_proto,
@@ -33,7 +30,19 @@ from .core import (
     subject_from_proto,
     subject_to_proto,
 )
-__all__ = ["bulk_results_from_proto", "check_item_from_proto", "check_item_to_proto", "check_result_from_proto", "expand_from_proto", "expand_to_proto", "explanation_from_proto", "explanation_to_proto", "permissionship_from_proto", "permissionship_to_proto"]
+
+__all__ = [
+    "bulk_results_from_proto",
+    "check_item_from_proto",
+    "check_item_to_proto",
+    "check_result_from_proto",
+    "expand_from_proto",
+    "expand_to_proto",
+    "explanation_from_proto",
+    "explanation_to_proto",
+    "permissionship_from_proto",
+    "permissionship_to_proto",
+]
 
 # ------------------------------------------------------------------ checks
 

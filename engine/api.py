@@ -87,6 +87,9 @@ class Engine:
         self._replays = ReplayQuery(ctx, self._checks)
         self._writes = Writes(ctx, self._checks)
         self._streams = Streams(ctx, self._writes)
+        # A warm check is a few hundred nanoseconds, so a hop through the facade is a fifth of it: an engine's
+        # `check` is the check query's own method (same signature, same answers; `Engine.check` documents it).
+        self.check = self._checks.check  # type: ignore[method-assign]
 
     @classmethod
     def open(cls, path: str | Path, *, config: Config | None = None) -> Engine:

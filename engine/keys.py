@@ -31,6 +31,7 @@ from typing import Any, TypeAlias
 __all__ = [
     "CheckScope",
     "asked_check",
+    "asked_prefix",
     "check_scope",
     "context_key",
     "effective_labels",
@@ -66,6 +67,18 @@ def subproblem(scope: CheckScope, resource_type: str, resource_id: str, name: st
 def asked_check(digest: str, revision: int, resource: str, permission: str, subject: str) -> Hashable:
     """The key of a top-level check without context, as the caller wrote it (``"doc:1"``, ``"user:tom"``)."""
     return (digest, revision, resource, permission, subject)
+
+
+def asked_prefix(digest: str, revision: int) -> tuple[str, int]:
+    """What every asked-check key of one revision starts with: ``asked_check(d, r, *asked)`` is
+    ``asked_prefix(d, r) + asked`` (the warm path builds keys so, without a call per check).
+
+    Example::
+
+        >>> asked_prefix("d1", 7) + ("doc:1", "view", "user:tom") == asked_check("d1", 7, "doc:1", "view", "user:tom")
+        True
+    """
+    return (digest, revision)
 
 
 def effective_labels(digest: str, revision: int, obj: Hashable) -> Hashable:

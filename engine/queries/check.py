@@ -55,11 +55,12 @@ def permissionship_of(outcome: Outcome) -> tuple[Permissionship, tuple[str, ...]
 class _WarmPath:
     """What the warm path keeps for the recent head revision: the schema digest and the two usual results."""
 
-    __slots__ = ("revision", "digest", "token", "allowed", "denied")
+    __slots__ = ("revision", "digest", "asked", "token", "allowed", "denied")
 
     def __init__(self, revision: Revision, digest: str) -> None:
         self.revision = revision
         self.digest = digest
+        self.asked = keys.asked_prefix(digest, revision)  # + (resource, permission, subject): an asked-check key
         self.token = token = encode_token(revision)
         self.allowed = CheckResult(Permissionship.HAS_PERMISSION, token)
         self.denied = CheckResult(Permissionship.NO_PERMISSION, token)
@@ -78,6 +79,7 @@ class CheckQuery:
 
     def __init__(self, ctx: Context) -> None:
         self.ctx = ctx
+        self._cache = ctx.caches.checks  # the shared check cache (None: off)
         self._warm: _WarmPath | None = None  # the warm path's state for the recent head revision
 
     # --- check --------------------------------------------------------------------------
@@ -85,22 +87,25 @@ class CheckQuery:
     def check(self, resource: ObjectRef | str, permission: str, subject: SubjectRef | str, *,
               context: Mapping[str, Any] | None = None, consistency: Consistency | None = None,
               explain: bool = False, caller: str | None = None) -> CheckResult:
-        """See :meth:`~headwater.engine.Engine.check`."""
+        """See :meth:`~headwater.engine.Engine.check` (which is this method: see ``Engine.__init__``)."""
         ctx = self.ctx
         audit = ctx.audit
         if audit is None and not context and not explain and (
                 consistency is None or consistency.mode is ConsistencyMode.MINIMIZE_LATENCY):
+            # The warm path. The common case: a check asked as text at the recent head, whose answer the shared
+            # cache holds under that text (one probe: no parsing, no snapshot).
             warm, hint = self._warm, ctx.head_hint
             if warm is not None and hint is not None and hint[0] == warm.revision and \
                     type(resource) is type(subject) is str and time.monotonic() - hint[1] < ctx.head_staleness_s:
-                # the common case: a check asked as text at the recent head, whose answer is cached under the text
-                key = keys.asked_check(warm.digest, warm.revision, resource,  # type: ignore[arg-type]
-                                       permission, subject)  # type: ignore[arg-type]
-                outcome = ctx.caches.checks.get(  # type: ignore[union-attr]
-                    key, None if ctx.system_clock else ctx.clock().timestamp())
+                outcome = self._cache.get(warm.asked + (resource, permission, subject),  # type: ignore[union-attr]
+                                          None if ctx.system_clock else ctx.clock().timestamp())
+                if outcome is TRUE:
+                    return warm.allowed
+                if outcome is FALSE:
+                    return warm.denied
                 if outcome is not None:
                     return warm.result(outcome)
-            else:
+            else:  # after a new revision, or for values: look further (_warm_answer)
                 hit = self._warm_answer(resource, permission, subject)
                 if hit is not None:
                     return hit

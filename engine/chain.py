@@ -3,7 +3,7 @@
 Every sub-problem of a check (a computed relation, an arrow hop, a subject set,
 a clearance) re-enters through the head of the chain::
 
-    memo (this request) → shared check cache (this engine) → evaluator (Program.enter)
+    depth limit → memo (this request) → shared check cache (this engine) → evaluator (Program.enter)
 
 so the caches see sub-problems too. Only definite answers are remembered: never
 errors, never a path-dependent (cycle-cut) outcome; the shared cache drops an
@@ -28,6 +28,7 @@ Example::
     >>> resolve = resolver(enter, memo={}, cache=None)
     >>> class Ev:  # what a resolver reads of an Evaluation
     ...     scope, now = ("d", 1, "", "user", "tom", ""), 0.0
+    ...     stack = []
     >>> resolve(Ev, "doc", "1", "view", 5, False) is resolve(Ev, "doc", "1", "view", 5, False) is TRUE
     True
     >>> calls
@@ -44,6 +45,8 @@ from . import keys
 from .cache import Cache
 from .outcome import FALSE, TRUE, Outcome
 
+from .evaluator import too_deep
+
 if TYPE_CHECKING:
     from .config import Config
     from .evaluator import Evaluation, Resolve
@@ -52,19 +55,32 @@ __all__ = ["Caches", "asked_answer", "remember_asked", "resolver"]
 
 
 def resolver(enter: Resolve, *, memo: dict[Hashable, Outcome] | None, cache: Cache | None) -> Resolve:
-    """The head of the chain for one request: ``memo`` (if any), then ``cache`` (if any), then ``enter``."""
+    """The head of the chain for one request: the depth limit, then ``memo`` (if any), then ``cache`` (if any),
+    then ``enter`` one step deeper.
+
+    Each variant is one flat function: a check is thousands of sub-problems, each a few Python frames deep per
+    level of the data, and a frame more per level costs more than its call (CPython 3.11 grows the frame stack
+    in 16 KiB chunks, mapped and unmapped as a deep check crosses their boundaries). For the same reason the
+    sub-problem key is spelled here as :func:`.keys.subproblem` lays it out (``tests/engine/test_cache.py`` holds the
+    two equal)."""
     if memo is None and cache is None:
-        return enter  # explanations: every step is evaluated (and traced)
-    subproblem = keys.subproblem
+        def evaluated(ev: Evaluation, rtype: str, rid: str, name: str, depth: int, negated: bool) -> Outcome:
+            if depth <= 1 and ev.stack:
+                raise too_deep(ev)
+            return enter(ev, rtype, rid, name, depth - 1, negated)
+        return evaluated  # explanations: every step is evaluated (and traced)
+
     if cache is None:
         remembered = memo.get  # type: ignore[union-attr]
 
         def memoized(ev: Evaluation, rtype: str, rid: str, name: str, depth: int, negated: bool) -> Outcome:
-            key = subproblem(ev.scope, rtype, rid, name)
+            if depth <= 1 and ev.stack:
+                raise too_deep(ev)
+            key = (ev.scope, rtype, rid, name)  # keys.subproblem
             hit = remembered(key)
             if hit is not None:
                 return hit
-            outcome = enter(ev, rtype, rid, name, depth, negated)
+            outcome = enter(ev, rtype, rid, name, depth - 1, negated)
             if not outcome.cut:
                 memo[key] = outcome  # type: ignore[index]
             return outcome
@@ -73,11 +89,13 @@ def resolver(enter: Resolve, *, memo: dict[Hashable, Outcome] | None, cache: Cac
     probe, put = cache.get, cache.put
     if memo is None:
         def cached(ev: Evaluation, rtype: str, rid: str, name: str, depth: int, negated: bool) -> Outcome:
-            key = subproblem(ev.scope, rtype, rid, name)
+            if depth <= 1 and ev.stack:
+                raise too_deep(ev)
+            key = (ev.scope, rtype, rid, name)  # keys.subproblem
             hit = probe(key, ev.now)
             if hit is not None:
                 return hit
-            outcome = enter(ev, rtype, rid, name, depth, negated)
+            outcome = enter(ev, rtype, rid, name, depth - 1, negated)
             if not outcome.cut:
                 put(key, outcome)
             return outcome
@@ -87,7 +105,9 @@ def resolver(enter: Resolve, *, memo: dict[Hashable, Outcome] | None, cache: Cac
 
     def memoized_and_cached(ev: Evaluation, rtype: str, rid: str, name: str, depth: int,
                             negated: bool) -> Outcome:
-        key = subproblem(ev.scope, rtype, rid, name)
+        if depth <= 1 and ev.stack:
+            raise too_deep(ev)
+        key = (ev.scope, rtype, rid, name)  # keys.subproblem
         hit = remembered(key)
         if hit is not None:
             return hit
@@ -95,7 +115,7 @@ def resolver(enter: Resolve, *, memo: dict[Hashable, Outcome] | None, cache: Cac
         if hit is not None:
             memo[key] = hit
             return hit
-        outcome = enter(ev, rtype, rid, name, depth, negated)
+        outcome = enter(ev, rtype, rid, name, depth - 1, negated)
         if not outcome.cut:
             memo[key] = outcome
             put(key, outcome)

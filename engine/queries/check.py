@@ -33,7 +33,8 @@ from ..audit import AuditLog
 from ..consistency import Consistency, ConsistencyMode, encode_token
 from ..context import Context
 from ..errors import EngineError, InvalidRequestError, LimitExceededError, UnknownPermissionError
-from ..evaluator import evaluate, program
+from ..cache import Cache
+from ..evaluator import Program, Resolve, evaluate, program
 from ..explain import Explanation, Recorder
 from ..outcome import FALSE, TRUE, Outcome, Tri
 from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
@@ -81,6 +82,7 @@ class CheckQuery:
         self.ctx = ctx
         self._cache = ctx.caches.checks  # the shared check cache (None: off)
         self._warm: _WarmPath | None = None  # the warm path's state for the recent head revision
+        self._shared_chain: tuple[Resolve, Cache, Resolve] | None = None  # (enter, cache, the chain through both)
 
     # --- check --------------------------------------------------------------------------
 
@@ -208,9 +210,19 @@ class CheckQuery:
                         max_depth=ctx.config.limits.max_depth, context=context,
                         scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type, subject.id,
                                                srel),
-                        lineage=ctx.lineage(schema, reader), resolve=chain.resolver(compiled.enter, memo=memo,
-                                                                                     cache=cache),
+                        lineage=ctx.lineage(schema, reader), resolve=self._resolver(compiled, memo, cache),
                         now=ctx.clock().timestamp())
+
+    def _resolver(self, compiled: Program, memo: dict[Hashable, Outcome] | None, cache: Cache | None) -> Resolve:
+        """The chain for one request: a request's own memo is new each time; the shared cache's chain is built
+        once (the same function object at every call site is what CPython's call specialization wants)."""
+        if memo is not None or cache is None:
+            return chain.resolver(compiled.enter, memo=memo, cache=cache)
+        shared = self._shared_chain
+        if shared is None or shared[0] is not compiled.enter or shared[1] is not cache:
+            shared = self._shared_chain = (compiled.enter, cache, chain.resolver(compiled.enter, memo=None,
+                                                                                 cache=cache))
+        return shared[2]
 
     def explained(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> CheckResult:
         """The answer to one item with its explanation, both from one traced evaluation (no cache)."""
@@ -237,7 +249,8 @@ class CheckQuery:
                            max_depth=ctx.config.limits.max_depth, context=context,
                            scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type,
                                                   subject.id, srel),
-                           lineage=lineage, resolve=traced.enter, now=ctx.clock().timestamp(), tracer=recorder)
+                           lineage=lineage, resolve=chain.resolver(traced.enter, memo=None, cache=None),
+                           now=ctx.clock().timestamp(), tracer=recorder)
         return outcome, recorder.explanation(outcome.value)
 
     def _prepare(self, schema: dsl_schema.Schema,

@@ -77,6 +77,7 @@ __all__ = [
     "Update",
     "Validator",
     "checked_time",
+    "row_from_tuple",
     "rows_from_tuples",
     "unavailable",
     "whole_revisions",
@@ -179,13 +180,15 @@ class Row(NamedTuple):
                                    None if expires is None else _EPOCH + timedelta(microseconds=expires))
 
 
-_new_row = partial(tuple.__new__, Row)  # tuple.__new__(Row, values), with no Python-level call per row
+row_from_tuple: Callable[[tuple[object, ...]], Row] = partial(tuple.__new__, Row)
+"""A row from a plain tuple in :class:`Row`'s field order, built without a Python-level call (``Row._make``
+makes one)."""
 
 
 def rows_from_tuples(found: Iterable[tuple[object, ...]]) -> list[Row]:
     """Rows from plain tuples in :class:`Row`'s field order (what a SQL driver returns), built without the
     per-row Python call of ``Row._make``."""
-    return list(map(_new_row, found))
+    return list(map(row_from_tuple, found))
 
 
 @dataclass(frozen=True, slots=True)

@@ -148,8 +148,14 @@ class _MemoryReader:
                      subject_id: str, subject_relation: str) -> Row | None:
         key = (resource_type, resource_id, relation, subject_type, subject_id, subject_relation)
         with self._lock:
-            found = self._visible(self._indexes.by_key.get(key, ()))
-        return found[0] if found else None  # a key is visible at most once
+            if not self._open:
+                raise StoreError("this reader's snapshot is closed; open a new snapshot")
+            revision = self._revision
+            for v in self._indexes.by_key.get(key, ()):  # a key is visible at most once
+                if v.created_rev <= revision and (v.deleted_rev is None or v.deleted_rev > revision):
+                    row = v.row
+                    return row if row.expires_at_us is None or row.expires_at_us > self._now_us else None
+        return None
 
     def relationships(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Row]:
         key = (resource_type, resource_id, relation)

@@ -8,8 +8,9 @@ so an object's rows are one B-tree range:
 
 - an object with at most :data:`OBJECT_ROWS` relationships is read whole, once
   per snapshot, the first time the evaluator asks about it (a check asks about
-  several relations of each object it visits), and its rows become
-  :class:`~.contract.Row` values only when a relation of it is asked for;
+  several relations of each object it visits), without the resource columns
+  (known), and its rows become :class:`~.contract.Row` values only when they
+  are returned;
 - a larger object gets one indexed query per question, and is remembered
   store-wide (a hint) so it is not read whole again; a relation's subject sets
   have their own partial index, so a clearance held by 17,000 users costs the
@@ -36,7 +37,8 @@ from typing import TYPE_CHECKING, Any
 
 from ..errors import StoreError
 from ..sqlitedb import Connection, DriverError
-from .contract import RelationshipFilter, Revision, Row, RowKey, StoredSchema, rows_from_tuples, unavailable
+from .contract import (RelationshipFilter, Revision, Row, RowKey, StoredSchema, row_from_tuple, rows_from_tuples,
+                       unavailable)
 
 if TYPE_CHECKING:
     from .sqlite import _SqliteBackend
@@ -59,8 +61,10 @@ _VISIBLE_AT = (
     "created_rev <= ?3 AND (deleted_rev IS NULL OR deleted_rev > ?3) AND (expires_at_us IS NULL OR expires_at_us > ?4)"
 )
 _SUBJECT_ORDER = "ORDER BY subject_type, subject_id, subject_relation"
+_MEMBER_COLUMNS = "relation, subject_type, subject_id, subject_relation, caveat_name, caveat_context, expires_at_us"
+"""A row's columns after the resource: what an object read whole returns (its resource is known)."""
 _OBJECT = (  # every relationship of one object, by relation then subject, up to a limit
-    f"SELECT {COLUMNS} FROM relationships WHERE resource_type = ?1 AND resource_id = ?2 AND {_VISIBLE_AT} "
+    f"SELECT {_MEMBER_COLUMNS} FROM relationships WHERE resource_type = ?1 AND resource_id = ?2 AND {_VISIBLE_AT} "
     "ORDER BY relation, subject_type, subject_id, subject_relation LIMIT ?5"
 )
 _RELATIONSHIPS = (
@@ -123,12 +127,15 @@ class SqliteReader:
     def __init__(self, backend: _SqliteBackend, conn: Connection, revision: Revision, now_us: int) -> None:
         self._backend = backend
         self._conn = conn
+        self._execute = conn.cursor().execute  # one cursor for the evaluator's reads (a cursor per query costs more)
         self._revision = revision
         self._now_us = now_us
         self._open = True
-        # Small objects read whole, once per snapshot: (type, id) -> {relation: rows (tuples until first asked
-        # for, then Rows)}, or None for an object with more than OBJECT_ROWS relationships.
+        # Small objects read whole, once per snapshot: (type, id) -> {relation: member tuples (_MEMBER_COLUMNS)},
+        # or None for an object with more than OBJECT_ROWS relationships; and the Rows of each relation of a
+        # small object once asked for: (type, id, relation) -> Rows.
         self._objects: dict[tuple[str, str], dict[str, list[Any]] | None] = {}
+        self._relations: dict[tuple[str, str, str], list[Row]] = {}
 
     @property
     def revision(self) -> Revision:
@@ -156,16 +163,15 @@ class SqliteReader:
         if not self._open:
             raise self._closed()
         try:
-            return self._conn.execute(sql, (params[0], params[1], self._revision, self._now_us, *params[2:])
-                                      ).fetchall()
+            return self._execute(sql, (params[0], params[1], self._revision, self._now_us, *params[2:])).fetchall()
         except DriverError as exc:
             raise self._backend.translate(exc, "read relationships") from exc
 
     def _object(self, resource_type: str, resource_id: str) -> dict[str, list[Any]] | None:
-        """Every relationship of an object visible in this snapshot, by relation, when it has at most
-        ``OBJECT_ROWS``; None for a larger object. One query answers every later question about a small object
-        (a check asks about several relations of each object it visits, and the same object again from other
-        branches); large objects are remembered store-wide so they are not read whole twice."""
+        """Every relationship of an object visible in this snapshot, as member tuples by relation, when it has
+        at most ``OBJECT_ROWS``; None for a larger object. One query answers every later question about a small
+        object (a check asks about several relations of each object it visits, and the same object again from
+        other branches); large objects are remembered store-wide so they are not read whole twice."""
         key = (resource_type, resource_id)
         objects = self._objects
         found = objects.get(key, _UNREAD)
@@ -176,32 +182,32 @@ class SqliteReader:
         large = self._backend.large_objects
         found = None
         if key not in large:
-            rows = self._rows(_OBJECT, resource_type, resource_id, OBJECT_ROWS + 1)
-            if len(rows) > OBJECT_ROWS:
+            members = self._rows(_OBJECT, resource_type, resource_id, OBJECT_ROWS + 1)
+            if len(members) > OBJECT_ROWS:
                 large.add(key)
             else:
                 found = {}
-                for row in rows:
-                    same = found.get(row[2])
+                for member in members:
+                    same = found.get(member[0])
                     if same is None:
-                        found[row[2]] = [row]
+                        found[member[0]] = [member]
                     else:
-                        same.append(row)
+                        same.append(member)
         if len(objects) < _MAX_OBJECTS_PER_SNAPSHOT:
             objects[key] = found
         return found
 
     def relationships(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Row]:
-        whole = self._objects.get((resource_type, resource_id), _UNREAD)
-        if whole is _UNREAD or not self._open:
-            whole = self._object(resource_type, resource_id)
+        key = (resource_type, resource_id, relation)
+        rows = self._relations.get(key)
+        if rows is not None and self._open:
+            return rows
+        whole = self._object(resource_type, resource_id)
         if whole is None:
             return rows_from_tuples(self._rows(_RELATIONSHIPS, resource_type, resource_id, relation))
-        rows = whole.get(relation)  # type: ignore[union-attr]
-        if not rows:
-            return ()
-        if type(rows[0]) is not Row:  # the first time this relation is asked for
-            rows = whole[relation] = rows_from_tuples(rows)  # type: ignore[index]
+        members = whole.get(relation)
+        rows = [row_from_tuple((resource_type, resource_id) + m) for m in members] if members else []
+        self._relations[key] = rows
         return rows
 
     def subject_sets(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Row]:
@@ -210,7 +216,10 @@ class SqliteReader:
             whole = self._object(resource_type, resource_id)
         if whole is None:
             return rows_from_tuples(self._rows(_SUBJECT_SETS, resource_type, resource_id, relation))
-        return [row for row in self.relationships(resource_type, resource_id, relation) if row[5]]
+        members = whole.get(relation)
+        if not members:
+            return ()
+        return [row_from_tuple((resource_type, resource_id) + m) for m in members if m[3]]
 
     def relationship(self, resource_type: str, resource_id: str, relation: str, subject_type: str,
                      subject_id: str, subject_relation: str) -> Row | None:
@@ -220,10 +229,10 @@ class SqliteReader:
         if whole is None:
             found = self._rows(_RELATIONSHIP, resource_type, resource_id, relation, subject_type, subject_id,
                                subject_relation)
-            return rows_from_tuples(found)[0] if found else None
-        for row in whole.get(relation, ()):  # type: ignore[union-attr]
-            if row[4] == subject_id and row[3] == subject_type and row[5] == subject_relation:
-                return row if type(row) is Row else rows_from_tuples((row,))[0]  # a key is visible at most once
+            return row_from_tuple(found[0]) if found else None
+        for m in whole.get(relation, ()):  # type: ignore[union-attr]
+            if m[2] == subject_id and m[1] == subject_type and m[3] == subject_relation:
+                return row_from_tuple((resource_type, resource_id) + m)  # a key is visible at most once
         return None
 
     def read(self, filter: RelationshipFilter, *, after: RowKey | None = None,

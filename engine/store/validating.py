@@ -31,6 +31,7 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
+from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
 from types import TracebackType
 from typing import Any
@@ -217,33 +218,26 @@ class Store:
 
 
 class _Snapshot:
-    """``Store.snapshot()``: the backend's snapshot, its reader wrapped in a :class:`_CheckedReader`."""
+    """``Store.snapshot()``: the backend's snapshot as a context manager whose reader is this object, the
+    backend reader's own reads bound on it, its ``read`` and ``count`` checking their arguments first."""
 
-    __slots__ = ("_inner",)
+    __slots__ = ("_inner", "_reader", "revision", "relationship", "relationships", "subject_sets", "schema")
 
-    def __init__(self, inner: Any) -> None:
+    def __init__(self, inner: AbstractContextManager[Reader]) -> None:
         self._inner = inner
 
-    def __enter__(self) -> _CheckedReader:
-        return _CheckedReader(self._inner.__enter__())
-
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 tb: TracebackType | None) -> Any:
-        return self._inner.__exit__(exc_type, exc, tb)
-
-
-class _CheckedReader:
-    """A backend reader whose ``read`` and ``count`` check their arguments (the other reads are its own)."""
-
-    __slots__ = ("_reader", "revision", "relationship", "relationships", "subject_sets", "schema")
-
-    def __init__(self, reader: Reader) -> None:
-        self._reader = reader
+    def __enter__(self) -> _Snapshot:
+        self._reader = reader = self._inner.__enter__()
         self.revision = reader.revision
         self.relationship = reader.relationship
         self.relationships = reader.relationships
         self.subject_sets = reader.subject_sets
         self.schema = reader.schema
+        return self
+
+    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
+                 tb: TracebackType | None) -> Any:
+        return self._inner.__exit__(exc_type, exc, tb)
 
     def read(self, filter: RelationshipFilter, *, after: RowKey | None = None,
              limit: int | None = None) -> list[Row]:

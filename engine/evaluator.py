@@ -75,7 +75,7 @@ from .outcome import FALSE, TRUE, AllOf, AnyOf, Outcome, Tri, both, negate
 from .relationships import ObjectRef, stored_object
 from .store import Reader, Row
 
-__all__ = ["Evaluation", "Program", "Resolve", "Tracer", "evaluate", "program", "stack_exhausted", "too_deep"]
+__all__ = ["Evaluation", "Program", "Resolve", "Tracer", "evaluate", "program", "enter", "stack_exhausted", "too_deep"]
 
 # fn(ev, resource_id, depth, negated) -> Outcome: one relation or permission of one definition
 Member = Callable[["Evaluation", str, int, bool], Outcome]
@@ -150,7 +150,7 @@ def too_deep(ev: Evaluation) -> MaxDepthExceededError:
                                  + _path_text(ev.stack))
 
 
-def _enter(ev: Evaluation, rtype: str, rid: str, name: str, depth: int, negated: bool) -> Outcome:
+def enter(ev: Evaluation, rtype: str, rid: str, name: str, depth: int, negated: bool) -> Outcome:
     """Evaluate one sub-problem: unknown names, a subject set as a member of itself, cycles, then its closure."""
     fn = ev.program.members.get((rtype, name))
     if fn is None:
@@ -180,7 +180,7 @@ def _enter_traced(ev: Evaluation, rtype: str, rid: str, name: str, depth: int, n
     tracer: Tracer = ev.tracer  # type: ignore[assignment]
     tracer.enter_check(rtype, rid, name)
     try:
-        outcome = _enter(ev, rtype, rid, name, depth, negated)
+        outcome = enter(ev, rtype, rid, name, depth, negated)
     except BaseException:
         tracer.abort()
         raise
@@ -213,7 +213,7 @@ class Program:
         self.schema = schema
         self.traced = traced
         self.fast = not traced  # the shortcuts for relationships without caveat or expiration
-        self.enter: Resolve = _enter_traced if traced else _enter
+        self.enter: Resolve = _enter_traced if traced else enter
         self._row_outcome = _row_outcome_traced if traced else _row_outcome
         self._direct = self._make_direct()
         self.members: dict[tuple[str, str], Member] = {}

@@ -4,7 +4,10 @@ A key names an immutable fact, so a cached value never needs invalidating (only
 expiring, for outcomes that read an expiring relationship):
 
 - a **check scope** is what every sub-problem of one check shares: the schema
-  digest, the revision, the request context (canonical JSON) and the subject;
+  digest, the revision, the subject and the request context (canonical JSON),
+  joined into one string (a string caches its hash, so a sub-problem key, hashed
+  at every probe, costs four cached hashes; no part can hold the NUL separator:
+  ids and names exclude it and JSON escapes it);
 - a **sub-problem** key is a scope plus the resource and the relation or
   permission asked about: ``(scope, type, id, name)``;
 - an **asked check** key is a top-level check exactly as a caller spelled it
@@ -13,11 +16,16 @@ expiring, for outcomes that read an expiring relationship):
 - **lineage** keys (effective labels, upstream sets), **schema** keys and
   **program** keys name facts of one revision or one schema digest.
 
+Two keys are spelled out where they are built, because a call there would be a
+large part of the cost: the sub-problem key in the chain's resolvers and the
+asked-check key on the warm path. ``tests/engine/test_cache.py`` holds both
+spellings equal to these functions.
+
 Example::
 
     >>> scope = check_scope("d1", 7, "", "user", "tom", "")
     >>> subproblem(scope, "doc", "1", "view")
-    (('d1', 7, '', 'user', 'tom', ''), 'doc', '1', 'view')
+    ('d1\\x007\\x00user\\x00tom\\x00\\x00', 'doc', '1', 'view')
     >>> context_key({"b": 1, "a": [2]})
     '{"a":[2],"b":1}'
 """
@@ -31,7 +39,6 @@ from typing import Any, TypeAlias
 __all__ = [
     "CheckScope",
     "asked_check",
-    "asked_prefix",
     "check_scope",
     "context_key",
     "effective_labels",
@@ -42,8 +49,8 @@ __all__ = [
     "upstream",
 ]
 
-CheckScope: TypeAlias = tuple[str, int, str, str, str, str]
-"""``(schema digest, revision, context key, subject type, subject id, subject relation or "")``."""
+CheckScope: TypeAlias = str
+"""Schema digest, revision, subject type, subject id, subject relation (or "") and context key, NUL-joined."""
 
 
 def context_key(context: Mapping[str, Any] | None) -> str:
@@ -56,7 +63,7 @@ def context_key(context: Mapping[str, Any] | None) -> str:
 def check_scope(digest: str, revision: int, context: str, subject_type: str, subject_id: str,
                 subject_relation: str) -> CheckScope:
     """What every sub-problem of one check shares (``context`` from :func:`context_key`)."""
-    return (digest, revision, context, subject_type, subject_id, subject_relation)
+    return f"{digest}\0{revision}\0{subject_type}\0{subject_id}\0{subject_relation}\0{context}"
 
 
 def subproblem(scope: CheckScope, resource_type: str, resource_id: str, name: str) -> Hashable:
@@ -67,18 +74,6 @@ def subproblem(scope: CheckScope, resource_type: str, resource_id: str, name: st
 def asked_check(digest: str, revision: int, resource: str, permission: str, subject: str) -> Hashable:
     """The key of a top-level check without context, as the caller wrote it (``"doc:1"``, ``"user:tom"``)."""
     return (digest, revision, resource, permission, subject)
-
-
-def asked_prefix(digest: str, revision: int) -> tuple[str, int]:
-    """What every asked-check key of one revision starts with: ``asked_check(d, r, *asked)`` is
-    ``asked_prefix(d, r) + asked`` (the warm path builds keys so, without a call per check).
-
-    Example::
-
-        >>> asked_prefix("d1", 7) + ("doc:1", "view", "user:tom") == asked_check("d1", 7, "doc:1", "view", "user:tom")
-        True
-    """
-    return (digest, revision)
 
 
 def effective_labels(digest: str, revision: int, obj: Hashable) -> Hashable:

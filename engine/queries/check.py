@@ -24,7 +24,7 @@ Example::
 from __future__ import annotations
 
 import time
-from collections.abc import Hashable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...dsl import schema as dsl_schema
@@ -33,8 +33,7 @@ from ..audit import AuditLog
 from ..consistency import Consistency, ConsistencyMode, encode_token
 from ..context import Context
 from ..errors import EngineError, InvalidRequestError, LimitExceededError, UnknownPermissionError
-from ..cache import Cache
-from ..evaluator import Program, Resolve, evaluate, program
+from ..evaluator import Resolve, enter, evaluate, program
 from ..explain import Explanation, Recorder
 from ..outcome import FALSE, TRUE, Outcome, Tri
 from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
@@ -56,12 +55,11 @@ def permissionship_of(outcome: Outcome) -> tuple[Permissionship, tuple[str, ...]
 class _WarmPath:
     """What the warm path keeps for the recent head revision: the schema digest and the two usual results."""
 
-    __slots__ = ("revision", "digest", "asked", "token", "allowed", "denied")
+    __slots__ = ("revision", "digest", "token", "allowed", "denied")
 
     def __init__(self, revision: Revision, digest: str) -> None:
         self.revision = revision
         self.digest = digest
-        self.asked = keys.asked_prefix(digest, revision)  # + (resource, permission, subject): an asked-check key
         self.token = token = encode_token(revision)
         self.allowed = CheckResult(Permissionship.HAS_PERMISSION, token)
         self.denied = CheckResult(Permissionship.NO_PERMISSION, token)
@@ -82,7 +80,8 @@ class CheckQuery:
         self.ctx = ctx
         self._cache = ctx.caches.checks  # the shared check cache (None: off)
         self._warm: _WarmPath | None = None  # the warm path's state for the recent head revision
-        self._shared_chain: tuple[Resolve, Cache, Resolve] | None = None  # (enter, cache, the chain through both)
+        cache = ctx.caches.checks
+        self._shared_chain = None if cache is None else chain.resolver(enter, memo=None, cache=cache)
 
     # --- check --------------------------------------------------------------------------
 
@@ -99,8 +98,9 @@ class CheckQuery:
             warm, hint = self._warm, ctx.head_hint
             if warm is not None and hint is not None and hint[0] == warm.revision and \
                     type(resource) is type(subject) is str and time.monotonic() - hint[1] < ctx.head_staleness_s:
-                outcome = self._cache.get(warm.asked + (resource, permission, subject),  # type: ignore[union-attr]
-                                          None if ctx.system_clock else ctx.clock().timestamp())
+                outcome = self._cache.get(  # type: ignore[union-attr]
+                    (warm.digest, warm.revision, resource, permission, subject),  # keys.asked_check, spelled out
+                    None if ctx.system_clock else ctx.clock().timestamp())
                 if outcome is TRUE:
                     return warm.allowed
                 if outcome is FALSE:
@@ -163,14 +163,14 @@ class CheckQuery:
         limit = self.ctx.config.limits.max_bulk_check_items
         if len(items) > limit:
             raise LimitExceededError(f"{len(items)} items in one bulk check; the limit is {limit}", limit=limit)
-        memo: dict[Hashable, Outcome] = {}
+        resolve = self.request_chain()
         out = []
         audit, ticket = self.ctx.audit, 0
         with self.ctx.snapshot(consistency) as (reader, schema):
             for item in items:
                 start = time.perf_counter_ns() if audit is not None else 0
                 try:
-                    result = self.decide(schema, reader, item, memo)
+                    result = self.decide(schema, reader, item, resolve)
                 except EngineError as exc:
                     out.append(BulkCheckResult(item, error=exc))
                     continue
@@ -184,10 +184,11 @@ class CheckQuery:
     # --- one decision -------------------------------------------------------------------
 
     def decide(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem,
-               memo: dict[Hashable, Outcome] | None) -> CheckResult:
-        """The answer to one item at ``reader``'s snapshot; ``memo`` is shared by the items of one request."""
+               resolve: Resolve | None) -> CheckResult:
+        """The answer to one item at ``reader``'s snapshot, through ``resolve``: the chain of the request the
+        item belongs to (:meth:`request_chain`), or None for a check of its own."""
         resource, subject, context, context_key = self._prepare(schema, item)
-        outcome = self.evaluate(schema, reader, resource, item.permission, subject, context, context_key, memo)
+        outcome = self.evaluate(schema, reader, resource, item.permission, subject, context, context_key, resolve)
         cache = self.ctx.caches.checks
         if not context and cache is not None and type(item.resource) is str and type(item.subject) is str:
             # the same answer under the asked text, for the warm path
@@ -198,31 +199,24 @@ class CheckQuery:
 
     def evaluate(self, schema: dsl_schema.Schema, reader: Reader, resource: ObjectRef, permission: str,
                  subject: SubjectRef, context: dict[str, Any], context_key: str,
-                 memo: dict[Hashable, Outcome] | None) -> Outcome:
-        """The evaluator's outcome for one check, through the cache chain."""
+                 resolve: Resolve | None) -> Outcome:
+        """The evaluator's outcome for one check, through ``resolve`` (None: the chain of a check of its own)."""
         ctx = self.ctx
-        cache = ctx.caches.checks
-        if memo is None and cache is None:
-            memo = {}  # without a shared cache, a check still shares its own sub-problems
-        compiled = program(schema)
+        if resolve is None:
+            # through the shared cache; without one, a check still shares its own sub-problems
+            resolve = self._shared_chain or chain.resolver(enter, memo={}, cache=None)
         srel = subject.relation or ""
-        return evaluate(compiled, reader, resource.type, resource.id, permission, subject.type, subject.id, srel,
-                        max_depth=ctx.config.limits.max_depth, context=context,
+        return evaluate(program(schema), reader, resource.type, resource.id, permission, subject.type, subject.id,
+                        srel, max_depth=ctx.config.limits.max_depth, context=context,
                         scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type, subject.id,
                                                srel),
-                        lineage=ctx.lineage(schema, reader), resolve=self._resolver(compiled, memo, cache),
-                        now=ctx.clock().timestamp())
+                        lineage=ctx.lineage(schema, reader), resolve=resolve, now=ctx.clock().timestamp())
 
-    def _resolver(self, compiled: Program, memo: dict[Hashable, Outcome] | None, cache: Cache | None) -> Resolve:
-        """The chain for one request: a request's own memo is new each time; the shared cache's chain is built
-        once (the same function object at every call site is what CPython's call specialization wants)."""
-        if memo is not None or cache is None:
-            return chain.resolver(compiled.enter, memo=memo, cache=cache)
-        shared = self._shared_chain
-        if shared is None or shared[0] is not compiled.enter or shared[1] is not cache:
-            shared = self._shared_chain = (compiled.enter, cache, chain.resolver(compiled.enter, memo=None,
-                                                                                 cache=cache))
-        return shared[2]
+    def request_chain(self) -> Resolve:
+        """The chain for one request of many checks (a bulk check, a lookup): a memo of its own, then the shared
+        cache. Built once per request, as the shared chain is built once per engine: the same function at every
+        call site is what CPython's call specialization wants."""
+        return chain.resolver(enter, memo={}, cache=self.ctx.caches.checks)
 
     def explained(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> CheckResult:
         """The answer to one item with its explanation, both from one traced evaluation (no cache)."""

@@ -23,7 +23,7 @@ from __future__ import annotations
 import bisect
 import json
 import time
-from collections.abc import Hashable, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from ...dsl import schema as dsl_schema
@@ -32,7 +32,6 @@ from ..consistency import Consistency, encode_token
 from ..context import Context
 from ..errors import InvalidRequestError, UnknownPermissionError
 from ..lookup import FRESH_ID, candidate_resources, candidate_subjects
-from ..outcome import Outcome
 from ..paging import Place, validate_limit
 from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
 from ..results import (
@@ -79,11 +78,11 @@ class LookupQuery:
                 every = sorted(candidate_resources(schema, reader, resource_type, permission, subj))
                 listings.put(key, every)
             candidates = every if place.after is None else every[bisect.bisect_right(every, place.after):]
-            memo: dict[Hashable, Outcome] = {}
+            resolve = self.checks.request_chain()
             results: list[LookupResult] = []
             for rid in candidates:
                 r = self.checks.decide(schema, reader, BulkCheckItem(ObjectRef(resource_type, rid), permission,
-                                                                     subj, context), memo)
+                                                                     subj, context), resolve)
                 if r.permissionship is Permissionship.NO_PERMISSION:
                     continue
                 results.append(LookupResult(rid, r.permissionship, r.missing_context))
@@ -114,12 +113,12 @@ class LookupQuery:
                 raise InvalidRequestError(f"relation/permission `{relation}` not found under definition "
                                           f"`{subject_type}`")
             found = candidate_subjects(schema, reader, res, permission, subject_type, relation)
-            memo: dict[Hashable, Outcome] = {}
+            resolve = self.checks.request_chain()
 
             def check(sid: str) -> CheckResult:
                 return self.checks.decide(schema, reader, BulkCheckItem(res, permission,
                                                                         SubjectRef(subject_type, sid, relation),
-                                                                        context), memo)
+                                                                        context), resolve)
 
             concrete = {sid: check(sid) for sid in sorted(found.ids)}
             ordered: list[SubjectResult] = []

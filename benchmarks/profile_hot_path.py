@@ -30,21 +30,21 @@ from .run import WARM_CHUNK, clear_caches
 from .workload import generate
 
 STEPS = [  # (label, file suffix, function): cumulative time of the main steps of a check
-    ("Engine.check", "engine/api.py", "check"),
-    ("Engine._snapshot (read transaction + schema)", "engine/api.py", "_snapshot"),
-    ("SqliteStore.snapshot", "engine/store/sqlite.py", "snapshot"),
-    ("Engine._check_one", "engine/api.py", "_check_one"),
-    ("Engine._evaluate", "engine/api.py", "_evaluate"),
-    ("compiled._sub (a sub-problem: cache, then evaluation)", "engine/compiled.py", "_sub"),
-    ("compiled._enter (evaluation of a sub-problem)", "engine/compiled.py", "_enter"),
-    ("compiled._direct (exact and wildcard matches)", "engine/compiled.py", "_direct"),
-    ("SharedCache.get", "engine/cache.py", "get"),
-    ("SharedCache.put", "engine/cache.py", "put"),
-    ("reader.edge_lookup", "engine/store/sqlite.py", "edge_lookup"),
-    ("reader.edges", "engine/store/sqlite.py", "edges"),
-    ("reader.edge_sets", "engine/store/sqlite.py", "edge_sets"),
-    ("_SqliteReader._object (one query per object)", "engine/store/sqlite.py", "_object"),
-    ("_SqliteReader._edge_query", "engine/store/sqlite.py", "_edge_query"),
+    ("CheckQuery.check (Engine.check)", "engine/queries/check.py", "check"),
+    ("CheckQuery._warm_answer (the asked-check probe)", "engine/queries/check.py", "_warm_answer"),
+    ("Context.snapshot (read transaction + schema)", "engine/context.py", "snapshot"),
+    ("SqliteSnapshot.__enter__", "engine/store/sqlite_reader.py", "__enter__"),
+    ("CheckQuery.evaluate", "engine/queries/check.py", "evaluate"),
+    ("chain: cached (a sub-problem: the shared cache, then evaluation)", "engine/chain.py", "cached"),
+    ("evaluator.enter (evaluation of a sub-problem)", "engine/evaluator.py", "enter"),
+    ("Program.direct (exact and wildcard matches)", "engine/evaluator.py", "direct"),
+    ("Cache.get", "engine/cache.py", "get"),
+    ("Cache.put", "engine/cache.py", "put"),
+    ("reader.relationship", "engine/store/sqlite_reader.py", "relationship"),
+    ("reader.relationships", "engine/store/sqlite_reader.py", "relationships"),
+    ("reader.subject_sets", "engine/store/sqlite_reader.py", "subject_sets"),
+    ("SqliteReader._object (one query per object)", "engine/store/sqlite_reader.py", "_object"),
+    ("SqliteReader._rows", "engine/store/sqlite_reader.py", "_rows"),
     ("Lineage.upstream", "engine/lineage.py", "upstream"),
     ("Lineage.labels", "engine/lineage.py", "labels"),
     ("parse_object", "engine/relationships.py", "parse_object"),
@@ -59,8 +59,8 @@ class _Breakdown:
         from contextlib import contextmanager
 
         from headwater.engine import cache as cache_mod
-        from headwater.engine import compiled as compiled_mod
-        from headwater.engine.store import sqlite as sqlite_mod
+        from headwater.engine import evaluator as evaluator_mod
+        from headwater.engine.store import sqlite_reader as reader_mod
 
         self.seconds: dict[str, float] = {}
         self.calls: dict[str, int] = {}
@@ -79,12 +79,13 @@ class _Breakdown:
             return wrapper
 
         sql = "SQL queries (execute + fetchall)"
-        sqlite_mod._SqliteReader._query = timed(sql, sqlite_mod._SqliteReader._query)
-        sqlite_mod._SqliteReader._edge_query = timed(sql, sqlite_mod._SqliteReader._edge_query)
-        compiled_mod.edge_relationship = timed("edges -> Relationship values (caveated ones only)",
-                                               compiled_mod.edge_relationship)
-        cache_mod.SharedCache.get = timed("shared cache get", cache_mod.SharedCache.get)
-        cache_mod.SharedCache.put = timed("shared cache put", cache_mod.SharedCache.put)
+        reader_mod.SqliteReader._query = timed(sql, reader_mod.SqliteReader._query)
+        reader_mod.SqliteReader._rows = timed(sql, reader_mod.SqliteReader._rows)
+        evaluator_mod._row_outcome = timed("rows -> outcomes (caveats, expiration)", evaluator_mod._row_outcome)
+        # The chain's resolvers bound the check cache's methods when the engine was built, so these count the
+        # other probes only (schemas, programs, labels, the warm path).
+        cache_mod.Cache.get = timed("cache get (outside the chain)", cache_mod.Cache.get)
+        cache_mod.Cache.put = timed("cache put (outside the chain)", cache_mod.Cache.put)
         store = engine.store
         snapshot = store.snapshot
 

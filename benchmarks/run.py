@@ -352,7 +352,7 @@ def _top_level_key(engine: Engine, c: Check) -> Any:
 def probe_floor(engine: Engine, checks: Sequence[Check]) -> dict[str, Any]:
     """The floor of this scenario's warm checks, measured the way they are: for each chunk of ``WARM_CHUNK``,
     the caches emptied and the chunk run once (the same cold work, which also evicts the CPU caches), then one
-    ``SharedCache.get`` of each check's answer key timed instead of the check. The warm check and its floor
+    ``Cache.get`` of each check's answer key timed instead of the check. The warm check and its floor
     thus start from the same state; ``warm / floor`` is what the engine adds around one probe."""
     cache = engine.caches.checks
     assert cache is not None
@@ -374,8 +374,8 @@ def probe_floor(engine: Engine, checks: Sequence[Check]) -> dict[str, Any]:
 
 
 def cache_probe_floor(engine: Engine, checks: Sequence[Check], n: int) -> dict[str, Any]:
-    """A hot probe: one ``SharedCache.get`` of a key that was just used (in the CPU caches), shaped as
-    ``CachingChecker`` builds it, timed the way checks are timed; also in a tight loop. The lowest a probe
+    """A hot probe: one ``Cache.get`` of a key that was just used (in the CPU caches), shaped as
+    the cache chain builds it (``keys.subproblem``), timed the way checks are timed; also in a tight loop. The lowest a probe
     costs; the per-scenario ``probe_floor`` is what warm checks are compared with."""
     cache = engine.caches.checks
     assert cache is not None
@@ -1127,7 +1127,7 @@ def report(out: dict[str, Any]) -> str:
         f = r["probe_floor"]
         lines.append(f"{'  floor: ' + r['title'][:38]:<48}{f['n']:>6} {'':>29} {trio(f):>29}")
     f = out["cache_probe_floor"]
-    lines.append(f"{'hot probe: one SharedCache.get just used':<48}{f['n']:>6} {'':>29} {trio(f):>29}")
+    lines.append(f"{'hot probe: one Cache.get just used':<48}{f['n']:>6} {'':>29} {trio(f):>29}")
     for r in out["scenarios"].values():
         cy = r["cycled"]
         if cy["cache_misses"]:
@@ -1195,7 +1195,7 @@ def report(out: dict[str, Any]) -> str:
     lines.append("")
     lines.append("cold× = SpiceDB p50 / Headwater cold p50; thru× = Headwater cold sequential throughput / SpiceDB's "
                  "(mean-based); both over the checks SpiceDB ran (the first n of the sample); w/flr = Headwater warm p50 / "
-                 "the scenario's probe floor p50 (one SharedCache.get of the same answers' keys, measured after the "
+                 "the scenario's probe floor p50 (one Cache.get of the same answers' keys, measured after the "
                  "same warm-up; the floor rows below).")
     return "\n".join(lines)
 

@@ -32,12 +32,15 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from ..dsl import SchemaLimits
+from ..dsl.limits import MAX_EXPRESSION_NESTING_CEILING
 from .errors import ConfigError
 
 __all__ = ["SETTINGS", "AuditSettings", "CacheSettings", "Config", "Limits", "ServerSettings", "Setting",
            "StorageSettings", "load_config", "read_toml"]
 
 _ENV_PREFIX = "HEADWATER_"
+_SCHEMA = SchemaLimits()  # the schema limits' defaults are the language's (dsl/limits.py)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +59,18 @@ class Limits:
     max_page_size: int = 1000
     #: Largest gRPC request or response message, in bytes (bigger ones are RESOURCE_EXHAUSTED).
     max_message_bytes: int = 4 * 1024 * 1024
+    #: Bytes of schema text one schema write may send (the defaults and their compile times:
+    #: docs/language.md, "Limits").
+    max_schema_bytes: int = _SCHEMA.max_schema_bytes
+    #: Definitions, caveats and classifications in one schema.
+    max_schema_definitions: int = _SCHEMA.max_schema_definitions
+    #: Relations and permissions in one definition.
+    max_definition_members: int = _SCHEMA.max_definition_members
+    #: Levels of operators one permission expression may nest (at most 100: dsl/limits.py).
+    max_expression_nesting: int = _SCHEMA.max_expression_nesting
+    #: Work one request may do: sub-problems evaluated plus relationship rows read by walks and listings
+    #: (about 5 to 10 µs each); beyond it the request ends with WorkLimitExceededError (RESOURCE_EXHAUSTED).
+    max_work_per_request: int = 1_000_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -141,6 +156,11 @@ class ServerSettings:
     address: str = "127.0.0.1:50051"
     #: Threads serving calls (each in-flight call, streams included, holds one).
     workers: int = 16
+    #: Heavy calls (lookups, expand, exports, listings, audit queries and verification, lineage walks) that
+    #: run at once. Others wait for a turn while heavy calls hold at most ``workers - heavy_calls`` workers;
+    #: beyond that a heavy call is RESOURCE_EXHAUSTED at once. So this many workers stay free for checks and
+    #: writes (engine/service/admission.py).
+    heavy_calls: int = 4
     #: Schema file written at start unless the stored schema is already the same.
     schema: str | None = None
     #: TOML file of bearer tokens (see engine/service/auth.py); required unless insecure_no_auth.
@@ -182,6 +202,11 @@ class Setting:
 
 def _positive(value: Any) -> str | None:
     return None if isinstance(value, int) and not isinstance(value, bool) and value >= 1 else "a positive integer"
+
+
+def _nesting(value: Any) -> str | None:
+    ok = _positive(value) is None and value <= MAX_EXPRESSION_NESTING_CEILING
+    return None if ok else f"an integer from 1 to {MAX_EXPRESSION_NESTING_CEILING}"
 
 
 def _size(value: Any) -> str | None:
@@ -277,6 +302,11 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("max_bulk_check_items", "limits", "max_bulk_check_items", _integer, _positive),
     Setting("max_page_size", "limits", "max_page_size", _integer, _positive),
     Setting("max_message_bytes", "limits", "max_message_bytes", _integer, _positive),
+    Setting("max_schema_bytes", "limits", "max_schema_bytes", _integer, _positive),
+    Setting("max_schema_definitions", "limits", "max_schema_definitions", _integer, _positive),
+    Setting("max_definition_members", "limits", "max_definition_members", _integer, _positive),
+    Setting("max_expression_nesting", "limits", "max_expression_nesting", _integer, _nesting),
+    Setting("max_work_per_request", "limits", "max_work_per_request", _integer, _positive),
     Setting("cache_size", "cache", "size", _integer, _size),
     Setting("cache_lineage_size", "cache", "lineage_size", _integer, _positive),
     Setting("cache_schema_size", "cache", "schema_size", _integer, _positive),
@@ -296,6 +326,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("audit_key_file", "audit", "key_file", _text, _anything, path=True),
     Setting("address", "server", "address", _text, _address),
     Setting("workers", "server", "workers", _integer, _positive),
+    Setting("heavy_calls", "server", "heavy_calls", _integer, _positive),
     Setting("schema", "server", "schema", _text, _anything, path=True),
     Setting("token_file", "server", "token_file", _text, _anything, path=True),
     Setting("insecure_no_auth", "server", "insecure_no_auth", _boolean, _anything),

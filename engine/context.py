@@ -25,9 +25,11 @@ from contextlib import contextmanager
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from ..dsl import compile_schema
+from ..dsl import SchemaLimits, compile_schema
 from ..dsl import schema as dsl_schema
+from . import budget as budgets
 from . import keys
+from .budget import Budget
 from .chain import Caches
 from .config import Config
 from .consistency import Consistency, ConsistencyMode, decode_token
@@ -78,7 +80,8 @@ class Context:
             with self._schema_lock:
                 schema = schemas.get(stored.digest)
                 if schema is None:
-                    schema = compile_schema(stored.text)
+                    # accepted when it was written, so read back whatever the limits are now
+                    schema = compile_schema(stored.text, limits=SchemaLimits.unlimited())
                     schemas.put(stored.digest, schema)
         return schema
 
@@ -124,9 +127,15 @@ class Context:
                 self.note_head(reader.revision)  # the warm path must never answer from before this
             yield reader, self.compiled(self.schema_in_force(reader))
 
-    def lineage(self, schema: dsl_schema.Schema, reader: Reader) -> Lineage:
-        """Lineage questions about a snapshot, answered through the engine's lineage cache."""
-        return Lineage(schema, reader, self.caches.lineage)
+    def lineage(self, schema: dsl_schema.Schema, reader: Reader, budget: Budget | None = None) -> Lineage:
+        """Lineage questions about a snapshot, answered through the engine's lineage cache; the rows its walks
+        read are spent from ``budget`` (None: the request's)."""
+        return Lineage(schema, reader, self.caches.lineage, budget or self.budget())
+
+    def budget(self) -> Budget:
+        """The budget of the request being served (:mod:`.budget`): the one the gRPC service or a
+        :func:`~.budget.limits` block set, else a fresh one of ``max_work_per_request`` units."""
+        return budgets.current(self.config.limits.max_work_per_request)
 
     # --- the head hint ------------------------------------------------------------------
 

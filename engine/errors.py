@@ -5,6 +5,7 @@
     EngineError ─┬ InvalidRequestError ─┬ InvalidRelationshipError   bad relationship text or value
                  │                      │  └ LineageCycleError       a write would make the lineage graph cyclic
                  │                      ├ LimitExceededError         a request over a size limit
+                 │                      │  └ WorkLimitExceededError  a request did more work than its budget
                  │                      ├ CaveatEvaluationError      a caveat's context does not fit, or CEL failed
                  │                      ├ UnknownPermissionError
                  │                      ├ ConfigError                a setting is missing, malformed or contradictory
@@ -15,9 +16,12 @@
                  ├ NotFoundError
                  ├ AlreadyExistsError          CREATE of a relationship that exists
                  ├ PreconditionFailedError     names the failing precondition
-                 │  └ SchemaConflictError      a schema change would orphan stored relationships
+                 │  ├ SchemaConflictError      a schema change would orphan stored relationships
+                 │  └ AuditTrailBrokenError    an audited database's log is missing, another one or behind it
                  ├ RevisionUnavailableError    revision garbage-collected or in the future
                  ├ MaxDepthExceededError
+                 ├ RequestStoppedError ─┬ DeadlineExceededError   the request's deadline passed mid-work
+                 │                      └ RequestCancelledError   the caller went away (or the server stops)
                  └ StoreError ─┬ StoreUnavailableError   the backend is busy or unreachable: retry
                                └ WriteConflictError      a concurrent write got in the way: retry
 
@@ -39,8 +43,10 @@ from __future__ import annotations
 
 __all__ = [
     "AlreadyExistsError",
+    "AuditTrailBrokenError",
     "CaveatEvaluationError",
     "ConfigError",
+    "DeadlineExceededError",
     "DeclassificationRefusedError",
     "EngineError",
     "ImportFailedError",
@@ -51,6 +57,8 @@ __all__ = [
     "MaxDepthExceededError",
     "NotFoundError",
     "PreconditionFailedError",
+    "RequestCancelledError",
+    "RequestStoppedError",
     "RevisionUnavailableError",
     "SchemaConflictError",
     "StoreError",
@@ -58,6 +66,7 @@ __all__ = [
     "TokenFileError",
     "UnknownPermissionError",
     "ValidationFileError",
+    "WorkLimitExceededError",
     "WriteConflictError",
 ]
 
@@ -104,6 +113,10 @@ class LimitExceededError(InvalidRequestError):
         self.limit = limit
 
 
+class WorkLimitExceededError(LimitExceededError):
+    """A request evaluated more sub-problems or read more rows than ``max_work_per_request`` allows."""
+
+
 class UnknownPermissionError(InvalidRequestError):
     """The schema has no permission or relation of that name on that definition."""
 
@@ -142,6 +155,18 @@ class MaxDepthExceededError(EngineError):
     """Evaluation went deeper than the depth budget allows."""
 
 
+class RequestStoppedError(EngineError):
+    """A request stopped before its end because it may not go on; nothing it would have written was written."""
+
+
+class DeadlineExceededError(RequestStoppedError):
+    """The request's deadline passed before its work was done."""
+
+
+class RequestCancelledError(RequestStoppedError):
+    """The caller cancelled the request (or went away), or the server stopped it while shutting down."""
+
+
 class StoreError(EngineError):
     """The store failed; the cause, if any, is chained as ``__cause__``."""
 
@@ -164,6 +189,16 @@ class SchemaConflictError(PreconditionFailedError):
     def __init__(self, message: str, problems: list[str] | None = None) -> None:
         super().__init__(message)
         self.problems = list(problems or [])
+
+
+class AuditTrailBrokenError(PreconditionFailedError):
+    """An audited database's audit log is missing, is another log, or does not continue what the store recorded
+    (rolled back, replaced, or a record lost); the message says what was found and how to acknowledge it
+    (``headwater audit acknowledge``). ``problem`` is what was found, without the advice."""
+
+    def __init__(self, message: str, *, problem: str | None = None) -> None:
+        super().__init__(message)
+        self.problem = problem or message
 
 
 class DeclassificationRefusedError(EngineError):

@@ -46,6 +46,7 @@ Example::
     >>> from headwater.engine.store.memory import MemoryStore
     >>> from headwater.engine.lineage import Lineage
     >>> from headwater.engine import chain, keys
+    >>> from headwater.engine.budget import Budget
     >>> schema = compile_schema("definition user {}\\ndefinition doc {\\n relation viewer: user\\n"
     ...                         " permission view = viewer\\n}")
     >>> store = MemoryStore()
@@ -55,7 +56,7 @@ Example::
     ...     scope = keys.check_scope(schema.digest, reader.revision, "", "user", "tom", "")
     ...     evaluate(p, reader, "doc", "1", "view", "user", "tom", "", max_depth=50, context={}, scope=scope,
     ...              lineage=Lineage(schema, reader), resolve=chain.resolver(p.enter, memo=None, cache=None),
-    ...              now=0.0).value.name
+    ...              now=0.0, budget=Budget()).value.name
     'TRUE'
 """
 
@@ -67,6 +68,7 @@ from typing import Any, Protocol
 
 from ..dsl import schema as s
 from . import keys
+from .budget import Budget
 from .cache import Cache
 from .caveats import caveat_verdict
 from .errors import MaxDepthExceededError, UnknownPermissionError
@@ -112,11 +114,12 @@ class Evaluation:
     """The state of one top-level check: what every compiled function reads, and the path being evaluated."""
 
     __slots__ = ("program", "schema", "reader", "relationship", "relationships", "subject_sets", "context",
-                 "lineage", "now", "scope", "resolve", "tracer", "st", "sid", "srel", "active", "stack")
+                 "lineage", "now", "scope", "resolve", "tracer", "st", "sid", "srel", "active", "stack", "budget",
+                 "ticks")
 
     def __init__(self, program: Program, reader: Reader, context: Mapping[str, Any], lineage: Lineage,
                  now: float, scope: keys.CheckScope, resolve: Resolve, tracer: Tracer | None,
-                 subject_type: str, subject_id: str, subject_relation: str) -> None:
+                 subject_type: str, subject_id: str, subject_relation: str, budget: Budget) -> None:
         self.program = program
         self.schema = program.schema
         self.reader = reader
@@ -134,6 +137,8 @@ class Evaluation:
         self.st, self.sid, self.srel = subject_type, subject_id, subject_relation  # srel: "" for none
         self.active: dict[tuple[str, str, str], int] = {}  # (type, id, name) on the path -> its index in stack
         self.stack: list[tuple[str, str, str, bool]] = []  # the path: (type, id, name, negated)
+        self.budget = budget
+        self.ticks = 0  # work units lent by the budget and not spent yet (one per sub-problem evaluated)
 
     def subject_text(self) -> str:
         return f"{self.st}:{self.sid}" + (f"#{self.srel}" if self.srel else "")
@@ -159,6 +164,9 @@ def enter(ev: Evaluation, rtype: str, rid: str, name: str, depth: int, negated: 
         raise UnknownPermissionError(f"relation/permission `{name}` not found under definition `{rtype}`")
     if ev.srel == name and ev.sid == rid and ev.st == rtype:
         return TRUE  # a subject set is a member of itself (`group:g#member` has `member` on `group:g`)
+    ev.ticks -= 1
+    if ev.ticks < 0:  # every budget.STEP sub-problems: the work limit, the deadline, the caller
+        ev.ticks = ev.budget.lend() - 1
     where = (rtype, rid, name)
     active = ev.active
     first = active.get(where)
@@ -532,16 +540,19 @@ def program(schema: s.Schema, *, traced: bool = False) -> Program:
 def evaluate(program: Program, reader: Reader, resource_type: str, resource_id: str, name: str,
              subject_type: str, subject_id: str, subject_relation: str, *, max_depth: int,
              context: Mapping[str, Any], scope: keys.CheckScope, lineage: Lineage, resolve: Resolve, now: float,
-             tracer: Tracer | None = None) -> Outcome:
+             budget: Budget, tracer: Tracer | None = None) -> Outcome:
     """Whether the subject has ``name`` on the resource, against ``reader`` (one snapshot). Every sub-problem,
     the top-level one included, goes through ``resolve`` (:func:`.chain.resolver` around ``program.enter``)
-    under keys of ``scope``; ``subject_relation`` is ``""`` for none."""
+    under keys of ``scope``; ``subject_relation`` is ``""`` for none. Each sub-problem evaluated spends one
+    unit of ``budget``, which also stops the evaluation at its deadline or when its caller cancels."""
     ev = Evaluation(program, reader, context, lineage, now, scope, resolve, tracer, subject_type, subject_id,
-                    subject_relation)
+                    subject_relation, budget)
     try:
         return ev.resolve(ev, resource_type, resource_id, name, max_depth + 1, False)
     except RecursionError:
         raise stack_exhausted(max_depth) from None
+    finally:
+        budget.repay(ev.ticks)
 
 
 def stack_exhausted(max_depth: int) -> MaxDepthExceededError:

@@ -65,6 +65,7 @@ from dataclasses import dataclass, replace
 from typing import Any
 
 from ..dsl import schema as s
+from .budget import Budget
 from .caveats import caveat_verdict
 from .errors import InvalidRequestError, MaxDepthExceededError, UnknownPermissionError
 from .lineage import Lineage
@@ -125,26 +126,34 @@ class ExpandNode:
 
 
 def expand(schema: s.Schema, reader: Reader, resource: ObjectRef, name: str, *,
-           context: Mapping[str, Any] | None = None, max_depth: int = 50, lineage: Lineage | None = None) -> ExpandNode:
-    """The fully expanded tree of ``resource#name`` (a relation or permission) at ``reader``'s revision."""
-    return _Expander(schema, reader, context or {}, max_depth, lineage).expand(resource, name, ())
+           context: Mapping[str, Any] | None = None, max_depth: int = 50, lineage: Lineage | None = None,
+           budget: Budget | None = None) -> ExpandNode:
+    """The fully expanded tree of ``resource#name`` (a relation or permission) at ``reader``'s revision. Each
+    node of the tree and each row read spends from ``budget`` (a tree can be far larger than the data)."""
+    return _Expander(schema, reader, context or {}, max_depth, lineage, budget).expand(resource, name, ())
 
 
 _Path = tuple[tuple[ObjectRef, str], ...]
 
 
+def _free(units: int) -> None:
+    """Spending without a budget."""
+
+
 class _Expander:
     def __init__(self, schema: s.Schema, reader: Reader, context: Mapping[str, Any], max_depth: int,
-                 lineage: Lineage | None) -> None:
+                 lineage: Lineage | None, budget: Budget | None) -> None:
         self.schema = schema
         self.reader = reader
         self.context = context
         self.max_depth = max_depth
         self._lineage_walker = lineage
+        self._spend = budget.spend if budget is not None else _free
 
     # ------------------------------------------------------------ entry
 
     def expand(self, resource: ObjectRef, name: str, path: _Path) -> ExpandNode:
+        self._spend(1)
         if (resource, name) in path:
             return ExpandNode(resource, name)  # a cycle in the data: nothing more along this path
         if len(path) >= self.max_depth:
@@ -169,7 +178,9 @@ class _Expander:
     def _relation(self, resource: ObjectRef, name: str, path: _Path) -> ExpandNode:
         direct: list[ExpandedSubject] = []
         nested: list[ExpandNode] = []
-        for row in self.reader.relationships(resource.type, resource.id, name):
+        rows = self.reader.relationships(resource.type, resource.id, name)
+        self._spend(len(rows))
+        for row in rows:
             holds = self._caveat(row)
             if holds is Tri.FALSE:
                 continue
@@ -255,7 +266,9 @@ class _Expander:
     def _arrow(self, resource: ObjectRef, name: str, e: s.Arrow, path: _Path) -> ExpandNode:
         every = e.mode is s.ArrowMode.ALL
         children: list[ExpandNode] = []
-        for row in self.reader.relationships(resource.type, resource.id, e.relation):
+        rows = self.reader.relationships(resource.type, resource.id, e.relation)
+        self._spend(len(rows))
+        for row in rows:
             holds = self._caveat(row)
             if holds is Tri.FALSE:
                 if every:

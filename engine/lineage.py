@@ -28,6 +28,7 @@ from dataclasses import dataclass, field
 
 from ..dsl import schema as s
 from . import keys
+from .budget import Budget
 from .cache import Cache
 from .relationships import ObjectRef, Relationship, stored_object
 from .store import Operation, Reader, RelationshipFilter, Update
@@ -60,10 +61,12 @@ class Labels:
 class Lineage:
     """Lineage questions about one snapshot; ``cache`` (the engine's lineage cache) keeps answers per revision."""
 
-    def __init__(self, schema: s.Schema, reader: Reader, cache: Cache | None = None) -> None:
+    def __init__(self, schema: s.Schema, reader: Reader, cache: Cache | None = None,
+                 budget: Budget | None = None) -> None:
         self.schema = schema
         self.reader = reader
         self.cache = cache
+        self.budget = budget  # the rows the walks read are spent from it (None: not counted)
         self._labels: dict[ObjectRef, Labels] = {}
         self._steps: dict[ObjectRef, list[LineageStep]] = {}
         self._upstream: dict[ObjectRef, tuple[tuple[ObjectRef, tuple[LineageStep, ...]], ...]] = {}
@@ -77,6 +80,8 @@ class Lineage:
             hit = [LineageStep(obj, rel.name, stored_object(row.subject_type, row.subject_id))
                    for rel in self.schema.lineage_relations(obj.type)
                    for row in self.reader.relationships(obj.type, obj.id, rel.name)]
+            if self.budget is not None:
+                self.budget.spend(1 + len(hit))
             self._steps[obj] = hit
         return hit
 
@@ -118,6 +123,8 @@ class Lineage:
                                                                 subject_relation="..."))
                     out.extend(LineageStep(stored_object(row.resource_type, row.resource_id), rel.name, obj)
                                for row in found)
+        if self.budget is not None:
+            self.budget.spend(1 + len(out))
         return out
 
     def walk(self, obj: ObjectRef, direction: str) -> list[tuple[ObjectRef, tuple[LineageStep, ...]]]:
@@ -152,7 +159,10 @@ class Lineage:
         d = self.schema.definitions.get(obj.type)
         for rel in d.relations.values() if d is not None else ():
             if rel.kind is kind:
-                for row in self.reader.relationships(obj.type, obj.id, rel.name):
+                rows = self.reader.relationships(obj.type, obj.id, rel.name)
+                if self.budget is not None:
+                    self.budget.spend(1 + len(rows))
+                for row in rows:
                     out.setdefault(row.subject_type, set()).add(row.subject_id)
         return out
 

@@ -22,10 +22,13 @@ page) concatenate to the full answer, each item exactly once.
 
 from __future__ import annotations
 
+from collections import deque
 from collections.abc import Iterable
 from dataclasses import dataclass
 
 from ..dsl import schema as s
+from .budget import Budget
+from .errors import MaxDepthExceededError
 from .lineage import Lineage
 from .relationships import ObjectRef, SubjectRef, stored_object
 from .store import NO_SUBJECT_RELATION, Reader, RelationshipFilter
@@ -37,124 +40,227 @@ FRESH_ID = "hw-unreached-subject"
 
 
 def candidate_resources(schema: s.Schema, reader: Reader, resource_type: str, name: str,
-                        subject: SubjectRef) -> set[str]:
-    """Ids of ``resource_type`` objects that may have ``name`` for ``subject`` (a superset of the answer)."""
-    return _Backward(schema, reader, subject).run(resource_type, name)
+                        subject: SubjectRef, budget: Budget | None = None, *, max_depth: int = 50) -> set[str]:
+    """Ids of ``resource_type`` objects that may have ``name`` for ``subject`` (a superset of the answer).
+
+    Each reverse read spends from ``budget``. Work is linear in what the walk finds: every id reaches each
+    place that listens for it once. A candidate only reachable through more than ``max_depth`` hops from
+    object to object could not be granted by Check either (each hop is a level of its depth limit), so a walk
+    that would go further stops with :class:`~.errors.MaxDepthExceededError`, as Check does."""
+    return _Backward(schema, reader, subject, budget, max_depth).run(resource_type, name)
+
+
+_ANY = None  # an expression that does not narrow the candidates (a filter: ``cleared``, ``upstream``)
+
+
+class _Node:
+    """One expression of a permission: the candidates it holds so far, and where new ones go on to."""
+
+    __slots__ = ("children", "dead", "expr", "key", "parent", "values")
+
+    def __init__(self, expr: s.Expr, parent: _Node | None, key: tuple[str, str]) -> None:
+        self.expr = expr
+        self.parent = parent
+        self.key = key  # the permission it belongs to (where the root's candidates go)
+        self.children: list[_Node | None] = []  # None: a child that does not narrow (_ANY)
+        self.values: set[str] = set()
+        self.dead = False  # stands for nothing: an expression found not to narrow after it was built
 
 
 class _Backward:
-    """Least fixed point of "which objects of T might have relation/permission n", from the subject outwards."""
+    """The least fixed point of "which objects of T might have relation/permission n", from the subject outwards.
 
-    def __init__(self, schema: s.Schema, reader: Reader, subject: SubjectRef) -> None:
+    Found in layers: layer d holds what is reachable in d hops from object to object (a relationship read
+    backwards); within an object, a permission's expressions pass new candidates on at once. Every
+    (place, id) pair is handled once, so the work is linear in the candidates found, never one pass over
+    everything per level as a naive fixed-point iteration would be (quadratic on a chain)."""
+
+    def __init__(self, schema: s.Schema, reader: Reader, subject: SubjectRef, budget: Budget | None,
+                 max_depth: int) -> None:
         self.schema = schema
         self.reader = reader
         self.subject = subject
-        self.values: dict[tuple[str, str], set[str]] = {}
-        self.visited: set[tuple[str, str]] = set()
-        self.changed = False
-        self._resources_cache: dict[tuple[str, str, SubjectRef], frozenset[str]] = {}
+        self.budget = budget
+        self.max_depth = max_depth
+        self.members: dict[tuple[str, str], set[str]] = {}
+        # key -> what listens for its new members: ("set", (T, R), t) a subject-set read into relation T#R,
+        # ("arrow", node, t) an arrow's read into an expression, ("computed", node) an expression naming it
+        self.listeners: dict[tuple[str, str], list[tuple]] = {}
+        self.now: deque[tuple[tuple[str, str], set[str]]] = deque()  # this layer's new members to pass on
+        self.next: list[tuple[tuple[str, str] | _Node, frozenset[str]]] = []  # reads into the next layer
+        self._reads: dict[tuple[str, str, SubjectRef], frozenset[str]] = {}
         self._all: dict[str, set[str]] = {}
 
     def run(self, type_: str, name: str) -> set[str]:
+        self._discover(type_, name)
+        depth = 0
         while True:
-            self.visited = set()
-            self.changed = False
-            result = self.visit(type_, name)
-            if not self.changed:
-                return result
+            while self.now:
+                key, new = self.now.popleft()
+                for listener in self.listeners.get(key, ()):
+                    self._notify(listener, new)
+            pending = [(to, ids - (to.values if isinstance(to, _Node) else self.members[to]))
+                       for to, ids in self.next]
+            pending = [(to, ids) for to, ids in pending if ids]
+            self.next = []
+            if not pending:
+                return self.members[(type_, name)]
+            depth += 1
+            if depth > self.max_depth + 1:
+                to, ids = pending[0]
+                t, n = to.key if isinstance(to, _Node) else to
+                raise MaxDepthExceededError(
+                    f"maximum depth exceeded looking up {type_}#{name} for {self.subject}: {t}:{min(ids)} is more "
+                    f"than {self.max_depth} relationships away from it (on the way to {t}#{n})")
+            for to, ids in pending:
+                self._add(to, set(ids))
 
-    def visit(self, type_: str, name: str) -> set[str]:
-        key = (type_, name)
-        if key in self.visited:
-            return self.values.get(key, set())
-        self.visited.add(key)
-        new = self.compute(type_, name)
-        old = self.values.get(key)
-        if old is None or new != old:
-            self.values[key] = new if old is None else old | new
-            self.changed = self.changed or old is None or not new <= old
-        return self.values[key]
+    # --- the graph of places, from the schema ------------------------------------------------------------
 
-    def _resources(self, type_: str, relation: str, subject: SubjectRef) -> frozenset[str]:
+    def _discover(self, type_: str, name: str) -> None:
+        """Every key the answer depends on, with its listeners, then the seeds (direct reads, the subject)."""
+        todo = [(type_, name)]
+        seeds: list[tuple[tuple[str, str], set[str]]] = []
+        while todo:
+            key = todo.pop()
+            if key in self.members:
+                continue
+            self.members[key] = set()
+            t, n = key
+            subj = self.subject
+            if subj.relation == n and subj.type == t:
+                seeds.append((key, {subj.id}))  # a subject set is a member of itself
+            definition = self.schema.definitions.get(t)
+            if definition is None:
+                continue
+            relation = definition.relations.get(n)
+            if relation is not None:
+                direct = set(self._read(t, n, subj))
+                if subj.relation is None and any(a.wildcard and a.type == subj.type for a in relation.allowed):
+                    direct |= self._read(t, n, SubjectRef(subj.type, "*"))
+                seeds.append((key, direct))
+                for a in relation.allowed:
+                    if a.relation is not None:
+                        self.listeners.setdefault((a.type, a.relation), []).append(("set", key, a))
+                        todo.append((a.type, a.relation))
+                continue
+            permission = definition.permissions.get(n)
+            if permission is None:
+                continue
+            root = self._build(definition, permission.expr, None, key, todo, seeds)
+            if root is _ANY:
+                seeds.append((key, set(self._all_ids(t))))
+        for key, ids in seeds:
+            self._add(key, ids)
+
+    def _build(self, definition: s.Definition, e: s.Expr, parent: _Node | None, key: tuple[str, str],
+               todo: list[tuple[str, str]], seeds: list) -> _Node | None:
+        """The node of ``e`` (None for one that does not narrow), its listeners registered."""
+        if isinstance(e, (s.Cleared, s.Upstream)):
+            return _ANY
+        node = _Node(e, parent, key)
+        if isinstance(e, (s.Union, s.Intersection)):
+            node.children = [self._build(definition, c, node, key, todo, seeds) for c in e.children]
+            if (any(c is _ANY for c in node.children) if isinstance(e, s.Union)
+                    else all(c is _ANY for c in node.children)):
+                node.dead = True
+                return _ANY
+        elif isinstance(e, s.Exclusion):
+            base = self._build(definition, e.base, node, key, todo, seeds)  # the subtracted side never adds
+            if base is _ANY:
+                node.dead = True
+                return _ANY
+            node.children = [base]
+        elif isinstance(e, s.Computed):
+            target = (definition.name, e.name)
+            self.listeners.setdefault(target, []).append(("computed", node))
+            todo.append(target)
+        elif isinstance(e, s.Arrow):
+            left = definition.relations.get(e.relation)
+            for a in left.allowed if left is not None else ():
+                if a.wildcard or self.schema.member(a.type, e.target) is None:
+                    continue
+                target = (a.type, e.target)
+                self.listeners.setdefault(target, []).append(("arrow", node, a))
+                todo.append(target)
+        elif isinstance(e, s.Self):
+            subj = self.subject
+            if subj.relation is None and subj.type == definition.name:
+                seeds.append((node, {subj.id}))
+        return node  # Nil: a node that never holds anything
+
+    # --- passing candidates on ---------------------------------------------------------------------------
+
+    def _add(self, key: tuple[str, str] | _Node, ids: set[str]) -> None:
+        if isinstance(key, _Node):
+            self._offer(key, ids)
+            return
+        members = self.members[key]
+        new = ids - members
+        if new:
+            members |= new
+            self.now.append((key, new))
+
+    def _notify(self, listener: tuple, new: set[str]) -> None:
+        kind = listener[0]
+        if kind == "computed":
+            self._offer(listener[1], new)  # the same object: this layer
+            return
+        if kind == "set":
+            _, (t, r), a = listener
+            for x in new:
+                self.next.append(((t, r), self._read(t, r, SubjectRef(a.type, x, a.relation))))
+            return
+        _, node, a = listener  # an arrow: one hop, the next layer
+        t, r = node.key[0], node.expr.relation
+        for x in new:
+            self.next.append((node, self._read(t, r, SubjectRef(a.type, x, a.relation))))
+
+    def _offer(self, node: _Node, ids: set[str]) -> None:
+        """New candidates for ``node``: kept, then passed to its parent (or its permission)."""
+        while not node.dead:
+            new = ids - node.values
+            if not new:
+                return
+            node.values |= new
+            parent = node.parent
+            if parent is None:
+                self._add(node.key, new)
+                return
+            if isinstance(parent.expr, s.Intersection):
+                others = [c for c in parent.children if c is not _ANY and c is not node]
+                new = {x for x in new if all(x in c.values for c in others)}
+            elif isinstance(parent.expr, s.Exclusion) and parent.children[0] is not node:
+                return
+            node, ids = parent, new
+
+    # --- reads ---------------------------------------------------------------------------------------------
+
+    def _read(self, type_: str, relation: str, subject: SubjectRef) -> frozenset[str]:
         """Ids of ``type_`` objects with a ``relation`` relationship naming exactly ``subject`` (a reverse read)."""
         key = (type_, relation, subject)
-        hit = self._resources_cache.get(key)
+        hit = self._reads.get(key)
         if hit is None:
             found = self.reader.read(RelationshipFilter(resource_type=type_, relation=relation,
                                                         subject_type=subject.type, subject_id=subject.id,
                                                         subject_relation=subject.relation or NO_SUBJECT_RELATION))
             hit = frozenset(row.resource_id for row in found)
-            self._resources_cache[key] = hit
+            if self.budget is not None:
+                self.budget.spend(1 + len(hit))
+            self._reads[key] = hit
         return hit
 
-    def compute(self, type_: str, name: str) -> set[str]:
-        definition = self.schema.definitions.get(type_)
-        out: set[str] = set()
-        subj = self.subject
-        if subj.relation == name and subj.type == type_:
-            out.add(subj.id)  # a subject set is a member of itself
-        if definition is None:
-            return out
-        relation = definition.relations.get(name)
-        if relation is not None:
-            out |= self._resources(type_, name, subj)
-            if subj.relation is None and any(t.wildcard and t.type == subj.type for t in relation.allowed):
-                out |= self._resources(type_, name, SubjectRef(subj.type, "*"))
-            for t in relation.allowed:
-                if t.relation is not None:
-                    for x in list(self.visit(t.type, t.relation)):
-                        out |= self._resources(type_, name, SubjectRef(t.type, x, t.relation))
-            return out
-        permission = definition.permissions.get(name)
-        if permission is not None:
-            found = self.expr(type_, definition, permission.expr)
-            out |= self.all_ids(type_) if found is None else found
-        return out
-
-    def all_ids(self, type_: str) -> set[str]:
+    def _all_ids(self, type_: str) -> set[str]:
         """Every object of ``type_`` that appears in a relationship (for ``cleared``/``upstream`` alone)."""
         hit = self._all.get(type_)
         if hit is None:
             hit = {row.resource_id for row in self.reader.read(RelationshipFilter(resource_type=type_))}
             hit |= {row.subject_id for row in self.reader.read(RelationshipFilter(subject_type=type_))
                     if row.subject_id != "*"}
+            if self.budget is not None:
+                self.budget.spend(1 + len(hit))
             self._all[type_] = hit
         return hit
-
-    def expr(self, type_: str, definition: s.Definition, e: s.Expr) -> set[str] | None:
-        """Candidate ids for ``e``, or None for "any object of the type" (a filter such as ``cleared``)."""
-        if isinstance(e, s.Computed):
-            return set(self.visit(type_, e.name))
-        if isinstance(e, (s.Cleared, s.Upstream)):
-            return None  # filters: they narrow an intersection and never add candidates of their own
-        if isinstance(e, s.Union):
-            acc: set[str] = set()
-            for c in e.children:
-                found = self.expr(type_, definition, c)
-                if found is None:
-                    return None
-                acc |= found
-            return acc
-        if isinstance(e, s.Intersection):
-            parts = [p for p in (self.expr(type_, definition, c) for c in e.children) if p is not None]
-            if not parts:
-                return None
-            return set.intersection(*parts)
-        if isinstance(e, s.Exclusion):
-            return self.expr(type_, definition, e.base)
-        if isinstance(e, s.Arrow):
-            left = definition.relations.get(e.relation)
-            acc = set()
-            for t in left.allowed if left is not None else ():
-                if t.wildcard or self.schema.member(t.type, e.target) is None:
-                    continue
-                for x in list(self.visit(t.type, e.target)):
-                    acc |= self._resources(type_, e.relation, SubjectRef(t.type, x, t.relation))
-            return acc
-        if isinstance(e, s.Self):
-            subj = self.subject
-            return {subj.id} if subj.relation is None and subj.type == type_ else set()
-        return set()  # Nil
 
 
 @dataclass
@@ -166,10 +272,12 @@ class SubjectCandidates:
 
 
 def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, name: str, subject_type: str,
-                       subject_relation: str | None) -> SubjectCandidates:
-    """Subjects of ``subject_type`` (``#subject_relation``) that may have ``name`` on ``resource`` (a superset)."""
+                       subject_relation: str | None, budget: Budget | None = None) -> SubjectCandidates:
+    """Subjects of ``subject_type`` (``#subject_relation``) that may have ``name`` on ``resource`` (a superset).
+    Each (object, relation) the walk reaches spends from ``budget``, and so does each row it reads."""
     found = SubjectCandidates(set(), False)
-    lineage = Lineage(schema, reader)
+    lineage = Lineage(schema, reader, budget=budget)
+    spend = budget.spend if budget is not None else None
     seen: set[tuple[ObjectRef, str]] = set()
     stack: list[tuple[ObjectRef, str]] = [(resource, name)]
 
@@ -187,8 +295,13 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
         definition = schema.definitions.get(obj.type)
         if definition is None:
             continue
+        if spend is not None:
+            spend(1)
         if n in definition.relations:
-            for row in reader.relationships(obj.type, obj.id, n):
+            rows = reader.relationships(obj.type, obj.id, n)
+            if spend is not None:
+                spend(len(rows))
+            for row in rows:
                 if row.subject_type == subject_type and (row.subject_relation or None) == subject_relation:
                     if row.subject_id == "*":
                         found.wildcard = True
@@ -204,7 +317,10 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
             if isinstance(e, s.Computed):
                 reach(obj, e.name)
             elif isinstance(e, s.Arrow):
-                for row in reader.relationships(obj.type, obj.id, e.relation):
+                rows = reader.relationships(obj.type, obj.id, e.relation)
+                if spend is not None:
+                    spend(len(rows))
+                for row in rows:
                     if row.subject_id != "*" and schema.member(row.subject_type, e.target) is not None:
                         reach(stored_object(row.subject_type, row.subject_id), e.target)
             elif isinstance(e, s.Self) and subject_relation is None and obj.type == subject_type:

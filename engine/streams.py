@@ -108,6 +108,7 @@ class RelationshipExport:
         """The relationships in key order, as non-empty lists of at most ``batch_size``."""
         after: RowKey | None = None
         while True:
+            self._ctx.budget().checkpoint()  # a page at a time: the deadline, the caller (not the work limit)
             with self._ctx.store.snapshot(self.revision, now=self._now) as reader:
                 batch = reader.read(self._filter, after=after, limit=self.batch_size)
             if batch:

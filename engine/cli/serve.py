@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import os
 from typing import TextIO
 
 from ...dsl import DslError
@@ -12,12 +13,19 @@ from .table import EXIT_USAGE, Command, arg
 
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    from ..service.server import serve  # grpc loads only for the server
+    from ..service.server import STOPPED_WITH_CALLS_RUNNING, serve  # grpc loads only for the server
 
     settings = {a.dest: getattr(args, a.dest) for a in _SETTINGS}
     try:
         config = load_config(settings, config_file=args.config)
-        return serve(config)
+        code = serve(config)
+        if code == STOPPED_WITH_CALLS_RUNNING:
+            # A call never reached a cancellation checkpoint: do not wait for its thread at interpreter exit
+            # (the audit log is flushed and the store's last commit is durable).
+            out.flush()
+            err.flush()
+            os._exit(0)
+        return code
     except (EngineError, DslError, OSError) as exc:
         text = exc.render() if isinstance(exc, DslError) else str(exc)
         print(f"error: {text}", file=err)
@@ -28,6 +36,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 _SETTINGS = (
     arg("--address", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:50051; port 0 picks a free port)"),
     arg("--workers", type=int, metavar="N", help="threads serving calls (default 16)"),
+    arg("--heavy-calls", type=int, metavar="N",
+        help="lookups, expands, exports, listings and audit scans running at once; others wait while heavy "
+             "calls hold at most workers - N threads, more are RESOURCE_EXHAUSTED (default 4)"),
     arg("--db", metavar="PATH", help="SQLite database file, created on first start (default headwater.db; :memory: "
                                      "for a throw-away store)"),
     arg("--schema", metavar="FILE", help="schema file written at start unless already stored"),
@@ -45,6 +56,16 @@ _SETTINGS = (
         help="results per streamed page, and the largest page a request may ask for (default 1000)"),
     arg("--max-message-bytes", type=int, metavar="N", help="largest request or response message (default 4194304)"),
     arg("--max-depth", type=int, metavar="N", help="longest dispatch chain in one check (default 50)"),
+    arg("--max-schema-bytes", type=int, metavar="N", help="bytes of schema text one schema write may send "
+                                                           "(default 1048576)"),
+    arg("--max-schema-definitions", type=int, metavar="N",
+        help="definitions, caveats and classifications in one schema (default 5000)"),
+    arg("--max-definition-members", type=int, metavar="N",
+        help="relations and permissions in one definition (default 2000)"),
+    arg("--max-expression-nesting", type=int, metavar="N",
+        help="levels of operators in one permission expression, at most 100 (default 32)"),
+    arg("--max-work-per-request", type=int, metavar="N",
+        help="sub-problems evaluated plus rows read by one request before RESOURCE_EXHAUSTED (default 1000000)"),
     arg("--cache-size", type=int, metavar="N",
         help="entries in the shared check cache; 0 turns the cache off (default 100000)"),
     arg("--grace-seconds", type=float, metavar="S",

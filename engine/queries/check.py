@@ -30,9 +30,17 @@ from typing import Any
 from ...dsl import schema as dsl_schema
 from .. import chain, keys
 from ..audit import AuditLog
+from ..budget import Budget
 from ..consistency import Consistency, ConsistencyMode, encode_token
 from ..context import Context
-from ..errors import EngineError, InvalidRequestError, LimitExceededError, UnknownPermissionError
+from ..errors import (
+    EngineError,
+    InvalidRequestError,
+    LimitExceededError,
+    RequestStoppedError,
+    UnknownPermissionError,
+    WorkLimitExceededError,
+)
 from ..evaluator import Resolve, enter, evaluate, program
 from ..explain import Explanation, Recorder
 from ..outcome import FALSE, TRUE, Outcome, Tri
@@ -164,13 +172,16 @@ class CheckQuery:
         if len(items) > limit:
             raise LimitExceededError(f"{len(items)} items in one bulk check; the limit is {limit}", limit=limit)
         resolve = self.request_chain()
+        budget = self.ctx.budget()  # one for the whole request
         out = []
         audit, ticket = self.ctx.audit, 0
         with self.ctx.snapshot(consistency) as (reader, schema):
             for item in items:
                 start = time.perf_counter_ns() if audit is not None else 0
                 try:
-                    result = self.decide(schema, reader, item, resolve)
+                    result = self.decide(schema, reader, item, resolve, budget)
+                except (RequestStoppedError, WorkLimitExceededError):
+                    raise  # the request as a whole stops, not one item
                 except EngineError as exc:
                     out.append(BulkCheckResult(item, error=exc))
                     continue
@@ -184,11 +195,13 @@ class CheckQuery:
     # --- one decision -------------------------------------------------------------------
 
     def decide(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem,
-               resolve: Resolve | None) -> CheckResult:
+               resolve: Resolve | None, budget: Budget | None = None) -> CheckResult:
         """The answer to one item at ``reader``'s snapshot, through ``resolve``: the chain of the request the
-        item belongs to (:meth:`request_chain`), or None for a check of its own."""
+        item belongs to (:meth:`request_chain`), or None for a check of its own; work is spent from ``budget``
+        (None: the request's, :meth:`.Context.budget`)."""
         resource, subject, context, context_key = self._prepare(schema, item)
-        outcome = self.evaluate(schema, reader, resource, item.permission, subject, context, context_key, resolve)
+        outcome = self.evaluate(schema, reader, resource, item.permission, subject, context, context_key, resolve,
+                                budget)
         cache = self.ctx.caches.checks
         if not context and cache is not None and type(item.resource) is str and type(item.subject) is str:
             # the same answer under the asked text, for the warm path
@@ -199,9 +212,11 @@ class CheckQuery:
 
     def evaluate(self, schema: dsl_schema.Schema, reader: Reader, resource: ObjectRef, permission: str,
                  subject: SubjectRef, context: dict[str, Any], context_key: str,
-                 resolve: Resolve | None) -> Outcome:
+                 resolve: Resolve | None, budget: Budget | None = None) -> Outcome:
         """The evaluator's outcome for one check, through ``resolve`` (None: the chain of a check of its own)."""
         ctx = self.ctx
+        if budget is None:
+            budget = ctx.budget()
         if resolve is None:
             # through the shared cache; without one, a check still shares its own sub-problems
             resolve = self._shared_chain or chain.resolver(enter, memo={}, cache=None)
@@ -210,7 +225,8 @@ class CheckQuery:
                         srel, max_depth=ctx.config.limits.max_depth, context=context,
                         scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type, subject.id,
                                                srel),
-                        lineage=ctx.lineage(schema, reader), resolve=resolve, now=ctx.clock().timestamp())
+                        lineage=ctx.lineage(schema, reader, budget), resolve=resolve, now=ctx.clock().timestamp(),
+                        budget=budget)
 
     def request_chain(self) -> Resolve:
         """The chain for one request of many checks (a bulk check, a lookup): a memo of its own, then the shared
@@ -236,7 +252,8 @@ class CheckQuery:
         explanation of it."""
         ctx = self.ctx
         traced = program(schema, traced=True)
-        lineage = ctx.lineage(schema, reader)
+        budget = ctx.budget()
+        lineage = ctx.lineage(schema, reader, budget)
         recorder = Recorder(str(subject), lineage)
         srel = subject.relation or ""
         outcome = evaluate(traced, reader, resource.type, resource.id, permission, subject.type, subject.id, srel,
@@ -244,7 +261,7 @@ class CheckQuery:
                            scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type,
                                                   subject.id, srel),
                            lineage=lineage, resolve=chain.resolver(traced.enter, memo=None, cache=None),
-                           now=ctx.clock().timestamp(), tracer=recorder)
+                           now=ctx.clock().timestamp(), budget=budget, tracer=recorder)
         return outcome, recorder.explanation(outcome.value)
 
     def _prepare(self, schema: dsl_schema.Schema,

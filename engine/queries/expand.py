@@ -41,9 +41,10 @@ class ExpandQuery:
         res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
         max_depth = self.ctx.config.limits.max_depth
         with self.ctx.snapshot(consistency) as (reader, schema):
+            budget = self.ctx.budget()
             try:
                 tree = expand(schema, reader, res, permission, context=context, max_depth=max_depth,
-                              lineage=self.ctx.lineage(schema, reader))
+                              lineage=self.ctx.lineage(schema, reader, budget), budget=budget)
             except RecursionError:
                 raise stack_exhausted(max_depth) from None
             return tree, encode_token(reader.revision)

@@ -73,16 +73,18 @@ class LookupQuery:
             # The candidate walk of one listing is kept for its next pages (same query, same revision).
             listings = self.ctx.caches.listings
             key = keys.listing(query, reader.revision, schema.digest)
+            budget = self.ctx.budget()  # one for the whole request: the walk and every candidate's check
             every: list[str] | None = listings.get(key)
             if every is None:
-                every = sorted(candidate_resources(schema, reader, resource_type, permission, subj))
+                every = sorted(candidate_resources(schema, reader, resource_type, permission, subj, budget,
+                                                  max_depth=self.ctx.config.limits.max_depth))
                 listings.put(key, every)
             candidates = every if place.after is None else every[bisect.bisect_right(every, place.after):]
             resolve = self.checks.request_chain()
             results: list[LookupResult] = []
             for rid in candidates:
                 r = self.checks.decide(schema, reader, BulkCheckItem(ObjectRef(resource_type, rid), permission,
-                                                                     subj, context), resolve)
+                                                                     subj, context), resolve, budget)
                 if r.permissionship is Permissionship.NO_PERMISSION:
                     continue
                 results.append(LookupResult(rid, r.permissionship, r.missing_context))
@@ -112,13 +114,14 @@ class LookupQuery:
             if relation is not None and schema.member(subject_type, relation) is None:
                 raise InvalidRequestError(f"relation/permission `{relation}` not found under definition "
                                           f"`{subject_type}`")
-            found = candidate_subjects(schema, reader, res, permission, subject_type, relation)
+            budget = self.ctx.budget()  # one for the whole request: the walk and every candidate's check
+            found = candidate_subjects(schema, reader, res, permission, subject_type, relation, budget)
             resolve = self.checks.request_chain()
 
             def check(sid: str) -> CheckResult:
                 return self.checks.decide(schema, reader, BulkCheckItem(res, permission,
                                                                         SubjectRef(subject_type, sid, relation),
-                                                                        context), resolve)
+                                                                        context), resolve, budget)
 
             concrete = {sid: check(sid) for sid in sorted(found.ids)}
             ordered: list[SubjectResult] = []

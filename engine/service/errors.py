@@ -4,12 +4,15 @@
 
     DslError (schema text) ─────────────────────────────── INVALID_ARGUMENT  "line L, column C: ..."
     EngineError ─┬ InvalidRequestError ───────────────────── INVALID_ARGUMENT
-                 │  └ LimitExceededError ─────────────────── RESOURCE_EXHAUSTED  (names the limit)
+                 │  └ LimitExceededError ─────────────────── RESOURCE_EXHAUSTED  (names the limit;
+                 │     └ WorkLimitExceededError                    max_work_per_request too)
                  ├ NotFoundError ─────────────────────────── NOT_FOUND
                  ├ AlreadyExistsError ────────────────────── ALREADY_EXISTS
                  ├ PreconditionFailedError ───────────────── FAILED_PRECONDITION
                  │  └ SchemaConflictError ────────────────── FAILED_PRECONDITION
                  ├ MaxDepthExceededError ─────────────────── FAILED_PRECONDITION
+                 ├ DeadlineExceededError ─────────────────── DEADLINE_EXCEEDED
+                 ├ RequestCancelledError ─────────────────── CANCELLED
                  ├ RevisionUnavailableError ──────────────── OUT_OF_RANGE
                  ├ DeclassificationRefusedError ──────────── PERMISSION_DENIED
                  ├ ImportFailedError ─────────────────────── the code of its cause
@@ -17,7 +20,6 @@
                                └ StoreUnavailableError ───── UNAVAILABLE
     ServiceError (raised by the service itself) ─┬ UnauthenticatedError ── UNAUTHENTICATED
                                                  ├ PermissionDeniedError ── PERMISSION_DENIED
-                                                 ├ DeadlineExceededError ── DEADLINE_EXCEEDED
                                                  └ ShuttingDownError ────── UNAVAILABLE
     anything else ────────────────────────────────────────── INTERNAL, "internal error (ref ...)"
 
@@ -53,6 +55,7 @@ from ...dsl import errors as dsl_errors
 from .. import errors as engine_errors
 from ..errors import (
     AlreadyExistsError,
+    DeadlineExceededError,
     DeclassificationRefusedError,
     EngineError,
     ImportFailedError,
@@ -61,6 +64,8 @@ from ..errors import (
     MaxDepthExceededError,
     NotFoundError,
     PreconditionFailedError,
+    RequestCancelledError,
+    RequestStoppedError,
     RevisionUnavailableError,
     StoreUnavailableError,
     WriteConflictError,
@@ -91,7 +96,7 @@ MAX_MESSAGE_CHARS = 2000
 
 
 class ServiceError(Exception):
-    """An error the service raises itself (not the engine): authentication, scopes, deadlines, shutdown."""
+    """An error the service raises itself (not the engine): authentication, scopes, shutdown."""
 
 
 class UnauthenticatedError(ServiceError):
@@ -100,10 +105,6 @@ class UnauthenticatedError(ServiceError):
 
 class PermissionDeniedError(ServiceError):
     """A known token without the scope the method needs."""
-
-
-class DeadlineExceededError(ServiceError):
-    """The call's deadline passed before the work was done."""
 
 
 class ShuttingDownError(ServiceError):
@@ -119,13 +120,15 @@ STATUS_TABLE: tuple[tuple[type[BaseException], grpc.StatusCode], ...] = (
     (AlreadyExistsError, grpc.StatusCode.ALREADY_EXISTS),
     (PreconditionFailedError, grpc.StatusCode.FAILED_PRECONDITION),  # SchemaConflictError too
     (MaxDepthExceededError, grpc.StatusCode.FAILED_PRECONDITION),
+    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
+    (RequestCancelledError, grpc.StatusCode.CANCELLED),
+    (RequestStoppedError, grpc.StatusCode.CANCELLED),
     (RevisionUnavailableError, grpc.StatusCode.OUT_OF_RANGE),
     (DeclassificationRefusedError, grpc.StatusCode.PERMISSION_DENIED),
     (WriteConflictError, grpc.StatusCode.ABORTED),
     (StoreUnavailableError, grpc.StatusCode.UNAVAILABLE),
     (UnauthenticatedError, grpc.StatusCode.UNAUTHENTICATED),
     (PermissionDeniedError, grpc.StatusCode.PERMISSION_DENIED),
-    (DeadlineExceededError, grpc.StatusCode.DEADLINE_EXCEEDED),
     (ShuttingDownError, grpc.StatusCode.UNAVAILABLE),
 )
 

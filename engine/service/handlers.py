@@ -10,7 +10,10 @@ For each call, in order:
    with ``--insecure-no-auth``);
 3. a call whose deadline has already passed is DEADLINE_EXCEEDED without doing work;
 4. the servicer method runs with :data:`.servicer.CALLER` set to the token's name (so
-   checks and lookups are recorded in the audit log with who asked); any exception becomes a status through
+   checks and lookups are recorded in the audit log with who asked) and under one
+   :class:`~..budget.Budget` (``max_work_per_request``, the call's deadline, and
+   cancellation: the client going away, or the server stopping after its grace
+   period), so every kind of work stops within milliseconds of either; any exception becomes a status through
    :func:`.errors.status_for` (the one table), with the error class in the trailing
    metadata ``headwater-error``;
 5. one structured log line records the method, status, duration and the token's
@@ -27,9 +30,11 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 
-from ..errors import InvalidRequestError
+from ..budget import Budget, use
+from ..errors import DeadlineExceededError, InvalidRequestError
+from .admission import HEAVY_METHODS, HeavyCalls
 from .auth import TokenSet, require_scope
-from .errors import ERROR_METADATA_KEY, DeadlineExceededError, ShuttingDownError, status_for
+from .errors import ERROR_METADATA_KEY, ShuttingDownError, status_for
 from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
 from .servicer import CALLER, Servicer
 
@@ -37,6 +42,7 @@ __all__ = ["ACCESS_LOGGER", "SERVICES", "build_handlers", "service_names"]
 
 ACCESS_LOGGER = "headwater.service.access"
 _access = logging.getLogger(ACCESS_LOGGER)
+
 
 #: (generated module, service name, RPC name -> Servicer attribute where they differ)
 SERVICES: tuple[tuple[Any, str, dict[str, str]], ...] = (
@@ -83,7 +89,7 @@ def _validate_decoded(request: Any) -> None:
 class _Call:
     """One call's bookkeeping: who, how long, how it ended."""
 
-    __slots__ = ("context", "method", "started", "status", "token_name")
+    __slots__ = ("budget", "context", "heavy", "method", "running", "started", "status", "token_name")
 
     def __init__(self, method: str, context: grpc.ServicerContext) -> None:
         self.method = method
@@ -91,10 +97,15 @@ class _Call:
         self.started = time.monotonic()
         self.status = "CANCELLED"  # unless it finishes or fails
         self.token_name: str | None = None
+        self.budget: Budget | None = None
+        self.running: Servicer | None = None  # counted as running there until end()
+        self.heavy: HeavyCalls | None = None  # holding a turn there until end()
 
     def begin(self, tokens: TokenSet | None, servicer: Servicer) -> None:
         if servicer.draining.is_set():
             raise ShuttingDownError("the server is shutting down")
+        servicer.call_started()
+        self.running = servicer
         if tokens is not None:
             entry = tokens.identify(self.context.invocation_metadata())
             self.token_name = entry.name
@@ -102,6 +113,16 @@ class _Call:
         remaining = self.context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceededError("the deadline passed before the call started")
+        context, stopped = self.context, servicer.stopped
+
+        def cancelled() -> bool:
+            return stopped.is_set() or not context.is_active()
+
+        self.budget = Budget(max_work=servicer.max_work_per_request, cancelled=cancelled,
+                             deadline=None if remaining is None else self.started + remaining)
+        if self.method in HEAVY_METHODS:
+            servicer.heavy_calls.enter(self.budget)
+            self.heavy = servicer.heavy_calls
 
     def fail(self, exc: BaseException) -> None:
         status = status_for(exc)
@@ -109,6 +130,16 @@ class _Call:
         if status.error_name:
             self.context.set_trailing_metadata(((ERROR_METADATA_KEY, status.error_name),))
         self.context.abort(status.code, status.message)
+
+    def end(self) -> None:
+        """The handler is done: log the call, and stop counting it as running."""
+        self.log()
+        if self.heavy is not None:
+            self.heavy.leave()
+            self.heavy = None
+        if self.running is not None:
+            self.running.call_ended()
+            self.running = None
 
     def log(self) -> None:
         fields = {"method": self.method, "status": self.status,
@@ -127,7 +158,8 @@ def _single_response(method: str, fn: Callable[..., Any], tokens: TokenSet | Non
             prepared = prepare(request)
             reset = CALLER.set(call.token_name)
             try:
-                response = fn(prepared, context)
+                with use(call.budget):  # type: ignore[arg-type]
+                    response = fn(prepared, context)
             finally:
                 CALLER.reset(reset)
             call.status = "OK"
@@ -135,7 +167,7 @@ def _single_response(method: str, fn: Callable[..., Any], tokens: TokenSet | Non
         except Exception as exc:
             call.fail(exc)
         finally:
-            call.log()
+            call.end()
     return handle
 
 
@@ -171,7 +203,8 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
                 # The caller is set around each step only: between steps this thread is gRPC's.
                 reset = CALLER.set(call.token_name)
                 try:
-                    item = next(responses, _END)
+                    with use(call.budget):  # type: ignore[arg-type]
+                        item = next(responses, _END)
                 finally:
                     CALLER.reset(reset)
                 if item is _END:
@@ -181,7 +214,7 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
         except Exception as exc:
             call.fail(exc)
         finally:
-            call.log()
+            call.end()
     return handle
 
 

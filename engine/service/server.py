@@ -50,9 +50,12 @@ from .auth import TokenSet, load_token_file
 from .handlers import build_handlers, service_names
 from .servicer import Servicer
 
-__all__ = ["HeadwaterServer", "JsonFormatter", "configure_logging", "serve"]
+__all__ = ["STOPPED_WITH_CALLS_RUNNING", "HeadwaterServer", "JsonFormatter", "configure_logging", "serve"]
 
 _log = logging.getLogger("headwater.service")
+
+#: How long calls still running at the end of the grace period get to reach a cancellation checkpoint.
+_CANCEL_SECONDS = 1.0
 
 
 # ------------------------------------------------------------------ logging
@@ -114,6 +117,7 @@ class HeadwaterServer:
         self._health: health.HealthServicer | None = None
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
+        self.unfinished = 0  # calls still running when stop() returned (0 after a clean stop)
 
     @property
     def address(self) -> str:
@@ -214,8 +218,9 @@ class HeadwaterServer:
 
     def stop(self, grace: float | None = None) -> None:
         """Drain and stop: NOT_SERVING, no new calls, Watch streams end, in-flight calls get ``grace`` seconds
-        (default ``grace_seconds``), then the engine is closed (the audit log flushed first). Safe to call
-        twice."""
+        (default ``grace_seconds``) to finish; then the calls still running are cancelled (they stop at their
+        next budget checkpoint, within milliseconds), the port is released, and the engine is closed (the audit
+        log flushed first) once the last handler has returned. Safe to call twice."""
         with self._stop_lock:
             if self._stopped.is_set():
                 return
@@ -223,14 +228,29 @@ class HeadwaterServer:
             _log.info("draining (grace %.1fs)", grace, extra={"fields": {"event": "draining", "grace": grace}})
             if self._health is not None:
                 self._health.enter_graceful_shutdown()
-            if self.servicer is not None:
-                self.servicer.drain()
-            if self._server is not None:
-                self._server.stop(grace).wait()
-            if self._own_engine and self.engine is not None:
+            servicer = self.servicer
+            if servicer is not None:
+                servicer.drain()
+            done = self._server.stop(grace) if self._server is not None else None
+            still = servicer.wait_idle(grace) if servicer is not None else 0
+            if servicer is not None:
+                servicer.cancel_running()  # what is still running now stops at its next checkpoint
+                if still:
+                    still = servicer.wait_idle(_CANCEL_SECONDS)
+            if done is not None:
+                done.wait(_CANCEL_SECONDS)
+            if still:
+                # A handler that does not reach a checkpoint (one long SQL statement) is not waited for: the
+                # store is not closed under it; the audit log is flushed, and the process may exit.
+                _log.warning("%d call(s) still running after the grace period and cancellation; the store is "
+                             "left open", still, extra={"fields": {"event": "stop_incomplete", "running": still}})
+                if self._own_engine and self.engine is not None:
+                    self.engine.flush_audit()
+            elif self._own_engine and self.engine is not None:
                 self.engine.close()
+            self.unfinished = still
             self._stopped.set()
-            _log.info("stopped", extra={"fields": {"event": "stopped"}})
+            _log.info("stopped", extra={"fields": {"event": "stopped", "running": still}})
 
     def wait(self, timeout: float | None = None) -> bool:
         """Block until :meth:`stop` has finished (True) or ``timeout`` passes (False)."""
@@ -243,19 +263,26 @@ class HeadwaterServer:
         self.stop()
 
 
+#: What :func:`serve` returns when a call was still running after the grace period and its cancellation: the
+#: process should end at once (``headwater serve`` does, with ``os._exit``) rather than wait for that thread.
+STOPPED_WITH_CALLS_RUNNING = 75
+
+
 def serve(config: Config) -> int:
-    """Run until SIGTERM or SIGINT, then drain and stop; the exit code (0 after a clean stop)."""
+    """Run until SIGTERM or SIGINT, then drain and stop: 0 after a clean stop, else
+    :data:`STOPPED_WITH_CALLS_RUNNING` (the audit log was flushed; the store was left open under the call)."""
     logger = logging.getLogger("headwater")
     saved = (logger.handlers[:], logger.level, logger.propagate)
     configure_logging(config.server.log_level)
     try:
-        return _run(config)
+        server = _run(config)
     finally:  # leave logging as it was (serve may run inside another program, e.g. the tests)
         logger.handlers, logger.propagate = saved[0], saved[2]
         logger.setLevel(saved[1])
+    return STOPPED_WITH_CALLS_RUNNING if server.unfinished else 0
 
 
-def _run(config: Config) -> int:
+def _run(config: Config) -> HeadwaterServer:
     server = HeadwaterServer(config).start()
     stopping = threading.Event()
 
@@ -272,4 +299,4 @@ def _run(config: Config) -> int:
         server.stop()
         for s, handler in previous.items():
             signal.signal(s, handler)
-    return 0
+    return server

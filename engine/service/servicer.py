@@ -33,10 +33,11 @@ from typing import Any
 from ..api import Engine
 from ..audit import RecordKind
 from ..config import Config
-from ..errors import InvalidRequestError, LimitExceededError
+from ..errors import DeadlineExceededError, InvalidRequestError, LimitExceededError, RequestCancelledError
 from ..relationships import Relationship
 from . import convert
-from .errors import REVISION_METADATA_KEY, DeadlineExceededError, ShuttingDownError, item_error_code
+from .admission import HeavyCalls
+from .errors import REVISION_METADATA_KEY, ShuttingDownError, item_error_code
 from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
 
 __all__ = ["CALLER", "Servicer"]
@@ -59,9 +60,14 @@ class Servicer:
         config = config or engine.config
         self.max_page_size = config.limits.max_page_size
         self.watch_poll_seconds = config.server.watch_poll_seconds
-        self.draining = threading.Event()
+        self.max_work_per_request = config.limits.max_work_per_request
+        self.heavy_calls = HeavyCalls.for_workers(config.server.heavy_calls, config.server.workers)
+        self.draining = threading.Event()  # no new calls
+        self.stopped = threading.Event()  # the calls still running are cancelled (the grace period is over)
         self._stops: set[threading.Event] = set()
         self._stops_lock = threading.Lock()
+        self._running = 0  # calls between begin and end (their handlers have not returned yet)
+        self._idle = threading.Condition()
 
     # ------------------------------------------------------------ lifecycle helpers
 
@@ -71,6 +77,27 @@ class Servicer:
         with self._stops_lock:
             for stop in self._stops:
                 stop.set()
+
+    def cancel_running(self) -> None:
+        """The grace period is over: every call still running stops at its next budget checkpoint."""
+        self.draining.set()
+        self.stopped.set()
+
+    def call_started(self) -> None:
+        with self._idle:
+            self._running += 1
+
+    def call_ended(self) -> None:
+        with self._idle:
+            self._running -= 1
+            if self._running == 0:
+                self._idle.notify_all()
+
+    def wait_idle(self, timeout: float) -> int:
+        """Wait until no call is running, at most ``timeout`` seconds; the number still running."""
+        with self._idle:
+            self._idle.wait_for(lambda: self._running == 0, timeout)
+            return self._running
 
     def _page(self, requested: int) -> int:
         """The page size to use: the request's (if any, within the limit) or the server's."""
@@ -100,9 +127,11 @@ class Servicer:
                 return
             next_cursor = page.cursor
 
-    @staticmethod
-    def _alive(context: Any) -> bool:
-        """False once the call is cancelled; DeadlineExceededError once its deadline has passed."""
+    def _alive(self, context: Any) -> bool:
+        """False once the call is cancelled; DeadlineExceededError once its deadline has passed;
+        RequestCancelledError once the server has stopped waiting for it (the grace period is over)."""
+        if self.stopped.is_set():
+            raise RequestCancelledError("the server stopped before the stream was complete")
         if context is None:
             return True
         remaining = context.time_remaining()
@@ -259,7 +288,7 @@ class Servicer:
             position = 0
             for msg in itertools.chain([first], requests):
                 if not self._alive(context):
-                    raise DeadlineExceededError("the import was cancelled")
+                    raise RequestCancelledError("the import was cancelled")
                 for rel in msg.relationships:
                     position += 1
                     try:

@@ -15,6 +15,7 @@ from headwater.engine.consistency import Consistency, encode_token
 from headwater.engine.errors import (
     AlreadyExistsError,
     DeclassificationRefusedError,
+    EngineError,
     InvalidRequestError,
     LimitExceededError,
     MaxDepthExceededError,
@@ -192,7 +193,7 @@ def test_deadline_exceeded_and_work_stops(server, monkeypatch) -> None:
         raise AssertionError("unreachable")
 
     monkeypatch.setattr(server.servicer.engine, "check", slow)
-    with client_for(server, timeout=0.1) as c, pytest.raises(RemoteError) as e:
+    with client_for(server, timeout=0.1) as c, pytest.raises(EngineError) as e:  # DeadlineExceededError
         c.check("document:readme", "view", "user:ann")
     assert e.value.code == "DEADLINE_EXCEEDED"
 
@@ -210,7 +211,7 @@ def test_long_stream_stops_at_its_deadline(server, monkeypatch) -> None:
         return ReadPage(page.relationships, "more", page.token)
 
     monkeypatch.setattr(server.servicer.engine, "read_relationships", endless)
-    with client_for(server, timeout=0.3) as c, pytest.raises(RemoteError) as e:
+    with client_for(server, timeout=0.3) as c, pytest.raises(EngineError) as e:  # DeadlineExceededError
         c.read_relationships()
     assert e.value.code == "DEADLINE_EXCEEDED"
     n = len(calls)

@@ -1,0 +1,78 @@
+"""Admission of heavy calls: lookups, expands, exports, listings and audit scans take turns.
+
+A heavy call's work grows with the data, not with the request (a LookupResources
+over a deep folder tree, an export of every relationship). Each holds a worker
+thread while it runs, so twenty of them at once could hold every worker and stall
+the checks that services wait on. The server therefore lets at most
+``heavy_calls`` of them run at once (a setting, default 4); others wait for a turn
+(while their deadline allows) as long as heavy calls then hold no more than
+``workers - heavy_calls`` workers; a further one is refused at once with
+RESOURCE_EXHAUSTED, which a client retries later. So ``heavy_calls`` workers (4 of
+the default 16) are always left to checks and writes.
+
+Example::
+
+    >>> from headwater.engine.budget import Budget
+    >>> gate = HeavyCalls(1, waiting=1)
+    >>> gate.enter(Budget())            # the one turn
+    >>> gate.enter(Budget(deadline=0))  # waits for a turn, and its deadline has passed
+    Traceback (most recent call last):
+    ...
+    headwater.engine.errors.DeadlineExceededError: the deadline passed before the request was done
+    >>> gate.leave()
+"""
+
+from __future__ import annotations
+
+import threading
+
+from ..budget import Budget
+from ..errors import LimitExceededError
+
+__all__ = ["HEAVY_METHODS", "HeavyCalls"]
+
+#: Calls whose work grows with the data rather than with the request: they take turns through the server's
+#: :class:`HeavyCalls` gate, so that they cannot hold every worker while checks and writes wait.
+HEAVY_METHODS = frozenset({
+    "/headwater.v1.PermissionService/LookupResources", "/headwater.v1.PermissionService/LookupSubjects",
+    "/headwater.v1.PermissionService/Expand", "/headwater.v1.RelationshipService/Read",
+    "/headwater.v1.RelationshipService/Export", "/headwater.v1.LineageService/Ancestors",
+    "/headwater.v1.LineageService/Descendants", "/headwater.v1.AuditService/Query",
+    "/headwater.v1.AuditService/Export", "/headwater.v1.AuditService/Verify",
+})
+
+
+class HeavyCalls:
+    """At most ``slots`` heavy calls run at once and ``waiting`` more wait for a turn (until their deadline);
+    any further one is refused at once with RESOURCE_EXHAUSTED."""
+
+    @classmethod
+    def for_workers(cls, slots: int, workers: int) -> HeavyCalls:
+        """The gate of a server with ``workers`` threads: heavy calls hold at most ``workers - slots`` of them."""
+        return cls(slots, waiting=max(0, workers - 2 * slots))
+
+    def __init__(self, slots: int, *, waiting: int) -> None:
+        self.slots = slots
+        self.max_waiting = waiting
+        self._free = threading.Semaphore(slots)
+        self._lock = threading.Lock()
+        self._waiting = 0
+
+    def enter(self, budget: Budget) -> None:
+        if self._free.acquire(blocking=False):
+            return
+        with self._lock:
+            if self._waiting >= self.max_waiting:
+                raise LimitExceededError(
+                    f"too many heavy calls at once (lookups, expands, exports, listings, audit scans): {self.slots} "
+                    f"running and {self._waiting} waiting (heavy_calls); retry later", limit=self.slots)
+            self._waiting += 1
+        try:
+            while not self._free.acquire(timeout=0.05):
+                budget.checkpoint()  # the caller may give up, or its deadline pass, while it waits
+        finally:
+            with self._lock:
+                self._waiting -= 1
+
+    def leave(self) -> None:
+        self._free.release()

@@ -41,12 +41,23 @@ from typing import Any, TextIO
 
 from ..dsl import schema as dsl_schema
 from . import results
-from .audit import AuditLog, AuditPage, AuditRecord, RecordKind, VerifyResult, audit_path_for
+from .audit import (
+    Anchor,
+    AuditBinding,
+    AuditLog,
+    AuditPage,
+    AuditRecord,
+    RecordKind,
+    VerifyResult,
+    acknowledge,
+    audit_path_for,
+    open_store_log,
+)
 from .chain import Caches
 from .config import Config
-from .consistency import Consistency
+from .consistency import Consistency, encode_token
 from .context import Context, utc_now
-from .errors import InvalidRequestError, PreconditionFailedError
+from .errors import AuditTrailBrokenError, InvalidRequestError, PreconditionFailedError
 from .expand import ExpandNode
 from .queries.check import CheckQuery
 from .queries.expand import ExpandQuery
@@ -77,7 +88,9 @@ class Engine:
         self.store = store if isinstance(store, Store) else Store(store)
         self.config = config = config or Config()
         self.clock = clock
-        audit = AuditLog.from_config(config, self.store.path) if config.audit.enabled else None
+        # A file store last written audited keeps its log whatever `config` says, and refuses one that does not
+        # continue it (AuditTrailBrokenError); see engine/audit/trail.py.
+        audit = open_store_log(config, self.store.path, _binding(self.store))
         ctx = self._ctx = Context(self.store, config, clock=clock, audit=audit)
         self._checks = CheckQuery(ctx)
         self._expand = ExpandQuery(ctx)
@@ -93,11 +106,55 @@ class Engine:
 
     @classmethod
     def open(cls, path: str | Path, *, config: Config | None = None) -> Engine:
-        """An engine over the SQLite database at ``path`` (created on first use)."""
+        """An engine over the SQLite database at ``path`` (created on first use).
+
+        An audited database stays audited: its log is kept whatever ``config`` says, and a log that is missing,
+        another one, or behind the store is refused with AuditTrailBrokenError until the break is acknowledged
+        (:meth:`acknowledge_audit_break`); a signed log needs its key (ConfigError).
+        """
         config = config or Config()
         if not config.audit.enabled and audit_path_for(path).exists():
-            config = config.replace(audit=True)  # an audited database stays audited
-        return cls(SqliteStore(path), config=config)
+            config = config.replace(audit=True)  # a log beside it, from before stores recorded their log
+        store = SqliteStore(path)
+        try:
+            return cls(store, config=config)
+        except BaseException:
+            store.close()
+            raise
+
+    @classmethod
+    def verify_audit_trail(cls, path: str | Path, *, config: Config | None = None,
+                           anchors: Sequence[Anchor] = ()) -> VerifyResult:
+        """Verify the audit trail of the SQLite database at ``path`` without serving it (``headwater audit
+        verify --db``): the log's chain, that it continues what the store recorded, and each anchor.
+
+        Unlike :meth:`open`, a broken trail is a failed result, not an error. The log is the config's
+        audit path (default ``<path>.audit``), checked with the config's audit key.
+        """
+        config = config or Config()
+        with SqliteStore(path) as store:
+            try:
+                binding = _binding(store)
+            except AuditTrailBrokenError as exc:
+                return VerifyResult(False, 0, 0, "", None, exc.problem)
+        log_path = Path(config.audit.path) if config.audit.path else audit_path_for(path)
+        return AuditLog.verify_file(log_path, key=config.audit.resolved_key(), binding=binding, anchors=anchors)
+
+    @classmethod
+    def acknowledge_audit_break(cls, path: str | Path, *, by: str, reason: str,
+                                config: Config | None = None) -> AuditRecord | None:
+        """Accept that the audit trail of the database at ``path`` is broken and start the chain again
+        (``headwater audit acknowledge``); the ``acknowledgement`` record, or None if the trail is whole.
+
+        The record names who (``by``), why, the previous log's id, the store revision and what was found; it
+        goes into the log at the config's audit path (a new one if there is none; a log that is unreadable
+        or does not verify must be moved aside first), and an empty store revision names the log from now on.
+        """
+        config = config or Config()
+        with SqliteStore(path) as store:
+            return acknowledge(config, path, _binding(store), by=by, reason=reason, time=utc_now(),
+                               write_revision=lambda metadata: store.write([], metadata=metadata),
+                               token=encode_token)
 
     def close(self) -> None:
         """Write the audit records still queued, then close the audit log and the store."""
@@ -383,11 +440,25 @@ class Engine:
         """Write the matching audit records as JSON lines to ``target``; how many were written."""
         return self._audit_log().export(target, **filters)
 
-    def audit_verify(self) -> VerifyResult:
-        """Walk the audit log's hash chain (what this engine has queued included) and name the first break."""
+    def audit_verify(self, *, anchors: Sequence[Anchor] = ()) -> VerifyResult:
+        """Walk the audit log's hash chain (what this engine has queued included) and name the first break; over
+        a file store, the log must also continue what the store recorded; each of ``anchors`` must still be
+        in the log."""
         audit = self._audit_log()
         audit.flush()
-        return audit.verify()
+        return audit.verify(binding=_binding(self.store), anchors=anchors)
+
+    def audit_anchor(self) -> Anchor:
+        """The audit log's current head as an anchor to keep outside the host (``headwater audit anchor``)."""
+        return self._audit_log().anchor()
+
+
+def _binding(store: Store) -> AuditBinding | None:
+    """What a file store's head revision records about its audit log (None: not a file, or written unaudited)."""
+    if store.path is None:
+        return None
+    head = store.head()
+    return AuditBinding.from_metadata(head, store.revision_metadata(head))
 
 
 def _updates(operation: Operation, relationships: tuple[Relationship | str, ...]) -> list[Update]:

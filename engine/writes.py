@@ -42,7 +42,7 @@ from .results import BulkCheckItem, DeleteResult, WriteResult
 from .store import Operation, Precondition, Reader, RelationshipFilter, Revision, Update
 from .validation import validate_relationship
 
-__all__ = ["Writes"]
+__all__ = ["Writes", "revision_metadata"]
 
 
 class Writes:
@@ -80,7 +80,8 @@ class Writes:
             if schema.classifications and not trusted:
                 self._authorize_declassifications(schema, reader, updates, actor, reason)
 
-        revision = ctx.store.write(batch, preconditions, validate=validate, metadata=_metadata(actor, reason))
+        revision = ctx.store.write(batch, preconditions, validate=validate,
+                                   metadata=revision_metadata(ctx, actor, reason))
         ctx.note_head(revision)
         if ctx.audit is not None:
             self._record(revision, "write", actor, reason, [(u.operation.value, u.relationship) for u in batch])
@@ -93,7 +94,8 @@ class Writes:
         """See :meth:`~headwater.engine.Engine.delete`."""
         ctx = self.ctx
         revision, n, partial = ctx.store.delete(filter, limit=limit, allow_partial=allow_partial,
-                                                preconditions=preconditions, metadata=_metadata(actor, reason))
+                                                preconditions=preconditions,
+                                                metadata=revision_metadata(ctx, actor, reason))
         ctx.note_head(revision)
         if ctx.audit is not None:
             changes = [c for c in ctx.store.changes(revision - 1, limit=1) if c.revision == revision] if n else []
@@ -160,7 +162,11 @@ class Writes:
         audit.flush()
 
 
-def _metadata(actor: str | None, reason: str | None) -> dict[str, str] | None:
-    """The revision metadata a write carries: who and why, when given."""
+def revision_metadata(ctx: Context, actor: str | None, reason: str | None = None) -> dict[str, str] | None:
+    """The revision metadata a write (or a schema write) carries: who and why, when given, and, over a file
+    store while audited, the audit log and its head (engine/audit/binding.py), so the store itself records
+    that it is audited and which log continues it."""
     metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
+    if ctx.audit is not None and ctx.store.path is not None:
+        metadata.update(ctx.audit.revision_metadata())
     return metadata or None

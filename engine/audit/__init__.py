@@ -17,7 +17,9 @@ contend with relationship writes. Record kinds (:class:`RecordKind`):
   canonical texts;
 - ``declassification``: a relationship change on a ``declassify`` relation (one
   per such relationship, besides its batch's ``relationships`` record);
-- ``checkpoint``: what :meth:`AuditLog.prune` leaves in place of the pruned prefix.
+- ``checkpoint``: what :meth:`AuditLog.prune` leaves in place of the pruned prefix;
+- ``acknowledgement``: an operator accepting a broken trail (``headwater audit acknowledge``): who,
+  why, the previous log's id, the store revision and what was found.
 
 **The chain.** Record *n*'s ``body`` is the canonical JSON (sorted keys, no
 spaces) of its content, including its ``id`` *n*; its ``hash`` is
@@ -35,6 +37,13 @@ at once when a batch fills or someone waits, and on :meth:`AuditLog.close`.
 With ``durable=True`` the check waits until its record is committed (and
 fsynced). See ``docs/audit.md`` for what a crash can lose.
 
+**It stays on.** Every write to a file store while audited names the log and its
+head in the revision's metadata (``binding.py``), so the store says that it is
+audited and by which log; an engine opening it keeps that log whatever its config
+says, and refuses a log that is missing, another one, or behind the store until an
+operator acknowledges the break (``trail.py``). **Anchors** (``anchors.py``) write the
+head down outside the host; ``verify`` proves the log still holds each one.
+
 **Where it lives.** One module per concern:
 
 - ``records.py``: record kinds, the values read back (:class:`AuditRecord`, :class:`AuditPage`,
@@ -43,7 +52,9 @@ fsynced). See ``docs/audit.md`` for what a crash can lose.
 - ``writer.py``: the bounded queue and the background writer thread, tickets, flush and wait;
 - ``storage.py``: the SQLite file (tables and migrations, appends, pruning, queries and cursors), through
   the engine's one SQLite helper, ``engine/sqlitedb.py``;
-- ``log.py``: :class:`AuditLog`, the facade: the recording policy and the ``record_*`` methods.
+- ``log.py``: :class:`AuditLog`, the facade: the recording policy and the ``record_*`` methods;
+- ``binding.py``: what an audited write stamps on its store revision; ``trail.py``: the log an engine over a
+  file store must keep, and acknowledging a break; ``anchors.py``: heads kept outside the host.
 
 Example::
 
@@ -63,6 +74,8 @@ Example::
 
 from __future__ import annotations
 
+from .anchors import Anchor
+from .binding import AuditBinding
 from .log import AuditLog
 from .records import (
     GENESIS,
@@ -78,21 +91,26 @@ from .records import (
     schema_diff,
 )
 from .storage import audit_path_for
+from .trail import acknowledge, open_store_log
 from .writer import FLUSH_INTERVAL
 
 __all__ = [
     "FLUSH_INTERVAL",
     "GENESIS",
     "LISTED_CHANGES",
+    "Anchor",
+    "AuditBinding",
     "AuditLog",
     "AuditPage",
     "AuditRecord",
     "RecordKind",
     "VerifyResult",
+    "acknowledge",
     "audit_path_for",
     "canonical_json",
     "changes_digest",
     "context_digest",
+    "open_store_log",
     "record_hash",
     "schema_diff",
 ]

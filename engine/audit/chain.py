@@ -71,6 +71,20 @@ class Chain:
             return ""
         return hmac.new(self._key, f"{count}:{last}".encode(), hashlib.sha256).hexdigest()
 
+    def sign(self, fields: Mapping[str, Any]) -> str | None:
+        """The HMAC-SHA256 of ``fields`` (without their ``signature``) under the key; None without a key."""
+        return None if self._key is None else _signature(self._key, fields)
+
+    def checks(self, fields: Mapping[str, Any]) -> bool:
+        """Whether ``fields["signature"]`` is :meth:`sign` of the rest (False without a key)."""
+        return self._key is not None and hmac.compare_digest(str(fields.get("signature", "")),
+                                                             _signature(self._key, fields))
+
+    @property
+    def keyed(self) -> bool:
+        """Whether the chain has a key (signs the head, checkpoints and anchors)."""
+        return self._key is not None
+
     def checkpoint(self, *, through: int, prefix_hash: str, before: str, time: datetime,
                    pruned_now: int) -> dict[str, Any]:
         """The signed fields of a checkpoint standing for records 1..``through`` (their last hash ``prefix_hash``)."""
@@ -102,7 +116,10 @@ class Chain:
                 return bad(count, "the head (record count and last hash) is not signed with this log's key: "
                                   "it was rewritten, or the key is wrong", 0)
         elif mac:
-            notes.append("the head carries an HMAC; no key was given, so it was not checked")
+            # Without the key a signed log proves nothing: anyone can re-hash a forged chain.
+            return VerifyResult(False, 0, count, head_hash, None, "the log is signed (its head carries an HMAC) "
+                                "but no key was given, so a rewritten chain would pass: verify it with its key "
+                                "(HEADWATER_AUDIT_KEY)")
         prev_id: int | None = None
         prev_hash = GENESIS
         walked = 0
@@ -110,7 +127,7 @@ class Chain:
             walked += 1
             try:
                 content = json.loads(body)
-            except ValueError:
+            except (ValueError, TypeError):  # TypeError: a body that is not text (a number, a NULL)
                 return bad(row_id, "altered: its content is not valid JSON", walked)
             if not isinstance(content, dict):
                 return bad(row_id, "altered: its content is not a JSON object", walked)
@@ -159,8 +176,8 @@ class Chain:
             return "altered: the checkpoint's hash is not the pruned prefix's hash it records"
         if scheme == "hmac-sha256":
             if self._key is None:
-                notes.append(f"checkpoint #{row_id} is HMAC-signed; no key was given, so it was not checked")
-                return None
+                return ("HMAC-signed, but no key was given to check it: verify the log with its key "
+                        "(HEADWATER_AUDIT_KEY)")
             expected = _signature(self._key, signed)
         elif scheme == "sha256":
             if self._key is not None:

@@ -15,10 +15,14 @@ import tempfile
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from datetime import UTC, datetime
 from pathlib import Path
+from time import monotonic as _monotonic
+from time import sleep as _sleep
 from typing import Any, TextIO
 
 from ..config import Config
-from ..errors import InvalidRequestError, NotFoundError
+from ..errors import InvalidRequestError, NotFoundError, StoreError, StoreUnavailableError
+from .anchors import Anchor
+from .binding import AuditBinding, binding_metadata
 from .chain import Chain
 from .records import (
     LISTED_CHANGES,
@@ -34,9 +38,13 @@ from .records import (
 from .storage import AuditStorage, audit_path_for
 from .writer import FLUSH_INTERVAL, RecordWriter
 
-__all__ = ["AuditLog"]
+__all__ = ["CONTINUITY_WAIT", "AuditLog"]
 
 _log = logging.getLogger("headwater.audit")
+
+#: Seconds a log whose store's last change has no record yet is given before that counts as a break: the
+#: record follows the store's commit within milliseconds when another process is writing right now.
+CONTINUITY_WAIT = 2.0
 
 
 class AuditLog:
@@ -86,18 +94,28 @@ class AuditLog:
         return log
 
     @classmethod
-    def from_config(cls, config: Config, database: str | Path | None) -> AuditLog:
+    def from_config(cls, config: Config, database: str | Path | None, *, create: bool = True) -> AuditLog:
         """The log a :class:`~headwater.engine.config.Config` asks for: at its audit ``path``, else beside the
         store's ``database`` file, else (no file: a MemoryStore) a temporary one."""
         settings = config.audit
         options: dict[str, Any] = {
             "decisions": settings.decisions, "explain": settings.explain, "durable": settings.durable,
-            "key": settings.resolved_key(), "queue_size": settings.queue_size}
+            "key": settings.resolved_key(), "queue_size": settings.queue_size, "create": create}
         if settings.path:
             return cls(settings.path, **options)
         if database is None:
             return cls.temporary(**options)
         return cls(audit_path_for(database), **options)
+
+    @property
+    def log_id(self) -> str:
+        """The log's identity: a random id created with the log and kept in it."""
+        return self._storage.log_id
+
+    @property
+    def signed(self) -> bool:
+        """Whether this log signs its head (it was opened with a key)."""
+        return self._storage.keyed
 
     # --- policy (the hot path) -----------------------------------------------------------
 
@@ -206,9 +224,120 @@ class AuditLog:
         """(records appended so far, the last record's hash): write it down elsewhere to anchor the log."""
         return self._storage.head()
 
-    def verify(self) -> VerifyResult:
-        """Walk the whole chain and report the first record that is wrong (see the package docstring)."""
-        return self._storage.verify()
+    def verify(self, *, binding: AuditBinding | None = None, anchors: Sequence[Anchor] = ()) -> VerifyResult:
+        """Walk the whole chain and report the first problem (see the package docstring).
+
+        A signed log verified without its key fails (a re-hashed forgery would pass otherwise). With
+        ``binding`` (what the store's head revision recorded), the log must also continue the store:
+        be the same log, hold the record the store saw last, and record the store's last change.
+        Each of ``anchors`` must still be in the log: the record at its sequence hashes to its hash.
+        """
+        result = self._storage.verify()
+        if not result.ok:
+            return result
+
+        def failed(problem: str) -> VerifyResult:
+            return VerifyResult(False, result.records, result.count, result.head_hash, None, problem, result.notes)
+
+        notes = list(result.notes)
+        if binding is not None:
+            if binding.signed and not self.signed:
+                return failed(f"{binding.describe()}, a signed log; give its key (HEADWATER_AUDIT_KEY) to verify it")
+            problem = self.continues(binding)
+            if problem is not None:
+                return failed(problem)
+        for anchor in anchors:
+            if anchor.signed is not None and not self._chain_checks(anchor):
+                return failed(f"{anchor.describe()} is signed, and its signature does not match: it was forged, "
+                              "or the key is another one" if self.signed else
+                              f"{anchor.describe()} is signed, but no key was given to check it (HEADWATER_AUDIT_KEY)")
+            problem, note = self._storage.check_anchor(anchor)
+            if problem is not None:
+                return failed(problem)
+            if note is not None:
+                notes.append(note)
+        return VerifyResult(True, result.records, result.count, result.head_hash, notes=tuple(notes))
+
+    @classmethod
+    def verify_file(cls, path: str | Path, *, key: str | bytes | None = None, binding: AuditBinding | None = None,
+                    anchors: Sequence[Anchor] = ()) -> VerifyResult:
+        """:meth:`verify` the log at ``path``, where a file that is not a readable log is a failed result too
+        (a missing file: NotFoundError, unless ``binding`` says the store was written with a log)."""
+        path = Path(path)
+        if not path.exists():
+            if binding is None:
+                raise NotFoundError(f"no audit log at {path} (start one with: headwater audit init --db DATABASE)")
+            return VerifyResult(False, 0, 0, "", None, f"{binding.describe()}, but there is no audit log at {path}")
+        try:
+            log = cls(path, create=False, key=key)
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:
+            return VerifyResult(False, 0, 0, "", None, f"{path} is not a readable audit log ({exc})")
+        with log:
+            return log.verify(binding=binding, anchors=anchors)
+
+    def _chain_checks(self, anchor: Anchor) -> bool:
+        return self._storage.chain_checks(anchor.fields())
+
+    # --- the store and anchors (binding.py, anchors.py) -------------------------------------------
+
+    def revision_metadata(self) -> dict[str, str]:
+        """What a store revision written now records about this log (binding.py): its id and its head."""
+        count, last = self._storage.head()
+        return binding_metadata(self.log_id, count, last, self.signed)
+
+    def continues(self, binding: AuditBinding, *, wait: float = CONTINUITY_WAIT) -> str | None:
+        """None when this log continues what the store recorded in ``binding``, else what is wrong.
+
+        A change whose record is missing may be another process's write whose record is on its way:
+        that is checked again for up to ``wait`` seconds before it counts.
+        """
+        self.flush()
+        deadline = _monotonic() + wait
+        while True:
+            problem, retry = self._storage.continuity(binding)
+            if problem is None or not retry or _monotonic() >= deadline:
+                return problem
+            _sleep(0.05)
+
+    def key_problem(self, binding: AuditBinding | None = None) -> str | None:
+        """Why this log may not be written with the key it was opened with (None: it may): a signed head and
+        no key (records would go unsigned), a head another key signed, or a store that was written with a
+        signed log whose head now carries no signature."""
+        count, last, mac = self._storage.signed_head()
+        if mac and not self.signed:
+            return (f"the audit log at {self.path} is signed (its head carries an HMAC): give its key "
+                    "(HEADWATER_AUDIT_KEY for the command line, --audit-key-file for headwater serve); without it "
+                    "records would be written unsigned")
+        if mac and mac != self._storage.head_mac(count, last):
+            return f"the audit key given does not sign the head of the audit log at {self.path}: it is another key"
+        if binding is not None and binding.signed and not self.signed:
+            return (f"{binding.describe()}, a signed log: give its key (HEADWATER_AUDIT_KEY for the command line, "
+                    "--audit-key-file for headwater serve)")
+        return None
+
+    def anchor(self) -> Anchor:
+        """The current head as an :class:`~.anchors.Anchor` (signed with the log's key), for safekeeping
+        outside the host; what this process has queued is written first."""
+        self.flush()
+        count, last = self._storage.head()
+        anchor = Anchor(self.log_id, count, last, iso_time(self._clock()),
+                        "hmac-sha256" if self.signed else None)
+        signature = self._storage.chain_sign(anchor.fields())
+        return Anchor(anchor.log, count, last, anchor.time, anchor.signed, signature)
+
+    def record_acknowledgement(self, *, time: datetime, actor: str, reason: str, revision: int, token: str,
+                               binding: AuditBinding, problem: str) -> int:
+        """Queue the record of ``headwater audit acknowledge``: who accepted which break of the trail, and why.
+
+        ``revision`` is the store revision the acknowledgement wrote; ``binding`` what the store had recorded
+        (the previous log, its record count and hash, the revision); ``problem`` what was found.
+        """
+        return self._writer.submit(RecordKind.ACKNOWLEDGEMENT, time, {
+            "actor": actor, "reason": reason, "revision": revision, "token": token, "log": self.log_id,
+            "previous_log": binding.log_id, "previous_revision": binding.revision,
+            "previous_count": binding.count, "previous_hash": binding.hash, "problem": problem})
 
     def prune(self, before: datetime) -> AuditRecord | None:
         """Delete the records older than ``before`` (the longest such prefix) and leave a checkpoint.
@@ -280,7 +409,7 @@ class AuditLog:
     def _close_at_exit(self) -> None:
         try:
             self.close()
-        except Exception:  # noqa: BLE001 - interpreter shutdown: report, never raise
+        except Exception:
             _log.exception("closing the audit log at %s", self.path)
 
     def __enter__(self) -> AuditLog:

@@ -54,6 +54,7 @@ class RecordKind(enum.Enum):
     SCHEMA = "schema"
     DECLASSIFICATION = "declassification"
     CHECKPOINT = "checkpoint"
+    ACKNOWLEDGEMENT = "acknowledgement"
 
 
 #: A record queued and not yet written: its kind, its time and its fields (``id``, ``kind`` and ``time`` are
@@ -236,6 +237,9 @@ class AuditRecord:
         if self.kind is RecordKind.DECLASSIFICATION:
             return (f"{head} {b['operation']} {b['relationship']} at revision {b['revision']} by {b.get('actor')} "
                     f"({b.get('reason')})")
+        if self.kind is RecordKind.ACKNOWLEDGEMENT:
+            return (f"{head} of a broken audit trail at revision {b['revision']} by {b.get('actor')} "
+                    f"({b.get('reason')}): {b.get('problem')}")
         return f"{head} {b['pruned']} records pruned through #{b['through']} ({b['signed']})"
 
 
@@ -249,7 +253,9 @@ class AuditPage:
 
 @dataclass(frozen=True, slots=True)
 class VerifyResult:
-    """What :meth:`AuditLog.verify` found: ``ok``, or the first bad record (``record_id``) and what is wrong."""
+    """What :meth:`AuditLog.verify` found: ``ok``, or the first problem: a bad record (``record_id``) and what is
+    wrong with it, or (``record_id`` None) what is wrong with the log as a whole (its head, its key, its store,
+    an anchor)."""
 
     ok: bool
     records: int  # records walked
@@ -262,6 +268,8 @@ class VerifyResult:
     def __str__(self) -> str:
         if self.ok:
             text = f"ok: {self.records} records verified, head #{self.count} {self.head_hash[:16]}"
+        elif self.record_id is None:
+            text = f"failed: {self.problem}"
         else:
             text = f"record {self.record_id}: {self.problem}"
         return "\n".join([text, *(f"note: {n}" for n in self.notes)])

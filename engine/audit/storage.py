@@ -19,8 +19,10 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from ..errors import InvalidRequestError, NotFoundError, StoreError
-from ..sqlitedb import Connection, Migration, SqliteFile, transaction
+from ..errors import InvalidRequestError, NotFoundError, StoreError, StoreUnavailableError
+from ..sqlitedb import Connection, DriverError, Migration, SqliteFile, transaction
+from .anchors import Anchor
+from .binding import AuditBinding
 from .chain import Chain
 from .records import (
     GENESIS,
@@ -73,7 +75,22 @@ _MIGRATIONS: tuple[Migration, ...] = (
         """,
         f"INSERT INTO head (one, count, hash, mac) VALUES (1, 0, '{GENESIS}', '')",
     )),
+    Migration(2, "identity", (
+        # The log's identity: a random id created with the log. Every audited write names it in its store
+        # revision's metadata (binding.py), so a log deleted, replaced or swapped is told from its own.
+        """
+        CREATE TABLE identity (
+            one     INTEGER PRIMARY KEY CHECK (one = 1),
+            log_id  TEXT NOT NULL,
+            created TEXT NOT NULL
+        )
+        """,
+        "INSERT INTO identity (one, log_id, created) "
+        "VALUES (1, lower(hex(randomblob(16))), strftime('%Y-%m-%dT%H:%M:%fZ', 'now'))",
+    )),
 )
+#: The kinds of record that stand for a change of the store (they carry its ``revision``).
+_CHANGE_KINDS = "('relationships', 'schema', 'acknowledgement')"
 _RECORD_COLUMNS = "SELECT id, body, prev_hash, hash FROM records"
 _INSERT = "INSERT INTO records (id, body, prev_hash, hash) VALUES (?, ?, ?, ?)"
 
@@ -119,9 +136,38 @@ class AuditStorage:
                                foreign="it is a database of something else (tables {tables})",
                                newer="it was written by a newer Headwater (layout version {applied}; this "
                                      "version knows up to {latest})")
+            with self._file.connection() as db, self._file.translated("read the audit log's identity"):
+                row = db.execute("SELECT log_id FROM identity WHERE one = 1").fetchone()
+            if row is None or not isinstance(row[0], str) or not row[0]:
+                raise StoreError(f"cannot open {self._file.place}: its identity (table identity) is missing or "
+                                 "corrupt; the file was tampered with")
+            #: The log's id (see binding.py); never changes.
+            self.log_id: str = row[0]
         except BaseException:
             self._file.close()
             raise
+
+    @property
+    def place(self) -> str:
+        """``the audit log at <path>``, for messages."""
+        return self._file.place
+
+    @property
+    def keyed(self) -> bool:
+        """Whether appends sign the head (the log was opened with a key)."""
+        return self._chain.keyed
+
+    def chain_sign(self, fields: dict[str, Any]) -> str | None:
+        """The chain's HMAC of ``fields`` (None without a key)."""
+        return self._chain.sign(fields)
+
+    def chain_checks(self, fields: dict[str, Any]) -> bool:
+        """Whether ``fields["signature"]`` is the chain's HMAC of the rest."""
+        return self._chain.checks(fields)
+
+    def head_mac(self, count: int, last: str) -> str:
+        """The head's HMAC under the key ('' without one)."""
+        return self._chain.head_mac(count, last)
 
     def connect(self) -> None:
         """Open this thread's connection now (the writer thread's, before its first batch)."""
@@ -139,25 +185,44 @@ class AuditStorage:
         processes appending to one file still form one chain)."""
         with self._file.connection() as db, self._file.translated("append audit records"), \
                 transaction(db, "BEGIN IMMEDIATE"):
-            count, last = db.execute("SELECT count, hash FROM head WHERE one = 1").fetchone()
+            count, last, _ = self._head(db)
             rows, count, last = self._chain.link(count, last, batch)
             db.executemany(_INSERT, rows)
             db.execute("UPDATE head SET count = ?, hash = ?, mac = ? WHERE one = 1",
                        (count, last, self._chain.head_mac(count, last)))
 
     def head(self) -> tuple[int, str]:
-        """(records appended so far, the last record's hash)."""
+        """(records appended so far, the last record's hash); StoreError when the head is missing or corrupt."""
         with self._file.connection() as db, self._file.translated("read the audit head"):
-            count, last = db.execute("SELECT count, hash FROM head WHERE one = 1").fetchone()
+            count, last, _ = self._head(db)
             return count, last
 
+    def signed_head(self) -> tuple[int, str, str]:
+        """(records appended so far, the last record's hash, their HMAC or '' when unsigned)."""
+        with self._file.connection() as db, self._file.translated("read the audit head"):
+            return self._head(db)
+
+    def _head(self, db: Connection) -> tuple[int, str, str]:
+        problem, head = _read_head(db)
+        if head is None:
+            raise StoreError(f"{self._file.place} cannot be used: {problem}; run `headwater audit verify`")
+        return head
+
     def verify(self) -> VerifyResult:
-        """Walk the whole chain in one read transaction."""
-        with self._file.connection() as db, self._file.translated("verify the audit log"), transaction(db, "BEGIN"):
-            return self._walk(db, None)
+        """Walk the whole chain in one read transaction; a log that cannot be read is a failed result too."""
+        try:
+            with self._file.connection() as db, self._file.translated("verify the audit log"), \
+                    transaction(db, "BEGIN"):
+                return self._walk(db, None)
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:  # a missing table, a truncated or corrupted file
+            return VerifyResult(False, 0, 0, "", None, f"the log cannot be read ({exc})")
 
     def _walk(self, db: Connection, through: int | None) -> VerifyResult:
-        head = db.execute("SELECT count, hash, mac FROM head WHERE one = 1").fetchone()
+        problem, head = _read_head(db)
+        if head is None:
+            return VerifyResult(False, 0, 0, "", None, problem)
         sql = _RECORD_COLUMNS
         if through is not None:
             sql += f" WHERE id <= {int(through)}"
@@ -186,8 +251,7 @@ class AuditStorage:
                 return None  # only the checkpoint is old enough: nothing new to prune
             check = self._walk(db, through)
             if not check.ok:
-                raise StoreError(f"refusing to prune {self._file.place}: it does not verify "
-                                 f"(record {check.record_id}: {check.problem})")
+                raise StoreError(f"refusing to prune {self._file.place}: it does not verify ({check})")
             pruned_now = db.execute("SELECT count(*) FROM records WHERE id <= ? AND kind != 'checkpoint'",
                                     [through]).fetchone()[0]
             fields = self._chain.checkpoint(through=through, prefix_hash=row[1], before=cutoff, time=clock(),
@@ -195,6 +259,67 @@ class AuditStorage:
             db.execute("DELETE FROM records WHERE id <= ?", [through])
             db.execute(_INSERT, [through, canonical_json(fields), "", row[1]])
             return AuditRecord(through, RecordKind.CHECKPOINT, parse_iso_time(fields["time"]), fields, row[1], "")
+
+    # --- the store and anchors ------------------------------------------------------------
+
+    def continuity(self, binding: AuditBinding) -> tuple[str | None, bool]:
+        """Whether this log continues what the store recorded in ``binding``: (the problem, or None when it
+        does; True when the problem may be a write whose record is still on its way, so waiting may end it)."""
+        with self._file.connection() as db, self._file.translated("check the audit log against its store"), \
+                transaction(db, "BEGIN"):
+            if binding.log_id != self.log_id:
+                return ((f"{binding.describe()}, but {self._file.place} is another log ({self.log_id}): the log "
+                         "was replaced"), False)
+            problem, head = _read_head(db)
+            if head is None:
+                return problem, False
+            count = head[0]
+            if count < binding.count:
+                return ((f"{binding.describe()}, but the log now ends at record #{count}: it was rolled back to an "
+                         "older copy or truncated"), False)
+            pruned = _pruned_through(db)
+            if binding.count > pruned:
+                row = db.execute("SELECT hash FROM records WHERE id = ?", [binding.count]).fetchone()
+                if row is None:
+                    return f"{binding.describe()}, but record #{binding.count} is no longer in the log", False
+                if row[0] != binding.hash:
+                    return ((f"{binding.describe()}, but record #{binding.count} no longer hashes to what the store "
+                             f"recorded ({binding.hash[:16]}): the log was rewritten or replaced"), False)
+            found = db.execute(f"SELECT id FROM records WHERE id > ? AND revision = ? AND kind IN {_CHANGE_KINDS} "
+                               "LIMIT 1", [binding.count, binding.revision]).fetchone()
+            if found is None and pruned <= binding.count:
+                last = db.execute(f"SELECT id, revision FROM records WHERE kind IN {_CHANGE_KINDS} "
+                                  "ORDER BY id DESC LIMIT 1").fetchone()
+                newest = (f"its last change record is #{last[0]}, of revision {last[1]}" if last is not None
+                          else "it records no change at all")
+                return ((f"the log has no record of the store's revision {binding.revision} ({newest}): the log "
+                         "was rolled back to an older copy, records were removed, or a crash came between the "
+                         "write and its record"), True)
+            return None, False
+
+    def check_anchor(self, anchor: Anchor) -> tuple[str | None, str | None]:
+        """Whether the log still holds ``anchor``'s head: (the problem, or None; a note when it cannot tell)."""
+        with self._file.connection() as db, self._file.translated("check an anchor"), transaction(db, "BEGIN"):
+            name = anchor.describe()
+            if anchor.log != self.log_id:
+                return f"{name} is of another audit log ({anchor.log}; this log is {self.log_id})", None
+            problem, head = _read_head(db)
+            if head is None:
+                return problem, None
+            if anchor.sequence > head[0]:
+                return ((f"{name}: the log now ends at record #{head[0]}, but it had reached #{anchor.sequence} "
+                         "then: it was rolled back to an older copy"), None)
+            if anchor.sequence == 0:
+                return (None if anchor.hash == GENESIS else f"{name}: an empty log's anchor with a hash"), None
+            row = db.execute("SELECT hash FROM records WHERE id = ?", [anchor.sequence]).fetchone()
+            if row is None:
+                if anchor.sequence < _pruned_through(db):
+                    return None, f"{name} falls in the pruned prefix: its record is gone, not checked"
+                return f"{name}: record #{anchor.sequence} is no longer in the log", None
+            if row[0] != anchor.hash:
+                return ((f"{name}: record #{anchor.sequence} no longer hashes to the anchored {anchor.hash[:16]}: "
+                         "the log was rewritten, or replaced by another copy"), None)
+            return None, None
 
     # --- queries -----------------------------------------------------------------------
 
@@ -253,6 +378,35 @@ class AuditStorage:
         records = [_record(r) for r in rows[:query.limit]]
         next_cursor = _encode_cursor(records[-1].id, query.query_id) if len(rows) > query.limit else None
         return AuditPage(records, next_cursor)
+
+
+def _read_head(db: Connection) -> tuple[str, tuple[int, str, str] | None]:
+    """The head row (count, hash, mac), or why it cannot be used (missing, corrupt)."""
+    try:
+        row = db.execute("SELECT count, hash, mac FROM head WHERE one = 1").fetchone()
+    except DriverError as exc:
+        return f"the head cannot be read ({exc})", None
+    if row is None:
+        return ("the head is missing (table head has no row): the log's length and last hash cannot be checked; "
+                "it was deleted or the file was tampered with"), None
+    count, last, mac = row
+    if (not isinstance(count, int) or isinstance(count, bool) or count < 0 or not isinstance(last, str)
+            or len(last) != 64 or not isinstance(mac, str)):
+        return f"the head is corrupt (count {count!r}, hash {last!r})", None
+    return "", (count, last, mac)
+
+
+def _pruned_through(db: Connection) -> int:
+    """The last record id a checkpoint stands for (0 when nothing was pruned)."""
+    row = db.execute("SELECT body FROM records ORDER BY id LIMIT 1").fetchone()
+    if row is None:
+        return 0
+    try:
+        body = json.loads(row[0])
+    except (ValueError, TypeError):
+        return 0
+    through = body.get("through") if isinstance(body, dict) and body.get("kind") == "checkpoint" else 0
+    return through if isinstance(through, int) else 0
 
 
 def _record(row: Sequence[Any]) -> AuditRecord:

@@ -1,18 +1,25 @@
-"""``headwater audit init|verify|query|export|replay|prune``: the audit log of a database (docs/audit.md)."""
+"""``headwater audit init|verify|anchor|acknowledge|query|export|replay|prune``: the audit log of a database
+(docs/audit.md)."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import os
+import urllib.error
+import urllib.parse
+import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
 from .. import AuditLog, Config, Engine, ReplayResult
-from ..audit import audit_path_for
+from ..audit import Anchor, VerifyResult, audit_path_for
 from .shared import OUTPUT_FILE, context_arg, engine_errors, json_flag, output, plural
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
+
+#: Seconds `audit anchor --post` waits for the endpoint.
+POST_TIMEOUT = 10.0
 
 
 def _time_arg(text: str) -> datetime:
@@ -57,12 +64,78 @@ def _cmd_audit_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _verify(args: argparse.Namespace, anchors: list[Anchor]) -> VerifyResult:
+    """The chain, the store it must continue (when the database exists) and the anchors."""
+    if args.db and Path(args.db).exists():
+        config = Config.of(audit_path=args.audit, audit_key=_audit_key())
+        return Engine.verify_audit_trail(args.db, config=config, anchors=anchors)
+    return AuditLog.verify_file(_audit_file(args), key=_audit_key(), anchors=anchors)
+
+
 @engine_errors
 def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    with _open_audit(args) as log:
-        result = log.verify()
+    anchors = [Anchor.parse(_read_anchor(name), name) for name in args.anchor]
+    result = _verify(args, anchors)
     print(result, file=out)
     return EXIT_OK if result.ok else EXIT_PROBLEMS
+
+
+def _read_anchor(name: str) -> str:
+    try:
+        return Path(name).read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ValueError(f"cannot read the anchor {name}: {exc}") from None
+
+
+@engine_errors
+def _cmd_audit_anchor(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    result = _verify(args, [])
+    if not result.ok:  # an anchor vouches for the log: never for one that does not verify
+        print(result, file=out)
+        return EXIT_PROBLEMS
+    with _open_audit(args) as log:
+        anchor = log.anchor()
+    text = anchor.to_json() + "\n"
+    if args.output:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"anchored record #{anchor.sequence} in {args.output}", file=err)
+    elif not args.post:
+        out.write(text)
+    if args.post:
+        print(f"anchored record #{anchor.sequence} at {args.post} ({_post(args.post, text)})", file=err)
+    return EXIT_OK
+
+
+def _post(url: str, body: str) -> str:
+    """POST the anchor to the operator's endpoint; its answer (``HTTP 201``), ValueError when it fails."""
+    if urllib.parse.urlsplit(url).scheme not in ("http", "https"):
+        raise ValueError(f"--post needs an http:// or https:// URL, not {url!r}")
+    headers = {"Content-Type": "application/json"}
+    authorization = os.environ.get("HEADWATER_ANCHOR_AUTHORIZATION")
+    if authorization:
+        headers["Authorization"] = authorization
+    request = urllib.request.Request(url, data=body.encode(), headers=headers, method="POST")
+    try:
+        with urllib.request.urlopen(request, timeout=POST_TIMEOUT) as response:
+            return f"HTTP {response.status}"
+    except urllib.error.HTTPError as exc:
+        raise ValueError(f"cannot post the anchor to {url}: HTTP {exc.code} {exc.reason}") from None
+    except (urllib.error.URLError, OSError) as exc:
+        reason = exc.reason if isinstance(exc, urllib.error.URLError) else exc
+        raise ValueError(f"cannot post the anchor to {url}: {reason}") from None
+
+
+@engine_errors
+def _cmd_audit_acknowledge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    if not Path(args.db).exists():
+        raise FileNotFoundError(f"database {args.db} does not exist")
+    config = Config.of(audit_path=args.audit, audit_key=_audit_key())
+    record = Engine.acknowledge_audit_break(args.db, by=args.by, reason=args.reason, config=config)
+    if record is None:
+        print(f"nothing to acknowledge: the audit log of {args.db} continues what the store recorded", file=out)
+    else:
+        print(f"acknowledged: {record.describe()}", file=out)
+    return EXIT_OK
 
 
 @engine_errors
@@ -142,7 +215,8 @@ FILTERS = (
     arg("--since", type=_time_arg, metavar="TIME", help="records at or after TIME (ISO 8601; UTC unless it has an "
                                                         "offset)"),
     arg("--until", type=_time_arg, metavar="TIME", help="records before TIME"),
-    arg("--kind", choices=["decision", "lookup", "relationships", "schema", "declassification", "checkpoint"]),
+    arg("--kind", choices=["decision", "lookup", "relationships", "schema", "declassification", "checkpoint",
+                           "acknowledgement"]),
     arg("--subject", metavar="S", help="e.g. user:alice"),
     arg("--resource", metavar="R", help="e.g. document:readme"),
     arg("--permission", metavar="P"),
@@ -159,17 +233,42 @@ COMMANDS = (
           description="The audit log kept beside a database (<database>.audit): every relationship and schema "
                       "change and the recorded decisions, hash-chained so that any edit, insertion, removal, "
                       "reordering or truncation is caught by `verify`. Once a database has an audit log, every "
-                      "command that opens the database records into it. The HMAC key, if the log has one, comes "
-                      "from the HEADWATER_AUDIT_KEY environment variable.",
+                      "command that opens the database records into it, and refuses to open it when the log is "
+                      "missing, another one or behind the store, until `acknowledge`. The HMAC key, if the log "
+                      "has one, comes from the HEADWATER_AUDIT_KEY environment variable.",
           help_when_bare=True),
     Command("audit init", help="start an audit log for a database",
             description="Create the audit log of a database; from then on every command that opens the database "
                         "records its changes and decisions in it.",
             args=TARGET, run=_cmd_audit_init),
-    Command("audit verify", help="walk the hash chain; exit 1 naming the first bad record",
-            description="Walk the whole chain and the head. Prints `ok: ...` (exit 0), or the first record that was "
-                        "altered, inserted, removed or reordered, or where the tail was truncated (exit 1).",
-            args=TARGET, run=_cmd_audit_verify),
+    Command("audit verify", help="walk the hash chain; exit 1 naming the first problem",
+            description="Walk the whole chain and the head. Prints `ok: ...` (exit 0), or the first problem (exit "
+                        "1): a record that was altered, inserted, removed or reordered, a truncated tail, a missing "
+                        "or unsigned head, a signed log without its key, a log that does not continue what the "
+                        "database recorded (missing, replaced, rolled back), a file that is not a readable log, or "
+                        "an anchor the log no longer holds.",
+            args=(*TARGET, arg("--anchor", nargs="+", default=[], metavar="FILE",
+                               help="anchors from `headwater audit anchor`: the log must still hold each one")),
+            run=_cmd_audit_verify),
+    Command("audit anchor", help="print the head (signed with the key) to keep outside the host",
+            description="Verify the log, then emit its head (log id, sequence, hash, time and, with "
+                        "HEADWATER_AUDIT_KEY, an HMAC signature) as one JSON document: on stdout, in --output FILE, "
+                        "or POSTed to --post URL (with the Authorization header from HEADWATER_ANCHOR_AUTHORIZATION "
+                        "if set). Keep it where the host cannot change it; `audit verify --anchor FILE` then catches "
+                        "a rollback to an older copy. Exit 1 (and no anchor) when the log does not verify.",
+            args=(*TARGET, arg("--output", metavar="FILE", help="write the anchor to FILE instead of stdout"),
+                  arg("--post", metavar="URL", help="POST the anchor (application/json) to an http(s) URL")),
+            run=_cmd_audit_anchor),
+    Command("audit acknowledge", help="accept a broken audit trail (missing, replaced or rolled-back log)",
+            description="A database whose audit log is missing, another log, or behind the store refuses to open. "
+                        "Once the cause is understood, this records who accepts the break and why in the log (a new "
+                        "one if there is none; an unreadable log must be moved aside first) and in the store, "
+                        "naming the previous log and the store revision; the chain goes on from there.",
+            args=(arg("--db", required=True, metavar="PATH", help="SQLite database file; its log is PATH.audit"),
+                  arg("--audit", metavar="FILE", help="the audit log file, if not PATH.audit"),
+                  arg("--by", required=True, metavar="NAME", help="who acknowledges (e.g. user:ops-alice)"),
+                  arg("--reason", required=True, metavar="TEXT", help="why (e.g. an incident ticket)")),
+            run=_cmd_audit_acknowledge),
     Command("audit query", help="print records matching filters, a page at a time",
             description="Print the records matching every filter given, oldest first, one per line (or JSON Lines "
                         "with --json); the cursor for the next page goes to stderr.",

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
 
 from ...dsl import DslError
-from .. import Engine, EngineError
+from .. import Config, Engine, EngineError
 from .table import EXIT_USAGE, Arg, Run, arg
 
 if TYPE_CHECKING:
@@ -42,7 +42,8 @@ def open_engine(path: str, *, create: bool = False) -> Engine:
     """The engine over the database file at ``path``; it must exist unless ``create``."""
     if not create and not Path(path).exists():
         raise FileNotFoundError(f"database {path} does not exist (write a schema first: headwater schema write)")
-    return Engine.open(path)
+    # A signed audit log is written with its key only (Engine.open refuses otherwise).
+    return Engine.open(path, config=Config.of(audit_key=os.environ.get("HEADWATER_AUDIT_KEY") or None))
 
 
 def connect(args: argparse.Namespace) -> Engine | Client:

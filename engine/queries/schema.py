@@ -31,6 +31,7 @@ from ..errors import RevisionUnavailableError, SchemaConflictError
 from ..results import SchemaRead, SchemaVersion, SchemaWriteReport, SchemaWriteResult
 from ..store import Reader, Revision, StoredSchema
 from ..validation import schema_change_problems
+from ..writes import revision_metadata
 
 __all__ = ["SchemaQuery"]
 
@@ -62,7 +63,7 @@ class SchemaQuery:
                 stored = reader.schema()
             return SchemaWriteResult(encode_token(reader.revision), (stored.version if stored else 0) + 1,
                                      new.digest, new)
-        revision = store.write_schema(text, new.digest, validate=refuse, metadata={"actor": actor} if actor else None)
+        revision = store.write_schema(text, new.digest, validate=refuse, metadata=revision_metadata(self.ctx, actor))
         self.ctx.note_head(revision)
         self.ctx.remember_compiled(new)
         stored = store.read_schema(revision)

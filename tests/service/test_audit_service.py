@@ -522,6 +522,8 @@ def test_sigterm_flushes_every_answered_decision(tmp_path: Path) -> None:
     assert [(r.subject, r.result == "HAS_PERMISSION") for r in decisions] == answered
     assert {r.caller for r in decisions} == {"reader"} and len(decisions) == 320
     assert [r["count"] for r in changes] == [40] and changes[0].get("actor") == "user:admin"
-    with Engine.open(db) as engine:  # an audited database stays audited
-        assert engine.audit is not None
+    with pytest.raises(ConfigError, match="is signed"):
+        Engine.open(db)  # records written without the key would be unsigned
+    with Engine.open(db, config=Config.of(audit_key="the-audit-hmac-key-0123")) as engine:
+        assert engine.audit is not None  # an audited database stays audited
         assert engine.replay(decisions[0].id).same

@@ -21,6 +21,7 @@ class AuditRecordKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     AUDIT_RECORD_KIND_SCHEMA: _ClassVar[AuditRecordKind]
     AUDIT_RECORD_KIND_DECLASSIFICATION: _ClassVar[AuditRecordKind]
     AUDIT_RECORD_KIND_CHECKPOINT: _ClassVar[AuditRecordKind]
+    AUDIT_RECORD_KIND_ACKNOWLEDGEMENT: _ClassVar[AuditRecordKind]
 AUDIT_RECORD_KIND_UNSPECIFIED: AuditRecordKind
 AUDIT_RECORD_KIND_DECISION: AuditRecordKind
 AUDIT_RECORD_KIND_LOOKUP: AuditRecordKind
@@ -28,6 +29,7 @@ AUDIT_RECORD_KIND_RELATIONSHIPS: AuditRecordKind
 AUDIT_RECORD_KIND_SCHEMA: AuditRecordKind
 AUDIT_RECORD_KIND_DECLASSIFICATION: AuditRecordKind
 AUDIT_RECORD_KIND_CHECKPOINT: AuditRecordKind
+AUDIT_RECORD_KIND_ACKNOWLEDGEMENT: AuditRecordKind
 
 class AuditFilter(_message.Message):
     __slots__ = ("kind", "subject", "resource", "permission", "result", "caller", "actor", "since", "until", "revision", "min_revision", "max_revision")

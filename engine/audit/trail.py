@@ -1,0 +1,140 @@
+"""An audit trail that stays on: the log an engine over a file store must keep, and acknowledging a break.
+
+A file store whose head revision carries audit metadata (:mod:`.binding`) was last
+written audited. :func:`open_store_log` then opens its log whatever the config says,
+and refuses (:class:`~headwater.engine.errors.AuditTrailBrokenError`) when the log is
+missing, is another log, or does not continue what the store recorded (rolled back,
+rewritten, or the record of the store's last change is not in it). A signed log
+opened without its key, or with another key, is a
+:class:`~headwater.engine.errors.ConfigError`: records would be written unsigned.
+
+Nothing serves or writes such a database until an operator runs
+:func:`acknowledge` (``headwater audit acknowledge``): it appends an
+``acknowledgement`` record (who, why, the old log's id, the store revision, what was
+found) to the log, a new one if the old is gone, and writes a store revision that
+names this log, so the chain goes on from there.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+from ..config import Config
+from ..errors import AuditTrailBrokenError, ConfigError, InvalidRequestError, StoreError, StoreUnavailableError
+from .binding import ACKNOWLEDGED_KEY, AuditBinding
+from .log import CONTINUITY_WAIT, AuditLog
+from .records import AuditRecord, RecordKind
+from .storage import audit_path_for
+
+__all__ = ["acknowledge", "open_store_log"]
+
+
+def open_store_log(config: Config, database: str | Path | None, binding: AuditBinding | None, *,
+                   wait: float = CONTINUITY_WAIT) -> AuditLog | None:
+    """The audit log an engine over the store at ``database`` (None: not a file) keeps, if any.
+
+    ``binding`` is what the store's head revision recorded (None: written without a log, or never). Without
+    one, the log is the config's choice; with one, the log is kept whatever the config says, and must continue
+    the store (AuditTrailBrokenError otherwise). A signed log needs its key (ConfigError).
+    """
+    settings = config.audit
+    if binding is None or database is None:
+        if not settings.enabled:
+            return None
+        log = AuditLog.from_config(config, database)
+        return _with_key(log, None) if database is not None else log
+    path = _log_path(config, database)
+    if not path.exists():
+        raise _refusal(database, path, f"{binding.describe()}, but there is no audit log at {path}")
+    try:
+        log = AuditLog.from_config(config, database, create=False)
+    except StoreUnavailableError:
+        raise
+    except StoreError as exc:
+        raise _refusal(database, path, f"{binding.describe()}, but its log cannot be read ({exc})") from None
+    try:
+        try:
+            problem = log.continues(binding, wait=wait)
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:  # a table gone, a corrupted page
+            problem = f"{binding.describe()}, but its log cannot be read ({exc})"
+        if problem is not None:
+            raise _refusal(database, path, problem)
+        return _with_key(log, binding)
+    except BaseException:
+        log.close()
+        raise
+
+
+def acknowledge(config: Config, database: str | Path, binding: AuditBinding | None, *, by: str, reason: str,
+                time: datetime, write_revision: Callable[[dict[str, str]], int],
+                token: Callable[[int], str]) -> AuditRecord | None:
+    """Accept a broken audit trail and start the chain again; the acknowledgement record (None: the log
+    continues the store, nothing to acknowledge).
+
+    The log at the config's path is kept when it verifies (the record is appended to it), created when there
+    is none; a log that cannot be read or does not verify is refused: move it aside (it is evidence) first.
+    ``write_revision`` commits an empty store revision with the given metadata and returns it.
+    """
+    if not by or not reason:
+        raise InvalidRequestError("an acknowledgement needs who (--by) and why (--reason)")
+    if binding is None:
+        return None
+    try:
+        whole = open_store_log(config, database, binding)
+    except AuditTrailBrokenError as exc:
+        problem = exc.problem
+    else:
+        if whole is not None:
+            whole.close()
+        return None
+    path = _log_path(config, database)
+    key = config.audit.resolved_key()
+    if path.exists():
+        try:
+            log = AuditLog(path, create=False, key=key)
+        except StoreUnavailableError:
+            raise
+        except StoreError as exc:
+            raise AuditTrailBrokenError(f"the audit log at {path} cannot be used ({exc}): move it aside (keep it "
+                                        "as evidence) and run the command again to start a new log") from None
+        _with_key(log, binding)
+        result = log.verify()
+        if not result.ok:
+            log.close()
+            raise AuditTrailBrokenError(f"the audit log at {path} does not verify ({result}): move it aside (keep "
+                                        "it as evidence) and run the command again to start a new log")
+    else:
+        if binding.signed and key is None:  # a signed trail goes on signed
+            raise ConfigError(f"{binding.describe()}, a signed log: give its key (HEADWATER_AUDIT_KEY) to start "
+                              "the new one")
+        log = AuditLog(path, key=key)
+    with log:
+        metadata = {"actor": by, "reason": reason, **log.revision_metadata(), ACKNOWLEDGED_KEY: binding.log_id}
+        revision = write_revision(metadata)
+        log.record_acknowledgement(time=time, actor=by, reason=reason, revision=revision, token=token(revision),
+                                   binding=binding, problem=problem)
+        return log.query(kind=RecordKind.ACKNOWLEDGEMENT, newest_first=True, limit=1).records[0]
+
+
+def _log_path(config: Config, database: str | Path) -> Path:
+    return Path(config.audit.path) if config.audit.path else audit_path_for(database)
+
+
+def _with_key(log: AuditLog, binding: AuditBinding | None) -> AuditLog:
+    problem = log.key_problem(binding)
+    if problem is not None:
+        log.close()
+        raise ConfigError(problem)
+    return log
+
+
+def _refusal(database: str | Path, path: Path, problem: str) -> AuditTrailBrokenError:
+    target = f"--db {database}" + (f" --audit {path}" if path != audit_path_for(database) else "")
+    return AuditTrailBrokenError(
+        f"refusing to open {database}: its audit trail is broken: {problem}. Nothing is served or written until "
+        f"an operator who has looked into it acknowledges the break, which starts the chain again: "
+        f"headwater audit acknowledge {target} --by NAME --reason TEXT", problem=problem)

@@ -164,6 +164,12 @@ class Engine:
         finally:
             self.store.close()
 
+    def flush_audit(self) -> None:
+        """Write the audit records still queued, without closing anything (a server that must exit while a
+        call is still running under its store)."""
+        if self.audit is not None:
+            self.audit.flush()
+
     def __enter__(self) -> Engine:
         return self
 

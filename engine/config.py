@@ -112,7 +112,8 @@ class AuditSettings:
     """The audit log (engine/audit, docs/audit.md)."""
 
     #: Keep an audit log: every relationship and schema change, and the decisions ``decisions`` selects.
-    #: ``Engine.open`` also turns it on for a database that already has an audit log beside it.
+    #: A database last written audited stays audited whatever this says (its log is kept, and a missing or
+    #: rolled-back log is refused until acknowledged: docs/audit.md).
     enabled: bool = False
     #: The audit log's SQLite file. None: ``<database>.audit`` beside a SQLite store's file; a temporary
     #: file, removed on close, for any other store.

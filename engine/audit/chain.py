@@ -20,6 +20,7 @@ from collections.abc import Callable, Iterable, Mapping, Sequence
 from datetime import datetime
 from typing import Any
 
+from ..budget import current as current_budget
 from .records import GENESIS, Pending, RecordKind, VerifyResult, canonical_json, iso_time, record_hash
 
 __all__ = ["Chain", "Row"]
@@ -123,8 +124,11 @@ class Chain:
         prev_id: int | None = None
         prev_hash = GENESIS
         walked = 0
+        budget = current_budget(None)  # a long walk stops at the request's deadline or cancellation
         for row_id, body, row_prev, row_hash in rows:
             walked += 1
+            if not walked & 1023:
+                budget.checkpoint()
             try:
                 content = json.loads(body)
             except (ValueError, TypeError):  # TypeError: a body that is not text (a number, a NULL)

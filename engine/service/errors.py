@@ -9,7 +9,8 @@
                  ├ NotFoundError ─────────────────────────── NOT_FOUND
                  ├ AlreadyExistsError ────────────────────── ALREADY_EXISTS
                  ├ PreconditionFailedError ───────────────── FAILED_PRECONDITION
-                 │  └ SchemaConflictError ────────────────── FAILED_PRECONDITION
+                 │  ├ SchemaConflictError ────────────────── FAILED_PRECONDITION
+                 │  └ AuditTrailBrokenError ──────────────── FAILED_PRECONDITION
                  ├ MaxDepthExceededError ─────────────────── FAILED_PRECONDITION
                  ├ DeadlineExceededError ─────────────────── DEADLINE_EXCEEDED
                  ├ RequestCancelledError ─────────────────── CANCELLED

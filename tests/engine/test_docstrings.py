@@ -11,7 +11,7 @@ MODULES = ["headwater.engine.store", "headwater.engine.store.contract", "headwat
            "headwater.engine.store.sqlite", "headwater.engine.store.sqlite_reader", "headwater.engine.store.memory",
            "headwater.engine.relationships", "headwater.engine.cache", "headwater.engine.outcome",
            "headwater.engine.keys", "headwater.engine.chain", "headwater.engine.budget",
-           "headwater.engine.service.admission", "headwater.engine.evaluator", "headwater.engine.caveats",
+           "headwater.engine.service.admission", "headwater.engine.audit.binding", "headwater.engine.audit.anchors", "headwater.engine.evaluator", "headwater.engine.caveats",
            "headwater.engine.context", "headwater.engine.paging", "headwater.engine.results",
            "headwater.engine.writes", "headwater.engine.streams", "headwater.engine.expand",
            "headwater.engine.membership", "headwater.engine.queries.check", "headwater.engine.queries.expand",

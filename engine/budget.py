@@ -59,7 +59,7 @@ class Budget:
     :param cancelled: returns True once the request is to stop (the caller went away, the server stops).
     """
 
-    __slots__ = ("cancelled", "deadline", "left", "max_work")
+    __slots__ = ("cancelled", "deadline", "left", "max_work", "pause")
 
     def __init__(self, *, max_work: int | None = None, deadline: float | None = None,
                  cancelled: Callable[[], bool] | None = None) -> None:
@@ -67,6 +67,7 @@ class Budget:
         self.left = max_work if max_work is not None else 1 << 62
         self.deadline = deadline
         self.cancelled = cancelled
+        self.pause: Callable[[], object] | None = None  # called at each checkpoint (a heavy call making way)
 
     def checkpoint(self) -> None:
         """Raise if the request must stop now: past its deadline (first: a caller's deadline also makes it
@@ -75,6 +76,8 @@ class Budget:
             raise DeadlineExceededError("the deadline passed before the request was done")
         if self.cancelled is not None and self.cancelled():
             raise RequestCancelledError("the request was cancelled")
+        if self.pause is not None:
+            self.pause()
 
     def lend(self) -> int:
         """Up to :data:`STEP` units for a hot loop to count down itself (return what is left with :meth:`repay`);

@@ -4,11 +4,18 @@ A heavy call's work grows with the data, not with the request (a LookupResources
 over a deep folder tree, an export of every relationship). Each holds a worker
 thread while it runs, so twenty of them at once could hold every worker and stall
 the checks that services wait on. The server therefore lets at most
-``heavy_calls`` of them run at once (a setting, default 4); others wait for a turn
-(while their deadline allows) as long as heavy calls then hold no more than
-``workers - heavy_calls`` workers; a further one is refused at once with
-RESOURCE_EXHAUSTED, which a client retries later. So ``heavy_calls`` workers (4 of
-the default 16) are always left to checks and writes.
+``heavy_calls`` of them run at once (a setting, default 2); others wait for a turn
+(while their deadline allows) as long as heavy calls then hold no more than half
+the workers; a further one is refused at once with RESOURCE_EXHAUSTED, which a
+client retries later. So half the workers (8 of the default 16) are always left
+to checks and writes.
+
+Workers are threads of one Python process, so a heavy call also competes with the
+checks for the interpreter lock, and a check that waits for the lock after each
+SQL query would wait a switch interval (5 ms) behind every heavy call each time.
+So a heavy call makes way: at each budget checkpoint (every 256 units of work,
+a millisecond or two) while a light call is running, it sleeps
+:data:`MAKE_WAY_SECONDS`, which lets the light calls run first.
 
 Example::
 
@@ -25,11 +32,18 @@ Example::
 from __future__ import annotations
 
 import threading
+import time
 
 from ..budget import Budget
 from ..errors import LimitExceededError
 
-__all__ = ["HEAVY_METHODS", "HeavyCalls"]
+__all__ = ["HEAVY_METHODS", "MAKE_WAY_SECONDS", "HeavyCalls"]
+
+#: How long a heavy call sleeps at a checkpoint while light calls run (it gives up the interpreter lock).
+MAKE_WAY_SECONDS = 0.0005
+
+#: Calls that hold a worker while mostly idle: never counted as light calls a heavy call makes way for.
+_IDLE_METHODS = frozenset({"/headwater.v1.RelationshipService/Watch"})
 
 #: Calls whose work grows with the data rather than with the request: they take turns through the server's
 #: :class:`HeavyCalls` gate, so that they cannot hold every worker while checks and writes wait.
@@ -48,8 +62,9 @@ class HeavyCalls:
 
     @classmethod
     def for_workers(cls, slots: int, workers: int) -> HeavyCalls:
-        """The gate of a server with ``workers`` threads: heavy calls hold at most ``workers - slots`` of them."""
-        return cls(slots, waiting=max(0, workers - 2 * slots))
+        """The gate of a server with ``workers`` threads: heavy calls, running or waiting, hold at most half of
+        them (at least ``slots``)."""
+        return cls(slots, waiting=max(0, workers // 2 - slots))
 
     def __init__(self, slots: int, *, waiting: int) -> None:
         self.slots = slots
@@ -57,8 +72,26 @@ class HeavyCalls:
         self._free = threading.Semaphore(slots)
         self._lock = threading.Lock()
         self._waiting = 0
+        self.light = 0  # light calls running now (statistics-grade: updated under the lock, read without)
+
+    def light_started(self, method: str) -> bool:
+        """Count a light call as running (True), unless it is an idle one (Watch)."""
+        if method in _IDLE_METHODS:
+            return False
+        with self._lock:
+            self.light += 1
+        return True
+
+    def light_ended(self) -> None:
+        with self._lock:
+            self.light -= 1
+
+    def _make_way(self) -> None:
+        if self.light:
+            time.sleep(MAKE_WAY_SECONDS)
 
     def enter(self, budget: Budget) -> None:
+        budget.pause = self._make_way
         if self._free.acquire(blocking=False):
             return
         with self._lock:

@@ -89,7 +89,7 @@ def _validate_decoded(request: Any) -> None:
 class _Call:
     """One call's bookkeeping: who, how long, how it ended."""
 
-    __slots__ = ("budget", "context", "heavy", "method", "running", "started", "status", "token_name")
+    __slots__ = ("budget", "context", "heavy", "light", "method", "running", "started", "status", "token_name")
 
     def __init__(self, method: str, context: grpc.ServicerContext) -> None:
         self.method = method
@@ -100,6 +100,7 @@ class _Call:
         self.budget: Budget | None = None
         self.running: Servicer | None = None  # counted as running there until end()
         self.heavy: HeavyCalls | None = None  # holding a turn there until end()
+        self.light: HeavyCalls | None = None  # counted there as a light call (heavy calls make way) until end()
 
     def begin(self, tokens: TokenSet | None, servicer: Servicer) -> None:
         if servicer.draining.is_set():
@@ -123,6 +124,8 @@ class _Call:
         if self.method in HEAVY_METHODS:
             servicer.heavy_calls.enter(self.budget)
             self.heavy = servicer.heavy_calls
+        elif servicer.heavy_calls.light_started(self.method):
+            self.light = servicer.heavy_calls
 
     def fail(self, exc: BaseException) -> None:
         status = status_for(exc)
@@ -137,6 +140,9 @@ class _Call:
         if self.heavy is not None:
             self.heavy.leave()
             self.heavy = None
+        if self.light is not None:
+            self.light.light_ended()
+            self.light = None
         if self.running is not None:
             self.running.call_ended()
             self.running = None

@@ -1,10 +1,21 @@
 """Schema compilation cost: parse, compile and format a generated policy of N definitions.
 
     python -m benchmarks.bench_compile [--definitions 1000] [--repeat 5] [--json out.json]
+    python -m benchmarks.bench_compile --largest [--repeat 3] [--json out.json]
 
 The policy is seeded and realistic in shape: every definition has owners,
 viewers, a parent of its own type, a subject set on a team, a caveated relation
 and permissions using union, exclusion, intersection and arrows.
+
+``--largest`` measures the largest schemas the default limits allow
+(``SchemaLimits()``, dsl/limits.py), one per shape, each as close to every limit
+as the shape gets: the policy above filling ``max_schema_bytes``;
+``max_schema_definitions`` small definitions with arrows; definitions of
+``max_definition_members`` members; permissions nested ``max_expression_nesting``
+deep; and long flat expressions of short names (the most tokens per byte). For
+each: ``compile_schema`` (parse, compile, canonical text) in CPU and wall seconds,
+and a schema write on an in-memory engine followed by its first check (which
+builds the evaluator's program), in wall seconds.
 """
 
 from __future__ import annotations
@@ -16,7 +27,7 @@ import statistics
 import time
 from pathlib import Path
 
-from headwater.dsl import compile_schema, format_schema, parse_schema
+from headwater.dsl import SchemaLimits, compile_schema, format_schema, parse_schema
 
 
 def generate_policy(n: int) -> str:
@@ -44,6 +55,106 @@ def generate_policy(n: int) -> str:
     return "\n\n".join(parts) + "\n"
 
 
+def _fill(limit_bytes: int, head: str, item, count_limit: int) -> str:
+    """``head`` then ``item(0)``, ``item(1)``... while the text stays within ``limit_bytes`` and ``count_limit`` items."""
+    parts, size, i = [head], len(head.encode()), 0
+    while i < count_limit:
+        nxt = item(i)
+        if size + len(nxt.encode()) + 1 > limit_bytes:
+            break
+        parts.append(nxt)
+        size += len(nxt.encode()) + 1
+        i += 1
+    return "\n".join(parts) + "\n"
+
+
+def largest_schemas(limits: SchemaLimits) -> dict[str, str]:
+    """The largest schema of each shape that ``limits`` allow (see the module docstring)."""
+    b, defs, members, nesting = (limits.max_schema_bytes, limits.max_schema_definitions,
+                                 limits.max_definition_members, limits.max_expression_nesting)
+    head = "definition user {}\ndefinition team {\n    relation member: user | team#member\n}"
+    whole = generate_policy(min(defs - 4, b // 300))
+    while len(whole.encode()) > b:  # trim whole definitions from the end until it fits
+        whole = whole[:whole.rindex("\n\n/** kind")] + "\n"
+
+    def small(i: int) -> str:
+        return (f"definition d{i:05d} {{\n    relation owner: user | team#member\n    relation parent: d{i:05d}\n"
+                f"    permission view = owner + parent->view\n}}")
+
+    def wide(i: int) -> str:
+        half = members // 2
+        rels = [f"    relation r{j:04d}: user | team#member" for j in range(half)]
+        perms = [f"    permission p{j:04d} = r{j:04d} + " + (f"p{j - 1:04d}" if j else "r0001") + f" - r{(j * 7) % half:04d}"
+                 for j in range(members - half)]
+        return f"definition wide{i:03d} {{\n" + "\n".join(rels + perms) + "\n}"
+
+    def deep_expression(n: int) -> str:
+        e = "aaa"
+        for level in range(n):
+            e = f"(aaa + {e})" if level % 2 else f"(bbb - {e})"
+        return e[1:-1]
+
+    def deep(i: int) -> str:
+        perms = [f"    permission p{j:04d} = {deep_expression(nesting)}" for j in range(members - 2)]
+        return f"definition deep{i:03d} {{\n    relation aaa: user\n    relation bbb: user\n" + "\n".join(perms) + "\n}"
+
+    def dense(i: int) -> str:
+        terms = "+".join("aaa" if j % 2 else "bbb" for j in range(5_000))
+        return f"definition dense{i:03d} {{\n    relation aaa: user\n    relation bbb: user\n    permission ppp = {terms}\n}}"
+
+    return {
+        "policy": whole,
+        "definitions": _fill(b, head, small, defs - 2),
+        "members": _fill(b, head, wide, defs - 2),
+        "nesting": _fill(b, head, deep, defs - 2),
+        "dense": _fill(b, head, dense, defs - 2),
+    }
+
+
+def _engine_write(text: str) -> tuple[float, float]:
+    """Wall seconds of a schema write on a fresh in-memory engine, then of its first check (which builds the
+    evaluator's program for the schema)."""
+    from headwater.engine import Engine
+    from headwater.engine.store.memory import MemoryStore
+
+    engine = Engine(MemoryStore())
+    t0 = time.perf_counter()
+    schema = engine.write_schema(text).schema
+    t1 = time.perf_counter()
+    rtype = next(name for name in schema.definitions if name not in ("user", "team"))
+    name = next(iter(schema.definitions[rtype].relations))
+    engine.check(f"{rtype}:x", name, "user:u")
+    t2 = time.perf_counter()
+    engine.close()
+    return t1 - t0, t2 - t1
+
+
+def run_largest(repeat: int) -> dict:
+    """``compile_schema`` and an engine write for each of ``largest_schemas(SchemaLimits())``."""
+    limits = SchemaLimits()
+    out = {}
+    for shape, text in largest_schemas(limits).items():
+        compile_schema(text)  # within the limits, or this raises
+        cpu, wall = [], []
+        for _ in range(repeat):
+            c0, w0 = time.process_time(), time.perf_counter()
+            schema = compile_schema(text)
+            cpu.append(time.process_time() - c0)
+            wall.append(time.perf_counter() - w0)
+        writes = [_engine_write(text) for _ in range(repeat)]
+        d = schema.describe()
+        out[shape] = {"bytes": len(text.encode()), "definitions": d["definitions"], "relations": d["relations"],
+                      "permissions": d["permissions"], "compile_cpu_s": min(cpu), "compile_wall_s": min(wall),
+                      "write_wall_s": min(w for w, _ in writes), "first_check_wall_s": min(c for _, c in writes)}
+    return {"benchmark": "compile-largest", "limits": {f: getattr(limits, f) for f in limits.__slots__},
+            "repeat": repeat, "machine": _machine(), "shapes": out}
+
+
+def _machine() -> dict:
+    return {"python": platform.python_version(), "platform": platform.platform(),
+            "processor": platform.processor() or platform.machine()}
+
+
 def _time(fn, repeat: int) -> list[float]:
     out = []
     for _ in range(repeat):
@@ -68,8 +179,7 @@ def run(definitions: int, repeat: int) -> dict:
         "bytes": len(text),
         "lines": text.count("\n"),
         "repeat": repeat,
-        "machine": {"python": platform.python_version(), "platform": platform.platform(),
-                    "processor": platform.processor() or platform.machine()},
+        "machine": _machine(),
         "median": {k: statistics.median(v) for k, v in results.items()},
         "min": {k: min(v) for k, v in results.items()},
     }
@@ -79,8 +189,22 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--definitions", type=int, default=1000)
     ap.add_argument("--repeat", type=int, default=5)
+    ap.add_argument("--largest", action="store_true", help="the largest schemas the default limits allow")
     ap.add_argument("--json", type=Path, help="write the results here as JSON")
     args = ap.parse_args()
+    if args.largest:
+        r = run_largest(args.repeat)
+        print(f"largest schemas the default limits allow: {r['limits']}")
+        print(f"{'shape':<13}{'KiB':>6}{'defs':>7}{'members':>9}{'compile cpu':>13}{'wall':>8}{'write':>8}"
+              f"{'1st check':>11}")
+        for shape, m in r["shapes"].items():
+            print(f"{shape:<13}{m['bytes'] / 1024:>6.0f}{m['definitions']:>7}{m['relations'] + m['permissions']:>9}"
+                  f"{m['compile_cpu_s']:>12.2f}s{m['compile_wall_s']:>7.2f}s{m['write_wall_s']:>7.2f}s"
+                  f"{m['first_check_wall_s']:>10.2f}s")
+        if args.json:
+            args.json.parent.mkdir(parents=True, exist_ok=True)
+            args.json.write_text(json.dumps(r, indent=2))
+        return
     r = run(args.definitions, args.repeat)
     print(f"compile benchmark: {r['definitions']} definitions, {r['lines']} lines, {r['bytes'] / 1024:.0f} KiB")
     print(f"{'step':<22}{'median':>10}{'min':>10}")

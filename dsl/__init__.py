@@ -14,8 +14,10 @@ Example::
 """
 
 from .compiler import compile_schema, lint_schema
-from .errors import DslError, DslSyntaxError, SchemaError
+from .compiler.names import caveat_name_problem
+from .errors import DslError, DslSyntaxError, SchemaError, SchemaLimitError
 from .format import format_expression, format_schema
+from .limits import SchemaLimits
 from .parser import parse_schema
 from .schema import Schema
 
@@ -24,6 +26,9 @@ __all__ = [
     "DslSyntaxError",
     "Schema",
     "SchemaError",
+    "SchemaLimitError",
+    "SchemaLimits",
+    "caveat_name_problem",
     "compile_schema",
     "format_expression",
     "format_schema",

@@ -15,6 +15,7 @@ Example::
 
 from __future__ import annotations
 
+import bisect
 import dataclasses
 from typing import Any
 
@@ -34,51 +35,53 @@ def normalize_comment(text: str) -> str:
 
 
 def attach_comments(doc: ast.Document, comments: list[ast.Comment]) -> ast.Document:
+    """``doc`` with ``comments`` (in text order) attached to its items and members; linear in their number."""
     items, rest = _attach(list(doc.items), comments)
+    starts = [item.span.start for item in items]
+    inside: dict[int, list[ast.Comment]] = {}
+    trailing: list[ast.Comment] = []
+    for c in rest:
+        i = bisect.bisect_left(starts, c.span.start) - 1  # the last item starting before the comment
+        if i >= 0 and isinstance(items[i], (ast.Definition, ast.Classification)) and c.span.start < items[i].span.end:
+            inside.setdefault(i, []).append(c)
+        else:
+            trailing.append(c)
     new_items = []
-    for item in items:
+    for i, item in enumerate(items):
         if isinstance(item, ast.Definition):
-            inside = [c for c in rest if item.span.start < c.span.start < item.span.end]
-            rest = [c for c in rest if not item.span.start < c.span.start < item.span.end]
-            members, left = _attach(list(item.members), inside)
+            members, left = _attach(list(item.members), inside.get(i, []))
             item = dataclasses.replace(item, members=tuple(members), inner_comments=tuple(left))
         elif isinstance(item, ast.Classification):
-            inside = [c for c in rest if item.span.start < c.span.start < item.span.end]
-            rest = [c for c in rest if not item.span.start < c.span.start < item.span.end]
-            item = dataclasses.replace(item, inner_comments=tuple(inside))
+            item = dataclasses.replace(item, inner_comments=tuple(inside.get(i, [])))
         new_items.append(item)
-    return dataclasses.replace(doc, items=tuple(new_items), trailing_comments=tuple(rest))
+    return dataclasses.replace(doc, items=tuple(new_items), trailing_comments=tuple(trailing))
 
 
 def _attach(elements: list[Any], comments: list[ast.Comment]) -> tuple[list[Any], list[ast.Comment]]:
     """Give each element the comments before it and one trailing comment on its last line.
 
     Returns the updated elements and the comments that follow the last element
-    (or lie inside a definition, for the caller to distribute).
+    (or lie inside a definition, for the caller to distribute). ``elements`` are in
+    text order and do not overlap, so each comment finds its place by bisection.
     """
-    leading: dict[int, list[ast.Comment]] = {i: [] for i in range(len(elements))}
+    ends = [el.span.end for el in elements]
+    leading: dict[int, list[ast.Comment]] = {}
     trailing: dict[int, ast.Comment] = {}
     unplaced: list[ast.Comment] = []
     for c in comments:
-        placed = False
-        for i, el in enumerate(elements):
-            if isinstance(el, (ast.Definition, ast.Classification)) and el.span.start < c.span.start < el.span.end:
-                unplaced.append(c)  # inside a definition: its members get it
-                placed = True
-                break
-            if (c.span.start >= el.span.end and c.span.line == el.span.end_line and i not in trailing
-                    and not (i + 1 < len(elements) and elements[i + 1].span.start < c.span.start)):
-                trailing[i] = c
-                placed = True
-                break
-            if c.span.start < el.span.end:
-                leading[i].append(c)
-                placed = True
-                break
-        if not placed:
-            unplaced.append(c)
+        k = bisect.bisect_right(ends, c.span.start)  # the first element ending after the comment starts
+        before = elements[k - 1] if k > 0 else None
+        if (before is not None and c.span.line == before.span.end_line and k - 1 not in trailing
+                and not (k < len(elements) and elements[k].span.start < c.span.start)):
+            trailing[k - 1] = c  # on the last line of the element before it
+        elif k == len(elements):
+            unplaced.append(c)  # after the last element
+        elif isinstance(elements[k], (ast.Definition, ast.Classification)) and elements[k].span.start < c.span.start:
+            unplaced.append(c)  # inside a definition: its members get it
+        else:
+            leading.setdefault(k, []).append(c)
     out = [
-        dataclasses.replace(el, comments=tuple(leading[i]), trailing_comment=trailing.get(i))
+        dataclasses.replace(el, comments=tuple(leading.get(i, ())), trailing_comment=trailing.get(i))
         for i, el in enumerate(elements)
     ]
     return out, unplaced

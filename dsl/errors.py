@@ -8,6 +8,7 @@
               │              ├ PermissionCycleError, InvalidArrowError, WildcardError
               │              ├ InvalidNameError, UseFlagError, CaveatError
               │              └ TypeAnnotationError
+              ├ SchemaLimitError               a schema over a limit of dsl/limits.py (size, count, nesting)
               ├ CelError                       a caveat expression that does not compile (position within it)
               ├ CaveatContextError             a context value that does not fit its caveat parameter
               └ CelEvaluationError             a runtime error evaluating a caveat whose parameters are all bound
@@ -142,6 +143,11 @@ class CaveatError(SchemaError):
 
 class TypeAnnotationError(SchemaError):
     """A permission whose type annotation does not cover what it can produce (``use typechecking``)."""
+
+
+class SchemaLimitError(DslError):
+    """A schema beyond one of its limits (``SchemaLimits``): too many bytes, definitions or members, or an
+    expression nested too deeply; the position is where the limit is crossed."""
 
 
 class CelError(DslError):

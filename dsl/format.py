@@ -127,7 +127,16 @@ def _expr(e: ast.Expr, parent: int, right: bool) -> str:
             return f"{left}->{e.target}"
         return f"{left}.{e.function.value}({e.target})"
     prec = _PRECEDENCE[type(e)]
-    text = f"{_expr(e.left, prec, False)} {_OPERATOR[type(e)]} {_expr(e.right, prec, True)}"
+    # A run of one operator, `a + b + c`, is `(a + b) + c`: walk its left side in a loop, not recursively, so a
+    # run of any length prints (nesting, which recurses, is bounded by dsl/limits.py).
+    rights = []
+    node: ast.Expr = e
+    while type(node) is type(e):
+        assert isinstance(node, (ast.Union, ast.Intersection, ast.Exclusion))
+        rights.append(node.right)
+        node = node.left
+    operands = [_expr(node, prec, False)] + [_expr(r, prec, True) for r in reversed(rights)]
+    text = f" {_OPERATOR[type(e)]} ".join(operands)
     # Parenthesize a sub-expression whose operator differs from its parent's (SpiceDB's precedence,
     # `+` over `&` over `-`, surprises readers used to arithmetic), and a right operand with the
     # same operator (all three are left-associative).

@@ -20,6 +20,8 @@ Example::
 
 from __future__ import annotations
 
+import contextlib
+import gc
 import os
 import stat
 import textwrap
@@ -28,14 +30,15 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Transformer, v_args
+from lark import Lark, Token, Tree
 from lark import __version__ as lark_version
-from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken, VisitError
+from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
 from . import ast
 from .ast import Span
 from .comments import attach_comments, normalize_comment
-from .errors import DslError, DslSyntaxError
+from .errors import DslSyntaxError
+from .limits import SchemaLimits, check_size, check_tree
 
 __all__ = ["parse_schema"]
 
@@ -129,27 +132,64 @@ _RESERVED.update({
 })
 
 
-def parse_schema(text: str, *, filename: str | None = None) -> ast.Document:
-    """Parse schema text into a :class:`~headwater.dsl.ast.Document`.
+_GC_LOCK = threading.Lock()
+_gc_pausers = 0  # parses running with the collector paused
+_gc_was_enabled = False
+
+
+@contextlib.contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause Python's cyclic garbage collector while a parse runs (process-wide; the last parse to finish
+    turns it back on, if it was on).
+
+    A parse allocates an object or more per character and creates no reference cycles, yet the collector
+    would scan these objects again and again as they accumulate: half the parse time (docs/performance.md).
+    """
+    global _gc_pausers, _gc_was_enabled
+    with _GC_LOCK:
+        if _gc_pausers == 0:
+            _gc_was_enabled = gc.isenabled()
+            gc.disable()
+        _gc_pausers += 1
+    try:
+        yield
+    finally:
+        with _GC_LOCK:
+            _gc_pausers -= 1
+            if _gc_pausers == 0 and _gc_was_enabled:
+                gc.enable()
+
+
+def parse_schema(text: str, *, filename: str | None = None, limits: SchemaLimits | None = None) -> ast.Document:
+    """Parse schema text into a :class:`~headwater.dsl.ast.Document`, within ``limits`` (default: ``SchemaLimits()``).
 
     Raises :class:`DslSyntaxError` (with line, column and the offending line) when the
-    text does not follow the grammar. No other exception escapes for any input string.
+    text does not follow the grammar, and :class:`SchemaLimitError` when it is over a
+    limit (its size is checked before parsing; definitions, members and nesting right
+    after, before anything could recurse over the tree). No other exception escapes
+    for any input string.
     """
     if not isinstance(text, str):
         raise TypeError("schema text must be a str")
-    _POSTLEX.reset()
-    try:
-        tree = _LARK.parse(text)
+    limits = limits if limits is not None else SchemaLimits()
+    too_large = check_size(text, limits)
+    if too_large is not None:
+        raise too_large.with_source(text, filename)
+    with _collector_paused():
+        _POSTLEX.reset()
+        try:
+            tree = _LARK.parse(text)
+        except UnexpectedInput as exc:
+            raise _syntax_error(exc, text, filename) from None
         comments = [ast.Comment(normalize_comment(str(c)), _token_span(c)) for c in _POSTLEX.comments]
-        doc = _ToAst(text).transform(tree)
-    except UnexpectedInput as exc:
-        raise _syntax_error(exc, text, filename) from None
-    except VisitError as exc:
-        if isinstance(exc.orig_exc, DslError):
-            raise exc.orig_exc.with_source(text, filename) from None
-        raise
-    except RecursionError:
-        raise DslSyntaxError("expression nested too deeply", ast.NO_SPAN, text, filename) from None
+        doc = _ToAst(text).build(tree)
+        del tree
+    errors = check_tree(doc, limits)
+    if errors:
+        for e in errors:
+            e.with_source(text, filename)
+        errors[0].errors = tuple(errors)
+        raise errors[0]
     return attach_comments(doc, comments)
 
 
@@ -281,13 +321,36 @@ def _meta_span(meta: Any) -> Span:
 # ---------------------------------------------------------------- tree → AST
 
 
-@v_args(inline=True, meta=True)
-class _ToAst(Transformer):
-    """Builds AST nodes from the parse tree; no checks beyond the grammar (those live in the compiler)."""
+class _ToAst:
+    """Builds AST nodes from the parse tree; no checks beyond the grammar (those live in the compiler).
+
+    Each method is named after a rule and takes the rule's meta and its children, already built.
+    """
 
     def __init__(self, text: str) -> None:
-        super().__init__()
         self._text = text
+
+    def build(self, root: Tree) -> Any:
+        """The AST of the parse tree ``root``, built bottom-up without recursion (a tree may be any depth)."""
+        builders: dict[str, Any] = {}
+        stack: list[tuple[Tree, list[Any], Iterator[Any]]] = [(root, [], iter(root.children))]
+        while True:
+            node, built, pending = stack[-1]
+            for child in pending:
+                if isinstance(child, Tree):
+                    stack.append((child, [], iter(child.children)))
+                    break
+                built.append(child)
+            else:
+                stack.pop()
+                rule = str(node.data)
+                builder = builders.get(rule)
+                if builder is None:
+                    builder = builders[rule] = getattr(self, rule)
+                value = builder(node.meta, *built)
+                if not stack:
+                    return value
+                stack[-1][1].append(value)
 
     # top level
     def start(self, meta: Any, *items: ast.TopLevel) -> ast.Document:

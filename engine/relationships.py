@@ -29,6 +29,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TypeAlias
 
+from ..dsl import caveat_name_problem
 from .errors import InvalidRelationshipError
 
 __all__ = [
@@ -65,10 +66,6 @@ _RELATION_RULE = (
     "relation names are 3 to 64 lowercase letters, digits and underscores, "
     "start with a letter and do not end with an underscore"
 )
-_CAVEAT_RULE = (
-    "caveat names are 3 to 64 lowercase letters, digits and underscores, start with a letter, "
-    "do not end with an underscore, and may have 'prefix/' namespaces"
-)
 
 
 # --- field checks: each returns None when fine, else (what, value, why) -------------------
@@ -82,6 +79,15 @@ def _type_problem(what: str, value: object) -> _Problem:
     if _TYPE_RE.fullmatch(value) is None:
         return (what, value, _TYPE_RULE)
     return None
+
+
+def _caveat_problem(value: object) -> _Problem:
+    # One rule with the schema language, which owns it (SpiceDB's API rule: 1 to 128 characters, `ab` included;
+    # see dsl/compiler/names.py): a caveat that a schema can declare can be named on a relationship.
+    problem = caveat_name_problem(value)
+    if problem is None:
+        return None
+    return ("caveat name", value if isinstance(value, str) else repr(value), problem)
 
 
 def _relation_problem(what: str, value: object) -> _Problem:
@@ -213,7 +219,7 @@ class CaveatRef:
     context: str = "{}"
 
     def __post_init__(self) -> None:
-        _check((_type_problem("caveat name", self.name),), f"CaveatRef({self.name!r})")
+        _check((_caveat_problem(self.name),), f"CaveatRef({self.name!r})")
         if not isinstance(self.context, str):
             raise InvalidRelationshipError(f"invalid caveat context {self.context!r}: must be a JSON object text")
         try:
@@ -515,7 +521,7 @@ def _parse_suffix(suffix: str, context: str) -> tuple[CaveatRef | None, datetime
             continue
         if caveat is not None:
             raise InvalidRelationshipError(f"invalid relationship {context!r}: more than one caveat")
-        _check((_type_problem("caveat name", name),), context)
+        _check((_caveat_problem(name),), context)
         context_json = "{}"
         if suffix[name_end] == ":":
             try:

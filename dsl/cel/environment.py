@@ -216,7 +216,10 @@ def cel_error_from(exc: Exception) -> CelError:
     if match is None:
         return CelError(_STATUS_SUFFIX.sub("", _STATUS_PREFIX.sub("", text)).strip() or "invalid expression")
     line, column, message = int(match.group(1)), int(match.group(2)), match.group(3)
-    return CelError(_STATUS_SUFFIX.sub("", message).strip(), max(line, 1), max(column, 1))
+    if not (0 < line < 2**31 and 0 <= column < 2**31):
+        # No position: cel-cpp prints -1 as 4294967295 (e.g. "Exceeded max recursion depth"); the start, then.
+        line, column = 1, 1
+    return CelError(_STATUS_SUFFIX.sub("", message).strip(), line, max(column, 1))
 
 
 

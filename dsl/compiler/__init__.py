@@ -1,6 +1,7 @@
 """Syntax tree → compiled schema, with every semantic check SpiceDB makes.
 
-Each problem becomes a :class:`~headwater.dsl.errors.SchemaError` with the span of
+The schema must stay within its limits (``dsl/limits.py``), checked before any
+step. Each problem becomes a :class:`~headwater.dsl.errors.SchemaError` with the span of
 the offending text. All problems are collected; the first (by position) is raised
 and carries the others in ``errors``. Warnings (legal but suspicious schemas) are
 returned by :func:`lint_schema`. The steps, one module each:
@@ -25,8 +26,8 @@ from __future__ import annotations
 import hashlib
 
 from .. import ast, schema
-from ..errors import SchemaError
 from ..format import format_schema
+from ..limits import SchemaLimits, check_tree
 from ..parser import parse_schema
 from . import context, graph, members, names
 from .context import LintWarning
@@ -34,27 +35,30 @@ from .context import LintWarning
 __all__ = ["LintWarning", "compile_schema", "lint_schema"]
 
 
-def compile_schema(source: str | ast.Document, *, filename: str | None = None) -> schema.Schema:
-    """Parse (if given text) and compile a schema, raising :class:`DslError` on any problem."""
-    compiled, _ = _compile(source, filename)
+def compile_schema(source: str | ast.Document, *, filename: str | None = None,
+                   limits: SchemaLimits | None = None) -> schema.Schema:
+    """Parse (if given text) and compile a schema within ``limits`` (default: ``SchemaLimits()``), raising
+    :class:`DslError` on any problem."""
+    compiled, _ = _compile(source, filename, limits)
     return compiled
 
 
-def lint_schema(source: str | ast.Document, *, filename: str | None = None
+def lint_schema(source: str | ast.Document, *, filename: str | None = None, limits: SchemaLimits | None = None
                 ) -> tuple[schema.Schema, list[LintWarning]]:
     """Compile a schema and also return its warnings; raises :class:`DslError` like :func:`compile_schema`."""
-    return _compile(source, filename)
+    return _compile(source, filename, limits)
 
 
-def _compile(source: str | ast.Document, filename: str | None) -> tuple[schema.Schema, list[LintWarning]]:
-    text = source if isinstance(source, str) else ""
-    doc = parse_schema(source, filename=filename) if isinstance(source, str) else source
-    c = context.Compilation(doc)
-    try:
-        result = _run(c)
-    except RecursionError:
-        c.errors.append(SchemaError("schema nested too deeply to compile", ast.NO_SPAN))
-        result = None
+def _compile(source: str | ast.Document, filename: str | None, limits: SchemaLimits | None
+             ) -> tuple[schema.Schema, list[LintWarning]]:
+    limits = limits if limits is not None else SchemaLimits()
+    if isinstance(source, str):
+        text, doc = source, parse_schema(source, filename=filename, limits=limits)  # the parser checks the limits
+        c = context.Compilation(doc)
+    else:
+        text, c = "", context.Compilation(source)
+        c.errors.extend(check_tree(source, limits))  # a tree built by hand: checked before anything recurses
+    result = _run(c) if not c.errors else None
     if c.errors:
         errors = sorted(c.errors, key=lambda e: (e.span.line, e.span.column))
         for e in errors:

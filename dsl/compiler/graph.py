@@ -73,7 +73,7 @@ def _check_permission(c: Compilation, s: schema.Schema, wildcard: _WildcardReach
                     f"`{arrow.relation}`, which can hold a wildcard; arrows cannot walk wildcards (permission "
                     f"`{m.name}` in `{d.name}`)", span)
     if perm.annotation is not None and "typechecking" in c.flags:
-        reach = _terminal_types(s, d.name, m.name, set())
+        reach = _terminal_types(s, d.name, m.name)
         extra = sorted(reach - {t.type for t in perm.annotation})
         if extra:
             c.error(TypeAnnotationError, f"permission `{m.name}` in `{d.name}` is annotated "
@@ -82,31 +82,35 @@ def _check_permission(c: Compilation, s: schema.Schema, wildcard: _WildcardReach
 
 
 def _check_cycles(c: Compilation, d: schema.Definition, d_ast: ast.Definition) -> None:
-    """Refuse permissions that are aliases of each other in a cycle; warn on other same-object cycles."""
+    """Refuse permissions that are aliases of each other in a cycle; warn on other same-object cycles.
+
+    Both walks are linear in the definition's size (a definition may have thousands of members).
+    """
     spans = {m.name: m.name_span for m in d_ast.members}
-    # Pure aliases (`permission a = b`) that loop: SpiceDB refuses these.
+    # Pure aliases (`permission a = b`) that loop: SpiceDB refuses these. Each alias has one successor, so
+    # following them from each permission in turn finds every loop once.
+    alias = {name: p.expr.name for name, p in d.permissions.items()
+             if isinstance(p.expr, schema.Computed) and p.expr.name in d.permissions}
     reported: set[str] = set()
-    for name, perm in d.permissions.items():
-        chain = [name]
-        expr = perm.expr
-        while isinstance(expr, schema.Computed) and expr.name in d.permissions:
-            if expr.name in chain:
-                cycle = chain[chain.index(expr.name):]
-                if not reported & set(cycle):
-                    first = min(cycle, key=lambda n: (spans[n].line, spans[n].column))
-                    c.error(PermissionCycleError, f"permissions in `{d.name}` are aliases of each other in "
-                            f"a cycle: {' -> '.join(cycle + [cycle[0]])}", spans[first])
-                    reported.update(cycle)
-                break
-            chain.append(expr.name)
-            expr = d.permissions[expr.name].expr
+    walked: set[str] = set()
+    for name in d.permissions:
+        chain: dict[str, int] = {}  # the walk from `name`, in order
+        node: str | None = name
+        while node is not None and node not in walked:
+            chain[node] = len(chain)
+            walked.add(node)
+            node = alias.get(node)
+        if node is not None and node in chain:
+            cycle = list(chain)[chain[node]:]
+            first = min(cycle, key=lambda n: (spans[n].line, spans[n].column))
+            c.error(PermissionCycleError, f"permissions in `{d.name}` are aliases of each other in "
+                    f"a cycle: {' -> '.join(cycle + [cycle[0]])}", spans[first])
+            reported.update(cycle)
     # Other same-object cycles (`a = b + x`, `b = a`) are legal in SpiceDB but can never grant through
     # the cycle: warn.
-    graph = {name: set(_computed_names(p.expr)) & set(d.permissions) for name, p in d.permissions.items()}
-    for name in graph:
-        if name in reported:
-            continue
-        if _reaches(graph, name, name):
+    graph = {name: sorted(set(_computed_names(p.expr)) & set(d.permissions)) for name, p in d.permissions.items()}
+    for name in _on_cycles(graph):
+        if name not in reported:
             c.warn(f"permission `{name}` in `{d.name}` depends on itself through its own object; that path can "
                    "never grant", spans[name])
 
@@ -122,24 +126,59 @@ def _children(e: schema.Expr) -> tuple[schema.Expr, ...]:
 
 def _computed_names(e: schema.Expr) -> Iterator[str]:
     """The names ``e`` reads on its own object (``Computed`` leaves), through unions, intersections, exclusions."""
-    if isinstance(e, schema.Computed):
-        yield e.name
-    for child in _children(e):
-        yield from _computed_names(child)
-
-
-def _reaches(graph: dict[str, set[str]], start: str, goal: str) -> bool:
-    """Whether ``goal`` is reachable from ``start`` in one or more steps of ``graph``."""
-    seen: set[str] = set()
-    stack = list(graph.get(start, ()))
+    stack = [e]
     while stack:
-        n = stack.pop()
-        if n == goal:
-            return True
-        if n not in seen:
-            seen.add(n)
-            stack.extend(graph.get(n, ()))
-    return False
+        node = stack.pop()
+        if isinstance(node, schema.Computed):
+            yield node.name
+        stack.extend(reversed(_children(node)))
+
+
+def _on_cycles(graph: dict[str, list[str]]) -> list[str]:
+    """The nodes of ``graph`` that reach themselves in one or more steps, in ``graph``'s order.
+
+    Tarjan's strongly connected components, iteratively: a node is on a cycle when its
+    component has more than one node, or it has an edge to itself.
+    """
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    on_stack: set[str] = set()
+    stack: list[str] = []
+    cyclic: set[str] = set()
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(graph[root]))]
+        index[root] = low[root] = len(index)
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, successors = work[-1]
+            for nxt in successors:
+                if nxt not in index:
+                    index[nxt] = low[nxt] = len(index)
+                    stack.append(nxt)
+                    on_stack.add(nxt)
+                    work.append((nxt, iter(graph.get(nxt, ()))))
+                    break
+                if nxt in on_stack:
+                    low[node] = min(low[node], index[nxt])
+            else:
+                work.pop()
+                if work:
+                    parent = work[-1][0]
+                    low[parent] = min(low[parent], low[node])
+                if low[node] == index[node]:
+                    component = []
+                    while True:
+                        member = stack.pop()
+                        on_stack.discard(member)
+                        component.append(member)
+                        if member == node:
+                            break
+                    if len(component) > 1 or node in graph.get(node, ()):
+                        cyclic.update(component)
+    return [name for name in graph if name in cyclic]
 
 
 def _arrows(e: schema.Expr, a: ast.Expr) -> Iterator[tuple[schema.Arrow, Span]]:
@@ -162,71 +201,77 @@ def _arrows(e: schema.Expr, a: ast.Expr) -> Iterator[tuple[schema.Arrow, Span]]:
 
 
 class _WildcardReach:
-    """Whether a relation can hold a wildcard subject, directly or through subject sets of relations."""
+    """Which relations can hold a wildcard subject: their own, or one reached through subject sets of relations.
+
+    Computed once for the whole schema (backwards from the relations that allow a wildcard), so asking is a
+    set lookup; permissions do not count, as in SpiceDB.
+    """
 
     def __init__(self, s: schema.Schema) -> None:
-        self.s = s
-        self.memo: dict[tuple[str, str], bool] = {}
+        holders_of: dict[tuple[str, str], list[tuple[str, str]]] = {}  # relation -> relations whose sets name it
+        frontier: list[tuple[str, str]] = []
+        for d in s.definitions.values():
+            for rel in d.relations.values():
+                key = (d.name, rel.name)
+                if rel.allows_wildcard:
+                    frontier.append(key)
+                for t in rel.allowed:
+                    if t.relation is not None:
+                        holders_of.setdefault((t.type, t.relation), []).append(key)
+        self.holding: set[tuple[str, str]] = set(frontier)
+        while frontier:
+            for holder in holders_of.get(frontier.pop(), ()):
+                if holder not in self.holding:
+                    self.holding.add(holder)
+                    frontier.append(holder)
 
-    def relation_holds(self, type_: str, relation: str, visiting: frozenset[tuple[str, str]] = frozenset()) -> bool:
-        """Whether ``type_#relation`` can hold a wildcard (permissions do not count, as in SpiceDB)."""
-        key = (type_, relation)
-        if key in self.memo:
-            return self.memo[key]
-        if key in visiting:
-            return False
-        d = self.s.definitions.get(type_)
-        rel = d.relations.get(relation) if d else None
-        if rel is None:
-            return False  # permissions do not count (as in SpiceDB)
-        result = rel.allows_wildcard or any(
-            t.relation is not None and self.relation_holds(t.type, t.relation, visiting | {key}) for t in rel.allowed
-        )
-        self.memo[key] = result
-        return result
+    def relation_holds(self, type_: str, relation: str) -> bool:
+        """Whether ``type_#relation`` can hold a wildcard."""
+        return (type_, relation) in self.holding
 
 
-def _terminal_types(s: schema.Schema, type_: str, name: str, visiting: set[tuple[str, str]]) -> set[str]:
-    """Object types of the subjects that ``type_#name`` can grant (for ``use typechecking``)."""
-    key = (type_, name)
-    if key in visiting:
-        return set()
-    visiting.add(key)
-    d = s.definitions.get(type_)
+def _terminal_types(s: schema.Schema, type_: str, name: str) -> set[str]:
+    """Object types of the subjects that ``type_#name`` can grant (for ``use typechecking``).
+
+    A walk over every relation and permission that ``type_#name`` reaches, each visited once.
+    """
     out: set[str] = set()
-    if d is None:
-        return out
-    rel = d.relations.get(name)
-    if rel is not None:
-        for t in rel.allowed:
-            if t.relation is None or t.wildcard:
-                out.add(t.type)
-            else:
-                out |= _terminal_types(s, t.type, t.relation, visiting)
-        return out
-    perm = d.permissions.get(name)
-    if perm is None:
-        return out
+    seen = {(type_, name)}
+    pending = [(type_, name)]
 
-    def walk(e: schema.Expr) -> set[str]:
-        if isinstance(e, schema.Computed):
-            return _terminal_types(s, type_, e.name, visiting)
-        if isinstance(e, schema.Self):
-            return {type_}
-        if isinstance(e, (schema.Union, schema.Intersection)):
-            acc: set[str] = set()
-            for c in e.children:
-                acc |= walk(c)
-            return acc
-        if isinstance(e, schema.Exclusion):
-            return walk(e.base)
-        if isinstance(e, schema.Arrow):
-            acc = set()
-            left = d.relations.get(e.relation)
-            for t in left.allowed if left else ():
-                if s.member(t.type, e.target) is not None:
-                    acc |= _terminal_types(s, t.type, e.target, visiting)
-            return acc
-        return set()
+    def reach(key: tuple[str, str]) -> None:
+        if key not in seen:
+            seen.add(key)
+            pending.append(key)
 
-    return walk(perm.expr)
+    while pending:
+        t_name, m_name = pending.pop()
+        d = s.definitions.get(t_name)
+        if d is None:
+            continue
+        rel = d.relations.get(m_name)
+        if rel is not None:
+            for t in rel.allowed:
+                if t.relation is None or t.wildcard:
+                    out.add(t.type)
+                else:
+                    reach((t.type, t.relation))
+            continue
+        perm = d.permissions.get(m_name)
+        exprs: list[schema.Expr] = [perm.expr] if perm is not None else []
+        while exprs:
+            e = exprs.pop()
+            if isinstance(e, schema.Computed):
+                reach((t_name, e.name))
+            elif isinstance(e, schema.Self):
+                out.add(t_name)
+            elif isinstance(e, (schema.Union, schema.Intersection)):
+                exprs.extend(e.children)
+            elif isinstance(e, schema.Exclusion):
+                exprs.append(e.base)
+            elif isinstance(e, schema.Arrow):
+                left = d.relations.get(e.relation)
+                for t in left.allowed if left else ():
+                    if s.member(t.type, e.target) is not None:
+                        reach((t.type, e.target))
+    return out

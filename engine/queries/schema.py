@@ -23,7 +23,7 @@ from __future__ import annotations
 import difflib
 from collections.abc import Callable
 
-from ...dsl import compile_schema, format_schema, parse_schema
+from ...dsl import SchemaLimits, compile_schema, format_schema, parse_schema
 from ...dsl import schema as dsl_schema
 from ..consistency import Consistency, encode_token
 from ..context import Context
@@ -52,9 +52,15 @@ class SchemaQuery:
                 raise SchemaConflictError("schema change refused: " + "; ".join(problems), problems)
         return refuse
 
+    def _limits(self) -> SchemaLimits:
+        """The schema limits of the engine's settings: a schema written must stay within them."""
+        limits = self.ctx.config.limits
+        return SchemaLimits(limits.max_schema_bytes, limits.max_schema_definitions, limits.max_definition_members,
+                            limits.max_expression_nesting)
+
     def write_schema(self, text: str, *, actor: str | None = None, dry_run: bool = False) -> SchemaWriteResult:
         """See :meth:`~headwater.engine.Engine.write_schema`."""
-        new = compile_schema(text)
+        new = compile_schema(text, limits=self._limits())
         refuse = self._refusals(new)
         store = self.ctx.store
         if dry_run:
@@ -74,7 +80,7 @@ class SchemaQuery:
 
     def plan_schema(self, text: str, *, actor: str | None = None) -> SchemaWriteReport:
         """See :meth:`~headwater.engine.Engine.plan_schema`."""
-        new = compile_schema(text)
+        new = compile_schema(text, limits=self._limits())
         with self.ctx.store.snapshot() as reader:
             stored = reader.schema()
             token, version = encode_token(reader.revision), (stored.version if stored else 0) + 1
@@ -108,11 +114,12 @@ class SchemaQuery:
             previous = self.ctx.store.read_schema(revision - 1)
         except RevisionUnavailableError:
             previous = None
-        old = format_schema(parse_schema(previous.text)) if previous is not None else None
+        stored_limits = SchemaLimits.unlimited()  # stored schemas were within the limits when written
+        old = format_schema(parse_schema(previous.text, limits=stored_limits)) if previous is not None else None
         audit.record_schema(time=self.ctx.clock(), actor=actor, revision=revision, token=encode_token(revision),
                             version=stored.version, digest=stored.digest,
                             previous_digest=previous.digest if previous is not None else None, old_text=old,
-                            new_text=format_schema(parse_schema(stored.text)))
+                            new_text=format_schema(parse_schema(stored.text, limits=stored_limits)))
         audit.flush()
 
 

@@ -31,7 +31,7 @@ from typing import Any
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from ...dsl import Schema, compile_schema
+from ...dsl import Schema, SchemaLimits, compile_schema
 from .. import errors as engine_errors
 from ..results import (
     BulkCheckItem,
@@ -391,7 +391,7 @@ class Client:
 
     def schema(self, consistency: Consistency | None = None) -> Schema:
         """The compiled schema in force (compiled locally from the server's text). Like :meth:`Engine.schema`."""
-        return compile_schema(self.read_schema(consistency)[0])
+        return compile_schema(self.read_schema(consistency)[0], limits=SchemaLimits.unlimited())
 
     def schema_history(self, *, include_text: bool = False) -> list[SchemaVersionInfo]:
         r = self._call(self._schema.History, schema_pb2.SchemaHistoryRequest(include_text=include_text))

@@ -1,18 +1,22 @@
 """No input makes the schema compiler fail with anything but DslError, or take long (hypothesis).
 
-Hypothesis' per-example deadline (1 s) enforces "no input takes longer than a second";
-it is a guard against pathological (super-linear) inputs, not a speed benchmark.
+Every error carries a line and a column (issue 14: deep nesting once failed with a bare
+RecursionError, no position). Deep, long and huge inputs, garbled or not and under random
+limits, are fuzzed like the rest. Hypothesis' per-example deadline (1 s) enforces "no
+input takes longer than a second"; it is a guard against pathological (super-linear)
+inputs, not a speed benchmark.
 """
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from headwater.dsl import DslError, compile_schema, format_schema
+from headwater.dsl import DslError, SchemaLimits, compile_schema, format_schema
 
 from .schema_strategies import documents
 
@@ -42,11 +46,13 @@ TOKENS = ["definition", "relation", "permission", "caveat", "use", "self", "nil"
           "/*", "*/", "//", "/**", '"', "'", "<", ">", ",", "user", "doc", "x", "\t", "\r", "\x00", "é", "∀"]
 
 
-def _compile_or_dsl_error(text: str) -> None:
+def _compile_or_dsl_error(text: str, limits: SchemaLimits | None = None) -> None:
     try:
-        compile_schema(text)
+        compile_schema(text, limits=limits)
     except DslError as exc:
         assert exc.errors and all(isinstance(e, DslError) for e in exc.errors)
+        for e in exc.errors:
+            assert e.line >= 1 and e.column >= 1, f"no position: {e.message}"
         assert exc.render()  # rendering never fails either
 
 
@@ -93,3 +99,47 @@ def test_deep_nesting_is_a_clean_error_or_compiles() -> None:
     _compile_or_dsl_error(deep)
     chain = "definition doc {\n relation viewer: doc\n permission view = " + " + (viewer" * 3000 + ")" * 3000 + "\n}"
     _compile_or_dsl_error(chain)
+
+
+@st.composite
+def deep_or_huge(draw: st.DrawFn) -> tuple[str, SchemaLimits | None]:
+    """A schema that is deep (nested operators, arrow chains, caveat types), long (flat runs) or huge (many
+    definitions or members), perhaps garbled at a random place, perhaps under small random limits."""
+    rnd = random.Random(draw(st.integers(0, 2**32)))
+    n = draw(st.integers(1, 3_000))
+    kind = draw(st.sampled_from(["nested", "flat", "arrows", "types", "definitions", "members"]))
+    head = "definition user {}\ndefinition doc {\n    relation aaa: doc | user\n    relation bbb: doc\n"
+    if kind == "nested":
+        expr = "aaa"
+        for _ in range(n):
+            op = rnd.choice("+-&")
+            expr = f"bbb {op} ({expr})" if rnd.random() < 0.5 else f"({expr}) {op} aaa->bbb"
+        text = head + f"    permission ppp = {expr}\n}}\n"
+    elif kind == "flat":
+        text = head + "    permission ppp = " + f" {rnd.choice('+-&')} ".join(["aaa", "bbb"] * n) + "\n}\n"
+    elif kind == "arrows":
+        text = head + "    permission ppp = aaa" + "".join(rnd.choice(["->bbb", ".any(aaa)", ".all(bbb)"])
+                                                       for _ in range(n)) + "\n}\n"
+    elif kind == "types":
+        text = "caveat cav(x " + "".join(rnd.choice(["list<", "map<"]) for _ in range(n)) + "int" + ">" * n + \
+               ") {\n  x == x\n}\n"
+    elif kind == "definitions":
+        text = "".join(f"/** {i} */\ndefinition d{i:05d} {{}}\n" for i in range(n * 2))
+    else:
+        text = head + "".join(f"    relation r{i:05d}: user // {i}\n" for i in range(n)) + "}\n"
+    if draw(st.booleans()):  # garble: cut, or insert a token, at a random place
+        i = draw(st.integers(0, len(text)))
+        text = text[:i] if draw(st.booleans()) else text[:i] + draw(st.sampled_from(TOKENS)) + text[i:]
+    limits = None
+    if draw(st.booleans()):
+        limits = SchemaLimits(max_schema_bytes=draw(st.integers(1, 2 * len(text) + 1)),
+                              max_schema_definitions=draw(st.integers(1, 50)),
+                              max_definition_members=draw(st.integers(1, 50)),
+                              max_expression_nesting=draw(st.integers(1, 100)))
+    return text, limits
+
+
+@settings(max_examples=60, deadline=5000, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@given(deep_or_huge())
+def test_deep_long_and_huge_schemas_are_a_located_error_or_compile(case: tuple[str, SchemaLimits | None]) -> None:
+    _compile_or_dsl_error(*case)

@@ -30,7 +30,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from lark import Lark, Token, Tree
+from lark import Lark, Token
 from lark import __version__ as lark_version
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedInput, UnexpectedToken
 
@@ -50,7 +50,7 @@ _STATEMENT_ENDERS = {"NAME", "ARROW_FUNCTION", "RBRACE", "RPAR", "STAR", "CEL_TE
 _RESERVED: dict[str, str] = {}
 
 
-_LOCAL = threading.local()  # per-thread comment list of the parse in progress
+_LOCAL = threading.local()  # per thread: the text and the comment list of the parse in progress
 
 
 class _Statements:
@@ -113,25 +113,7 @@ def _table_cache() -> str | bool:
 
 
 _POSTLEX = _Statements()
-_LARK = Lark.open(
-    "grammar.lark",
-    rel_to=__file__,
-    parser="lalr",
-    lexer="contextual",
-    propagate_positions=True,
-    maybe_placeholders=True,
-    postlex=_POSTLEX,
-    cache=_table_cache(),
-)
-_Statements.keywords = {
-    t.name for t in _LARK.terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
-}
-_RESERVED.update({
-    t.pattern.value: t.name for t in _LARK.terminals
-    if t.pattern.type == "str" and t.pattern.value in {"definition", "caveat", "relation", "permission", "nil", "with"}
-})
-
-
+_LARK: Lark  # built below, once the AST builder it calls is defined
 _GC_LOCK = threading.Lock()
 _gc_pausers = 0  # parses running with the collector paused
 _gc_was_enabled = False
@@ -177,13 +159,14 @@ def parse_schema(text: str, *, filename: str | None = None, limits: SchemaLimits
         raise too_large.with_source(text, filename)
     with _collector_paused():
         _POSTLEX.reset()
+        _LOCAL.text = text
         try:
-            tree = _LARK.parse(text)
+            doc = _LARK.parse(text)
         except UnexpectedInput as exc:
             raise _syntax_error(exc, text, filename) from None
+        finally:
+            _LOCAL.text = ""
         comments = [ast.Comment(normalize_comment(str(c)), _token_span(c)) for c in _POSTLEX.comments]
-        doc = _ToAst(text).build(tree)
-        del tree
     errors = check_tree(doc, limits)
     if errors:
         for e in errors:
@@ -312,85 +295,104 @@ def _token_span(tok: Token) -> Span:
                 tok.end_line or 0, tok.end_column or 0)
 
 
-def _meta_span(meta: Any) -> Span:
-    if getattr(meta, "empty", True):
+# ---------------------------------------------------------------- AST built while parsing
+
+
+class _Part:
+    """An intermediate result (a type path, a list of allowed types, a caveat body...) with its span."""
+
+    __slots__ = ("span", "value")
+
+    def __init__(self, value: Any, span: Span) -> None:
+        self.value = value
+        self.span = span
+
+
+def _span(children: list[Any]) -> Span:
+    """From the first to the last child with a position: what lark's ``propagate_positions`` gives a rule
+    (every token is kept, so keywords, parentheses and ``;`` count as they do there). A child is a token, an
+    AST node or a ``_Part`` (both with a ``span``), or None for a missing optional part."""
+    first = last = None
+    for first in children:
+        if first is not None:
+            break
+    for last in reversed(children):
+        if last is not None:
+            break
+    if first is None or last is None:
         return ast.NO_SPAN
-    return Span(meta.start_pos, meta.end_pos, meta.line, meta.column, meta.end_line, meta.end_column)
+    if isinstance(first, Token):
+        start, line, column = first.start_pos, first.line, first.column
+    else:
+        start, line, column = first.span.start, first.span.line, first.span.column
+    if isinstance(last, Token):
+        return Span(start, last.end_pos, line, column, last.end_line, last.end_column)
+    end = last.span
+    return Span(start, end.end, line, column, end.end_line, end.end_column)
 
 
-# ---------------------------------------------------------------- tree → AST
+def _nodes(children: list[Any]) -> list[Any]:
+    """The children that are not tokens (nor placeholders of missing optional parts)."""
+    return [c for c in children if c is not None and not isinstance(c, Token)]
+
+
+def _names(children: list[Any]) -> list[Token]:
+    return [c for c in children if isinstance(c, Token) and c.type == "NAME"]
 
 
 class _ToAst:
-    """Builds AST nodes from the parse tree; no checks beyond the grammar (those live in the compiler).
+    """Builds AST nodes as the parser reduces each rule (lark's tree-less LALR mode: no parse tree is built, and
+    nothing recurses, so a schema of any depth is safe); no checks beyond the grammar (those live in the
+    compiler).
 
-    Each method is named after a rule and takes the rule's meta and its children, already built.
+    Each method is named after a rule and takes the rule's children: every token (the parser keeps them all,
+    for positions) and the values of its sub-rules, with the children of ``_``-rules spliced in. (A plain class:
+    a lark ``Transformer``'s ``__default__`` would be one more call for every ``_``-rule reduced.)
     """
 
-    def __init__(self, text: str) -> None:
-        self._text = text
-
-    def build(self, root: Tree) -> Any:
-        """The AST of the parse tree ``root``, built bottom-up without recursion (a tree may be any depth)."""
-        builders: dict[str, Any] = {}
-        stack: list[tuple[Tree, list[Any], Iterator[Any]]] = [(root, [], iter(root.children))]
-        while True:
-            node, built, pending = stack[-1]
-            for child in pending:
-                if isinstance(child, Tree):
-                    stack.append((child, [], iter(child.children)))
-                    break
-                built.append(child)
-            else:
-                stack.pop()
-                rule = str(node.data)
-                builder = builders.get(rule)
-                if builder is None:
-                    builder = builders[rule] = getattr(self, rule)
-                value = builder(node.meta, *built)
-                if not stack:
-                    return value
-                stack[-1][1].append(value)
-
     # top level
-    def start(self, meta: Any, *items: ast.TopLevel) -> ast.Document:
-        return ast.Document(tuple(items))
+    def start(self, children: list[Any]) -> ast.Document:
+        return ast.Document(tuple(_nodes(children)))
 
-    def use_flag(self, meta: Any, name: Token) -> ast.UseFlag:
-        return ast.UseFlag(str(name), span=_meta_span(meta), name_span=_token_span(name))
+    def use_flag(self, children: list[Any]) -> ast.UseFlag:
+        name = _names(children)[0]
+        return ast.UseFlag(str(name), span=_span(children), name_span=_token_span(name))
 
-    def definition(self, meta: Any, path: tuple[str, Span], lbrace: Token, *rest: Any) -> ast.Definition:
-        members = tuple(m for m in rest if isinstance(m, (ast.Relation, ast.Permission, ast.Lineage,
-                                                           ast.Declassify)))
-        return ast.Definition(path[0], members, span=_meta_span(meta), name_span=path[1])
+    def definition(self, children: list[Any]) -> ast.Definition:
+        path, *members = _nodes(children)
+        return ast.Definition(path.value, tuple(members), span=_span(children), name_span=path.span)
 
-    def relation(self, meta: Any, name: Token, allowed: tuple[ast.AllowedType, ...]) -> ast.Relation:
-        return ast.Relation(str(name), allowed, span=_meta_span(meta), name_span=_token_span(name))
+    def relation(self, children: list[Any]) -> ast.Relation:
+        name, allowed = _names(children)[0], _nodes(children)[0]
+        return ast.Relation(str(name), allowed.value, span=_span(children), name_span=_token_span(name))
 
-    def permission(self, meta: Any, name: Token, annotation: tuple[ast.AllowedType, ...] | None,
-                   expr: ast.Expr) -> ast.Permission:
-        return ast.Permission(str(name), expr, annotation, span=_meta_span(meta), name_span=_token_span(name))
+    def permission(self, children: list[Any]) -> ast.Permission:
+        name = _names(children)[0]
+        *annotation, expr = _nodes(children)
+        return ast.Permission(str(name), expr, annotation[0].value if annotation else None, span=_span(children),
+                              name_span=_token_span(name))
 
-    def lineage(self, meta: Any, name: Token, allowed: tuple[ast.AllowedType, ...]) -> ast.Lineage:
-        return ast.Lineage(str(name), allowed, span=_meta_span(meta), name_span=_token_span(name))
+    def lineage(self, children: list[Any]) -> ast.Lineage:
+        name, allowed = _names(children)[0], _nodes(children)[0]
+        return ast.Lineage(str(name), allowed.value, span=_span(children), name_span=_token_span(name))
 
-    def declassify(self, meta: Any, name: Token, classification: Token, by: Token) -> ast.Declassify:
-        return ast.Declassify(str(name), str(classification), str(by), span=_meta_span(meta),
+    def declassify(self, children: list[Any]) -> ast.Declassify:
+        name, classification, by = _names(children)
+        return ast.Declassify(str(name), str(classification), str(by), span=_span(children),
                               name_span=_token_span(name), classification_span=_token_span(classification),
                               by_span=_token_span(by))
 
-    def classification(self, meta: Any, name: Token, lbrace: Token, *rest: Any) -> ast.Classification:
+    def classification(self, children: list[Any]) -> ast.Classification:
+        name = _names(children)[0]
         levels: tuple[str, ...] = ()
         categories: tuple[str, ...] = ()
         cleared = None
         cleared_span = ast.NO_SPAN
         spans: list[Span] = []
         statements: list[tuple[str, Span]] = []
-        for item in rest:
-            if not isinstance(item, tuple) or len(item) != 3:
-                continue
-            kind, values, span = item
-            statements.append((kind, span))
+        for item in _nodes(children):
+            kind, values = item.value
+            statements.append((kind, item.span))
             if kind == "levels":
                 levels = tuple(str(v) for v in values)
                 spans = [_token_span(v) for v in values] + spans
@@ -398,98 +400,132 @@ class _ToAst:
                 categories = tuple(str(v) for v in values)
                 spans = spans + [_token_span(v) for v in values]
             else:
-                cleared, cleared_span = values, span
-        return ast.Classification(str(name), levels, categories, cleared, span=_meta_span(meta),
+                cleared, cleared_span = values, item.span
+        return ast.Classification(str(name), levels, categories, cleared, span=_span(children),
                                   name_span=_token_span(name), value_spans=tuple(spans), cleared_span=cleared_span,
                                   statements=tuple(statements))
 
-    def levels(self, meta: Any, *values: Token) -> tuple[str, tuple[Token, ...], Span]:
-        return ("levels", values, _meta_span(meta))
+    def levels(self, children: list[Any]) -> _Part:
+        return _Part(("levels", _names(children)), _span(children))
 
-    def categories(self, meta: Any, *values: Token) -> tuple[str, tuple[Token, ...], Span]:
-        return ("categories", values, _meta_span(meta))
+    def categories(self, children: list[Any]) -> _Part:
+        return _Part(("categories", _names(children)), _span(children))
 
-    def cleared_relation(self, meta: Any, allowed: tuple[ast.AllowedType, ...]
-                         ) -> tuple[str, tuple[ast.AllowedType, ...], Span]:
-        return ("cleared", allowed, _meta_span(meta))
+    def cleared_relation(self, children: list[Any]) -> _Part:
+        return _Part(("cleared", _nodes(children)[0].value), _span(children))
 
-    def call(self, meta: Any, function: Token, argument: Token) -> ast.Call:
-        return ast.Call(str(function), str(argument), span=_meta_span(meta), argument_span=_token_span(argument))
+    def call(self, children: list[Any]) -> ast.Call:
+        function, argument = _names(children)
+        return ast.Call(str(function), str(argument), span=_span(children), argument_span=_token_span(argument))
 
-    def allowed_types(self, meta: Any, *allowed: ast.AllowedType) -> tuple[ast.AllowedType, ...]:
-        return allowed
+    def allowed_types(self, children: list[Any]) -> _Part:
+        return _Part(tuple(_nodes(children)), _span(children))
 
-    def allowed_type(self, meta: Any, path: tuple[str, Span], suffix: tuple[str, str | None] | None,
-                     with_clause: tuple[tuple[str, ...], tuple[Span, ...]] | None) -> ast.AllowedType:
-        relation = str(suffix[1]) if suffix and suffix[0] == "relation" else None
-        relation_span = _token_span(suffix[1]) if suffix and suffix[0] == "relation" else ast.NO_SPAN
-        wildcard = bool(suffix and suffix[0] == "wildcard")
-        names, spans = with_clause if with_clause else ((), ())
-        return ast.AllowedType(path[0], relation, wildcard, names, span=_meta_span(meta),
+    def allowed_type(self, children: list[Any]) -> ast.AllowedType:
+        path, *rest = _nodes(children)
+        relation, relation_span, wildcard = None, ast.NO_SPAN, False
+        names: tuple[str, ...] = ()
+        spans: tuple[Span, ...] = ()
+        for part in rest:
+            kind, value = part.value
+            if kind == "relation":
+                relation, relation_span = str(value), _token_span(value)
+            elif kind == "wildcard":
+                wildcard = True
+            else:
+                names, spans = value
+        return ast.AllowedType(path.value, relation, wildcard, names, span=_span(children),
                                relation_span=relation_span, with_spans=spans)
 
-    def subject_relation(self, meta: Any, name: Token) -> tuple[str, Token]:
-        return ("relation", name)
+    def subject_relation(self, children: list[Any]) -> _Part:
+        return _Part(("relation", children[-1]), _span(children))
 
-    def wildcard(self, meta: Any, star: Token) -> tuple[str, None]:
-        return ("wildcard", None)
+    def wildcard(self, children: list[Any]) -> _Part:
+        return _Part(("wildcard", None), _span(children))
 
-    def with_clause(self, meta: Any, path: tuple[str, Span], trait: Token | None
-                    ) -> tuple[tuple[str, ...], tuple[Span, ...]]:
+    def with_clause(self, children: list[Any]) -> _Part:
+        path = _nodes(children)[0]
+        trait = next((c for c in children[2:] if isinstance(c, Token) and c.type == "NAME"), None)
         if trait is None:
-            return (path[0],), (path[1],)
-        return (path[0], str(trait)), (path[1], _token_span(trait))
+            value = (path.value,), (path.span,)
+        else:
+            value = (path.value, str(trait)), (path.span, _token_span(trait))
+        return _Part(("with", value), _span(children))
 
-    def type_path(self, meta: Any, *names: Token) -> tuple[str, Span]:
-        return "/".join(str(n) for n in names), _meta_span(meta)
+    def type_path(self, children: list[Any]) -> _Part:
+        return _Part("/".join(str(n) for n in _names(children)), _span(children))
 
     # expressions
-    def exclusion(self, meta: Any, left: ast.Expr, right: ast.Expr) -> ast.Exclusion:
-        return ast.Exclusion(left, right, span=_meta_span(meta))
+    def exclusion(self, children: list[Any]) -> ast.Exclusion:
+        left, right = _nodes(children)
+        return ast.Exclusion(left, right, span=_span(children))
 
-    def intersection(self, meta: Any, left: ast.Expr, right: ast.Expr) -> ast.Intersection:
-        return ast.Intersection(left, right, span=_meta_span(meta))
+    def intersection(self, children: list[Any]) -> ast.Intersection:
+        left, right = _nodes(children)
+        return ast.Intersection(left, right, span=_span(children))
 
-    def union(self, meta: Any, left: ast.Expr, right: ast.Expr) -> ast.Union:
-        return ast.Union(left, right, span=_meta_span(meta))
+    def union(self, children: list[Any]) -> ast.Union:
+        left, right = _nodes(children)
+        return ast.Union(left, right, span=_span(children))
 
-    def nil(self, meta: Any) -> ast.Nil:
-        return ast.Nil(span=_meta_span(meta))
+    def nil(self, children: list[Any]) -> ast.Nil:
+        return ast.Nil(span=_span(children))
 
-    def self_ref(self, meta: Any) -> ast.SelfRef:
-        return ast.SelfRef(span=_meta_span(meta))
+    def self_ref(self, children: list[Any]) -> ast.SelfRef:
+        return ast.SelfRef(span=_span(children))
 
-    def relation_ref(self, meta: Any, name: Token) -> ast.RelationRef:
-        return ast.RelationRef(str(name), span=_token_span(name))
+    def relation_ref(self, children: list[Any]) -> ast.RelationRef:
+        return ast.RelationRef(str(children[0]), span=_token_span(children[0]))
 
-    def arrow(self, meta: Any, left: ast.Expr, *rest: Token) -> ast.Arrow:
-        if rest[0].type == "RARROW":
-            target, function = rest[1], ast.ArrowFunction.ARROW
-        else:
-            target, function = rest[1], ast.ArrowFunction(str(rest[0]))
-        return ast.Arrow(left, str(target), function, span=_meta_span(meta), target_span=_token_span(target))
+    def arrow(self, children: list[Any]) -> ast.Arrow:
+        left = children[0]
+        target = children[2] if children[1].type == "RARROW" else children[4]
+        function = ast.ArrowFunction.ARROW if children[1].type == "RARROW" else ast.ArrowFunction(str(children[2]))
+        return ast.Arrow(left, str(target), function, span=_span(children), target_span=_token_span(target))
 
     # caveats
-    def caveat(self, meta: Any, path: tuple[str, Span], *rest: Any) -> ast.Caveat:
-        *params, (expression, expression_span) = rest
-        return ast.Caveat(path[0], tuple(params), expression, span=_meta_span(meta), name_span=path[1],
+    def caveat(self, children: list[Any]) -> ast.Caveat:
+        path, *params, body = _nodes(children)
+        expression, expression_span = body.value
+        return ast.Caveat(path.value, tuple(params), expression, span=_span(children), name_span=path.span,
                           expression_span=expression_span)
 
-    def caveat_parameter(self, meta: Any, name: Token, type_: ast.CaveatType) -> ast.CaveatParameter:
-        return ast.CaveatParameter(str(name), type_, span=_meta_span(meta))
+    def caveat_parameter(self, children: list[Any]) -> ast.CaveatParameter:
+        return ast.CaveatParameter(str(children[0]), children[1], span=_span(children))
 
-    def caveat_type(self, meta: Any, name: Token, args: tuple[ast.CaveatType, ...] = ()) -> ast.CaveatType:
-        return ast.CaveatType(str(name), tuple(args), span=_meta_span(meta))
+    def caveat_type(self, children: list[Any]) -> ast.CaveatType:
+        args = children[1].value if len(children) > 1 else ()
+        return ast.CaveatType(str(children[0]), args, span=_span(children))
 
-    def caveat_type_args(self, meta: Any, *args: ast.CaveatType) -> Any:
-        return args
+    def caveat_type_args(self, children: list[Any]) -> _Part:
+        return _Part(tuple(_nodes(children)), _span(children))
 
-    def caveat_body(self, meta: Any, lbrace: Token, *rest: Token) -> tuple[str, Span]:
-        rbrace = rest[-1]
-        raw = self._text[lbrace.end_pos:rbrace.start_pos]
-        inner = [t for t in rest[:-1] if t.type in {"CEL_TEXT", "LBRACE", "RBRACE"}]
+    def caveat_body(self, children: list[Any]) -> _Part:
+        lbrace, rbrace = children[0], children[-1]
+        raw = _LOCAL.text[lbrace.end_pos:rbrace.start_pos]
+        inner = [t for t in children[1:-1] if t.type in {"CEL_TEXT", "LBRACE", "RBRACE"}]
         first = inner[0] if inner else rbrace
-        return normalize_cel(raw), _token_span(first)
+        return _Part((normalize_cel(raw), _token_span(first)), _span(children))
+
+
+_LARK = Lark.open(
+    "grammar.lark",
+    rel_to=__file__,
+    parser="lalr",
+    lexer="contextual",
+    keep_all_tokens=True,  # every token, for the spans of the rules that start or end with a keyword or `)`
+    maybe_placeholders=True,
+    postlex=_POSTLEX,
+    transformer=_ToAst(),  # tree-less: the AST is built as rules are reduced (twice as fast as a tree)
+    cache=_table_cache(),
+)
+_Statements.keywords = {
+    t.name for t in _LARK.terminals if t.pattern.type == "str" and t.pattern.value.isidentifier()
+}
+_RESERVED.update({
+    t.pattern.value: t.name for t in _LARK.terminals
+    if t.pattern.type == "str" and t.pattern.value in {"definition", "caveat", "relation", "permission", "nil", "with"}
+})
 
 
 def normalize_cel(raw: str) -> str:

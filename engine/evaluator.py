@@ -224,6 +224,12 @@ class Program:
         self.enter: Resolve = _enter_traced if traced else enter
         self._row_outcome = _row_outcome_traced if traced else _row_outcome
         self._direct = self._make_direct()
+        # The definitions that have each relation or permission name (what an arrow can reach), gathered once:
+        # asking every definition for every arrow would be quadratic in a schema's size.
+        having: dict[str, set[str]] = {}
+        for rtype, name in schema.members:
+            having.setdefault(name, set()).add(rtype)
+        self._having = {name: frozenset(types) for name, types in having.items()}
         self.members: dict[tuple[str, str], Member] = {}
         for (rtype, name), member in schema.members.items():
             self.members[(rtype, name)] = (self._relation(rtype, member) if type(member) is s.Relation
@@ -353,7 +359,7 @@ class Program:
     def _arrow(self, rtype: str, e: s.Arrow) -> Member:
         relation, target, fast, row_outcome = e.relation, e.target, self.fast, self._row_outcome
         # the subject types that have the target: any other grants nothing (and fails .all())
-        having = frozenset(t for t in self.schema.definitions if self.schema.member(t, target) is not None)
+        having = self._having.get(target, frozenset())
 
         def hop(ev: Evaluation, row: Row, depth: int, negated: bool) -> Outcome:
             if row.subject_type not in having or row.subject_id == "*":

@@ -1,0 +1,118 @@
+"""Defects the fuzzers found that are reported but not fixed yet, so that CI stays green meanwhile.
+
+Each entry names its regression test in ``test_regressions.py`` (marked
+``xfail(strict=True)``). While a defect is listed, a fuzz test that hits it
+rejects that example (``hypothesis.reject``) instead of failing, and keeps fuzzing
+everything else. When the defect is fixed, its regression test passes, the strict
+xfail turns that into a failure, and whoever fixed it removes the ``xfail`` marker
+and the entry here (docs/fuzzing.md).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from google.protobuf.message import DecodeError
+from hypothesis import reject
+
+from headwater.dsl import DslError
+from headwater.dsl.ast import Caveat, Document
+
+
+@dataclass(frozen=True)
+class KnownDefect:
+    """An exception of ``error`` whose message contains ``message``: the symptom of one reported defect."""
+
+    regression_test: str
+    error: type[BaseException]
+    message: str
+
+    def matches(self, exc: BaseException) -> bool:
+        return isinstance(exc, self.error) and self.message in str(exc)
+
+
+#: Every defect found and not fixed yet (empty when all are fixed).
+KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
+    KnownDefect("test_deeply_nested_caveat_context_is_an_invalid_relationship", RecursionError,
+                "maximum recursion depth exceeded while decoding a JSON"),
+    KnownDefect("test_deeply_nested_check_context_is_an_invalid_request", RecursionError,
+                "maximum recursion depth exceeded while encoding a JSON"),
+    KnownDefect("test_out_of_range_number_in_caveat_context_is_an_invalid_relationship", ValueError,
+                "Out of range float values are not JSON compliant"),
+    KnownDefect("test_lone_surrogate_in_caveat_context_is_refused_before_the_store", UnicodeEncodeError,
+                "surrogates not allowed"),
+)
+
+
+# Property violations (not exceptions) of reported defects, each named after its regression test.
+
+
+def mislocated_cel_error(error: DslError) -> bool:
+    """``test_cel_errors_in_a_multiline_caveat_point_at_the_offending_text``: a CEL error on a later line of a
+    caveat body, or after a comment in it, is placed at a column of another line (possibly past its end)."""
+    return error.message.startswith("invalid expression in caveat")
+
+
+def comment_in_caveat_body(doc: Document) -> bool:
+    """``test_format_keeps_a_comment_inside_a_caveat_body_once``: format_schema copies a comment inside a caveat
+    body above the caveat, once more on every run."""
+    return any(isinstance(item, Caveat) and ("//" in item.expression or "/*" in item.expression)
+               for item in doc.items)
+
+
+@dataclass(frozen=True)
+class KnownRpcDefect:
+    """A request to ``method`` for which ``request`` holds gets INTERNAL: the symptom of one reported defect."""
+
+    regression_test: str
+    method: str
+    request: Callable[[Any], bool]  # the decoded request message -> does it show the defect?
+
+    def matches(self, method: str, request: Any) -> bool:
+        return method == self.method and self.request(request)
+
+
+def _unreadable_context_json(request: Any) -> bool:
+    """A context_json that ``json`` cannot read (nested too deeply) or that holds a lone surrogate."""
+    try:
+        value = json.loads(request.context_json)
+        json.dumps(value, ensure_ascii=False).encode()
+    except (RecursionError, UnicodeEncodeError):
+        return True
+    except ValueError:
+        return False
+    return False
+
+
+#: Every defect found over gRPC and not fixed yet (empty when all are fixed).
+KNOWN_RPC_DEFECTS: tuple[KnownRpcDefect, ...] = (
+    KnownRpcDefect("test_replay_with_unreadable_context_json_is_invalid_argument", "/headwater.v1.AuditService/Replay",
+                   _unreadable_context_json),
+)
+
+
+def known_rpc_defect(method: str, payloads: list[bytes], decode: Callable[[bytes], Any]) -> bool:
+    """Whether a call that answered INTERNAL shows the symptom of a defect listed above."""
+    for payload in payloads:
+        try:
+            request = decode(payload)
+        except (DecodeError, RecursionError, ValueError):  # it does not decode: no known defect is about those
+            continue
+        if any(defect.matches(method, request) for defect in KNOWN_RPC_DEFECTS):
+            return True
+    return False
+
+
+@contextmanager
+def tolerating_known_defects() -> Iterator[None]:
+    """Reject (rather than fail) an example that shows the symptom of a defect listed above."""
+    try:
+        yield
+    except Exception as exc:
+        if any(defect.matches(exc) for defect in KNOWN_DEFECTS):
+            reject()
+        raise

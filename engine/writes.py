@@ -130,8 +130,9 @@ class Writes:
             if not actor or not reason:
                 raise DeclassificationRefusedError(
                     f"{rel}: writing or deleting a declassification needs an actor and a reason")
-            result = self.checks.decide(schema, reader, BulkCheckItem(rel.resource, r.declassify_by or "",
-                                                                      parse_subject(actor)), None)
+            # inside the write transaction: its snapshot is not committed yet, so no shared cache may learn from it
+            result = self.checks.decide_privately(schema, reader, BulkCheckItem(rel.resource, r.declassify_by or "",
+                                                                                parse_subject(actor)))
             if not result.allowed:
                 raise DeclassificationRefusedError(
                     f"{rel}: {actor} may not declassify on {rel.resource}: it needs `{r.declassify_by}` there "

@@ -43,8 +43,9 @@ from ..errors import (
 )
 from ..evaluator import Resolve, enter, evaluate, program
 from ..explain import Explanation, Recorder
+from ..lineage import Lineage
 from ..outcome import FALSE, TRUE, Outcome, Tri
-from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
+from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject, validate_context
 from ..results import BulkCheckItem, BulkCheckResult, CheckResult, Permissionship
 from ..store import Reader, Revision
 
@@ -212,8 +213,9 @@ class CheckQuery:
 
     def evaluate(self, schema: dsl_schema.Schema, reader: Reader, resource: ObjectRef, permission: str,
                  subject: SubjectRef, context: dict[str, Any], context_key: str,
-                 resolve: Resolve | None, budget: Budget | None = None) -> Outcome:
-        """The evaluator's outcome for one check, through ``resolve`` (None: the chain of a check of its own)."""
+                 resolve: Resolve | None, budget: Budget | None = None, *, private: bool = False) -> Outcome:
+        """The evaluator's outcome for one check, through ``resolve`` (None: the chain of a check of its own).
+        ``private``: the lineage answers are not cached either (see :meth:`decide_privately`)."""
         ctx = self.ctx
         if budget is None:
             budget = ctx.budget()
@@ -225,8 +227,20 @@ class CheckQuery:
                         srel, max_depth=ctx.config.limits.max_depth, context=context,
                         scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type, subject.id,
                                                srel),
-                        lineage=ctx.lineage(schema, reader, budget), resolve=resolve, now=ctx.clock().timestamp(),
-                        budget=budget)
+                        lineage=(Lineage(schema, reader, None, budget) if private
+                                 else ctx.lineage(schema, reader, budget)),
+                        resolve=resolve, now=ctx.clock().timestamp(), budget=budget)
+
+    def decide_privately(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> CheckResult:
+        """The answer to one item at ``reader``'s snapshot without reading or filling any shared cache: for a
+        check made inside a write transaction (a declassification's authorization), whose snapshot is not
+        committed yet; were that transaction (or the group commit it is part of) to fail, its revision number
+        would name other data, and an answer cached under it would be wrong."""
+        resource, subject, context, context_key = self._prepare(schema, item)
+        outcome = self.evaluate(schema, reader, resource, item.permission, subject, context, context_key,
+                                chain.resolver(enter, memo={}, cache=None), private=True)
+        permissionship, missing = permissionship_of(outcome)
+        return CheckResult(permissionship, encode_token(reader.revision), missing)
 
     def request_chain(self) -> Resolve:
         """The chain for one request of many checks (a bulk check, a lookup): a memo of its own, then the shared
@@ -279,6 +293,7 @@ class CheckQuery:
         if subject.type not in schema.definitions:
             raise InvalidRequestError(f"object definition `{subject.type}` not found (subject {subject})")
         context = dict(item.context or {})
+        validate_context(context)
         context_key = keys.context_key(context)
         limit = self.ctx.config.limits.max_caveat_context_bytes
         if len(context_key.encode()) > limit:

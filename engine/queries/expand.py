@@ -24,7 +24,7 @@ from ..consistency import Consistency, encode_token
 from ..context import Context
 from ..evaluator import stack_exhausted
 from ..expand import ExpandNode, expand
-from ..relationships import ObjectRef, parse_object
+from ..relationships import ObjectRef, parse_object, validate_context
 
 __all__ = ["ExpandQuery"]
 
@@ -39,6 +39,7 @@ class ExpandQuery:
                consistency: Consistency | None = None) -> tuple[ExpandNode, str]:
         """See :meth:`~headwater.engine.Engine.expand`."""
         res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
+        validate_context(context)
         max_depth = self.ctx.config.limits.max_depth
         with self.ctx.snapshot(consistency) as (reader, schema):
             budget = self.ctx.budget()

@@ -33,7 +33,7 @@ from ..context import Context
 from ..errors import InvalidRequestError, UnknownPermissionError
 from ..lookup import FRESH_ID, candidate_resources, candidate_subjects
 from ..paging import Place, validate_limit
-from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
+from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject, validate_context
 from ..results import (
     BulkCheckItem,
     CheckResult,
@@ -62,6 +62,7 @@ class LookupQuery:
         """See :meth:`~headwater.engine.Engine.lookup_resources`."""
         start = time.perf_counter_ns()
         subj = subject if isinstance(subject, SubjectRef) else parse_subject(subject)
+        validate_context(context)
         query = json.dumps(["LR", resource_type, permission, str(subj), dict(context or {})], sort_keys=True,
                            default=str)
         validate_limit(limit)
@@ -103,6 +104,7 @@ class LookupQuery:
         start = time.perf_counter_ns()
         res = resource if isinstance(resource, ObjectRef) else parse_object(resource)
         relation = None if subject_relation in (None, "", "...") else subject_relation
+        validate_context(context)
         query = json.dumps(["LS", str(res), permission, subject_type, relation, dict(context or {})],
                            sort_keys=True, default=str)
         validate_limit(limit)

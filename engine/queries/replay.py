@@ -29,7 +29,7 @@ from ..audit import AuditLog, AuditRecord, RecordKind, context_digest
 from ..consistency import Consistency
 from ..context import Context
 from ..errors import InvalidRequestError, NotFoundError, RevisionUnavailableError
-from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
+from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject, validate_context
 from ..results import CheckResult, ReplayResult
 from .check import CheckQuery, permissionship_of
 
@@ -47,6 +47,7 @@ class ReplayQuery:
                permission: str | None = None, subject: SubjectRef | str | None = None,
                before: datetime | None = None, context: Mapping[str, Any] | None = None) -> ReplayResult:
         """See :meth:`~headwater.engine.Engine.replay`."""
+        validate_context(context, "replay context")
         record = self._record(audit, record_id, resource, permission, subject, before)
         notes = []
         if context is not None:

@@ -34,7 +34,7 @@ from ..api import Engine
 from ..audit import RecordKind
 from ..config import Config
 from ..errors import DeadlineExceededError, InvalidRequestError, LimitExceededError, RequestCancelledError
-from ..relationships import Relationship
+from ..relationships import Relationship, validate_context
 from . import convert
 from .admission import HeavyCalls
 from .errors import REVISION_METADATA_KEY, ShuttingDownError, item_error_code
@@ -461,8 +461,11 @@ class Servicer:
 def _replay_context(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)
+    except RecursionError:
+        raise InvalidRequestError("context_json is nested too deeply") from None
     except ValueError as exc:
         raise InvalidRequestError(f"context_json is not valid JSON: {exc}") from None
     if not isinstance(value, dict):
         raise InvalidRequestError("context_json must be a JSON object")
+    validate_context(value, "context_json")
     return value

@@ -341,3 +341,13 @@ def test_expand_agrees_with_check_on_the_example() -> None:
             assert any(f.covers(subject) for f in found) == granted, (resource, permission, u)
             compared += 1
     assert compared == 72
+
+
+def test_a_declassification_is_authorized_without_the_shared_caches(engine: Engine) -> None:
+    """The authorization runs inside the write transaction, at a revision not committed yet (and, with group
+    commit, possibly never: a failed commit frees its revision numbers for other data). So it neither reads
+    nor fills the check or lineage caches."""
+    engine.touch("dataset:d#steward@user:stew", "dataset:d#label@sensitivity:pii")
+    engine.clear_caches()
+    engine.touch("dataset:d#scrubbed@sensitivity:pii", actor="user:stew", reason="tokenized")
+    assert len(engine.caches.checks) == 0 and len(engine.caches.lineage) == 0

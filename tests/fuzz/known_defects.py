@@ -36,16 +36,7 @@ class KnownDefect:
 
 
 #: Every defect found and not fixed yet (empty when all are fixed).
-KNOWN_DEFECTS: tuple[KnownDefect, ...] = (
-    KnownDefect("test_deeply_nested_caveat_context_is_an_invalid_relationship", RecursionError,
-                "maximum recursion depth exceeded while decoding a JSON"),
-    KnownDefect("test_deeply_nested_check_context_is_an_invalid_request", RecursionError,
-                "maximum recursion depth exceeded while encoding a JSON"),
-    KnownDefect("test_out_of_range_number_in_caveat_context_is_an_invalid_relationship", ValueError,
-                "Out of range float values are not JSON compliant"),
-    KnownDefect("test_lone_surrogate_in_caveat_context_is_refused_before_the_store", UnicodeEncodeError,
-                "surrogates not allowed"),
-)
+KNOWN_DEFECTS: tuple[KnownDefect, ...] = ()
 
 
 # Property violations (not exceptions) of reported defects, each named after its regression test.

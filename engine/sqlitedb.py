@@ -64,6 +64,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from .budget import current as current_budget
 from .errors import StoreError, StoreUnavailableError, WriteConflictError
 
 __all__ = ["Connection", "DriverError", "GROUP_LIMIT", "Migration", "SqliteFile", "transaction"]
@@ -130,6 +131,10 @@ def transaction(db: Connection, begin: str = "BEGIN") -> Iterator[None]:
         if db.in_transaction:
             db.execute("ROLLBACK")
         raise
+
+
+#: How often a write waiting in line looks at its request's deadline and cancellation (seconds).
+_LINE_POLL = 0.05
 
 
 class SqliteFile:
@@ -335,18 +340,25 @@ class SqliteFile:
         item = _Work(work, action, contextvars.copy_context())
         turn = self._turn
         deadline = time.monotonic() + self._busy_timeout
+        budget = current_budget(None)  # the request's deadline and cancellation end a wait in line too
         with turn:
             self._line.append(item)
         while True:
             with turn:
                 while self._committing and not item.done:
                     left = deadline - time.monotonic()
-                    if left <= 0 and item in self._line:  # not taken into a group yet: give up, as SQLite would
-                        self._line.remove(item)
-                        raise StoreUnavailableError(
-                            f"cannot {action}: {self.place} is busy (waited {self._busy_timeout:g} s in line "
-                            f"behind other writes){self._busy_advice}")
-                    turn.wait(left if left > 0 else None)
+                    if item in self._line:  # not taken into a group yet: it may still give up
+                        if left <= 0:  # as SQLite would
+                            self._line.remove(item)
+                            raise StoreUnavailableError(
+                                f"cannot {action}: {self.place} is busy (waited {self._busy_timeout:g} s in line "
+                                f"behind other writes){self._busy_advice}")
+                        try:
+                            budget.checkpoint()
+                        except BaseException:
+                            self._line.remove(item)
+                            raise
+                    turn.wait(min(left, _LINE_POLL) if left > 0 else None)
                 if item.done:
                     break
                 self._committing = True

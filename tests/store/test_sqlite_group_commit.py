@@ -336,3 +336,34 @@ def test_a_write_that_waits_in_line_longer_than_the_busy_timeout_gives_up_unwrit
         assert writes.join()["first"] == 1
         assert read_all(store) == ["doc:1#viewer@user:a"]
         assert store.write([touch("doc:2#viewer@user:b")]) == 2
+
+
+def test_a_write_waiting_in_line_leaves_it_at_its_deadline(tmp_path) -> None:
+    """A write queued behind a long one stops waiting when its request's deadline passes (DeadlineExceededError),
+    and is not written; the long one still commits."""
+    import threading
+
+    from headwater.engine.budget import limits
+    from headwater.engine.errors import DeadlineExceededError
+    from headwater.engine.sqlitedb import SqliteFile
+
+    f = SqliteFile(tmp_path / "line.db", name="test file")
+    with f.connection() as db:
+        db.execute("CREATE TABLE t (x INTEGER)")
+    started, release = threading.Event(), threading.Event()
+
+    def long_write(db) -> None:
+        db.execute("INSERT INTO t VALUES (1)")
+        started.set()
+        release.wait(10)
+
+    holder = threading.Thread(target=lambda: f.write(long_write, "hold the line"))
+    holder.start()
+    assert started.wait(10)
+    with limits(timeout=0.1), pytest.raises(DeadlineExceededError):
+        f.write(lambda db: db.execute("INSERT INTO t VALUES (2)"), "wait in line")
+    release.set()
+    holder.join(10)
+    with f.connection() as db:
+        assert [r[0] for r in db.execute("SELECT x FROM t")] == [1]
+    f.close()

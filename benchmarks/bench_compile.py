@@ -82,11 +82,16 @@ def largest_schemas(limits: SchemaLimits) -> dict[str, str]:
         return (f"definition d{i:05d} {{\n    relation owner: user | team#member\n    relation parent: d{i:05d}\n"
                 f"    permission view = owner + parent->view\n}}")
 
+    def fitting(per_member: int) -> int:
+        """Members per definition: the limit, or fewer when a definition of that many would not fit in ``b``."""
+        return max(2, min(members, (b - len(head) - 100) // per_member))
+
     def wide(i: int) -> str:
-        half = members // 2
+        count = fitting(48)
+        half = count // 2
         rels = [f"    relation r{j:04d}: user | team#member" for j in range(half)]
-        perms = [f"    permission p{j:04d} = r{j:04d} + " + (f"p{j - 1:04d}" if j else "r0001") + f" - r{(j * 7) % half:04d}"
-                 for j in range(members - half)]
+        perms = [f"    permission p{j:04d} = r{j:04d} + " + (f"p{j - 1:04d}" if j else "r0001")
+                 + f" - r{(j * 7) % half:04d}" for j in range(count - half)]
         return f"definition wide{i:03d} {{\n" + "\n".join(rels + perms) + "\n}"
 
     def deep_expression(n: int) -> str:
@@ -96,7 +101,8 @@ def largest_schemas(limits: SchemaLimits) -> dict[str, str]:
         return e[1:-1]
 
     def deep(i: int) -> str:
-        perms = [f"    permission p{j:04d} = {deep_expression(nesting)}" for j in range(members - 2)]
+        line = f"    permission p0000 = {deep_expression(nesting)}"
+        perms = [f"    permission p{j:04d} = {deep_expression(nesting)}" for j in range(fitting(len(line) + 1) - 2)]
         return f"definition deep{i:03d} {{\n    relation aaa: user\n    relation bbb: user\n" + "\n".join(perms) + "\n}"
 
     def dense(i: int) -> str:

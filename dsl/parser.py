@@ -4,6 +4,9 @@ The grammar lives in ``grammar.lark``. A small post-lexer reproduces SpiceDB's
 statement rule (a newline ends a statement when it follows a name, a keyword,
 ``)``, ``}`` or ``*``) and collects comments so that the tree keeps them
 (``dsl/comments.py`` attaches each to its element), and ``headwater fmt`` loses nothing.
+The AST is built as lark's LALR parser reduces each rule, with no parse tree in
+between and no recursion, and the schema's limits (``dsl/limits.py``) are checked
+on it before anything else walks it.
 
 Example::
 

@@ -183,6 +183,16 @@ def _on_cycles(graph: dict[str, list[str]]) -> list[str]:
 
 def _arrows(e: schema.Expr, a: ast.Expr) -> Iterator[tuple[schema.Arrow, Span]]:
     """Each compiled arrow with the span of its source (matched by walking both trees)."""
+    arrows: list[schema.Arrow] = []
+    cstack: list[schema.Expr] = [e]
+    while cstack:
+        node = cstack.pop()
+        if isinstance(node, schema.Arrow):
+            arrows.append(node)
+        else:
+            cstack.extend(_children(node))
+    if not arrows:
+        return
     spans = {}
     stack: list[ast.Expr] = [a]
     while stack:
@@ -191,13 +201,8 @@ def _arrows(e: schema.Expr, a: ast.Expr) -> Iterator[tuple[schema.Arrow, Span]]:
             spans.setdefault((node.left.name, node.target), node.span)
         elif isinstance(node, (ast.Union, ast.Intersection, ast.Exclusion)):
             stack.extend((node.left, node.right))
-    cstack: list[schema.Expr] = [e]
-    while cstack:
-        node = cstack.pop()
-        if isinstance(node, schema.Arrow):
-            yield node, spans.get((node.relation, node.target), ast.NO_SPAN)
-        else:
-            cstack.extend(_children(node))
+    for arrow in arrows:
+        yield arrow, spans.get((arrow.relation, arrow.target), ast.NO_SPAN)
 
 
 class _WildcardReach:

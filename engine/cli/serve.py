@@ -57,7 +57,7 @@ _SETTINGS = (
     arg("--max-message-bytes", type=int, metavar="N", help="largest request or response message (default 4194304)"),
     arg("--max-depth", type=int, metavar="N", help="longest dispatch chain in one check (default 50)"),
     arg("--max-schema-bytes", type=int, metavar="N", help="bytes of schema text one schema write may send "
-                                                           "(default 1048576)"),
+                                                           "(default 524288)"),
     arg("--max-schema-definitions", type=int, metavar="N",
         help="definitions, caveats and classifications in one schema (default 5000)"),
     arg("--max-definition-members", type=int, metavar="N",

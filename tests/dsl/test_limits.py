@@ -146,7 +146,7 @@ def test_a_huge_input_is_refused_before_it_is_parsed() -> None:
     text = "definition doc {}\n" * 600_000  # 10.8 MB
     with pytest.raises(SchemaLimitError) as info:
         compile_schema(text)
-    assert (info.value.line, info.value.column) == (58_255, 5)  # byte 1,048,576
+    assert (info.value.line, info.value.column) == (29_128, 3)  # byte 524,288
 
 
 def test_definition_limit_counts_definitions_caveats_and_classifications() -> None:

@@ -142,7 +142,7 @@ def test_lint_handles_a_long_flat_expression_and_a_huge_file(tmp_path: Path,
     assert main(["lint", str(many), str(huge)]) == 1
     out = capsys.readouterr().out
     assert f"{many}:5001:12: too many definitions: more than the limit of 5,000" in out
-    assert f"{huge}:58255:5: schema too large: 3,600,000 bytes, more than the limit of 1,048,576 bytes" in out
+    assert f"{huge}:29128:3: schema too large: 3,600,000 bytes, more than the limit of 524,288 bytes" in out
 
 
 def test_fmt_reports_deep_nesting_with_its_position(deep_file: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -59,7 +59,7 @@ class Budget:
     :param cancelled: returns True once the request is to stop (the caller went away, the server stops).
     """
 
-    __slots__ = ("cancelled", "deadline", "left", "max_work", "pause")
+    __slots__ = ("cancelled", "deadline", "left", "max_work", "pause", "until_checkpoint")
 
     def __init__(self, *, max_work: int | None = None, deadline: float | None = None,
                  cancelled: Callable[[], bool] | None = None) -> None:
@@ -68,6 +68,7 @@ class Budget:
         self.deadline = deadline
         self.cancelled = cancelled
         self.pause: Callable[[], object] | None = None  # called at each checkpoint (a heavy call making way)
+        self.until_checkpoint = 0  # units of work before the next checkpoint (the first work checks at once)
 
     def checkpoint(self) -> None:
         """Raise if the request must stop now: past its deadline (first: a caller's deadline also makes it
@@ -81,28 +82,33 @@ class Budget:
 
     def lend(self) -> int:
         """Up to :data:`STEP` units for a hot loop to count down itself (return what is left with :meth:`repay`);
-        checks the deadline and the caller first."""
-        self.checkpoint()
+        checks the deadline and the caller first when :data:`STEP` units were used since the last check."""
+        if self.until_checkpoint <= 0:
+            self.checkpoint()
+            self.until_checkpoint = STEP
         if self.left <= 0:
             raise self._over()
         n = STEP if self.left > STEP else self.left
         self.left -= n
+        self.until_checkpoint -= n
         return n
 
     def repay(self, units: int) -> None:
         """Give back units lent and not spent."""
         if units > 0:
             self.left += units
+            self.until_checkpoint += units
 
     def spend(self, units: int) -> None:
         """Spend ``units`` (a read of that many rows, one step of a walk); checks the deadline and the caller
-        whenever the spending crosses a multiple of :data:`STEP`."""
-        before = self.left
-        self.left = before - units
+        each time :data:`STEP` more units have been used."""
+        self.left -= units
         if self.left < 0:
             raise self._over()
-        if before // STEP != self.left // STEP:
+        self.until_checkpoint -= units
+        if self.until_checkpoint <= 0:
             self.checkpoint()
+            self.until_checkpoint = STEP
 
     def _over(self) -> WorkLimitExceededError:
         return WorkLimitExceededError(

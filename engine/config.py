@@ -158,10 +158,9 @@ class ServerSettings:
     #: Threads serving calls (each in-flight call, streams included, holds one).
     workers: int = 16
     #: Heavy calls (lookups, expand, exports, listings, audit queries and verification, lineage walks) that
-    #: run at once. Others wait for a turn while heavy calls hold at most half the workers; beyond that a
-    #: heavy call is RESOURCE_EXHAUSTED at once. So half the workers stay free for checks and writes
-    #: (engine/service/admission.py).
-    heavy_calls: int = 2
+    #: run at once. Others wait for a turn while heavy calls leave a quarter of the workers (at least 2) to
+    #: everything else; beyond that a heavy call is RESOURCE_EXHAUSTED at once (engine/service/admission.py).
+    heavy_calls: int = 4
     #: Schema file written at start unless the stored schema is already the same.
     schema: str | None = None
     #: TOML file of bearer tokens (see engine/service/auth.py); required unless insecure_no_auth.

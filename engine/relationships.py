@@ -25,13 +25,13 @@ from __future__ import annotations
 import functools
 import json
 import re
-from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from typing import Any, NoReturn, TypeAlias
 
 from ..dsl import caveat_name_problem
-from .errors import InvalidRelationshipError, InvalidRequestError
+from .contexts import canonical_context, loads_context, reject_constant
+from .errors import InvalidRelationshipError
 
 __all__ = [
     "CaveatRef",
@@ -39,7 +39,6 @@ __all__ = [
     "Relationship",
     "RelationshipKey",
     "SubjectRef",
-    "context_problem",
     "format_expiration",
     "format_relationship",
     "parse_object",
@@ -47,7 +46,6 @@ __all__ = [
     "parse_subject",
     "stored_object",
     "stored_relationship",
-    "validate_context",
 ]
 
 _TYPE_RE = re.compile(r"(?:[a-z][a-z0-9_]{1,61}[a-z0-9]/)*[a-z][a-z0-9_]{1,62}[a-z0-9]")
@@ -226,78 +224,15 @@ class CaveatRef:
         if not isinstance(self.context, str):
             raise InvalidRelationshipError(f"invalid caveat context {self.context!r}: must be a JSON object text")
         where = f"CaveatRef({self.name!r})"
-        value = _loads_context(self.context, lambda t: json.loads(t, parse_constant=_reject_constant), where)
+        value = loads_context(self.context, lambda t: json.loads(t, parse_constant=reject_constant), where)
         if not isinstance(value, dict):
             raise InvalidRelationshipError(f"invalid caveat context {self.context[:200]!r}: must be a JSON object")
-        object.__setattr__(self, "context", _canonical_json(value, where))
+        object.__setattr__(self, "context", canonical_context(value, where))
 
     def context_dict(self) -> dict[str, Any]:
         """The context as a fresh dict."""
         result: dict[str, Any] = json.loads(self.context)
         return result
-
-
-def _reject_constant(name: str) -> None:
-    raise ValueError(f"{name} is not allowed in JSON")
-
-
-#: How deeply a caveat context (on a relationship or sent with a check) may nest lists and objects. gRPC's
-#: ``Struct`` stops at 100 levels; a caveat's parameters are at most a few levels deep.
-MAX_CONTEXT_NESTING = 32
-
-
-def context_problem(value: Any) -> str | None:
-    """Why ``value`` cannot be a caveat context (None if it can): nested too deeply, a key that is not a
-    string, or text that is not valid Unicode (a lone surrogate, which cannot be stored or sent). Iterative,
-    so any depth of input is safe."""
-    stack: list[tuple[Any, int]] = [(value, 0)]
-    while stack:
-        item, depth = stack.pop()
-        if isinstance(item, str):
-            try:
-                item.encode("utf-8")
-            except UnicodeEncodeError:
-                return "it holds text that is not valid Unicode (a lone surrogate)"
-        elif isinstance(item, (dict, list, tuple)):
-            if depth >= MAX_CONTEXT_NESTING:
-                return f"it nests lists and objects more than {MAX_CONTEXT_NESTING} levels deep"
-            if isinstance(item, dict):
-                for key, child in item.items():
-                    if not isinstance(key, str):
-                        return f"its key {key!r} is not a string"
-                    stack.append((key, depth + 1))
-                    stack.append((child, depth + 1))
-            else:
-                stack.extend((child, depth + 1) for child in item)
-    return None
-
-
-def validate_context(context: Mapping[str, Any] | None, what: str = "check context") -> None:
-    """Refuse a context sent with a check, a lookup, an expand or a replay that no caveat could read
-    (:func:`context_problem`), with an InvalidRequestError naming ``what``."""
-    problem = context_problem(context) if context else None
-    if problem is not None:
-        raise InvalidRequestError(f"invalid {what}: {problem}")
-
-
-def _loads_context(text: str, decode: Any, where: str) -> Any:
-    """``decode(text)`` (a JSON decoder call), every failure an InvalidRelationshipError naming ``where``."""
-    try:
-        return decode(text)
-    except RecursionError:
-        raise InvalidRelationshipError(f"invalid caveat context in {where}: nested too deeply") from None
-    except ValueError as exc:
-        raise InvalidRelationshipError(f"invalid caveat context in {where}: not valid JSON ({exc.args[0]})") from None
-
-
-def _canonical_json(value: dict[str, Any], where: str = "the relationship") -> str:
-    problem = context_problem(value)
-    if problem is not None:
-        raise InvalidRelationshipError(f"invalid caveat context in {where}: {problem}")
-    try:
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
-    except ValueError as exc:  # a number out of range (1e999 reads as inf), NaN
-        raise InvalidRelationshipError(f"invalid caveat context in {where}: {exc}") from None
 
 
 RelationshipKey: TypeAlias = "tuple[ObjectRef, str, SubjectRef]"
@@ -580,8 +515,8 @@ def _parse_suffix(suffix: str, context: str) -> tuple[CaveatRef | None, datetime
         _check((_caveat_problem(name),), context)
         context_json = "{}"
         if suffix[name_end] == ":":
-            decoder = json.JSONDecoder(parse_constant=_reject_constant)
-            value, json_end = _loads_context(suffix, lambda t: decoder.raw_decode(t, name_end + 1), repr(context))
+            decoder = json.JSONDecoder(parse_constant=reject_constant)
+            value, json_end = loads_context(suffix, lambda t: decoder.raw_decode(t, name_end + 1), repr(context))
             if not isinstance(value, dict):
                 raise InvalidRelationshipError(
                     f"invalid caveat context {suffix[name_end + 1 : json_end]!r} in {context!r}: must be a JSON object"
@@ -590,7 +525,7 @@ def _parse_suffix(suffix: str, context: str) -> tuple[CaveatRef | None, datetime
                 raise InvalidRelationshipError(
                     f"invalid relationship {context!r}: expected ']' after the caveat context"
                 )
-            context_json = _canonical_json(value, repr(context))
+            context_json = canonical_context(value, repr(context))
             name_end = json_end
         caveat = CaveatRef(name, context_json)
         pos = name_end + 1

@@ -38,7 +38,7 @@ _SETTINGS = (
     arg("--workers", type=int, metavar="N", help="threads serving calls (default 16)"),
     arg("--heavy-calls", type=int, metavar="N",
         help="lookups, expands, exports, listings and audit scans running at once; others wait while heavy "
-             "calls hold at most half the workers, more are RESOURCE_EXHAUSTED (default 2)"),
+             "calls leave a quarter of the workers free, more are RESOURCE_EXHAUSTED (default 4)"),
     arg("--db", metavar="PATH", help="SQLite database file, created on first start (default headwater.db; :memory: "
                                      "for a throw-away store)"),
     arg("--schema", metavar="FILE", help="schema file written at start unless already stored"),

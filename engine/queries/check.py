@@ -33,6 +33,7 @@ from ..audit import AuditLog
 from ..budget import Budget
 from ..consistency import Consistency, ConsistencyMode, encode_token
 from ..context import Context
+from ..contexts import validate_context
 from ..errors import (
     EngineError,
     InvalidRequestError,
@@ -45,7 +46,7 @@ from ..evaluator import Resolve, enter, evaluate, program
 from ..explain import Explanation, Recorder
 from ..lineage import Lineage
 from ..outcome import FALSE, TRUE, Outcome, Tri
-from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject, validate_context
+from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
 from ..results import BulkCheckItem, BulkCheckResult, CheckResult, Permissionship
 from ..store import Reader, Revision
 

@@ -22,9 +22,10 @@ from typing import Any
 
 from ..consistency import Consistency, encode_token
 from ..context import Context
+from ..contexts import validate_context
 from ..evaluator import stack_exhausted
 from ..expand import ExpandNode, expand
-from ..relationships import ObjectRef, parse_object, validate_context
+from ..relationships import ObjectRef, parse_object
 
 __all__ = ["ExpandQuery"]
 

@@ -30,10 +30,11 @@ from ...dsl import schema as dsl_schema
 from .. import keys
 from ..consistency import Consistency, encode_token
 from ..context import Context
+from ..contexts import validate_context
 from ..errors import InvalidRequestError, UnknownPermissionError
 from ..lookup import FRESH_ID, candidate_resources, candidate_subjects
 from ..paging import Place, validate_limit
-from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject, validate_context
+from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
 from ..results import (
     BulkCheckItem,
     CheckResult,

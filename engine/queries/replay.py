@@ -28,8 +28,9 @@ from .. import keys
 from ..audit import AuditLog, AuditRecord, RecordKind, context_digest
 from ..consistency import Consistency
 from ..context import Context
+from ..contexts import validate_context
 from ..errors import InvalidRequestError, NotFoundError, RevisionUnavailableError
-from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject, validate_context
+from ..relationships import ObjectRef, SubjectRef, parse_object, parse_subject
 from ..results import CheckResult, ReplayResult
 from .check import CheckQuery, permissionship_of
 

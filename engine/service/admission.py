@@ -4,11 +4,11 @@ A heavy call's work grows with the data, not with the request (a LookupResources
 over a deep folder tree, an export of every relationship). Each holds a worker
 thread while it runs, so twenty of them at once could hold every worker and stall
 the checks that services wait on. The server therefore lets at most
-``heavy_calls`` of them run at once (a setting, default 2); others wait for a turn
-(while their deadline allows) as long as heavy calls then hold no more than half
-the workers; a further one is refused at once with RESOURCE_EXHAUSTED, which a
-client retries later. So half the workers (8 of the default 16) are always left
-to checks and writes.
+``heavy_calls`` of them run at once (a setting, default 4); others wait for a turn
+(while their deadline allows) as long as heavy calls then leave a quarter of the
+workers (at least 2) to everything else; a further one is refused at once with
+RESOURCE_EXHAUSTED, which a client retries later. So 4 of the default 16 workers
+are always left to checks and writes.
 
 Workers are threads of one Python process, so a heavy call also competes with the
 checks for the interpreter lock, and a check that waits for the lock after each
@@ -37,7 +37,7 @@ import time
 from ..budget import Budget
 from ..errors import LimitExceededError
 
-__all__ = ["HEAVY_METHODS", "MAKE_WAY_SECONDS", "HeavyCalls"]
+__all__ = ["HEAVY_METHODS", "MAKE_WAY_SECONDS", "HeavyCalls", "reserved_workers"]
 
 #: How long a heavy call sleeps at a checkpoint while light calls run (it gives up the interpreter lock).
 MAKE_WAY_SECONDS = 0.0005
@@ -56,15 +56,20 @@ HEAVY_METHODS = frozenset({
 })
 
 
+def reserved_workers(workers: int) -> int:
+    """Workers heavy calls never hold: a quarter of them, at least 2."""
+    return max(2, workers // 4)
+
+
 class HeavyCalls:
     """At most ``slots`` heavy calls run at once and ``waiting`` more wait for a turn (until their deadline);
     any further one is refused at once with RESOURCE_EXHAUSTED."""
 
     @classmethod
     def for_workers(cls, slots: int, workers: int) -> HeavyCalls:
-        """The gate of a server with ``workers`` threads: heavy calls, running or waiting, hold at most half of
-        them (at least ``slots``)."""
-        return cls(slots, waiting=max(0, workers // 2 - slots))
+        """The gate of a server with ``workers`` threads: heavy calls, running or waiting, leave a quarter of them
+        (at least 2) to light calls."""
+        return cls(slots, waiting=max(0, workers - reserved_workers(workers) - slots))
 
     def __init__(self, slots: int, *, waiting: int) -> None:
         self.slots = slots

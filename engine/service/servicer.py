@@ -33,8 +33,9 @@ from typing import Any
 from ..api import Engine
 from ..audit import RecordKind
 from ..config import Config
+from ..contexts import validate_context
 from ..errors import DeadlineExceededError, InvalidRequestError, LimitExceededError, RequestCancelledError
-from ..relationships import Relationship, validate_context
+from ..relationships import Relationship
 from . import convert
 from .admission import HeavyCalls
 from .errors import REVISION_METADATA_KEY, ShuttingDownError, item_error_code

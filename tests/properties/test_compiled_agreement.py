@@ -27,6 +27,7 @@ from headwater.dsl import compile_schema, format_schema
 from headwater.dsl import schema as s
 from headwater.engine import Engine
 from headwater.engine import chain, keys
+from headwater.engine.budget import Budget
 from headwater.engine.cache import Cache
 from headwater.engine.errors import EngineError
 from headwater.engine.evaluator import evaluate, program
@@ -60,7 +61,8 @@ def _compiled(schema: s.Schema, reader: Reader, resource: ObjectRef, name: str, 
     scope = keys.check_scope(schema.digest, reader.revision, "", subject.type, subject.id, srel)
     return evaluate(compiled, reader, resource.type, resource.id, name, subject.type, subject.id, srel,
                     max_depth=max_depth, context=context, scope=scope, lineage=Lineage(schema, reader),
-                    resolve=chain.resolver(compiled.enter, memo={}, cache=cache), now=NOW.timestamp())
+                    resolve=chain.resolver(compiled.enter, memo={}, cache=cache), now=NOW.timestamp(),
+                    budget=Budget())
 
 
 def _outcome(run: Any, *args: Any) -> tuple[Any, ...]:

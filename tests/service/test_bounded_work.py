@@ -111,9 +111,9 @@ def test_the_work_limit_is_resource_exhausted_naming_the_limit(make_server) -> N
 
 
 def test_heavy_calls_take_turns_and_checks_keep_their_workers(make_server, monkeypatch) -> None:
-    """workers=6, heavy_calls=1: one heavy call runs, 6 // 2 - 1 = 2 wait, the next is refused at once; a check
-    is served meanwhile. The heavy calls are held open deterministically (a lookup that waits on an event)."""
-    server = make_server(workers=6, heavy_calls=1)
+    """workers=5, heavy_calls=1: one heavy call runs, 5 - 2 reserved - 1 = 2 wait, the next is refused at once;
+    a check is served meanwhile. The heavy calls are held open deterministically (a lookup that waits on an event)."""
+    server = make_server(workers=5, heavy_calls=1)
     fill(server, chain(3))
     release = threading.Event()
     running = []

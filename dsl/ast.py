@@ -306,6 +306,8 @@ class Caveat(_Documented):
     span: Span = _span()
     name_span: Span = _span()
     expression_span: Span = _span()  # where the CEL text starts (first token) in the source
+    #: for each line of ``expression``, the source (line, column) of its first character
+    expression_origins: tuple[tuple[int, int], ...] = field(default=(), compare=False, repr=False)
 
 
 @dataclass(frozen=True, slots=True)

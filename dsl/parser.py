@@ -23,6 +23,8 @@ Example::
 
 from __future__ import annotations
 
+import bisect
+
 import contextlib
 import gc
 import os
@@ -163,13 +165,16 @@ def parse_schema(text: str, *, filename: str | None = None, limits: SchemaLimits
     with _collector_paused():
         _POSTLEX.reset()
         _LOCAL.text = text
+        _LOCAL.bodies = []  # (start, end) offsets of the caveat bodies, whose comments belong to the CEL text
         try:
             doc = _LARK.parse(text)
         except UnexpectedInput as exc:
             raise _syntax_error(exc, text, filename) from None
         finally:
             _LOCAL.text = ""
-        comments = [ast.Comment(normalize_comment(str(c)), _token_span(c)) for c in _POSTLEX.comments]
+        bodies, _LOCAL.bodies = _LOCAL.bodies, []
+        comments = [ast.Comment(normalize_comment(str(c)), _token_span(c)) for c in _POSTLEX.comments
+                    if not _inside(c.start_pos, bodies)]
     errors = check_tree(doc, limits)
     if errors:
         for e in errors:
@@ -291,6 +296,12 @@ def _unclosed_brace(text: str) -> Span | None:
     except UnexpectedInput:
         return None
     return _token_span(stack[-1]) if stack else None
+
+
+def _inside(offset: int, ranges: list[tuple[int, int]]) -> bool:
+    """Whether ``offset`` lies in one of ``ranges`` (sorted, disjoint ``(start, end)`` pairs)."""
+    k = bisect.bisect_right(ranges, (offset, float("inf"))) - 1
+    return k >= 0 and ranges[k][0] <= offset < ranges[k][1]
 
 
 def _token_span(tok: Token) -> Span:
@@ -489,9 +500,9 @@ class _ToAst:
     # caveats
     def caveat(self, children: list[Any]) -> ast.Caveat:
         path, *params, body = _nodes(children)
-        expression, expression_span = body.value
+        expression, expression_span, origins = body.value
         return ast.Caveat(path.value, tuple(params), expression, span=_span(children), name_span=path.span,
-                          expression_span=expression_span)
+                          expression_span=expression_span, expression_origins=origins)
 
     def caveat_parameter(self, children: list[Any]) -> ast.CaveatParameter:
         return ast.CaveatParameter(str(children[0]), children[1], span=_span(children))
@@ -508,7 +519,10 @@ class _ToAst:
         raw = _LOCAL.text[lbrace.end_pos:rbrace.start_pos]
         inner = [t for t in children[1:-1] if t.type in {"CEL_TEXT", "LBRACE", "RBRACE"}]
         first = inner[0] if inner else rbrace
-        return _Part((normalize_cel(raw), _token_span(first)), _span(children))
+        _LOCAL.bodies.append((lbrace.end_pos, rbrace.start_pos))  # its comments stay in the expression
+        expression = normalize_cel(raw)
+        origins = _cel_origins(raw, expression, lbrace.end_line, lbrace.end_column)
+        return _Part((expression, _token_span(first), origins), _span(children))
 
 
 _LARK = Lark.open(
@@ -529,6 +543,26 @@ _RESERVED.update({
     t.pattern.value: t.name for t in _LARK.terminals
     if t.pattern.type == "str" and t.pattern.value in {"definition", "caveat", "relation", "permission", "nil", "with"}
 })
+
+
+def _cel_origins(raw: str, expression: str, line: int, column: int) -> tuple[tuple[int, int], ...]:
+    """For each line of ``expression`` (``normalize_cel(raw)``), the source (line, column) of its first character.
+
+    ``raw`` starts at ``line``:``column``. The first line starts at the body's first
+    non-blank character; each later one is the raw line ``i`` lines below it, shifted by
+    the indentation that normalizing removed (the difference in length, as only leading
+    and trailing blank space is removed).
+    """
+    skipped = len(raw) - len(raw.lstrip())
+    newlines = raw.count("\n", 0, skipped)
+    first_line = line + newlines
+    first_column = (column if not newlines else 1) + skipped - (raw.rfind("\n", 0, skipped) + 1 if newlines else 0)
+    raw_lines = raw[skipped:].split("\n")
+    origins = [(first_line, first_column)]
+    for i, text in enumerate(expression.split("\n")[1:], start=1):
+        source = raw_lines[i].rstrip() if i < len(raw_lines) else text
+        origins.append((first_line + i, 1 + max(len(source) - len(text), 0)))
+    return tuple(origins)
 
 
 def normalize_cel(raw: str) -> str:

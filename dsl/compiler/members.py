@@ -273,18 +273,20 @@ def _parameter_type(c: Compilation, cav: ast.Caveat, p: ast.CaveatParameter, t: 
 
 
 def _expression_error(c: Compilation, cav: ast.Caveat, exc: CelError) -> None:
-    """Report a CEL compile error at its place in the schema text (approximately: the CEL text is dedented)."""
+    """Report a CEL compile error at its place in the schema text."""
     c.error(CaveatError, f"invalid expression in caveat `{cav.name}`: {exc.message}",
             _expression_span(cav, exc.line, exc.column))
 
 
 def _expression_span(cav: ast.Caveat, line: int, column: int) -> Span:
-    """Map a position inside the (dedented) CEL text back to the schema text, approximately."""
-    start = cav.expression_span
-    if not start.line:
-        return cav.span
-    if line <= 1:
-        col = start.column + max(column - 1, 0)
-        return Span(start.start, start.start + 1, start.line, col, start.line, col + 1)
-    return Span(start.start, start.start + 1, start.line + line - 1, max(column, 1), start.line + line - 1,
-                max(column, 1) + 1)
+    """Map a position inside the (dedented) CEL text back to the schema text.
+
+    A column past the end of its line (CEL reports an unexpected end there) is placed just after it.
+    """
+    lines = cav.expression.split("\n")
+    if not cav.expression_origins or not 1 <= line <= len(cav.expression_origins):
+        return cav.expression_span if cav.expression_span.line else cav.span
+    origin_line, origin_column = cav.expression_origins[line - 1]
+    col = origin_column + min(max(column, 1), len(lines[line - 1]) + 1) - 1
+    offset = cav.expression_span.start
+    return Span(offset, offset + 1, origin_line, col, origin_line, col + 1)

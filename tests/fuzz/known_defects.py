@@ -19,8 +19,6 @@ from typing import Any
 from google.protobuf.message import DecodeError
 from hypothesis import reject
 
-from headwater.dsl import DslError
-from headwater.dsl.ast import Caveat, Document
 
 
 @dataclass(frozen=True)
@@ -37,22 +35,6 @@ class KnownDefect:
 
 #: Every defect found and not fixed yet (empty when all are fixed).
 KNOWN_DEFECTS: tuple[KnownDefect, ...] = ()
-
-
-# Property violations (not exceptions) of reported defects, each named after its regression test.
-
-
-def mislocated_cel_error(error: DslError) -> bool:
-    """``test_cel_errors_in_a_multiline_caveat_point_at_the_offending_text``: a CEL error on a later line of a
-    caveat body, or after a comment in it, is placed at a column of another line (possibly past its end)."""
-    return error.message.startswith("invalid expression in caveat")
-
-
-def comment_in_caveat_body(doc: Document) -> bool:
-    """``test_format_keeps_a_comment_inside_a_caveat_body_once``: format_schema copies a comment inside a caveat
-    body above the caveat, once more on every run."""
-    return any(isinstance(item, Caveat) and ("//" in item.expression or "/*" in item.expression)
-               for item in doc.items)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ page) concatenate to the full answer, each item exactly once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from ..dsl import schema as s
@@ -31,12 +31,13 @@ from .budget import Budget
 from .errors import MaxDepthExceededError
 from .lineage import Lineage
 from .relationships import ObjectRef, SubjectRef, stored_object
-from .store import NO_SUBJECT_RELATION, Reader, RelationshipFilter
+from .store import NO_SUBJECT_RELATION, Reader, RelationshipFilter, Row
 
 __all__ = ["FRESH_ID", "candidate_resources", "candidate_subjects"]
 
 # An id no relationship names (checked by the caller): stands for "any subject the walk never reached".
 FRESH_ID = "hw-unreached-subject"
+READ_PAGE = 4096  # rows per reverse read; the budget is checked between pages
 
 
 def candidate_resources(schema: s.Schema, reader: Reader, resource_type: str, name: str,
@@ -241,24 +242,32 @@ class _Backward:
         key = (type_, relation, subject)
         hit = self._reads.get(key)
         if hit is None:
-            found = self.reader.read(RelationshipFilter(resource_type=type_, relation=relation,
-                                                        subject_type=subject.type, subject_id=subject.id,
-                                                        subject_relation=subject.relation or NO_SUBJECT_RELATION))
-            hit = frozenset(row.resource_id for row in found)
-            if self.budget is not None:
-                self.budget.spend(1 + len(hit))
+            hit = frozenset(row.resource_id for row in self._pages(RelationshipFilter(
+                resource_type=type_, relation=relation, subject_type=subject.type, subject_id=subject.id,
+                subject_relation=subject.relation or NO_SUBJECT_RELATION)))
             self._reads[key] = hit
         return hit
+
+    def _pages(self, filter: RelationshipFilter) -> Iterator[Row]:
+        """The rows ``filter`` matches, read :data:`READ_PAGE` at a time, each page paid for before the next is
+        read (so a deadline or the work limit stops a read of a million rows within one page)."""
+        after = None
+        while True:
+            page = self.reader.read(filter, after=after, limit=READ_PAGE)
+            if self.budget is not None:
+                self.budget.spend(1 + len(page))
+            yield from page
+            if len(page) < READ_PAGE:
+                return
+            after = page[-1].key
 
     def _all_ids(self, type_: str) -> set[str]:
         """Every object of ``type_`` that appears in a relationship (for ``cleared``/``upstream`` alone)."""
         hit = self._all.get(type_)
         if hit is None:
-            hit = {row.resource_id for row in self.reader.read(RelationshipFilter(resource_type=type_))}
-            hit |= {row.subject_id for row in self.reader.read(RelationshipFilter(subject_type=type_))
+            hit = {row.resource_id for row in self._pages(RelationshipFilter(resource_type=type_))}
+            hit |= {row.subject_id for row in self._pages(RelationshipFilter(subject_type=type_))
                     if row.subject_id != "*"}
-            if self.budget is not None:
-                self.budget.spend(1 + len(hit))
             self._all[type_] = hit
         return hit
 

@@ -121,6 +121,27 @@ def filter_sql(filter: RelationshipFilter) -> tuple[str, dict[str, Any]]:
     return " AND ".join(clauses), params
 
 
+_AFTER_PARAMS = ("a_resource_type", "a_resource_id", "a_relation", "a_subject_type", "a_subject_id",
+                 "a_subject_relation")
+
+
+def _after_sql(filter: RelationshipFilter, after: RowKey, params: dict[str, Any]) -> str:
+    """The condition "key after ``after``" (in key order), adding its parameters to ``params``.
+
+    When the filter fixes every key column but the resource id to ``after``'s values (the reverse
+    read of a lookup, paged), the condition is just ``resource_id > ?``: a range the subject index
+    seeks to, so each page starts where the last one ended. The row-value comparison, equivalent
+    there, makes SQLite's planner scan and sort every match again for each page.
+    """
+    fixed = (filter.resource_type, filter.relation, filter.subject_type, filter.subject_id,
+             filter.stored_subject_relation)
+    if fixed == (after[0], after[2], after[3], after[4], after[5]):
+        params["a_resource_id"] = after[1]
+        return "resource_id > :a_resource_id"
+    params.update(zip(_AFTER_PARAMS, after))
+    return f"({KEY_ORDER}) > (:{', :'.join(_AFTER_PARAMS)})"
+
+
 class SqliteReader:
     """One snapshot: queries on a connection inside its read (or write) transaction."""
 
@@ -239,10 +260,7 @@ class SqliteReader:
              limit: int | None = None) -> list[Row]:
         where, params = filter_sql(filter)
         if after is not None:
-            where += (f" AND ({KEY_ORDER}) > (:a_resource_type, :a_resource_id, :a_relation, "
-                      ":a_subject_type, :a_subject_id, :a_subject_relation)")
-            params.update(zip(("a_resource_type", "a_resource_id", "a_relation", "a_subject_type", "a_subject_id",
-                               "a_subject_relation"), after))
+            where += " AND " + _after_sql(filter, after, params)
         sql = f"SELECT {COLUMNS} FROM {table_for(filter)} WHERE {where} AND {VISIBLE} ORDER BY {KEY_ORDER}"
         if limit is not None:
             sql += " LIMIT :limit"

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from headwater.engine import Engine, MemoryStore
+from headwater.engine import Engine, MemoryStore, lookup
 from headwater.engine.budget import STEP, Budget, limits, use
 from headwater.engine.config import Config
 from headwater.engine.errors import (
@@ -84,6 +84,35 @@ def test_a_chain_of_4000_is_refused_before_reading_it_all() -> None:
             engine.lookup_resources("doc", "view", "user:end")
         spent.append((1 << 62) - budget.left)
     assert spent[0] == spent[1]
+
+
+def wide(engine: Engine, n: int) -> Engine:
+    """``doc:w0 ... doc:w{n-1}``, each with ``viewer@user:many`` (one reverse read of ``n`` rows)."""
+    engine.write_schema(CHAIN_SCHEMA)
+    engine.touch(*[f"doc:w{i}#viewer@user:many" for i in range(n)])
+    return engine
+
+
+@pytest.mark.parametrize("store", ["memory", "sqlite"])
+def test_a_reverse_read_is_paged_and_each_page_is_paid_before_the_next(
+        store: str, tmp_path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(lookup, "READ_PAGE", 7)
+    engine = wide(Engine(MemoryStore()) if store == "memory" else Engine.open(tmp_path / "w.db"), 50)
+    found = {r.resource_id for r in engine.lookup_resources("doc", "view", "user:many", limit=1000).results}
+    assert found == {f"w{i}" for i in range(50)}  # every page, no row twice or lost at a page boundary
+    pages = []
+    read = lookup._Backward._pages
+
+    def counted(self, filter):  # type: ignore[no-untyped-def]
+        for row in read(self, filter):
+            pages.append(row)
+            yield row
+
+    monkeypatch.setattr(lookup._Backward, "_pages", counted)
+    engine.clear_caches()
+    with limits(max_work=10), pytest.raises(WorkLimitExceededError):
+        engine.lookup_resources("doc", "view", "user:many")
+    assert len(pages) < 50  # stopped within the second page, not after reading all 50
 
 
 # --- the work limit ----------------------------------------------------------------------------------------

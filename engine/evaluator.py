@@ -26,8 +26,16 @@ Semantics, all matching SpiceDB:
 - Cycles in the data: a sub-problem that meets itself on its own path is cut and
   counts as FALSE (the least fixed point: a cycle of unions and intersections can
   never grant by itself); such outcomes are path-dependent and never cached. A cycle
-  through the subtracted side of an exclusion has no defined answer and raises
-  :class:`MaxDepthExceededError`, as does going past the depth limit; both name the path.
+  through the subtracted side of an exclusion has no defined answer: it raises
+  :class:`MaxDepthExceededError` naming the path, as going past the depth limit does,
+  but only if the answer depends on it (below).
+- Errors matter only where the answer depends on them (SpiceDB's behaviour): a caveat
+  that fails to evaluate, or a cycle through an exclusion, is an outcome that fails
+  (:func:`.outcome.failed`). A union that another branch grants, an intersection that
+  another branch denies, an exclusion whose base is false or whose subtracted side
+  holds: each is decided without it, whatever the order of the branches. Otherwise the
+  failure reaches the top and the check raises it. Going past the depth limit always
+  raises at once (it bounds the work).
 
 How it is fast (a check is thousands of small steps, and in Python each step's
 overhead is the cost): each ``(definition, relation or permission)`` becomes a
@@ -71,9 +79,9 @@ from . import keys
 from .budget import Budget
 from .cache import Cache
 from .caveats import caveat_verdict
-from .errors import MaxDepthExceededError, UnknownPermissionError
+from .errors import CaveatEvaluationError, MaxDepthExceededError, UnknownPermissionError
 from .lineage import Lineage, LineageStep
-from .outcome import FALSE, TRUE, AllOf, AnyOf, Outcome, Tri, both, negate
+from .outcome import FALSE, TRUE, AllOf, AnyOf, Outcome, Tri, both, failed, negate
 from .relationships import ObjectRef, stored_object
 from .store import Reader, Row
 
@@ -173,8 +181,9 @@ def enter(ev: Evaluation, rtype: str, rid: str, name: str, depth: int, negated: 
     stack = ev.stack
     if first is not None:  # the request meets itself on its own path: cut (least fixed point)
         if negated or any(step[3] for step in stack[first + 1:]):
-            raise MaxDepthExceededError("cycle through an exclusion has no defined answer: "
-                                        + _path_text(stack[first:] + [(rtype, rid, name, negated)]))
+            # No defined answer; an error only if the check depends on it (another branch may decide).
+            return failed(MaxDepthExceededError("cycle through an exclusion has no defined answer: "
+                                                + _path_text(stack[first:] + [(rtype, rid, name, negated)])))
         return Outcome(Tri.FALSE, cut=True)
     active[where] = len(stack)
     stack.append((rtype, rid, name, negated))
@@ -200,7 +209,10 @@ def _row_outcome(ev: Evaluation, row: Row) -> Outcome:
     expires = row.expires_at_us
     if row.caveat_name is None:
         return TRUE if expires is None else Outcome(Tri.TRUE, valid_until=expires / 1_000_000)
-    value, missing = caveat_verdict(ev.schema, ev.context, row)
+    try:
+        value, missing = caveat_verdict(ev.schema, ev.context, row)
+    except CaveatEvaluationError as exc:  # an error only if the check depends on this relationship
+        return failed(exc, None if expires is None else expires / 1_000_000)
     return Outcome(value, missing, None if expires is None else expires / 1_000_000)
 
 
@@ -554,11 +566,14 @@ def evaluate(program: Program, reader: Reader, resource_type: str, resource_id: 
     ev = Evaluation(program, reader, context, lineage, now, scope, resolve, tracer, subject_type, subject_id,
                     subject_relation, budget)
     try:
-        return ev.resolve(ev, resource_type, resource_id, name, max_depth + 1, False)
+        outcome = ev.resolve(ev, resource_type, resource_id, name, max_depth + 1, False)
     except RecursionError:
         raise stack_exhausted(max_depth) from None
     finally:
         budget.repay(ev.ticks)
+    if outcome.error is not None:
+        raise outcome.error.with_traceback(None)
+    return outcome
 
 
 def stack_exhausted(max_depth: int) -> MaxDepthExceededError:

@@ -17,7 +17,9 @@ the check engine (:mod:`.check`):
 - Caveats, as in check: stored context wins over ``context``; a relationship whose caveat
   is false is left out (under ``.all()`` it becomes an empty leaf, which empties the
   intersection, as check says false); an undecided one is kept and marked ``caveated``
-  (on the leaf subject, or on the node its subject set or arrow hop expands to).
+  (on the leaf subject, or on the node its subject set or arrow hop expands to). A caveat
+  that fails to evaluate under ``context`` (a value of the wrong type) is undecided too:
+  expand, like SpiceDB's (which evaluates no caveat), does not fail for it.
   Expired relationships are invisible (the reader hides them).
 - Cycles in the data: an ``object#relation`` already on the current path expands to an
   empty leaf there. Going deeper than ``max_depth`` raises :class:`MaxDepthExceededError`
@@ -67,7 +69,7 @@ from typing import Any
 from ..dsl import schema as s
 from .budget import Budget
 from .caveats import caveat_verdict
-from .errors import InvalidRequestError, MaxDepthExceededError, UnknownPermissionError
+from .errors import CaveatEvaluationError, InvalidRequestError, MaxDepthExceededError, UnknownPermissionError
 from .lineage import Lineage
 from .outcome import Tri
 from .relationships import ObjectRef, Relationship, SubjectRef, stored_object
@@ -199,7 +201,12 @@ class _Expander:
         """Whether the relationship's caveat holds: TRUE (or no caveat), FALSE, or UNKNOWN (context missing)."""
         if row.caveat_name is None:
             return Tri.TRUE
-        return caveat_verdict(self.schema, self.context, row)[0]
+        try:
+            return caveat_verdict(self.schema, self.context, row)[0]
+        except CaveatEvaluationError:
+            return Tri.UNKNOWN  # undecided under this context: kept and marked, as SpiceDB's expand (which
+            # evaluates no caveat) keeps every caveated subject; a check that depends on it fails instead
+
 
     # ------------------------------------------------------------ expressions
 

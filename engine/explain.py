@@ -120,7 +120,8 @@ class Recorder:
     def relationship(self, row: Row, outcome: Outcome) -> None:
         note = ""
         if row.caveat_name is not None:
-            note = f"caveat {row.caveat_name}: " + _VERDICTS[outcome.value]
+            note = f"caveat {row.caveat_name}: " + (f"error: {outcome.error}" if outcome.error is not None
+                                                    else _VERDICTS[outcome.value])
         self._stack[-1].children.append(ExplainNode(str(row.relationship()), "relationship", outcome.value,
                                                     note=note))
 
@@ -130,7 +131,9 @@ class Recorder:
         node.value = outcome.value
         if outcome.value is Tri.UNKNOWN and outcome.missing:
             node.note = "needs context: " + ", ".join(sorted(outcome.missing))
-        if outcome.cut:
+        if outcome.error is not None:
+            node.note = f"no answer: {outcome.error}"
+        elif outcome.cut:
             node.note = (node.note + "; " if node.note else "") + "cycle cut"
         if replacement is not None:
             node.note = replacement

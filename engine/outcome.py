@@ -28,7 +28,7 @@ import enum
 from collections.abc import Callable
 from dataclasses import dataclass
 
-__all__ = ["FALSE", "TRUE", "AllOf", "AnyOf", "Outcome", "Tri", "both", "earliest", "negate"]
+__all__ = ["FALSE", "TRUE", "AllOf", "AnyOf", "Outcome", "Tri", "both", "earliest", "failed", "negate"]
 
 
 class Tri(enum.IntEnum):
@@ -46,7 +46,11 @@ class Outcome:
     value: Tri
     missing: frozenset[str] = frozenset()  # caveat parameters that were needed but absent (UNKNOWN only)
     valid_until: float | None = None  # epoch seconds of the earliest expiration read; None: no expiry
-    cut: bool = False  # depended on cutting a data cycle: path-dependent, not cacheable
+    cut: bool = False  # depended on cutting a data cycle (or holds an error): path-dependent, not cacheable
+    #: the sub-problem has no answer (a caveat failed, a cycle through an exclusion): value UNKNOWN, cut True.
+    #: A union that another branch grants, or an intersection or exclusion that another side denies, does not
+    #: depend on it and absorbs it; otherwise it reaches the top and the check raises it.
+    error: Exception | None = None
 
 
 FALSE = Outcome(Tri.FALSE)
@@ -65,7 +69,7 @@ def earliest(a: float | None, b: float | None) -> float | None:
 class _Gathering:
     """Outcomes being accumulated: short-circuits (``done``) on the absorbing value; empty is the neutral one."""
 
-    __slots__ = ("value", "missing", "until", "cut", "done")
+    __slots__ = ("value", "missing", "until", "cut", "done", "error")
     _neutral: Outcome
     _absorbing: Outcome
     _merge: Callable[[Tri, Tri], Tri]  # how UNKNOWN joins the value so far
@@ -76,6 +80,7 @@ class _Gathering:
         self.until: float | None = None
         self.cut = False
         self.done = False
+        self.error: Exception | None = None
 
     def add(self, o: Outcome) -> None:
         if o is self._neutral:  # the common outcomes first: nothing to merge
@@ -90,11 +95,16 @@ class _Gathering:
         if o.value is absorbing.value:
             self.value = o.value
             self.done = True
+        elif o.error is not None:
+            if self.error is None:
+                self.error = o.error  # the first, unless a later outcome decides without it
         elif o.value is Tri.UNKNOWN:
             self.value = self._merge(self.value, Tri.UNKNOWN)
             self.missing |= o.missing
 
     def result(self) -> Outcome:
+        if self.error is not None and not self.done:
+            return failed(self.error, self.until)
         return _result(self.value, self.missing, self.until, self.cut)
 
 
@@ -121,6 +131,11 @@ def _result(value: Tri, missing: set[str], until: float | None, cut: bool) -> Ou
     return Outcome(value, frozenset(missing) if value is Tri.UNKNOWN else frozenset(), until, cut)
 
 
+def failed(error: Exception, valid_until: float | None = None) -> Outcome:
+    """The outcome of a sub-problem that has no answer: ``error`` is raised if the check depends on it."""
+    return Outcome(Tri.UNKNOWN, frozenset(), valid_until, True, error)
+
+
 def both(a: Outcome, b: Outcome) -> Outcome:
     """``a`` and ``b`` (a relationship's caveat and what follows it, for instance)."""
     if a is TRUE:
@@ -139,5 +154,7 @@ def negate(o: Outcome) -> Outcome:
         return FALSE
     if o is FALSE:
         return TRUE
+    if o.error is not None:
+        return o
     value = {Tri.TRUE: Tri.FALSE, Tri.FALSE: Tri.TRUE, Tri.UNKNOWN: Tri.UNKNOWN}[o.value]
     return Outcome(value, o.missing if value is Tri.UNKNOWN else frozenset(), o.valid_until, o.cut)

@@ -26,7 +26,7 @@ from headwater.dsl import schema as s
 from headwater.engine import keys
 from headwater.engine.cache import Cache
 from headwater.engine.caveats import caveat_verdict
-from headwater.engine.errors import MaxDepthExceededError, UnknownPermissionError
+from headwater.engine.errors import CaveatEvaluationError, MaxDepthExceededError, UnknownPermissionError
 from headwater.engine.lineage import Lineage
 from headwater.engine.outcome import FALSE, TRUE, Outcome, Tri, earliest
 from headwater.engine.relationships import ObjectRef, Relationship, SubjectRef, stored_object
@@ -128,8 +128,8 @@ class LocalChecker:
     def _cut(self, req: CheckRequest, i: int) -> Outcome:
         cycle = list(req.path[i + 1:]) + [(req.resource, req.name, req.negated)]
         if any(neg for _, _, neg in cycle):
-            raise MaxDepthExceededError(
-                "cycle through an exclusion has no defined answer: " + _path_text(req.path[i:], req))
+            return _failure(MaxDepthExceededError(
+                "cycle through an exclusion has no defined answer: " + _path_text(req.path[i:], req)))
         return Outcome(Tri.FALSE, cut=True)
 
     def _child(self, req: CheckRequest, resource: ObjectRef, name: str, negated: bool) -> Outcome:
@@ -177,7 +177,10 @@ class LocalChecker:
         until = r.expiration.timestamp() if r.expiration is not None else None
         if r.caveat is None:
             return Outcome(Tri.TRUE, valid_until=until) if until is not None else TRUE
-        value, missing = caveat_verdict(self.schema, self.context, Row.of(r))
+        try:
+            value, missing = caveat_verdict(self.schema, self.context, Row.of(r))
+        except CaveatEvaluationError as exc:
+            return _failure(exc, until)
         return Outcome(value, missing, until)
 
     # ------------------------------------------------------------ expressions
@@ -334,7 +337,7 @@ class CachingChecker:
 class _Any:
     """Union accumulator with short-circuit on TRUE."""
 
-    __slots__ = ("value", "missing", "until", "cut", "done")
+    __slots__ = ("value", "missing", "until", "cut", "done", "errors")
 
     def __init__(self) -> None:
         self.value = Tri.FALSE
@@ -342,6 +345,7 @@ class _Any:
         self.until: float | None = None
         self.cut = False
         self.done = False
+        self.errors: list[Exception] = []
 
     def add(self, o: Outcome) -> None:
         if o is FALSE:  # the common outcomes first: nothing to merge
@@ -355,11 +359,15 @@ class _Any:
         if o.value is Tri.TRUE:
             self.value = Tri.TRUE
             self.done = True
+        elif o.error is not None:
+            self.errors.append(o.error)
         elif o.value is Tri.UNKNOWN:
             self.value = max(self.value, Tri.UNKNOWN)
             self.missing |= o.missing
 
     def result(self) -> Outcome:
+        if self.value is not Tri.TRUE and self.errors:  # the answer depends on a branch without one
+            return _failure(self.errors[0], self.until)
         if not self.cut and self.until is None:
             if self.value is Tri.TRUE:
                 return TRUE
@@ -372,7 +380,7 @@ class _Any:
 class _All:
     """Intersection accumulator with short-circuit on FALSE; empty means TRUE."""
 
-    __slots__ = ("value", "missing", "until", "cut", "done")
+    __slots__ = ("value", "missing", "until", "cut", "done", "errors")
 
     def __init__(self) -> None:
         self.value = Tri.TRUE
@@ -380,6 +388,7 @@ class _All:
         self.until: float | None = None
         self.cut = False
         self.done = False
+        self.errors: list[Exception] = []
 
     def add(self, o: Outcome) -> None:
         if o is TRUE:  # the common outcomes first: nothing to merge
@@ -393,11 +402,15 @@ class _All:
         if o.value is Tri.FALSE:
             self.value = Tri.FALSE
             self.done = True
+        elif o.error is not None:
+            self.errors.append(o.error)
         elif o.value is Tri.UNKNOWN:
             self.value = min(self.value, Tri.UNKNOWN)
             self.missing |= o.missing
 
     def result(self) -> Outcome:
+        if self.value is not Tri.FALSE and self.errors:  # the answer depends on a branch without one
+            return _failure(self.errors[0], self.until)
         if not self.cut and self.until is None:
             if self.value is Tri.TRUE:
                 return TRUE
@@ -418,11 +431,25 @@ def _and(a: Outcome, b: Outcome) -> Outcome:
     return acc.result()
 
 
+def _failure(error: Exception, until: float | None = None) -> Outcome:
+    """A sub-problem without an answer: raised by :func:`answer` if the check depends on it."""
+    return Outcome(Tri.UNKNOWN, frozenset(), until, True, error)
+
+
+def answer(outcome: Outcome) -> Outcome:
+    """The top-level outcome of a check, or its error raised."""
+    if outcome.error is not None:
+        raise outcome.error
+    return outcome
+
+
 def _not(o: Outcome) -> Outcome:
     if o is TRUE:
         return FALSE
     if o is FALSE:
         return TRUE
+    if o.error is not None:
+        return o
     value = {Tri.TRUE: Tri.FALSE, Tri.FALSE: Tri.TRUE, Tri.UNKNOWN: Tri.UNKNOWN}[o.value]
     return Outcome(value, o.missing if value is Tri.UNKNOWN else frozenset(), o.valid_until, o.cut)
 

@@ -37,7 +37,7 @@ from headwater.engine.store import Reader
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.store.sqlite import SqliteStore
 
-from .oracle import CachingChecker, CheckRequest, LocalChecker
+from .oracle import CachingChecker, CheckRequest, LocalChecker, answer
 from .schema_strategies import documents
 from .test_check_equivalence import CHECKS, CONTEXTS, NOW, SCHEMA, SUBJECTS, relationships
 
@@ -51,7 +51,7 @@ def _reference(schema: s.Schema, reader: Reader, resource: ObjectRef, name: str,
     local = LocalChecker(schema, reader, context=context, lineage=Lineage(schema, reader))
     head = CachingChecker(local.check, cache, (schema.digest, reader.revision, ""), NOW.timestamp(), {})
     local.dispatch = head.check
-    return head.check(CheckRequest(resource, name, subject, max_depth))
+    return answer(head.check(CheckRequest(resource, name, subject, max_depth)))
 
 
 def _compiled(schema: s.Schema, reader: Reader, resource: ObjectRef, name: str, subject: SubjectRef,

@@ -56,7 +56,7 @@ _WILDCARD = "*"
 _NO_RELATION = "..."  # SpiceDB's spelling of "no subject relation"
 _EXPIRATION = "expiration"
 _RFC3339_RE = re.compile(
-    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
+    r"(\d{4})-(\d{2})-(\d{2})[Tt](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,9}))?(?:([Zz])|([+-])(\d{2}):(\d{2}))"
 )
 
 _TYPE_RULE = (
@@ -544,7 +544,7 @@ def _parse_rfc3339(text: str, context: str) -> datetime:
     if match is None:
         raise InvalidRelationshipError(
             f"invalid expiration {text!r} in {context!r}: expected an RFC 3339 time such as "
-            "'2323-12-01T00:00:00Z' (at most 6 fractional digits)"
+            "'2323-12-01T00:00:00Z' (at most 9 fractional digits)"
         )
     year, month, day, hour, minute, second, fraction, zulu, sign, off_h, off_m = match.groups()
     try:
@@ -553,7 +553,8 @@ def _parse_rfc3339(text: str, context: str) -> datetime:
             offset = timedelta(hours=int(off_h), minutes=int(off_m)) * (-1 if sign == "-" else 1)
         moment = datetime(
             int(year), int(month), int(day), int(hour), int(minute), int(second),
-            int((fraction or "0").ljust(6, "0")), tzinfo=timezone(offset),
+            # SpiceDB writes nanoseconds; Headwater keeps microseconds (the digits past 6 are dropped)
+            int((fraction or "0")[:6].ljust(6, "0")), tzinfo=timezone(offset),
         )
         return moment.astimezone(timezone.utc)
     except (ValueError, OverflowError) as exc:

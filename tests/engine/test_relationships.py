@@ -117,7 +117,7 @@ def test_format_prints_canonical_text(text: str, canonical: str) -> None:
         ("doc:1#viewer@user:x[cav]x", "unexpected 'x' after the subject"),
         ("doc:1#viewer@user:x[expiration:2323-12-01]", "invalid expiration '2323-12-01'"),
         ("doc:1#viewer@user:x[expiration:2323-13-01T00:00:00Z]", "month must be in 1..12"),
-        ("doc:1#viewer@user:x[expiration:2323-12-01T00:00:00.1234567Z]", "at most 6 fractional digits"),
+        ("doc:1#viewer@user:x[expiration:2323-12-01T00:00:00.1234567891Z]", "at most 9 fractional digits"),
         (
             "doc:1#viewer@user:x[expiration:2323-12-01T00:00:00Z][expiration:2323-12-01T00:00:00Z]",
             "more than one expiration",
@@ -129,6 +129,13 @@ def test_every_parse_error_quotes_the_input_and_says_what_is_wrong(text: str, me
         parse_relationship(text)
     assert message in str(info.value)
     assert isinstance(info.value, InvalidRequestError)
+
+
+@pytest.mark.parametrize("fraction", ["1234567", "12345678", "123456789"])
+def test_nanosecond_expirations_as_spicedb_writes_them_are_truncated_to_microseconds(fraction: str) -> None:
+    rel = parse_relationship(f"doc:1#viewer@user:x[expiration:2323-12-01T00:00:00.{fraction}Z]")
+    assert rel.expiration is not None and rel.expiration.microsecond == 123456
+    assert str(rel) == "doc:1#viewer@user:x[expiration:2323-12-01T00:00:00.123456Z]"
 
 
 def test_parse_refuses_non_strings() -> None:

@@ -202,3 +202,26 @@ def test_grpc_gives_spicedbs_answers(server: HeadwaterServer) -> None:
             assert got == want, permission
         for (permission, subject), want in CYCLE_ANSWERS.items():
             assert client.check("repo:r", permission, subject).permissionship.name == want
+
+
+# --- nanosecond expirations, as SpiceDB writes them -------------------------------------------------------
+
+EXPIRING_SCHEMA = "use expiration\ndefinition user {}\ndefinition doc {\n relation viewer: user with expiration\n}\n"
+
+
+def test_nanosecond_expirations_through_the_cli(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    db = _cli_db(tmp_path, EXPIRING_SCHEMA, ["doc:d#viewer@user:a[expiration:2323-12-01T00:00:00.123456789Z]",
+                                             "doc:d#viewer@user:b[expiration:2001-12-01T00:00:00.999999999Z]"])
+    assert _cli_answer(capsys, ["check", "doc:d", "viewer", "user:a", "--db", db, "--json"]) == "HAS_PERMISSION"
+    assert _cli_answer(capsys, ["check", "doc:d", "viewer", "user:b", "--db", db, "--json"]) == "NO_PERMISSION"
+    capsys.readouterr()
+    assert main(["relationships", "read", "--resource-type", "doc", "--db", db]) == 0
+    assert "doc:d#viewer@user:a[expiration:2323-12-01T00:00:00.123456Z]" in capsys.readouterr().out
+
+
+def test_nanosecond_expirations_through_grpc(tmp_path: Path) -> None:
+    own = HeadwaterServer(Config.of(address="127.0.0.1:0", db=str(tmp_path / "n.db"), insecure_no_auth=True)).start()
+    with own, Client(own.address, timeout=10.0) as client:
+        client.write_schema(EXPIRING_SCHEMA)
+        client.touch("doc:n#viewer@user:a[expiration:2323-12-01T00:00:00.123456789Z]")
+        assert client.check("doc:n", "viewer", "user:a").permissionship.name == "HAS_PERMISSION"

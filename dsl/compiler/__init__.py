@@ -9,7 +9,8 @@ returned by :func:`lint_schema`. The steps, one module each:
 * ``names``: ``use`` flags, naming rules, reserved words, duplicate names;
 * ``members``: definitions, relations and their allowed types, classifications, caveats;
 * ``expressions``: permission expressions, ``cleared`` and ``upstream``;
-* ``graph``: wildcards, arrows, type annotations and permission cycles across the schema.
+* ``graph``: wildcards, arrows, type annotations and permission cycles across the schema;
+* ``warnings``: SpiceDB's lint warnings, each named (``// spicedb-ignore-warning: <name>`` turns one off).
 
 They share one ``Compilation`` (``context``).
 
@@ -29,7 +30,7 @@ from .. import ast, schema
 from ..format import format_schema
 from ..limits import SchemaLimits, check_tree
 from ..parser import parse_schema
-from . import context, graph, members, names
+from . import context, graph, members, names, warnings
 from .context import LintWarning
 
 __all__ = ["LintWarning", "compile_schema", "lint_schema"]
@@ -67,7 +68,7 @@ def _compile(source: str | ast.Document, filename: str | None, limits: SchemaLim
         first.errors = tuple(errors)
         raise first
     assert result is not None
-    return result, c.warnings
+    return result, sorted(c.warnings, key=lambda w: (w.span.line, w.span.column))
 
 
 def _run(c: context.Compilation) -> schema.Schema | None:
@@ -83,9 +84,11 @@ def _run(c: context.Compilation) -> schema.Schema | None:
     if c.errors:
         return None
     flags = frozenset(c.flags)
-    graph.check_graph(c, schema.Schema(definitions, caveats, flags, classifications=classifications))
+    compiled = schema.Schema(definitions, caveats, flags, classifications=classifications)
+    graph.check_graph(c, compiled)
     if c.errors:
         return None
+    warnings.check_warnings(c, compiled)
     canonical = format_schema(c.doc)
     digest = hashlib.sha256(canonical.encode()).hexdigest()
     return schema.Schema(definitions, caveats, flags, canonical, digest, classifications)

@@ -11,6 +11,9 @@ Example::
     >>> c.error(SchemaError, "an example problem", ast.NO_SPAN)
     >>> [e.message for e in c.errors]
     ['an example problem']
+    >>> c.warn("an example warning", ast.NO_SPAN, name="example")
+    >>> str(c.warnings[0])
+    '0:0: warning: an example warning (example)'
 """
 
 from __future__ import annotations
@@ -21,18 +24,25 @@ from .. import ast
 from ..ast import Span
 from ..errors import DslError, SchemaError
 
-__all__ = ["Compilation", "LintWarning"]
+__all__ = ["Compilation", "IGNORE_WARNING", "LintWarning"]
+
+#: A comment above a relation or permission that reads ``// spicedb-ignore-warning: <name>`` turns off the
+#: warning ``<name>`` there, as in SpiceDB (``pkg/development/warnings.go``, ``shouldSkipCheck``).
+IGNORE_WARNING = "// spicedb-ignore-warning: "
 
 
 @dataclass(frozen=True, slots=True)
 class LintWarning:
-    """A legal but suspicious construct (``headwater lint`` prints these)."""
+    """A legal but suspicious construct (``headwater lint`` prints these); ``name`` is what a
+    ``// spicedb-ignore-warning: <name>`` comment names to turn it off."""
 
     message: str
     span: Span
+    name: str = ""
 
     def __str__(self) -> str:
-        return f"{self.span.line}:{self.span.column}: warning: {self.message}"
+        suffix = f" ({self.name})" if self.name else ""
+        return f"{self.span.line}:{self.span.column}: warning: {self.message}{suffix}"
 
 
 class Compilation:
@@ -53,9 +63,12 @@ class Compilation:
         """Record a problem of kind ``cls`` at ``span``; compiling goes on to find the others."""
         self.errors.append(cls(message, span))
 
-    def warn(self, message: str, span: Span) -> None:
-        """Record a warning (legal but suspicious) at ``span``."""
-        self.warnings.append(LintWarning(message, span))
+    def warn(self, message: str, span: Span, *, name: str = "", member: ast.Member | None = None) -> None:
+        """Record warning ``name`` (legal but suspicious) at ``span``, unless a comment above ``member``
+        turns it off (``// spicedb-ignore-warning: name``)."""
+        if name and member is not None and any(cm.text == IGNORE_WARNING + name for cm in member.comments):
+            return
+        self.warnings.append(LintWarning(message, span, name))
 
     def has_member(self, type_name: str, name: str) -> bool:
         """Whether definition ``type_name`` declares a relation or permission ``name``."""

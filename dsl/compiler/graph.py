@@ -3,8 +3,9 @@
 SpiceDB refuses a subject set that can hold a wildcard, an arrow that walks a
 relation which can hold one, permissions that are aliases of each other in a
 cycle and (under ``use typechecking``) a type annotation that does not cover
-what the permission can grant. An arrow that can never grant and a permission
-that depends on itself through its own object are legal, so they are warnings.
+what the permission can grant. A permission that depends on itself through its
+own object is legal, so it is a warning (``permission-depends-on-itself``); the
+warnings SpiceDB gives are in ``warnings``.
 
 Example::
 
@@ -58,16 +59,11 @@ def _check_subject_sets(c: Compilation, wildcard: _WildcardReach, d: schema.Defi
 
 def _check_permission(c: Compilation, s: schema.Schema, wildcard: _WildcardReach, d: schema.Definition,
                       m: ast.Permission) -> None:
-    """Check a permission's arrows (never granting: a warning; over a wildcard: an error) and its annotation."""
+    """Check a permission's arrows (over a wildcard: an error) and its annotation."""
     perm = d.permissions.get(m.name)
     if perm is None:
         return
     for arrow, span in _arrows(perm.expr, m.expr):
-        left = d.relations.get(arrow.relation)
-        if left is not None and not any(s.member(t.type, arrow.target) for t in left.allowed):
-            c.warn(f"the arrow `{arrow.relation}->{arrow.target}` can never grant: no subject type of "
-                   f"`{arrow.relation}` ({', '.join(str(t) for t in left.allowed)}) has a relation or "
-                   f"permission `{arrow.target}`", span)
         if arrow.relation in d.relations and wildcard.relation_holds(d.name, arrow.relation):
             c.error(InvalidArrowError, f"the arrow `{arrow.relation}->{arrow.target}` walks relation "
                     f"`{arrow.relation}`, which can hold a wildcard; arrows cannot walk wildcards (permission "
@@ -107,12 +103,13 @@ def _check_cycles(c: Compilation, d: schema.Definition, d_ast: ast.Definition) -
                     f"a cycle: {' -> '.join(cycle + [cycle[0]])}", spans[first])
             reported.update(cycle)
     # Other same-object cycles (`a = b + x`, `b = a`) are legal in SpiceDB but can never grant through
-    # the cycle: warn.
+    # the cycle: warn. A permission that names itself gets SpiceDB's permission-references-itself instead.
     graph = {name: sorted(set(_computed_names(p.expr)) & set(d.permissions)) for name, p in d.permissions.items()}
+    members = {m.name: m for m in d_ast.members}
     for name in _on_cycles(graph):
-        if name not in reported:
+        if name not in reported and name not in graph[name]:
             c.warn(f"permission `{name}` in `{d.name}` depends on itself through its own object; that path can "
-                   "never grant", spans[name])
+                   "never grant", spans[name], name="permission-depends-on-itself", member=members[name])
 
 
 def _children(e: schema.Expr) -> tuple[schema.Expr, ...]:

@@ -65,7 +65,7 @@ def compile_definition(c: Compilation, d: ast.Definition) -> schema.Definition:
         if isinstance(m, ast.Permission) and m.name not in relations and m.name not in permissions:
             annotation = None
             if m.annotation is not None:
-                annotation = _allowed(c, d.name, m.name, m.annotation, annotation=True)
+                annotation = _allowed(c, d.name, m.name, m.annotation, annotation=m)
             expr = compile_expression(c, d, m, m.expr, relations, names)
             permissions[m.name] = schema.Permission(m.name, expr, annotation, m.doc)
     return schema.Definition(d.name, relations, permissions, d.doc)
@@ -127,18 +127,19 @@ def _declassify(c: Compilation, d: ast.Definition, m: ast.Declassify, names: set
 
 
 def _allowed(c: Compilation, d_name: str, member: str, allowed: tuple[ast.AllowedType, ...],
-             annotation: bool = False) -> tuple[schema.SubjectType, ...]:
-    """The subject types of a relation (or of a permission's type annotation), each resolved and checked."""
+             annotation: ast.Permission | None = None) -> tuple[schema.SubjectType, ...]:
+    """The subject types of a relation (or of the type annotation of permission ``annotation``), each resolved
+    and checked."""
     out: list[schema.SubjectType] = []
-    where = f"{'permission' if annotation else 'relation'} `{member}` in `{d_name}`"
+    where = f"{'permission' if annotation is not None else 'relation'} `{member}` in `{d_name}`"
     for a in allowed:
         if a.type_name in c.classes:
             c.error(SchemaError, f"classification values (`{a.type_name}`) can only be the subjects of a "
                     f"label relation such as `relation label: {a.type_name}` ({where})", a.span)
             continue
-        if a.type_name not in c.defs and annotation and "typechecking" not in c.flags:
+        if a.type_name not in c.defs and annotation is not None and "typechecking" not in c.flags:
             c.warn(f"unknown definition `{a.type_name}` in the type annotation of {where} (not checked without "
-                   "`use typechecking`)", a.span)
+                   "`use typechecking`)", a.span, name="annotation-references-unknown-definition", member=annotation)
             continue
         if a.type_name not in c.defs:
             if a.type_name in c.caveats:
@@ -155,7 +156,7 @@ def _allowed(c: Compilation, d_name: str, member: str, allowed: tuple[ast.Allowe
                     a.relation_span if a.relation_span.line else a.span)
             continue
         caveat, expiration = _traits(c, where, a)
-        if annotation and (caveat or expiration):
+        if annotation is not None and (caveat or expiration):
             c.error(TypeAnnotationError, f"a permission's type annotation cannot use `with` ({where})",
                     a.with_spans[0] if a.with_spans else a.span)
         st = schema.SubjectType(a.type_name, relation, a.wildcard, caveat, expiration)

@@ -13,7 +13,7 @@ Example::
     ['document', 'user']
 """
 
-from .compiler import compile_schema, lint_schema
+from .composable import SchemaFiles, compile_schema, lint_schema, read_schema_files
 from .compiler.names import caveat_name_problem
 from .errors import DslError, DslSyntaxError, SchemaError, SchemaLimitError
 from .format import format_expression, format_schema
@@ -26,6 +26,7 @@ __all__ = [
     "DslSyntaxError",
     "Schema",
     "SchemaError",
+    "SchemaFiles",
     "SchemaLimitError",
     "SchemaLimits",
     "caveat_name_problem",
@@ -34,4 +35,5 @@ __all__ = [
     "format_schema",
     "lint_schema",
     "parse_schema",
+    "read_schema_files",
 ]

@@ -241,7 +241,18 @@ class Declassify(_Documented):
     by_span: Span = _span()
 
 
-Member: TypeAlias = "Relation | Permission | Lineage | Declassify"
+@dataclass(frozen=True, slots=True)
+class PartialReference(_Documented):
+    """``...name`` in a definition or partial: the members of partial ``name`` spliced in (composable schemas)."""
+
+    name: str
+    comments: tuple[Comment, ...] = ()
+    trailing_comment: Comment | None = None
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+Member: TypeAlias = "Relation | Permission | Lineage | Declassify | PartialReference"
 
 
 # ---------------------------------------------------------------- top level
@@ -329,7 +340,31 @@ class Classification(_Documented):
     statements: tuple[tuple[str, Span], ...] = field(default=(), compare=False, repr=False)
 
 
-TopLevel: TypeAlias = "UseFlag | Definition | Caveat | Classification"
+@dataclass(frozen=True, slots=True)
+class ImportStatement:
+    """``import "path.zed"`` (composable schemas): the top-level items of another file, relative to this one."""
+
+    path: str  # as written, without the quotes
+    comments: tuple[Comment, ...] = ()
+    trailing_comment: Comment | None = None
+    span: Span = _span()
+    path_span: Span = _span()
+
+
+@dataclass(frozen=True, slots=True)
+class Partial(_Documented):
+    """``partial name { members }`` (composable schemas): members that ``...name`` splices into a definition."""
+
+    name: str
+    members: tuple[Member, ...] = ()
+    comments: tuple[Comment, ...] = ()
+    trailing_comment: Comment | None = None
+    inner_comments: tuple[Comment, ...] = ()  # after the last member, before "}"
+    span: Span = _span()
+    name_span: Span = _span()
+
+
+TopLevel: TypeAlias = "UseFlag | Definition | Caveat | Classification | ImportStatement | Partial"
 
 
 @dataclass(frozen=True, slots=True)

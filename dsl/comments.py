@@ -23,6 +23,8 @@ from . import ast
 
 __all__ = ["attach_comments", "normalize_comment"]
 
+_BLOCKS = (ast.Definition, ast.Partial, ast.Classification)  # the items with a body between braces
+
 
 def normalize_comment(text: str) -> str:
     """Canonical comment text: continuation lines of a block comment re-indented relative to its start."""
@@ -42,13 +44,13 @@ def attach_comments(doc: ast.Document, comments: list[ast.Comment]) -> ast.Docum
     trailing: list[ast.Comment] = []
     for c in rest:
         i = bisect.bisect_left(starts, c.span.start) - 1  # the last item starting before the comment
-        if i >= 0 and isinstance(items[i], (ast.Definition, ast.Classification)) and c.span.start < items[i].span.end:
+        if i >= 0 and isinstance(items[i], _BLOCKS) and c.span.start < items[i].span.end:
             inside.setdefault(i, []).append(c)
         else:
             trailing.append(c)
     new_items = []
     for i, item in enumerate(items):
-        if isinstance(item, ast.Definition):
+        if isinstance(item, (ast.Definition, ast.Partial)):
             members, left = _attach(list(item.members), inside.get(i, []))
             item = dataclasses.replace(item, members=tuple(members), inner_comments=tuple(left))
         elif isinstance(item, ast.Classification):
@@ -76,7 +78,7 @@ def _attach(elements: list[Any], comments: list[ast.Comment]) -> tuple[list[Any]
             trailing[k - 1] = c  # on the last line of the element before it
         elif k == len(elements):
             unplaced.append(c)  # after the last element
-        elif isinstance(elements[k], (ast.Definition, ast.Classification)) and elements[k].span.start < c.span.start:
+        elif isinstance(elements[k], _BLOCKS) and elements[k].span.start < c.span.start:
             unplaced.append(c)  # inside a definition: its members get it
         else:
             leading.setdefault(k, []).append(c)

@@ -7,7 +7,8 @@
               │              ├ DuplicateNameError, DuplicateAllowedTypeError
               │              ├ PermissionCycleError, InvalidArrowError, WildcardError
               │              ├ InvalidNameError, UseFlagError, CaveatError
-              │              └ TypeAnnotationError
+              │              ├ TypeAnnotationError
+              │              └ SchemaImportError, PartialError   composable schemas (dsl/composable.py)
               ├ SchemaLimitError               a schema over a limit of dsl/limits.py (size, count, nesting)
               ├ CelError                       a caveat expression that does not compile (position within it)
               ├ CaveatContextError             a context value that does not fit its caveat parameter
@@ -134,7 +135,7 @@ class InvalidNameError(SchemaError):
 
 
 class UseFlagError(SchemaError):
-    """An unknown ``use`` flag, or one placed after a definition."""
+    """An unknown ``use`` flag, one placed after a definition, or a construct used without its flag."""
 
 
 class CaveatError(SchemaError):
@@ -143,6 +144,15 @@ class CaveatError(SchemaError):
 
 class TypeAnnotationError(SchemaError):
     """A permission whose type annotation does not cover what it can produce (``use typechecking``)."""
+
+
+class SchemaImportError(SchemaError):
+    """An ``import`` that cannot be followed: no files to read (schema text), a missing file, a path outside the
+    root file's folder, or an import cycle."""
+
+
+class PartialError(SchemaError):
+    """A ``...name`` that names no partial, or partials that splice each other in a cycle."""
 
 
 class SchemaLimitError(DslError):

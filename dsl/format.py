@@ -34,7 +34,7 @@ def format_schema(doc: ast.Document) -> str:
     previous: ast.TopLevel | None = None
     for item in doc.items:
         text = _top_level(item)
-        if blocks and not (isinstance(item, ast.UseFlag) and isinstance(previous, ast.UseFlag) and not item.comments):
+        if blocks and not (_one_liner(item) and type(previous) is type(item) and not item.comments):
             blocks.append("")
         blocks.append(text)
         previous = item
@@ -50,12 +50,21 @@ def format_expression(e: ast.Expr) -> str:
     return _expr(e, 0, False)
 
 
+def _one_liner(item: ast.TopLevel) -> bool:
+    """`use` and `import` lines: consecutive ones stay together, without a blank line between them."""
+    return isinstance(item, (ast.UseFlag, ast.ImportStatement))
+
+
 def _top_level(item: ast.TopLevel) -> str:
     lines = [_comment(c, "") for c in item.comments]
     if isinstance(item, ast.UseFlag):
         lines.append(_trail(f"use {item.name}", item.trailing_comment))
-    elif isinstance(item, ast.Definition):
-        head = f"definition {item.name} {{"
+    elif isinstance(item, ast.ImportStatement):
+        quote = "'" if '"' in item.path else '"'
+        lines.append(_trail(f"import {quote}{item.path}{quote}", item.trailing_comment))
+    elif isinstance(item, (ast.Definition, ast.Partial)):
+        keyword = "definition" if isinstance(item, ast.Definition) else "partial"
+        head = f"{keyword} {item.name} {{"
         body: list[str] = []
         for m in item.members:
             body.extend(_comment(c, _INDENT) for c in m.comments)
@@ -94,6 +103,8 @@ def _member(m: ast.Member) -> str:
         return f"lineage {m.name}: {_allowed(m.allowed)}"
     if isinstance(m, ast.Declassify):
         return f"declassify {m.name}: {m.classification} by {m.by}"
+    if isinstance(m, ast.PartialReference):
+        return f"...{m.name}"
     annotation = f": {_allowed(m.annotation)}" if m.annotation is not None else ""
     return f"permission {m.name}{annotation} = {format_expression(m.expr)}"
 

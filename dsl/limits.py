@@ -103,18 +103,19 @@ def check_tree(doc: ast.Document, limits: SchemaLimits) -> list[SchemaLimitError
     Iterative, so a tree of any depth is checked without recursion.
     """
     errors: list[SchemaLimitError] = []
-    items = [i for i in doc.items if not isinstance(i, ast.UseFlag)]
+    items = [i for i in doc.items if not isinstance(i, (ast.UseFlag, ast.ImportStatement))]
     if len(items) > limits.max_schema_definitions:
         limit = limits.max_schema_definitions
         errors.append(SchemaLimitError(
             f"too many definitions: more than the limit of {limit:,} (max_schema_definitions) definitions, caveats "
             "and classifications", items[limit].name_span))
     for item in items:
-        if isinstance(item, ast.Definition):
+        if isinstance(item, (ast.Definition, ast.Partial)):
             if len(item.members) > limits.max_definition_members:
                 limit = limits.max_definition_members
+                kind = "definition" if isinstance(item, ast.Definition) else "partial"
                 errors.append(SchemaLimitError(
-                    f"too many members in definition `{item.name}`: {len(item.members):,} relations and "
+                    f"too many members in {kind} `{item.name}`: {len(item.members):,} relations and "
                     f"permissions, more than the limit of {limit:,} (max_definition_members)",
                     item.members[limit].name_span))
             for m in item.members:

@@ -50,7 +50,7 @@ __all__ = ["parse_schema"]
 # Tokens after which a newline ends the statement (SpiceDB's "synthetic semicolon").
 # ("..." too: SpiceDB does not end a statement after `group#...`, which only ever produces a confusing
 # error at the next line; accepting it is a strict superset of SpiceDB's language.)
-_STATEMENT_ENDERS = {"NAME", "ARROW_FUNCTION", "RBRACE", "RPAR", "STAR", "CEL_TEXT", "ELLIPSIS"}
+_STATEMENT_ENDERS = {"NAME", "ARROW_FUNCTION", "RBRACE", "RPAR", "STAR", "CEL_TEXT", "ELLIPSIS", "IMPORT_PATH"}
 # Words SpiceDB always reserves, mapped to their terminal names in the grammar (filled in below).
 _RESERVED: dict[str, str] = {}
 
@@ -193,6 +193,7 @@ _FRIENDLY = {
     "CEL_TEXT": "a CEL expression",
     "ARROW_FUNCTION": "`any` or `all`",
     "ELLIPSIS": "`...`",
+    "IMPORT_PATH": "a quoted file path",
 }
 
 
@@ -237,10 +238,11 @@ def _syntax_error(exc: UnexpectedInput, text: str, filename: str | None) -> DslS
             if unclosed is not None:
                 return DslSyntaxError("`{` is never closed: the file ends before its `}`", unclosed, text, filename)
             line, column = _end_position(text)
-        if exc.accepts:
-            expected = sorted({_terminal_text(t) for t in exc.accepts if t not in {"COMMENT", "_NL"}})
-        else:
-            expected = sorted({_terminal_text(t) for t in exc.expected if t not in _POSTLEX.always_accept})
+        names = set(exc.accepts) - {"COMMENT", "_NL"} if exc.accepts else set(exc.expected) - {*_POSTLEX.always_accept}
+        names -= {"IMPORT", "PARTIAL"}  # composable schemas' keywords, each behind a `use` flag, go unlisted
+        if "RBRACE" in names:  # `...name` (composable schemas) is not listed among a definition's members
+            names.discard("ELLIPSIS")
+        expected = sorted({_terminal_text(t) for t in names})
         if len(expected) > 6:
             expected = expected[:6] + ["..."]
         message = f"unexpected {_found_text(tok)}; expected {_join_or(expected)}"
@@ -375,6 +377,18 @@ class _ToAst:
     def definition(self, children: list[Any]) -> ast.Definition:
         path, *members = _nodes(children)
         return ast.Definition(path.value, tuple(members), span=_span(children), name_span=path.span)
+
+    def import_statement(self, children: list[Any]) -> ast.ImportStatement:
+        path = children[-1]
+        return ast.ImportStatement(str(path)[1:-1], span=_span(children), path_span=_token_span(path))
+
+    def partial(self, children: list[Any]) -> ast.Partial:
+        path, *members = _nodes(children)
+        return ast.Partial(path.value, tuple(members), span=_span(children), name_span=path.span)
+
+    def partial_reference(self, children: list[Any]) -> ast.PartialReference:
+        name = children[-1]
+        return ast.PartialReference(str(name), span=_span(children), name_span=_token_span(name))
 
     def relation(self, children: list[Any]) -> ast.Relation:
         name, allowed = _names(children)[0], _nodes(children)[0]

@@ -1,7 +1,8 @@
 """SpiceDB validation files: load a schema and relationships, run the assertions (``headwater validate``).
 
 Format (the same files SpiceDB's tools read): top-level keys ``schema`` (text) or
-``schemaFile`` (a path relative to the file, inside its folder),
+``schemaFile`` (a path relative to the file, inside its folder; a schema file may import
+others, as zed's composable schemas do),
 ``relationships`` (one string, one relationship per line, ``//`` comments),
 ``assertions`` (``assertTrue`` / ``assertFalse`` / ``assertCaveated`` lists of
 ``resource#permission@subject`` with an optional `` with {json}`` context) and
@@ -39,6 +40,7 @@ Every problem names the file and line. Example::
 from __future__ import annotations
 
 import json
+import os
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -47,7 +49,8 @@ from typing import Any
 
 import yaml
 
-from ..dsl import DslError
+from ..dsl import DslError, SchemaLimits, parse_schema, read_schema_files
+from ..dsl.ast import ImportStatement
 from .api import Engine
 from .errors import EngineError, ValidationFileError
 from .membership import FoundSubject, found_subjects
@@ -274,11 +277,30 @@ def _read_schema_file(name: Any, path: str, folder: Path | None, root: Path | No
         raise ValidationFileError(f"`schemaFile` {name!r} is outside {base} (use a path inside it, or pass "
                                   "another root)", path, line)
     try:
-        return target.read_text(encoding="utf-8")
+        text = target.read_text(encoding="utf-8")
+        if not _imports(text):  # the whole schema: loaded as any schema text
+            return text
+        # A schema file that imports others (composable schemas) is loaded as the one schema they make together,
+        # compiled here first so that an error names the file it is in.
+        files = read_schema_files(os.path.normpath(os.path.join(os.path.dirname(path), name)),
+                                  limits=SchemaLimits.unlimited())
+        files.compile(SchemaLimits.unlimited())
+        return files.text
     except FileNotFoundError:
         raise ValidationFileError(f"`schemaFile` {name!r} not found", path, line) from None
     except (OSError, UnicodeDecodeError) as exc:
         raise ValidationFileError(f"cannot read `schemaFile` {name!r}: {exc}", path, line) from None
+    except DslError as exc:
+        raise ValidationFileError(f"schema error in `schemaFile` {name!r}: {exc.render()}", path, line) from None
+
+
+def _imports(text: str) -> bool:
+    """Whether schema ``text`` has an ``import`` line (False if it does not parse: loading it says why)."""
+    try:
+        doc = parse_schema(text, limits=SchemaLimits.unlimited())
+    except DslError:
+        return False
+    return any(isinstance(item, ImportStatement) for item in doc.items)
 
 
 def _parse_relationships(value: Any, nodes: tuple[yaml.Node, yaml.Node] | None, text: str,

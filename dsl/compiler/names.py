@@ -30,8 +30,8 @@ __all__ = [
     "reserved_words",
 ]
 
-KNOWN_FLAGS: Final = ("expiration", "self", "typechecking")
-_UNSUPPORTED_FLAGS: Final = ("import", "partial")
+# `import` and `partial` (composable schemas) are consumed by dsl/composable.py before the compiler runs.
+KNOWN_FLAGS: Final = ("expiration", "import", "partial", "self", "typechecking")
 # SpiceDB's reserved words; `expiration` and `self` become reserved under their `use` flag.
 _KEYWORDS: Final = frozenset({"definition", "caveat", "relation", "permission", "nil", "with"})
 
@@ -105,10 +105,7 @@ def read_flags(c: Compilation) -> None:
         if not isinstance(item, ast.UseFlag):
             seen_definition = True
             continue
-        if item.name in _UNSUPPORTED_FLAGS:
-            c.error(UseFlagError, f"`use {item.name}` (composable schemas) is not supported by Headwater; "
-                    "compose the schema into one file first", item.name_span)
-        elif item.name not in KNOWN_FLAGS:
+        if item.name not in KNOWN_FLAGS:
             c.error(UseFlagError, f"unknown use flag `{item.name}`; known flags are: "
                     + ", ".join(KNOWN_FLAGS), item.name_span)
         else:
@@ -126,6 +123,10 @@ def collect_names(c: Compilation) -> None:
     """Index definitions, classifications and caveats by name, refusing duplicates and invalid names."""
     for item in c.doc.items:
         if isinstance(item, ast.UseFlag):
+            continue
+        if isinstance(item, (ast.ImportStatement, ast.Partial)):
+            c.error(UseFlagError, "imports and partials are flattened before compiling: use "
+                    "headwater.dsl.compile_schema", item.span)
             continue
         kind = _kind_of(item)
         first = c.defs.get(item.name) or c.caveats.get(item.name) or c.classes.get(item.name)

@@ -8,7 +8,7 @@ import json
 from pathlib import Path
 from typing import TextIO
 
-from ...dsl import DslError, format_schema, lint_schema, parse_schema
+from ...dsl import DslError, format_schema, lint_schema, parse_schema, read_schema_files
 from ..validationfile import ValidationReport, run_validation_file
 from .shared import read_input
 from .table import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Command, arg
@@ -47,21 +47,23 @@ def _cmd_lint(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     status = EXIT_OK
     for path in args.files:
         try:
-            text = read_input(path)
+            if path == "-":  # text alone: partials are fine, imports need files
+                schema, found = lint_schema(read_input(path), filename=path)
+                warnings = [(path, w) for w in found]
+            else:  # the file and every file it imports (composable schemas), each error in its own file
+                schema, warnings = read_schema_files(path).lint()
         except (OSError, UnicodeDecodeError) as exc:
             print(f"{path}: cannot read: {exc}", file=err)
             return EXIT_USAGE
-        try:
-            schema, warnings = lint_schema(text, filename=path)
         except DslError as exc:
             for e in exc.errors:
-                print(e.with_source(text, path).render(), file=out)
+                print(e.render(), file=out)
             n = len(exc.errors)
             print(f"{path}: {n} error{'s' if n != 1 else ''}", file=out)
             status = EXIT_PROBLEMS
             continue
-        for w in warnings:
-            print(f"{path}:{w}", file=out)
+        for file, w in warnings:
+            print(f"{file}:{w}", file=out)
         if warnings and args.strict:
             status = EXIT_PROBLEMS
         d = schema.describe()
@@ -113,15 +115,16 @@ def _print_report(r: ValidationReport, out: TextIO) -> None:
 COMMANDS = (
     Command(
         "fmt", help="format schema files in canonical style",
-        description="Rewrite schema files in canonical style (comments are kept).",
+        description="Rewrite schema files in canonical style (comments are kept). Each file is formatted as "
+                    "written: a composable schema keeps its `import` lines and partials.",
         args=(arg("files", nargs="+", metavar="FILE", help="schema files (.zed); '-' reads stdin, writes stdout"),
               arg("--check", action="store_true", help="do not write; exit 1 if any file is not formatted"),
               arg("--diff", action="store_true", help="do not write; print a unified diff of the changes")),
         run=_cmd_fmt),
     Command(
         "lint", help="check schema files and report every problem",
-        description="Compile schema files and print every error (with line, column and the offending line) and "
-                    "warning.",
+        description="Compile schema files and print every error (with file, line, column and the offending line) "
+                    "and warning. A file that imports others (composable schemas) is compiled with them.",
         args=(arg("files", nargs="+", metavar="FILE", help="schema files (.zed); '-' reads stdin"),
               arg("--strict", action="store_true", help="treat warnings as errors")),
         run=_cmd_lint),

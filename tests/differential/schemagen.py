@@ -22,6 +22,7 @@ few contexts (none, full, partial).
 
 from __future__ import annotations
 
+import json
 import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
@@ -204,8 +205,6 @@ def _relationships(rng: random.Random, defs: list[_Definition]) -> list[str]:
 
 
 def _json(value: dict[str, Any]) -> str:
-    import json
-
     return json.dumps(value, separators=(",", ":"))
 
 

@@ -94,8 +94,6 @@ def spicedb_answers(cases: list[dict[str, Any]], case_seconds: float = CASE_SECO
             except queue.Empty:
                 proc.kill()
                 proc.wait()
-                if proc.returncode not in (0, -9):
-                    raise AssertionError(proc.stderr.read()[-3000:] if proc.stderr else "peer failed") from None
                 out.append({"timeout": case_seconds})
                 break
         else:

@@ -157,6 +157,9 @@ class ServerSettings:
     address: str = "127.0.0.1:50051"
     #: Threads serving calls (each in-flight call, streams included, holds one).
     workers: int = 16
+    #: Worker processes sharing the listening port (SO_REUSEPORT) under one supervisor; 1 serves in this process
+    #: (engine/service/supervisor.py, docs/scaling.md).
+    processes: int = 1
     #: Heavy calls (lookups, expand, exports, listings, audit queries and verification, lineage walks) that
     #: run at once. Others wait for a turn while heavy calls leave a quarter of the workers (at least 2) to
     #: everything else; beyond that a heavy call is RESOURCE_EXHAUSTED at once (engine/service/admission.py).
@@ -326,6 +329,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("audit_key_file", "audit", "key_file", _text, _anything, path=True),
     Setting("address", "server", "address", _text, _address),
     Setting("workers", "server", "workers", _integer, _positive),
+    Setting("processes", "server", "processes", _integer, _positive),
     Setting("heavy_calls", "server", "heavy_calls", _integer, _positive),
     Setting("schema", "server", "schema", _text, _anything, path=True),
     Setting("token_file", "server", "token_file", _text, _anything, path=True),

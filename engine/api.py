@@ -67,6 +67,7 @@ from .queries.replay import ReplayQuery
 from .queries.schema import SchemaQuery
 from .relationships import ObjectRef, Relationship, SubjectRef, parse_relationship
 from .store import Backend, Operation, Precondition, RelationshipFilter, Store, Update
+from .store.naming import describe, is_file, kind_of, open_store
 from .store.sqlite import SqliteStore
 from .streams import RelationshipExport, Streams
 from .writes import Writes
@@ -105,22 +106,47 @@ class Engine:
         self.check = self._checks.check  # type: ignore[method-assign]
 
     @classmethod
-    def open(cls, path: str | Path, *, config: Config | None = None) -> Engine:
-        """An engine over the SQLite database at ``path`` (created on first use).
+    def open(cls, db: str | Path, *, config: Config | None = None) -> Engine:
+        """An engine over the store ``db`` names: a SQLite file (created on first use), a ``postgresql://`` URI
+        (a migrated database: ``headwater migrate``) or ``:memory:`` (:mod:`.store.naming`).
 
-        An audited database stays audited: its log is kept whatever ``config`` says, and a log that is missing,
-        another one, or behind the store is refused with AuditTrailBrokenError until the break is acknowledged
-        (:meth:`acknowledge_audit_break`); a signed log needs its key (ConfigError).
+        An audited SQLite database stays audited: its log is kept whatever ``config`` says, and a log that is
+        missing, another one, or behind the store is refused with AuditTrailBrokenError until the break is
+        acknowledged (:meth:`acknowledge_audit_break`); a signed log needs its key (ConfigError).
         """
         config = config or Config()
-        if not config.audit.enabled and audit_path_for(path).exists():
+        if is_file(db) and not config.audit.enabled and audit_path_for(db).exists():
             config = config.replace(audit=True)  # a log beside it, from before stores recorded their log
-        store = SqliteStore(path)
+        storage = config.storage
+        store = open_store(db, pool_size=storage.pool_size, pool_timeout=storage.pool_timeout.total_seconds(),
+                           statement_timeout=storage.statement_timeout.total_seconds())
         try:
             return cls(store, config=config)
         except BaseException:
             store.close()
             raise
+
+    @classmethod
+    def migrate(cls, db: str | Path, *, dry_run: bool = False) -> results.MigrationReport:
+        """Bring the tables of the database ``db`` names up to this version's layout (``headwater migrate``):
+        every missing migration, in one transaction; running it again changes nothing. With ``dry_run``, only
+        say what would be applied. A PostgreSQL database is only ever changed this way (servers refuse an
+        unmigrated one); a SQLite file also migrates itself on open."""
+        kind, shown = kind_of(db), describe(db)
+        if kind == "memory":
+            raise InvalidRequestError(":memory: has no tables to migrate; give a SQLite file or a postgresql:// URI")
+        if kind == "postgresql":
+            from .store import pg_migrations, postgres
+
+            steps = postgres.migration_plan(str(db)) if dry_run else postgres.migrate(str(db))
+            latest = pg_migrations.LATEST_VERSION
+        else:
+            from .store import migrations as sqlite_migrations
+            from .store import sqlite
+
+            steps = sqlite.migration_plan(db) if dry_run else sqlite.migrate(db)
+            latest = sqlite_migrations.LATEST_VERSION
+        return results.MigrationReport(shown, kind, tuple((m.version, m.name) for m in steps), latest, dry_run)
 
     @classmethod
     def verify_audit_trail(cls, path: str | Path, *, config: Config | None = None,

@@ -35,6 +35,7 @@ from typing import Any
 from ..dsl import SchemaLimits
 from ..dsl.limits import MAX_EXPRESSION_NESTING_CEILING
 from .errors import ConfigError
+from .store.naming import is_file
 
 __all__ = ["SETTINGS", "AuditSettings", "CacheSettings", "Config", "Limits", "ServerSettings", "Setting",
            "StorageSettings", "load_config", "read_toml"]
@@ -94,8 +95,16 @@ class CacheSettings:
 class StorageSettings:
     """The store, its history and how fresh a read is."""
 
-    #: The database: a SQLite file (created on first start), or ``:memory:`` for a throw-away store.
+    #: The database: a SQLite file (created on first start), a ``postgresql://`` URI (a database migrated with
+    #: ``headwater migrate``; the ``PG*`` variables and the password file fill in what it leaves out), or
+    #: ``:memory:`` for a throw-away store.
     db: str = "headwater.db"
+    #: PostgreSQL only: connections open at most per process (each running call holds one while it reads).
+    pool_size: int = 20
+    #: PostgreSQL only: how long a call waits for a free connection before UNAVAILABLE.
+    pool_timeout: timedelta = timedelta(seconds=5)
+    #: PostgreSQL only: how long one statement may run before the database cancels it (UNAVAILABLE).
+    statement_timeout: timedelta = timedelta(seconds=30)
     #: How long deleted relationships stay readable at old revisions (garbage-collection window).
     gc_window: timedelta = timedelta(hours=24)
     #: How often (at most) a write triggers garbage collection of history older than ``gc_window``
@@ -316,6 +325,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("cache_revision_size", "cache", "revision_size", _integer, _positive),
     Setting("cache_listing_size", "cache", "listing_size", _integer, _positive),
     Setting("db", "storage", "db", _text, _anything, path=True),
+    Setting("pool_size", "storage", "pool_size", _integer, _positive),
+    Setting("pool_timeout", "storage", "pool_timeout", _timedelta, _duration),
+    Setting("statement_timeout", "storage", "statement_timeout", _timedelta, _duration),
     Setting("gc_window", "storage", "gc_window", _timedelta, _duration),
     Setting("gc_interval", "storage", "gc_interval", _optional_timedelta, _optional_duration),
     Setting("head_staleness", "storage", "head_staleness", _timedelta, _duration),
@@ -453,7 +465,7 @@ def _from_file(path: str) -> dict[str, tuple[Any, str | None]]:
             flat[key] = value
     out: dict[str, tuple[Any, str | None]] = {}
     for name, value in flat.items():
-        if SETTINGS[name].path and isinstance(value, str) and value != ":memory:":
+        if SETTINGS[name].path and isinstance(value, str) and is_file(value):
             value = str(folder / value) if not Path(value).is_absolute() else value
         out[name] = (value, source)
     return out

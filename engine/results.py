@@ -40,6 +40,7 @@ __all__ = [
     "LabelValue",
     "LineageItem",
     "LineagePage",
+    "MigrationReport",
     "LookupResourcesPage",
     "LookupResult",
     "LookupSubjectsPage",
@@ -319,3 +320,18 @@ class SchemaVersion:
     token: str
     actor: str | None
     text: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class MigrationReport:
+    """What ``Engine.migrate`` did (or, with ``dry_run``, would do) to a database's tables.
+
+    ``steps`` are ``(version, name)`` of the migrations applied (or planned), oldest first; ``version`` is the table
+    layout version the database has afterwards (with ``dry_run``: would have).
+    """
+
+    database: str
+    kind: str  # "sqlite" or "postgresql"
+    steps: tuple[tuple[int, str], ...]
+    version: int
+    dry_run: bool

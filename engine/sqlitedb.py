@@ -434,6 +434,14 @@ class SqliteFile:
 
     # --- migrations -------------------------------------------------------------------
 
+    def applied_version(self, table: str) -> int:
+        """The highest migration recorded in ``table`` (0: none, or no such table yet)."""
+        with self.connection() as db, self.translated(self._open_action):
+            found = db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = ?", [table]).fetchone()
+            if found is None:
+                return 0
+            return int(db.execute(f"SELECT coalesce(max(version), 0) FROM {table}").fetchone()[0])
+
     def migrate(self, migrations: Sequence[Migration], *, table: str,
                 then: Callable[[Connection], None] | None = None,
                 stamp: Callable[[], str] = _utc_now_iso,

@@ -44,3 +44,75 @@ class Clock:
 @pytest.fixture
 def clock() -> Clock:
     return Clock()
+
+
+# --- PostgreSQL -------------------------------------------------------------------------------------------------
+
+PG_SERVER = __import__("os").environ.get("HEADWATER_TEST_PG", "postgresql://127.0.0.1:5432/test")
+"""The PostgreSQL server the tests use (``HEADWATER_TEST_PG``; default the local one CI has). Each test run creates
+its own databases on it and drops them; it is never skipped silently: an unreachable server fails the tests."""
+
+
+class PgServer:
+    """Creates throw-away databases on :data:`PG_SERVER` and drops them at the end of the run."""
+
+    def __init__(self, base: str) -> None:
+        import itertools
+        import os
+
+        self.base = base
+        self._names = (f"headwater_test_{os.getpid()}_{n}" for n in itertools.count())
+        self.created: list[str] = []
+
+    def _admin(self):
+        import psycopg
+
+        try:
+            return psycopg.connect(self.base, autocommit=True, connect_timeout=5)
+        except psycopg.OperationalError as exc:
+            pytest.fail(f"PostgreSQL is not answering at {self.base} (set HEADWATER_TEST_PG to a server the tests "
+                        f"may create databases on): {exc}", pytrace=False)
+
+    def database(self) -> str:
+        """A new empty database's URI."""
+        from urllib.parse import urlsplit, urlunsplit
+
+        name = next(self._names)
+        with self._admin() as conn:
+            conn.execute(f'CREATE DATABASE "{name}"')
+        self.created.append(name)
+        parts = urlsplit(self.base)
+        return urlunsplit(parts._replace(path="/" + name))
+
+    def drop_all(self) -> None:
+        if not self.created:
+            return
+        with self._admin() as conn:
+            for name in self.created:
+                conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        self.created.clear()
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    server = PgServer(PG_SERVER)
+    yield server
+    server.drop_all()
+
+
+@pytest.fixture(scope="session")
+def pg_database(pg_server: PgServer) -> str:
+    """One migrated database for the whole run (tests that need it empty truncate it: ``pg_empty``)."""
+    from headwater.engine.store.postgres import migrate
+
+    uri = pg_server.database()
+    migrate(uri)
+    return uri
+
+
+def pg_truncate(uri: str) -> None:
+    """Empty every table of the migrated database at ``uri`` (fast: the tests' fresh store)."""
+    import psycopg
+
+    with psycopg.connect(uri, autocommit=True) as conn:
+        conn.execute("TRUNCATE relationships, revisions, schemas")

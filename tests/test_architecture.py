@@ -25,6 +25,8 @@ HOMES = {
     "lark": {"dsl/parser.py"},
     "cel_expr_python": {"dsl/cel"},
     "sqlite3": {"engine/sqlitedb.py"},  # the one SQLite helper: the store and the audit log go through it
+    "psycopg": {"engine/pgdb.py"},  # the one PostgreSQL helper
+    "psycopg_pool": {"engine/pgdb.py"},
     "grpc": {"engine/service"},
     "google": {"engine/service", "dsl/cel"},  # cel-expr-python's values are protobuf messages
     "yaml": {"engine/validationfile.py"},

@@ -15,6 +15,7 @@ beside the function that runs it, in the module of its group:
 - ``lineage.py``        labels, ancestors, descendants
 - ``relationships.py``  relationships touch/create/delete/read, export, import, watch
 - ``audit.py``          audit init/verify/query/export/replay/prune
+- ``database.py``       migrate
 - ``serve.py``          serve
 - ``shared.py``         the option groups and helpers the groups share
 
@@ -30,14 +31,14 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import audit, lineage, queries, relationships, schema, schema_files, serve
+from . import audit, database, lineage, queries, relationships, schema, schema_files, serve
 from .table import EXIT_OK, EXIT_USAGE, build_parser
 
 __all__ = ["main"]
 
 # Every command, in the order `headwater --help` lists them.
 _TABLE = (*schema_files.COMMANDS, *queries.COMMANDS, *lineage.COMMANDS, *schema.COMMANDS, *relationships.COMMANDS,
-          *audit.COMMANDS, *serve.COMMANDS)
+          *audit.COMMANDS, *database.COMMANDS, *serve.COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

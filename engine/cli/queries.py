@@ -111,7 +111,8 @@ COMMANDS = (
                     "revision token. Exit 0 for HAS_PERMISSION, 1 otherwise (2 on errors).",
         args=(RESOURCE, PERMISSION,
               arg("subject", metavar="SUBJECT", help="e.g. user:alice or group:eng#member"),
-              arg("--db", metavar="PATH", help="SQLite database file (required unless --server is given)"),
+              arg("--db", metavar="DB", help="the database: a SQLite file or a postgresql:// URI (default: "
+                                            "$HEADWATER_DB; required unless --server is given)"),
               arg("--server", metavar="ADDR",
                   help="ask a running `headwater serve` at host:port instead of opening --db"),
               arg("--token", metavar="TOKEN",

@@ -51,7 +51,8 @@ COMMANDS = (
             description="Compile FILE and store it as the new schema version. A FILE that imports others "
                         "(composable schemas) is stored as the one schema they make together.",
             args=(arg("file", metavar="FILE"),
-                  arg("--db", required=True, metavar="PATH", help="SQLite database file (created if missing)"),
+                  arg("--db", metavar="DB", help="the database: a SQLite file (created if missing) or a postgresql:// URI "
+                                                 "(default: $HEADWATER_DB)"),
                   arg("--dry-run", action="store_true", help="check only; store nothing")),
             run=_cmd_schema_write),
     Command("schema read", help="print the stored schema", description="Print the stored schema.",

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 from ...dsl import DslError
 from .. import Config, Engine, EngineError
+from ..store.naming import is_file
 from .table import EXIT_USAGE, Arg, Run, arg
 
 if TYPE_CHECKING:
@@ -21,8 +22,9 @@ if TYPE_CHECKING:
 
 # --- option groups -----------------------------------------------------------------------------
 
-DB = arg("--db", required=True, metavar="PATH", help="SQLite database file")
-DB_OR_SERVER = arg("--db", metavar="PATH", help="SQLite database file (or --server ADDR)")
+DB = arg("--db", metavar="DB", help="the database: a SQLite file or a postgresql:// URI (default: $HEADWATER_DB)")
+DB_OR_SERVER = arg("--db", metavar="DB", help="the database: a SQLite file or a postgresql:// URI (default: "
+                                              "$HEADWATER_DB), or --server ADDR")
 # The last options of every command that can ask a running server instead of a database file.
 SERVER = (arg("--server", metavar="ADDR", help="ask a running `headwater serve` instead of a file"),
           arg("--token", help="with --server: the bearer token (default: $HEADWATER_TOKEN)"))
@@ -38,12 +40,22 @@ def json_flag(help: str) -> Arg:
 # --- the engine, or a running server -----------------------------------------------------------
 
 
-def open_engine(path: str, *, create: bool = False) -> Engine:
-    """The engine over the database file at ``path``; it must exist unless ``create``."""
-    if not create and not Path(path).exists():
-        raise FileNotFoundError(f"database {path} does not exist (write a schema first: headwater schema write)")
+def database(given: str | None) -> str:
+    """The database a command works on: ``--db``, else ``$HEADWATER_DB``."""
+    db = given or os.environ.get("HEADWATER_DB")
+    if not db:
+        raise ValueError("give --db DB (a SQLite file or a postgresql:// URI), or set HEADWATER_DB")
+    return db
+
+
+def open_engine(db: str | None, *, create: bool = False) -> Engine:
+    """The engine over the database ``db`` names (``--db``, else ``$HEADWATER_DB``); a SQLite file must exist
+    unless ``create``."""
+    db = database(db)
+    if is_file(db) and not create and not Path(db).exists():
+        raise FileNotFoundError(f"database {db} does not exist (write a schema first: headwater schema write)")
     # A signed audit log is written with its key only (Engine.open refuses otherwise).
-    return Engine.open(path, config=Config.of(audit_key=os.environ.get("HEADWATER_AUDIT_KEY") or None))
+    return Engine.open(db, config=Config.of(audit_key=os.environ.get("HEADWATER_AUDIT_KEY") or None))
 
 
 def connect(args: argparse.Namespace) -> Engine | Client:
@@ -52,8 +64,8 @@ def connect(args: argparse.Namespace) -> Engine | Client:
         from ..client import Client
 
         return Client(args.server, token=args.token or os.environ.get("HEADWATER_TOKEN") or None)
-    if not args.db:
-        raise ValueError("give --db PATH, or --server ADDR to ask a running server")
+    if not args.db and not os.environ.get("HEADWATER_DB"):
+        raise ValueError("give --db DB (or set HEADWATER_DB), or --server ADDR to ask a running server")
     return open_engine(args.db)
 
 

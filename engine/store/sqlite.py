@@ -1,6 +1,6 @@
 """SqliteStore: the durable backend, one SQLite file in WAL mode.
 
-With :mod:`.sqlite_reader` (its reads) and :mod:`.migrations` (its tables) over
+With :mod:`.sqlite_reader` and :mod:`.sql_reader` (its reads) and :mod:`.migrations` (its tables) over
 :class:`~headwater.engine.sqlitedb.SqliteFile` (the SQLite helper it shares with
 the audit log: connections, transactions, migrations), this is the relationship
 store's code; every driver failure is translated (a busy or locked database
@@ -55,54 +55,30 @@ from __future__ import annotations
 import json
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from datetime import datetime, timedelta, timezone
+from datetime import datetime, timezone
 from pathlib import Path
 
-from ..errors import InvalidRequestError
+from ..errors import InvalidRequestError, StoreError
 from ..sqlitedb import Connection, SqliteFile, transaction
 from . import migrations as _migrations
 from .contract import (
     Batch,
     Change,
-    Operation,
     Plan,
     Revision,
     RevisionInfo,
-    Row,
     StoredSchema,
     checked_time,
     unavailable,
     whole_revisions,
 )
-from .sqlite_reader import COLUMNS, KEY_ORDER, SqliteReader, SqliteSnapshot
+from .sql_reader import LargeObjects, WriteSql, changes_of, from_us, to_us
+from .sqlite_reader import SqliteReader, SqliteSnapshot
 from .validating import Store
 
-__all__ = ["SqliteStore"]
+__all__ = ["SqliteStore", "migrate", "migration_plan"]
 
-_EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
-_MICROSECOND = timedelta(microseconds=1)
-_MAX_LARGE_OBJECTS = 100_000  # large objects remembered store-wide (a hint: forgetting one costs one read)
-
-_KEY_MATCH = (
-    "resource_type = ? AND resource_id = ? AND relation = ? "
-    "AND subject_type = ? AND subject_id = ? AND subject_relation = ?"
-)
-_RETIRE = f"UPDATE relationships SET deleted_rev = ? WHERE {_KEY_MATCH} AND deleted_rev IS NULL"
-_RETIRE_UNEXPIRED = f"{_RETIRE} AND (expires_at_us IS NULL OR expires_at_us > ?)"
-_INSERT = f"INSERT INTO relationships ({COLUMNS}, created_rev) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
-_SELECT_TOUCHES = (
-    f"SELECT {COLUMNS}, created_rev FROM relationships WHERE created_rev > :after AND created_rev <= :until "
-    f"ORDER BY created_rev, {KEY_ORDER} LIMIT :limit"
-)
-# A row deleted at the revision that created its replacement is an update, not a delete.
-_SELECT_DELETES = (
-    f"SELECT {COLUMNS}, deleted_rev FROM relationships AS old WHERE deleted_rev > :after AND deleted_rev <= :until "
-    "AND NOT EXISTS (SELECT 1 FROM relationships AS new WHERE new.resource_type = old.resource_type "
-    "AND new.resource_id = old.resource_id AND new.relation = old.relation "
-    "AND new.subject_type = old.subject_type AND new.subject_id = old.subject_id "
-    "AND new.subject_relation = old.subject_relation AND new.created_rev = old.deleted_rev) "
-    f"ORDER BY deleted_rev, {KEY_ORDER} LIMIT :limit"
-)
+_SQL = WriteSql("?", ":{}")
 _SELECT_BOUNDS = "SELECT (SELECT min(revision) FROM revisions), (SELECT max(revision) FROM revisions)"
 _SELECT_HEAD = "SELECT revision, committed_at_us FROM revisions ORDER BY revision DESC LIMIT 1"
 
@@ -111,36 +87,13 @@ def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _to_us(moment: datetime) -> int:
-    return (moment - _EPOCH) // _MICROSECOND
-
-
-def _from_us(micros: int) -> datetime:
-    return _EPOCH + timedelta(microseconds=micros)
-
-
-class _LargeObjects:
-    """Objects found to have more than ``OBJECT_ROWS`` relationships: a planning hint, never an answer."""
-
-    def __init__(self) -> None:
-        self._keys: set[tuple[str, str]] = set()
-
-    def __contains__(self, key: tuple[str, str]) -> bool:
-        return key in self._keys
-
-    def add(self, key: tuple[str, str]) -> None:
-        if len(self._keys) >= _MAX_LARGE_OBJECTS:
-            self._keys.clear()
-        self._keys.add(key)
-
-
 class _SqliteBackend:
     """The SQLite implementation of the store roles (see the module docstring)."""
 
     def __init__(self, path: Path, clock: Callable[[], datetime], busy_timeout: float) -> None:
         self.path = path
         self.clock = clock
-        self.large_objects = _LargeObjects()
+        self.large_objects = LargeObjects()
         self.file = SqliteFile(path, name="the SQLite store", busy_timeout=busy_timeout, open_action="open the store")
         self.translate = self.file.translate
         self.checkout = self.file.checkout
@@ -155,7 +108,7 @@ class _SqliteBackend:
     def _first_revision(self, db: Connection) -> None:
         if db.execute("SELECT 1 FROM revisions LIMIT 1").fetchone() is None:
             db.execute("INSERT INTO revisions (revision, committed_at_us) VALUES (0, ?)",
-                       [_to_us(checked_time(self.clock()))])
+                       [to_us(checked_time(self.clock()))])
 
     @contextmanager
     def _read(self, action: str) -> Iterator[tuple[Connection, Revision, Revision]]:
@@ -171,7 +124,7 @@ class _SqliteBackend:
     # --- reads --------------------------------------------------------------------------
 
     def snapshot(self, revision: Revision | None, now: datetime) -> SqliteSnapshot:
-        return SqliteSnapshot(self, revision, _to_us(now))
+        return SqliteSnapshot(self, revision, to_us(now))
 
     def head(self) -> Revision:
         with self.file.connection() as conn, self.file.translated("read the head revision"):
@@ -184,7 +137,7 @@ class _SqliteBackend:
                                [revision]).fetchone()
             if row is None:
                 raise unavailable(revision, oldest, head)
-            return RevisionInfo(revision, _from_us(row[0]), json.loads(row[1]))
+            return RevisionInfo(revision, from_us(row[0]), json.loads(row[1]))
 
     def changes(self, after: Revision, limit: int | None) -> list[Change]:
         with self._read("read changes") as (conn, oldest, head):
@@ -202,11 +155,8 @@ class _SqliteBackend:
                  limit: int | None) -> list[Change]:
         """Changes of revisions in (after, until] in (revision, key) order; at most limit + 1 of them."""
         params = {"after": after, "until": until, "limit": -1 if limit is None else limit + 1}  # -1: no limit
-        found = [(row[9], Operation.TOUCH, row) for row in conn.execute(_SELECT_TOUCHES, params).fetchall()]
-        found += [(row[9], Operation.DELETE, row) for row in conn.execute(_SELECT_DELETES, params).fetchall()]
-        found.sort(key=lambda change: (change[0], change[2][:6]))
-        changes = [Change(revision, op, Row(*row[:9]).relationship()) for revision, op, row in found]
-        return changes if limit is None else changes[: limit + 1]
+        return changes_of(conn.execute(_SQL.select_touches, params).fetchall(),
+                          conn.execute(_SQL.select_deletes, params).fetchall(), limit)
 
     def schema_history(self) -> list[StoredSchema]:
         with self._read("read the schema history") as (conn, _oldest, _head):
@@ -226,7 +176,7 @@ class _SqliteBackend:
         Every statement lets other threads take the GIL, and a busy server's threads keep it for up to
         the switch interval (5 ms) before handing it back, so this runs as few statements as it can."""
         base, previous_us = conn.execute(_SELECT_HEAD).fetchone()
-        now_us = _to_us(checked_time(self.clock()))
+        now_us = to_us(checked_time(self.clock()))
         reader = SqliteReader(self, conn, base, now_us)
         try:
             batch: Batch = plan(reader)
@@ -236,10 +186,10 @@ class _SqliteBackend:
         conn.execute("INSERT INTO revisions (revision, committed_at_us, metadata) VALUES (?, ?, ?)",
                      [revision, max(now_us, previous_us), metadata])
         if batch.deletes:
-            conn.executemany(_RETIRE_UNEXPIRED, [(revision, *key, now_us) for key in batch.deletes])
+            conn.executemany(_SQL.retire_unexpired, [(revision, *key, now_us) for key in batch.deletes])
         if batch.inserts:
-            conn.executemany(_RETIRE, [(revision, *row[:6]) for row in batch.inserts])  # even identical/expired
-            conn.executemany(_INSERT, [(*row, revision) for row in batch.inserts])
+            conn.executemany(_SQL.retire, [(revision, *row[:6]) for row in batch.inserts])  # even identical/expired
+            conn.executemany(_SQL.insert, [(*row, revision) for row in batch.inserts])
         if batch.schema is not None:
             version = conn.execute("SELECT coalesce(max(version), 0) + 1 FROM schemas").fetchone()[0]
             conn.execute("INSERT INTO schemas (version, revision, text, digest) VALUES (?, ?, ?, ?)",
@@ -247,7 +197,7 @@ class _SqliteBackend:
         return revision
 
     def gc(self, before: datetime) -> int:
-        return self.file.write(lambda conn: self._gc(conn, _to_us(before)), "collect garbage")
+        return self.file.write(lambda conn: self._gc(conn, to_us(before)), "collect garbage")
 
     @staticmethod
     def _gc(conn: Connection, before_us: int) -> int:
@@ -286,3 +236,26 @@ class SqliteStore(Store):
         if str(path) == ":memory:" or not str(path):
             raise InvalidRequestError("SqliteStore needs a file path; use MemoryStore for an in-memory store")
         super().__init__(_SqliteBackend(Path(path), clock, busy_timeout))
+
+
+def migration_plan(path: str | Path) -> list[_migrations.Migration]:
+    """The migrations opening the SQLite file at ``path`` would apply (all of them for a new file); StoreError
+    for a file written by a newer Headwater."""
+    if not Path(path).exists():
+        return list(_migrations.MIGRATIONS)
+    file = SqliteFile(Path(path), name="the SQLite store", open_action="open the store")
+    try:
+        applied = file.applied_version(_migrations.MIGRATIONS_TABLE_NAME)
+    finally:
+        file.close()
+    if applied > _migrations.LATEST_VERSION:
+        raise StoreError(f"cannot open the SQLite store at {path}: it was written by a newer Headwater (table "
+                         f"layout version {applied}; this version knows up to {_migrations.LATEST_VERSION})")
+    return [m for m in _migrations.MIGRATIONS if m.version > applied]
+
+
+def migrate(path: str | Path) -> list[_migrations.Migration]:
+    """Apply what :func:`migration_plan` lists (as opening the store does); what was applied."""
+    steps = migration_plan(path)
+    SqliteStore(path).close()
+    return steps

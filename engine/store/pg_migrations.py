@@ -1,0 +1,90 @@
+"""The PostgreSQL store's tables, as numbered migrations that ``headwater migrate`` applies in order.
+
+Unlike SQLite (which migrates itself on open), a PostgreSQL database is shared by
+several servers and owned by an operator, so its tables change only when
+``headwater migrate --db URI`` runs (:meth:`~headwater.engine.pgdb.Database.migrate`:
+one transaction, under an advisory lock, recorded in :data:`MIGRATIONS_TABLE`); a
+server refuses a database that is behind or ahead of :data:`LATEST_VERSION`.
+Released migrations are never edited: a change is a new migration at the end.
+
+The layout is SQLite's (``migrations.py``), with PostgreSQL types: every text
+column that takes part in a key is ``COLLATE "C"``, so keys sort by code point
+as SpiceDB lists them whatever the database's default collation is. Each of the
+evaluator's reads has its index, and ``tests/store/test_postgres.py`` checks
+with ``EXPLAIN`` that none of them scans the relationships table.
+
+Example::
+
+    >>> [m.version for m in MIGRATIONS] == list(range(1, LATEST_VERSION + 1))
+    True
+"""
+
+from __future__ import annotations
+
+from ..pgdb import Migration
+
+__all__ = ["LATEST_VERSION", "MIGRATIONS", "MIGRATIONS_TABLE"]
+
+MIGRATIONS_TABLE = "headwater_migrations"
+"""The table recording the applied migrations (version, name, applied_at)."""
+
+_KEY = "resource_type, resource_id, relation, subject_type, subject_id, subject_relation"
+
+_INITIAL = Migration(
+    1,
+    "relationships, revisions and schemas",
+    (
+        # One row per write transaction. Revision 0 (the empty store) is inserted by the first server to open it.
+        """
+        CREATE TABLE revisions (
+            revision        BIGINT PRIMARY KEY,
+            committed_at_us BIGINT NOT NULL,           -- microseconds since 1970-01-01T00:00:00Z
+            metadata        TEXT NOT NULL DEFAULT '{}' -- JSON object of strings
+        )
+        """,
+        "CREATE INDEX revisions_by_time ON revisions (committed_at_us)",
+        # One row per version of a relationship, visible at revision R when
+        # created_rev <= R and (deleted_rev IS NULL or deleted_rev > R). The primary key keeps an object's rows
+        # together in its index: reading an object whole, or one relation of it, is one index range.
+        f"""
+        CREATE TABLE relationships (
+            resource_type    TEXT COLLATE "C" NOT NULL,
+            resource_id      TEXT COLLATE "C" NOT NULL,
+            relation         TEXT COLLATE "C" NOT NULL,
+            subject_type     TEXT COLLATE "C" NOT NULL,
+            subject_id       TEXT COLLATE "C" NOT NULL,
+            subject_relation TEXT COLLATE "C" NOT NULL,   -- '' when the subject has no relation
+            caveat_name      TEXT,                          -- NULL when there is no caveat
+            caveat_context   TEXT,                          -- canonical JSON object
+            expires_at_us    BIGINT,                        -- NULL when it never expires
+            created_rev      BIGINT NOT NULL,
+            deleted_rev      BIGINT,                        -- NULL while not deleted
+            PRIMARY KEY ({_KEY}, created_rev)
+        )
+        """,
+        # At most one not-deleted row per key; also finds the row a write replaces.
+        f"CREATE UNIQUE INDEX relationships_live_key ON relationships ({_KEY}) WHERE deleted_rev IS NULL",
+        # Reverse reads (lookups, a subject's relationships), ordered by resource id.
+        """
+        CREATE INDEX relationships_by_subject ON relationships (
+            subject_type, subject_id, subject_relation, resource_type, relation, resource_id
+        )
+        """,
+        # Only rows whose subject is a subject set: a relation with thousands of plain subjects is not read for them.
+        f"CREATE INDEX relationships_subject_sets ON relationships ({_KEY}) WHERE subject_relation <> ''",
+        # changes() and gc().
+        "CREATE INDEX relationships_by_created_rev ON relationships (created_rev)",
+        "CREATE INDEX relationships_by_deleted_rev ON relationships (deleted_rev) WHERE deleted_rev IS NOT NULL",
+        """
+        CREATE TABLE schemas (
+            version  INTEGER PRIMARY KEY,      -- 1, 2, 3...
+            revision BIGINT NOT NULL UNIQUE,   -- the revision that wrote it
+            text     TEXT NOT NULL,
+            digest   TEXT NOT NULL
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_INITIAL,)
+LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -14,10 +14,13 @@ from .table import EXIT_USAGE, Command, arg
 
 def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from ..service.server import STOPPED_WITH_CALLS_RUNNING, serve  # grpc loads only for the server
+    from ..service.supervisor import supervise
 
     settings = {a.dest: getattr(args, a.dest) for a in _SETTINGS}
     try:
         config = load_config(settings, config_file=args.config)
+        if config.server.processes > 1:
+            return supervise(config)
         code = serve(config)
         if code == STOPPED_WITH_CALLS_RUNNING:
             # A call never reached a cancellation checkpoint: do not wait for its thread at interpreter exit
@@ -36,6 +39,9 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 _SETTINGS = (
     arg("--address", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:50051; port 0 picks a free port)"),
     arg("--workers", type=int, metavar="N", help="threads serving calls (default 16)"),
+    arg("--processes", type=int, metavar="N",
+        help="worker processes sharing the port, under a supervisor that restarts a dead one; over a database "
+             "file, not :memory: nor an audited SQLite database (default 1: this process serves; docs/scaling.md)"),
     arg("--heavy-calls", type=int, metavar="N",
         help="lookups, expands, exports, listings and audit scans running at once; others wait while heavy "
              "calls leave a quarter of the workers free, more are RESOURCE_EXHAUSTED (default 4)"),
@@ -107,7 +113,8 @@ COMMANDS = (
                     "needs --insecure-no-auth. --audit keeps an audit log (the AuditService serves it to tokens "
                     "with the audit scope). SIGTERM or SIGINT drains in-flight calls, writes the audit records "
                     "still queued and closes the database. Logs are JSON lines on stderr, one per call (method, "
-                    "status, duration, token name).",
+                    "status, duration, token name). --processes N serves from N worker processes sharing the "
+                    "port, to use N cores (the supervisor forwards SIGTERM and waits for every worker to drain).",
         args=(arg("--config", metavar="FILE", help="TOML file of settings (keys named like the flags, with _)"),
               *_SETTINGS),
         run=_cmd_serve),

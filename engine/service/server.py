@@ -17,7 +17,11 @@ then a TOML config file, then the defaults, in that order of precedence
 - on :meth:`HeadwaterServer.stop` (``headwater serve`` calls it on SIGTERM/SIGINT)
   reports NOT_SERVING, refuses new calls, ends Watch streams, waits up to
   ``grace_seconds`` for in-flight calls, then writes the audit records still queued
-  and closes the audit log and the store (``Engine.close``).
+  and closes the audit log and the store (``Engine.close``);
+- as worker ``i`` of ``headwater serve --processes N`` (engine/service/supervisor.py),
+  binds its port with SO_REUSEPORT, so that the N workers share it, and logs
+  ``worker_serving`` (the supervisor logs ``serving`` once, for the group) with
+  ``worker`` and ``pid`` on every line.
 
 Example::
 
@@ -31,9 +35,11 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import signal
 import sys
 import threading
+from collections.abc import Callable, Mapping
 from concurrent import futures
 from pathlib import Path
 from typing import Any, TextIO
@@ -50,7 +56,8 @@ from .auth import TokenSet, load_token_file
 from .handlers import build_handlers, service_names
 from .servicer import Servicer
 
-__all__ = ["STOPPED_WITH_CALLS_RUNNING", "HeadwaterServer", "JsonFormatter", "configure_logging", "serve"]
+__all__ = ["AUDIT_NOT_SHARED", "STOPPED_WITH_CALLS_RUNNING", "HeadwaterServer", "JsonFormatter",
+           "configure_logging", "serve"]
 
 _log = logging.getLogger("headwater.service")
 
@@ -62,22 +69,29 @@ _CANCEL_SECONDS = 1.0
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, and the record's ``fields`` (if any)."""
+    """One JSON object per line: time, level, logger, message, the formatter's ``fields`` (a worker's number and
+    pid), and the record's ``fields`` (if any)."""
+
+    def __init__(self, fields: Mapping[str, Any] | None = None) -> None:
+        super().__init__()
+        self.fields = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
         data: dict[str, Any] = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
                                 "level": record.levelname.lower(), "logger": record.name,
-                                "msg": record.getMessage()}
+                                "msg": record.getMessage(), **self.fields}
         data.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             data["traceback"] = self.formatException(record.exc_info)
         return json.dumps(data, default=str)
 
 
-def configure_logging(level: str = "info", stream: TextIO | None = None) -> logging.Handler:
-    """Send the ``headwater`` loggers to ``stream`` (stderr) as JSON lines; returns the handler."""
+def configure_logging(level: str = "info", stream: TextIO | None = None, *,
+                      fields: Mapping[str, Any] | None = None) -> logging.Handler:
+    """Send the ``headwater`` loggers to ``stream`` (stderr) as JSON lines, each with ``fields``; returns the
+    handler."""
     handler = logging.StreamHandler(stream or sys.stderr)
-    handler.setFormatter(JsonFormatter())
+    handler.setFormatter(JsonFormatter(fields))
     logger = logging.getLogger("headwater")
     logger.handlers = [handler]
     logger.setLevel(level.upper())
@@ -95,6 +109,11 @@ def _read(path: str, what: str) -> bytes:
         raise ConfigError(f"cannot read {what} {path}: {exc.strerror or exc}") from None
 
 
+#: Why a worker of ``--processes N`` refuses an audited SQLite database (the supervisor says it too, earlier).
+AUDIT_NOT_SHARED = ("several processes appending to one hash-chained audit log in SQLite is not designed yet: "
+                    "serve an audited SQLite database with one process (--processes 1)")
+
+
 class HeadwaterServer:
     """A running (after :meth:`start`) gRPC server over one Engine.
 
@@ -106,9 +125,11 @@ class HeadwaterServer:
         >>> server.stop()
     """
 
-    def __init__(self, config: Config, *, engine: Engine | None = None) -> None:
+    def __init__(self, config: Config, *, engine: Engine | None = None, worker: int | None = None) -> None:
         config.server.validate_serving()
         self.config = config
+        self.worker = worker  # its number in a group of --processes N (binds with SO_REUSEPORT), else None
+        self.serving: dict[str, Any] = {}  # what the start-up log line said (a supervisor repeats it)
         self._own_engine = engine is None
         self.engine = engine
         self.port = 0
@@ -126,7 +147,7 @@ class HeadwaterServer:
         return f"{host}:{self.port}"
 
     def start(self) -> HeadwaterServer:
-        config = self.config
+        config, worker = self.config, self.worker
         cfg, limits = config.server, config.limits
         tokens: TokenSet | None = None if cfg.insecure_no_auth else load_token_file(cfg.token_file or "")
         credentials = None
@@ -141,12 +162,14 @@ class HeadwaterServer:
             self.engine = (Engine(MemoryStore(), config=config) if db == ":memory:" else
                            Engine.open(db, config=config))
         try:
+            if worker is not None and self.engine.audit_path is not None:  # a SQLite file beside the store
+                raise ConfigError(f"--processes {cfg.processes} on {config.storage.db}: {AUDIT_NOT_SHARED}")
             if cfg.schema:
                 self._load_schema(cfg.schema)
             self.servicer = Servicer(self.engine, config)
             options = [("grpc.max_receive_message_length", limits.max_message_bytes),
                        ("grpc.max_send_message_length", limits.max_message_bytes),
-                       ("grpc.so_reuseport", 0)]
+                       ("grpc.so_reuseport", 0 if worker is None else 1)]
             server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.workers,
                                                             thread_name_prefix="headwater-rpc"),
                                  options=options, maximum_concurrent_rpcs=None)
@@ -180,12 +203,17 @@ class HeadwaterServer:
         if credentials is None and not self.address.startswith(("127.", "localhost", "[::1]")):
             _log.warning("TLS is off: tokens and data cross the network in clear text",
                          extra={"fields": {"event": "plaintext", "address": self.address}})
-        _log.info("serving on %s", self.address, extra={"fields": {
+        self.serving = {
             "event": "serving", "address": self.address, "port": self.port, "tls": credentials is not None,
             "mutual_tls": cfg.tls_client_ca is not None, "auth": tokens is not None,
             "tokens": [e.name for e in tokens.entries] if tokens else [], "db": config.storage.db,
             "workers": cfg.workers,
-            **self._audit_fields()}})
+            **self._audit_fields()}
+        if worker is None:
+            _log.info("serving on %s", self.address, extra={"fields": self.serving})
+        else:
+            _log.info("worker %d serving on %s", worker, self.address,
+                      extra={"fields": {**self.serving, "event": "worker_serving"}})
         return self
 
     def _audit_fields(self) -> dict[str, Any]:
@@ -268,22 +296,27 @@ class HeadwaterServer:
 STOPPED_WITH_CALLS_RUNNING = 75
 
 
-def serve(config: Config) -> int:
+def serve(config: Config, *, worker: int | None = None,
+          ready: Callable[[HeadwaterServer], None] | None = None) -> int:
     """Run until SIGTERM or SIGINT, then drain and stop: 0 after a clean stop, else
-    :data:`STOPPED_WITH_CALLS_RUNNING` (the audit log was flushed; the store was left open under the call)."""
+    :data:`STOPPED_WITH_CALLS_RUNNING` (the audit log was flushed; the store was left open under the call).
+
+    ``worker``: serve as that worker of a ``--processes N`` group (engine/service/supervisor.py); ``ready`` is
+    called with the started server."""
     logger = logging.getLogger("headwater")
     saved = (logger.handlers[:], logger.level, logger.propagate)
-    configure_logging(config.server.log_level)
+    configure_logging(config.server.log_level,
+                      fields=None if worker is None else {"worker": worker, "pid": os.getpid()})
     try:
-        server = _run(config)
+        server = _run(config, worker, ready)
     finally:  # leave logging as it was (serve may run inside another program, e.g. the tests)
         logger.handlers, logger.propagate = saved[0], saved[2]
         logger.setLevel(saved[1])
     return STOPPED_WITH_CALLS_RUNNING if server.unfinished else 0
 
 
-def _run(config: Config) -> HeadwaterServer:
-    server = HeadwaterServer(config).start()
+def _run(config: Config, worker: int | None, ready: Callable[[HeadwaterServer], None] | None) -> HeadwaterServer:
+    server = HeadwaterServer(config, worker=worker).start()
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:
@@ -293,6 +326,8 @@ def _run(config: Config) -> HeadwaterServer:
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
     try:
+        if ready is not None:
+            ready(server)
         while not stopping.wait(0.5):
             pass
     finally:

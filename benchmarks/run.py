@@ -710,9 +710,36 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def load_headwater(store_kind: str, workdir: Path, schema: str, rel_file: Path) -> tuple[Engine, dict[str, Any]]:
-    db = workdir / "headwater.db"
-    engine = Engine(SqliteStore(db) if store_kind == "sqlite" else MemoryStore())
+def bench_database(store_kind: str, workdir: Path, pg_server: str) -> str:
+    """Where the benchmark's store lives: a SQLite file in ``workdir``, ``:memory:``, or a new PostgreSQL database
+    on ``pg_server`` (created and migrated here; :func:`drop_bench_database` drops it)."""
+    if store_kind == "sqlite":
+        return str(workdir / "headwater.db")
+    if store_kind == "memory":
+        return ":memory:"
+    import psycopg
+    from urllib.parse import urlsplit, urlunsplit
+
+    name = f"headwater_bench_{os.getpid()}"
+    with psycopg.connect(pg_server, autocommit=True) as conn:
+        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+        conn.execute(f'CREATE DATABASE "{name}"')
+    uri = urlunsplit(urlsplit(pg_server)._replace(path="/" + name))
+    Engine.migrate(uri)
+    return uri
+
+
+def drop_bench_database(store_kind: str, db: str, pg_server: str) -> None:
+    if store_kind == "postgresql":
+        import psycopg
+
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def load_headwater(store_kind: str, db: str, schema: str, rel_file: Path) -> tuple[Engine, dict[str, Any]]:
+    engine = Engine.open(db) if store_kind == "postgresql" else Engine(
+        SqliteStore(db) if store_kind == "sqlite" else MemoryStore())
     engine.write_schema(schema)
     t = time.perf_counter()
     with rel_file.open() as f:
@@ -783,7 +810,24 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
 def _run_all(args: argparse.Namespace, plan: Plan, workload: Workload, paths: dict[str, Path], workdir: Path,
              peer: SpicedbPeer | None, out: dict[str, Any]) -> None:
     agreement = Agreement()
+    log(f"bulk import into Headwater ({args.store}) ...")
+    db = bench_database(args.store, workdir, args.pg_server)
+    out["database"] = db if args.store != "postgresql" else f"PostgreSQL {_pg_version(db)} at {db}"
+    try:
+        _run_store(args, plan, workload, paths, workdir, peer, out, agreement, db)
+    finally:
+        drop_bench_database(args.store, db, args.pg_server)
 
+
+def _pg_version(db: str) -> str:
+    import psycopg
+
+    with psycopg.connect(db) as conn:
+        return str(conn.execute("SHOW server_version").fetchone()[0])
+
+
+def _run_store(args: argparse.Namespace, plan: Plan, workload: Workload, paths: dict[str, Path], workdir: Path,
+               peer: SpicedbPeer | None, out: dict[str, Any], agreement: Agreement, db: str) -> None:
     def phase(name: str) -> None:
         out.setdefault("phase_seconds", {})[name] = round(time.perf_counter() - phase_start[0], 1)
         phase_start[0] = time.perf_counter()
@@ -791,8 +835,7 @@ def _run_all(args: argparse.Namespace, plan: Plan, workload: Workload, paths: di
     phase_start = [time.perf_counter()]
 
     # ---- bulk import
-    log(f"bulk import into Headwater ({args.store}) ...")
-    engine, hw_import = load_headwater(args.store, workdir, workload.headwater_schema,
+    engine, hw_import = load_headwater(args.store, db, workload.headwater_schema,
                                        paths["headwater_relationships"])
     out["engine_config"] = {k: str(v) for k, v in asdict(engine.config).items()}
     out["import"] = {"headwater": hw_import}
@@ -851,15 +894,16 @@ def _run_all(args: argparse.Namespace, plan: Plan, workload: Workload, paths: di
     # the writes scenario comes later), from a separate client process
     if not plan.grpc:
         out["grpc"] = {"status": "skipped (--no-grpc)"}
-    elif args.store != "sqlite":
-        out["grpc"] = {"status": "not measured: the server opens the benchmark's SQLite file (--store sqlite)"}
+    elif args.store == "memory":
+        out["grpc"] = {"status": "not measured: the server opens the benchmark's database (--store sqlite or "
+                                 "postgresql)"}
     else:
         samples = {sc.name: workload.scenarios[sc.name][:plan.checks] for sc in SCENARIOS}
         cold_n = plan.checks if plan.grpc_cold_checks is None else min(plan.checks, plan.grpc_cold_checks)
         log(f"gRPC: {len(samples)} scenarios, {plan.checks} warm and {cold_n} cold checks each, through "
             f"headwater serve ...")
         head = engine.store.head()
-        g = measure_grpc(workdir / "headwater.db", samples, workdir, floor_min=plan.grpc_floor,
+        g = measure_grpc(db, samples, workdir, floor_min=plan.grpc_floor,
                          cold_checks=plan.grpc_cold_checks, log=log)
         g["database_unchanged"] = engine.store.head() == head
         answers_by_scenario = g.pop("answers")
@@ -946,7 +990,7 @@ def _run_all(args: argparse.Namespace, plan: Plan, workload: Workload, paths: di
                              **{k: round(statistics.median(r[k] for r in runs), 4) for k in keys}}
         agreement.expect("cold_start", [first, second], runs[0]["answers"])
     else:
-        out["cold_start"] = {"status": "not applicable to the memory store"}
+        out["cold_start"] = {"status": f"not measured for the {args.store} store"}
     if peer is not None:
         out["cold_start"]["spicedb"] = {
             "note": "the embedded SpiceDB keeps data in memory only: a restart reloads every relationship",
@@ -1207,7 +1251,9 @@ def main() -> None:
     ap.add_argument("--quick", action="store_true", help="fewer checks: a smoke run in under about two minutes")
     ap.add_argument("--no-spicedb", action="store_true", help="Headwater only (no peer set-up)")
     ap.add_argument("--json", type=Path, help="write every figure here")
-    ap.add_argument("--store", choices=["sqlite", "memory"], default="sqlite")
+    ap.add_argument("--store", choices=["sqlite", "memory", "postgresql"], default="sqlite")
+    ap.add_argument("--pg-server", default=os.environ.get("HEADWATER_TEST_PG", "postgresql://127.0.0.1:5432/test"),
+                    help="with --store postgresql: the server to create the benchmark's database on (dropped after)")
     ap.add_argument("--checks", type=int, help="Headwater checks per scenario (default 2000; --quick 300)")
     ap.add_argument("--spicedb-checks", type=int, help="SpiceDB checks per scenario (default 2000; --quick 60)")
     ap.add_argument("--spicedb-budget", type=float, help="seconds per SpiceDB scenario before it stops early")

@@ -41,7 +41,6 @@ import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from datetime import UTC, datetime
-from typing import Any
 
 import psycopg
 import psycopg_pool
@@ -51,7 +50,7 @@ from .dburi import URI_RE, redact
 from .errors import StoreError, StoreUnavailableError, WriteConflictError
 from .sqlitedb import Migration  # the one shape of a numbered migration, whatever the database
 
-__all__ = ["Connection", "Database", "DriverError", "Migration", "RawCursor", "execute_many"]
+__all__ = ["Connection", "Database", "DriverError", "Migration", "RawCursor"]
 
 #: A connection lent by the pool (callers type their arguments with it, without importing psycopg).
 Connection = psycopg.Connection
@@ -252,10 +251,3 @@ def _redacted_message(exc: BaseException, uri: str) -> str:
         if secret:
             text = text.replace(secret, "***")
     return text
-
-
-def execute_many(conn: Connection, sql: str, rows: Sequence[Sequence[Any]]) -> None:
-    """``sql`` once per row, pipelined (one round trip for all, as psycopg's ``executemany`` does)."""
-    if rows:
-        with conn.cursor() as cur:
-            cur.executemany(sql, rows)  # type: ignore[arg-type]

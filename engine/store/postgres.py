@@ -44,11 +44,11 @@ Example (needs a migrated database; ``headwater migrate --db URI``)::
 from __future__ import annotations
 
 import json
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from datetime import datetime, timezone
 from types import TracebackType
 
-from ..pgdb import Connection, Database, DriverError, Migration, RawCursor, execute_many, redact
+from ..pgdb import Connection, Database, DriverError, Migration, RawCursor, redact
 from . import pg_migrations
 from .contract import (
     Batch,
@@ -61,7 +61,7 @@ from .contract import (
     unavailable,
     whole_revisions,
 )
-from .sql_reader import LargeObjects, SqlReader, WriteSql, changes_of, from_us, to_us
+from .sql_reader import COLUMNS, KEY_ORDER, LargeObjects, SqlReader, WriteSql, changes_of, from_us, to_us
 from .validating import Store
 
 __all__ = ["PostgresStore", "migrate", "migration_plan"]
@@ -73,6 +73,22 @@ _SELECT_HEAD = "SELECT revision, committed_at_us FROM revisions ORDER BY revisio
 _BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
 
 
+# Writes are set-based: one statement per kind of change whatever the batch's size, its rows as arrays.
+_KEYS = ("unnest(%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[]) "
+         "AS k(resource_type, resource_id, relation, subject_type, subject_id, subject_relation)")
+_SAME_KEY = " AND ".join(f"r.{c} = k.{c}" for c in KEY_ORDER.split(", "))
+_RETIRE = f"UPDATE relationships AS r SET deleted_rev = %s FROM {_KEYS} WHERE {_SAME_KEY} AND r.deleted_rev IS NULL"
+_RETIRE_UNEXPIRED = f"{_RETIRE} AND (r.expires_at_us IS NULL OR r.expires_at_us > %s)"
+_INSERT = (f"INSERT INTO relationships ({COLUMNS}, created_rev) SELECT *, %s FROM unnest(%s::text[], %s::text[], "
+           "%s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::text[], %s::bigint[])")
+
+
+def _columns(rows: Sequence[Sequence[object]], width: int) -> list[list[object]]:
+    """The first ``width`` fields of ``rows`` as one list per column (the arrays a set-based statement takes)."""
+    return [list(column) for column in zip(*(row[:width] for row in rows), strict=True)] if rows else \
+        [[] for _ in range(width)]
+
+
 def _utc_now() -> datetime:
     return datetime.now(timezone.utc)
 
@@ -82,6 +98,15 @@ class PostgresReader(SqlReader):
 
     MARK = "$"
     DRIVER_ERROR = DriverError
+    # Each object's first rows through the primary-key index (LATERAL ... LIMIT), however large the object.
+    PREFETCH = (
+        "SELECT o.t, o.i, r.relation, r.subject_type, r.subject_id, r.subject_relation, r.caveat_name, "
+        "r.caveat_context, r.expires_at_us FROM unnest($1::text[], $2::text[]) AS o(t, i) CROSS JOIN LATERAL ("
+        "SELECT relation, subject_type, subject_id, subject_relation, caveat_name, caveat_context, expires_at_us "
+        "FROM relationships WHERE resource_type = o.t AND resource_id = o.i AND created_rev <= $3 "
+        "AND (deleted_rev IS NULL OR deleted_rev > $3) AND (expires_at_us IS NULL OR expires_at_us > $4) "
+        "ORDER BY relation, subject_type, subject_id, subject_relation LIMIT $5) AS r"
+    )
 
     def __init__(self, backend: _PostgresBackend, conn: Connection, revision: Revision, now_us: int) -> None:
         super().__init__(backend.large_objects, RawCursor(conn).execute, backend.db.translate, revision, now_us)
@@ -216,9 +241,11 @@ class _PostgresBackend:
             revision: Revision = base + 1
             conn.execute("INSERT INTO revisions (revision, committed_at_us, metadata) VALUES (%s, %s, %s)",
                          [revision, max(now_us, previous_us), meta])
-            execute_many(conn, _SQL.retire_unexpired, [(revision, *key, now_us) for key in batch.deletes])
-            execute_many(conn, _SQL.retire, [(revision, *row[:6]) for row in batch.inserts])  # even identical/expired
-            execute_many(conn, _SQL.insert, [(*row, revision) for row in batch.inserts])
+            if batch.deletes:
+                conn.execute(_RETIRE_UNEXPIRED, [revision, *_columns(batch.deletes, 6), now_us])
+            if batch.inserts:
+                conn.execute(_RETIRE, [revision, *_columns(batch.inserts, 6)])  # even identical or expired rows
+                conn.execute(_INSERT, [revision, *_columns(batch.inserts, 9)])
             if batch.schema is not None:
                 conn.execute("INSERT INTO schemas (version, revision, text, digest) "
                              "SELECT coalesce(max(version), 0) + 1, %s, %s, %s FROM schemas",

@@ -73,6 +73,12 @@ class Store:
         """The backend's file (None for a backend without one, such as the memory store)."""
         return getattr(self.backend, "path", None)
 
+    @property
+    def database(self) -> Any:
+        """The backend's database, as its audit log finds it: a SQLite file's path or a PostgreSQL URI (with its
+        password, if it has one: show it through ``naming.describe``); None for a store that does not last."""
+        return self.path or getattr(getattr(self.backend, "db", None), "uri", None)
+
     def now(self) -> datetime:
         """The backend's clock, in UTC."""
         return checked_time(self.backend.clock())
@@ -139,6 +145,10 @@ class Store:
 
         def plan(reader: Reader) -> Batch:
             _enforce_preconditions(reader, conditions)
+            prefetch = getattr(reader, "prefetch", None)
+            if prefetch is not None:  # a hint (a SQL backend reads the batch's objects in bulk); no answer changes
+                prefetch([(u.relationship.resource.type, u.relationship.resource.id) for u in batch]
+                         + [(u.relationship.subject.type, u.relationship.subject.id) for u in batch])
             if validate is not None:
                 validate(reader, batch)
             deletes: list[RowKey] = []

@@ -358,3 +358,13 @@ def test_a_password_never_reaches_the_server_log(pg_server) -> None:
         server.stop()
     text = "".join(server.lines)
     assert secret not in text and "root:***@" in text
+
+
+def test_serve_refuses_an_unmigrated_database_naming_the_command(pg_server) -> None:
+    uri = pg_server.database()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    done = subprocess.run([sys.executable, "-m", "headwater.engine", "serve", "--address", "127.0.0.1:0", "--db", uri,
+                           "--insecure-no-auth"], env=env, capture_output=True, text=True, timeout=60)
+    assert done.returncode == 2, done.stderr
+    assert f"it is not migrated; run `headwater migrate --db {uri}` first" in done.stderr
+    assert "Traceback" not in done.stderr

@@ -50,6 +50,7 @@ from grpc_reflection.v1alpha import reflection
 
 from ..api import Engine
 from ..config import Config
+from ..dburi import redact
 from ..errors import ConfigError
 from ..store.memory import MemoryStore
 from .auth import TokenSet, load_token_file
@@ -163,7 +164,7 @@ class HeadwaterServer:
                            Engine.open(db, config=config))
         try:
             if worker is not None and self.engine.audit_path is not None:  # a SQLite file beside the store
-                raise ConfigError(f"--processes {cfg.processes} on {config.storage.db}: {AUDIT_NOT_SHARED}")
+                raise ConfigError(f"--processes {cfg.processes} on {redact(config.storage.db)}: {AUDIT_NOT_SHARED}")
             if cfg.schema:
                 self._load_schema(cfg.schema)
             self.servicer = Servicer(self.engine, config)
@@ -206,7 +207,7 @@ class HeadwaterServer:
         self.serving = {
             "event": "serving", "address": self.address, "port": self.port, "tls": credentials is not None,
             "mutual_tls": cfg.tls_client_ca is not None, "auth": tokens is not None,
-            "tokens": [e.name for e in tokens.entries] if tokens else [], "db": config.storage.db,
+            "tokens": [e.name for e in tokens.entries] if tokens else [], "db": redact(config.storage.db),
             "workers": cfg.workers,
             **self._audit_fields()}
         if worker is None:

@@ -45,8 +45,14 @@ _SETTINGS = (
     arg("--heavy-calls", type=int, metavar="N",
         help="lookups, expands, exports, listings and audit scans running at once; others wait while heavy "
              "calls leave a quarter of the workers free, more are RESOURCE_EXHAUSTED (default 4)"),
-    arg("--db", metavar="PATH", help="SQLite database file, created on first start (default headwater.db; :memory: "
-                                     "for a throw-away store)"),
+    arg("--db", metavar="DB", help="the database: a SQLite file, created on first start (default headwater.db), a "
+                                   "postgresql:// URI (migrated first: headwater migrate), or :memory: for a "
+                                   "throw-away store"),
+    arg("--pool-size", type=int, metavar="N", help="PostgreSQL: connections open at most per process (default 20)"),
+    arg("--pool-timeout", type=float, metavar="S",
+        help="PostgreSQL: seconds a call waits for a free connection before UNAVAILABLE (default 5)"),
+    arg("--statement-timeout", type=float, metavar="S",
+        help="PostgreSQL: seconds one statement may run before the database cancels it (default 30)"),
     arg("--schema", metavar="FILE", help="schema file written at start unless already stored"),
     arg("--token-file", metavar="FILE", help="TOML file of bearer tokens with names and scopes"),
     arg("--insecure-no-auth", action="store_true", default=None,

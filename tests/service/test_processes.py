@@ -7,6 +7,7 @@ import doctest
 import json
 import os
 import signal
+import socket
 import subprocess
 import sys
 import threading
@@ -18,7 +19,6 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-
 from headwater.engine import Engine
 from headwater.engine.cli import main
 from headwater.engine.client import Client, RemoteError
@@ -222,6 +222,15 @@ def test_refusals(tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatc
     monkeypatch.setenv("HEADWATER_PROCESSES", "0")
     assert main(["serve", "--db", str(db)]) == 2
     assert "processes must be a positive integer" in capsys.readouterr().err
+    with socket.socket() as taken:  # a port something listens on is not joined, even with SO_REUSEPORT
+        taken.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        monkeypatch.setenv("HEADWATER_PROCESSES", "2")
+        assert main(["serve", "--db", str(db), "--address", f"127.0.0.1:{port}"]) == 2
+        assert f"cannot listen on 127.0.0.1:{port}" in capsys.readouterr().err
+    assert not db.exists()
 
 
 def test_an_audited_database_is_refused_by_the_first_worker(tmp_path: Path) -> None:
@@ -230,8 +239,8 @@ def test_an_audited_database_is_refused_by_the_first_worker(tmp_path: Path) -> N
         engine.write_schema(SCHEMA)
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     done = subprocess.run([sys.executable, "-m", "headwater.engine", "serve", "--processes", "2", "--db", str(db),
-                           "--insecure-no-auth", "--address", "127.0.0.1:0"], env=env, capture_output=True,
-                          text=True, timeout=60)
+                           "--insecure-no-auth", "--address", "127.0.0.1:0"], check=False, env=env,
+                          capture_output=True, text=True, timeout=60)
     assert done.returncode == 2, done.stderr
     assert "not designed yet" in done.stderr and "--processes 1" in done.stderr
     assert '"event": "serving"' not in done.stderr

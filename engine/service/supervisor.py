@@ -309,7 +309,10 @@ class _Supervisor:
 def run_worker() -> None:
     """A worker's whole life (what the supervisor's child interpreters run): read the config from stdin, serve
     until SIGTERM or the supervisor's end, and exit (2 when it cannot serve, as ``headwater serve`` does)."""
-    order = pickle.load(sys.stdin.buffer)
+    try:
+        order = pickle.load(sys.stdin.buffer)
+    except EOFError:  # the supervisor was gone before it could tell us anything
+        sys.exit(1)
     config: Config = order["config"]
     report = os.fdopen(order["ready_fd"], "wb")
     threading.Thread(target=_watch_supervisor, args=(config.server.grace_seconds,), daemon=True,

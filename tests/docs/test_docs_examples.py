@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
 DOCTEST_FILES = [p for p in DOCS if ">>> " in p.read_text()]
 DB = "/tmp/headwater-doc.db"
+PG_DB = "postgresql://localhost/headwater_doc"  # in a docs example: a new PostgreSQL database for the session
 
 
 @pytest.mark.parametrize("path", DOCTEST_FILES, ids=lambda p: p.name)
@@ -41,11 +42,13 @@ def _cli_sessions() -> list[tuple[str, list[tuple[list[str], list[str]]]]]:
 
 @pytest.mark.parametrize("name, steps", _cli_sessions(), ids=lambda v: v if isinstance(v, str) else "")
 def test_cli_examples(name: str, steps, tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                      capsys: pytest.CaptureFixture[str]) -> None:
+                      capsys: pytest.CaptureFixture[str], request: pytest.FixtureRequest) -> None:
     monkeypatch.chdir(REPO)
     db = str(tmp_path / "doc.db")
+    pg = request.getfixturevalue("pg_server").database() if any(PG_DB in argv for argv, _ in steps) else None
     for argv, expected in steps:
-        argv = [db if a == DB else a for a in argv]
+        argv = [db if a == DB else pg if a == PG_DB else a for a in argv]
+        expected = [line.replace(PG_DB, pg) if pg else line for line in expected]
         if any(a.startswith("../shared/") for a in argv) and not (REPO.parent / "shared").is_dir():
             pytest.skip("conformance data not found")
         code = main(argv)

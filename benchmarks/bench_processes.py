@@ -2,7 +2,12 @@
 
     python -m benchmarks.bench_processes [--processes 1 2] [--clients 2] [--connections 8] [--in-flight 8]
                                          [--seconds 10] [--warmup 3] [--rounds 3] [--server-nice N]
+                                         [--store sqlite|postgresql] [--two-servers]
                                          [--json benchmarks/results/processes.json]
+
+``--store postgresql`` puts the same data in a new PostgreSQL database (created on ``--pg-server``, dropped
+after); ``--two-servers`` adds a layout of two separate single-process servers over that database, each
+load generator connected to one of them.
 
 One SQLite file in a temporary folder holds the ai-lineage sample's schema
 (examples/ai-lineage/policy.zed) and 200 grants ``dataset:d<i>#viewer@user:u<i>``.
@@ -143,33 +148,60 @@ def _client(args: tuple[str, int, int, float, float]) -> dict:
 # --- one run ------------------------------------------------------------------------------------
 
 
-def _prepare(folder: Path) -> Path:
+def _prepare(folder: Path, store: str, pg_server: str) -> str:
+    """The benchmark's database, loaded: a SQLite file in ``folder``, or a new PostgreSQL database on ``pg_server``
+    (dropped by :func:`_drop`)."""
     from headwater.engine import Engine
 
-    db = folder / "bench.db"
+    if store == "sqlite":
+        db = str(folder / "bench.db")
+    else:
+        import psycopg
+        from urllib.parse import urlsplit, urlunsplit
+
+        name = f"headwater_bench_processes_{os.getpid()}"
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
+            conn.execute(f'CREATE DATABASE "{name}"')
+        db = urlunsplit(urlsplit(pg_server)._replace(path="/" + name))
+        Engine.migrate(db)
     with Engine.open(db) as engine:
         engine.write_schema(POLICY.read_text())
         engine.touch(*[f"dataset:d{i}#viewer@user:u{i}" for i in range(DATASETS)])
     return db
 
 
-def run_once(db: Path, processes: int, clients: int, connections: int, in_flight: int, seconds: float,
-             warmup: float, folder: Path, server_nice: int = 0) -> dict[str, Any]:
+def _drop(db: str, pg_server: str) -> None:
+    if db.startswith("postgresql://"):
+        import psycopg
+
+        with psycopg.connect(pg_server, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db.rsplit("/", 1)[1]}" WITH (FORCE)')
+
+
+def run_once(db: str, processes: int, clients: int, connections: int, in_flight: int, seconds: float,
+             warmup: float, folder: Path, server_nice: int = 0, separate_servers: int = 1) -> dict[str, Any]:
+    """One run: ``headwater serve --processes P`` (or, with ``separate_servers`` > 1, that many single-process
+    servers on ports of their own over the same database, the load generators' connections spread over them)."""
     from headwater.engine.client import Client
 
-    address = f"127.0.0.1:{_free_port()}"
-    command = [sys.executable, "-m", "headwater.engine", "serve", "--db", str(db), "--insecure-no-auth",
-               "--address", address, "--log-level", "warning", "--processes", str(processes)]
-    log_path = folder / f"server-{processes}.log"
+    addresses = [f"127.0.0.1:{_free_port()}" for _ in range(separate_servers)]
+    log_path = folder / f"server-{processes}-{separate_servers}.log"
     with open(log_path, "w") as log:
-        server = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ))
+        started = [subprocess.Popen([sys.executable, "-m", "headwater.engine", "serve", "--db", str(db),
+                                     "--insecure-no-auth", "--address", address, "--log-level", "warning",
+                                     "--processes", str(processes)],
+                                    stdout=subprocess.DEVNULL, stderr=log, env=dict(os.environ))
+                   for address in addresses]
+        server = started[0]
         try:
-            with Client(address) as client:
-                client.wait_ready(60)
+            for address in addresses:
+                with Client(address) as client:
+                    client.wait_ready(60)
             end = time.monotonic() + 60
             while processes > 1 and len(_children(server.pid)) < processes and time.monotonic() < end:
                 time.sleep(0.1)
-            servers = [server.pid] if processes == 1 else _children(server.pid)
+            servers = [p.pid for p in started] if processes == 1 else _children(server.pid)
             for pid in servers:  # --server-nice: the server's processes before other work on the machine
                 os.setpriority(os.PRIO_PROCESS, pid, server_nice)
             time.sleep(1.0)  # the second worker binds the port a moment after it appears
@@ -177,7 +209,8 @@ def run_once(db: Path, processes: int, clients: int, connections: int, in_flight
             with ctx.Pool(clients) as pool:
                 count_from = time.time() + 2.0 + warmup  # pool processes started and connected by then
                 stop_at = count_from + seconds
-                jobs = [(address, connections, in_flight, count_from, stop_at) for _ in range(clients)]
+                jobs = [(addresses[i % len(addresses)], connections, in_flight, count_from, stop_at)
+                        for i in range(clients)]
                 pending = pool.map_async(_client, jobs)
                 time.sleep(max(0.0, count_from - time.time()))
                 cpu_from = {pid: _cpu_seconds(pid) for pid in servers}
@@ -188,12 +221,16 @@ def run_once(db: Path, processes: int, clients: int, connections: int, in_flight
                 per_client = pending.get(timeout=seconds + warmup + 120)
             restarted = processes > 1 and _children(server.pid) != servers
         finally:
-            server.terminate()
-            server.wait(timeout=60)
+            for p in started:
+                p.terminate()
+            for p in started:
+                p.wait(timeout=60)
     checks = sum(c["checks"] for c in per_client)
     server_cpu = [cpu_to[p] - cpu_from[p] for p in servers]
     client_cpu = [c["cpu_s"] for c in per_client]
-    return {"processes": processes, "checks_per_s": round(checks / seconds),
+    return {"processes": processes, "servers": separate_servers,
+            "layout": f"{separate_servers} servers" if separate_servers > 1 else str(processes),
+            "checks_per_s": round(checks / seconds),
             "errors": sum(c["errors"] for c in per_client),
             "first_error": next((c["first_error"] for c in per_client if c["first_error"]), ""),
             "server_cpu_s": [round(x, 2) for x in server_cpu],
@@ -206,11 +243,12 @@ def run_once(db: Path, processes: int, clients: int, connections: int, in_flight
             "worker_restarted": restarted, "server_exit": server.returncode, "seconds": seconds}
 
 
-def summarize(runs: list[dict[str, Any]], processes: list[int]) -> dict[str, Any]:
-    """Per ``--processes`` value: the median over the rounds of each figure, and the speedup over the first."""
+def summarize(runs: list[dict[str, Any]], layouts: list[str]) -> dict[str, Any]:
+    """Per layout (a ``--processes`` value, or "2 servers"): the median over the rounds of each figure, and the
+    speedup over the first."""
     summary: dict[str, Any] = {}
-    for p in processes:
-        mine = [x for x in runs if x["processes"] == p]
+    for p in layouts:
+        mine = [x for x in runs if x.get("layout", str(x["processes"])) == p]
 
         def median(key: str, mine: list[dict[str, Any]] = mine) -> float:
             return round(statistics.median(key_value(x, key) for x in mine), 2)
@@ -222,8 +260,8 @@ def summarize(runs: list[dict[str, Any]], processes: list[int]) -> dict[str, Any
                            "median_other_cores": median("other_cores"),
                            "median_server_cpu_us_per_check": round(median("server_cpu_us_per_check")),
                            "median_load_generator_cpu_us_per_check": round(median("load_generator_cpu_us_per_check"))}
-    base = summary[str(processes[0])]["median_checks_per_s"]
-    for p in processes:
+    base = summary[str(layouts[0])]["median_checks_per_s"]
+    for p in layouts:
         summary[str(p)]["speedup_vs_first"] = round(summary[str(p)]["median_checks_per_s"] / base, 2)
     return summary
 
@@ -248,21 +286,29 @@ def save(result: dict[str, Any], path: Path) -> None:
 
 
 def run(processes: list[int], clients: int, connections: int, in_flight: int, seconds: float, warmup: float,
-        rounds: int, server_nice: int = 0) -> dict[str, Any]:
+        rounds: int, server_nice: int = 0, store: str = "sqlite", pg_server: str = "",
+        two_servers: bool = False) -> dict[str, Any]:
     started = time.time()
     load_before = os.getloadavg()
     runs: list[dict[str, Any]] = []
+    layouts = [(p, 1) for p in processes] + ([(1, 2)] if two_servers else [])
     with tempfile.TemporaryDirectory() as tmp:
         folder = Path(tmp)
-        db = _prepare(folder)
-        for r in range(rounds):
-            for p in processes:
-                result = run_once(db, p, clients, connections, in_flight, seconds, warmup, folder, server_nice)
-                result["round"] = r + 1
-                runs.append(result)
-                print(json.dumps(result), flush=True)
-    return {"summary": summarize(runs, processes), "runs": runs,
-            "parameters": {"processes": processes, "clients": clients, "connections_per_client": connections,
+        db = _prepare(folder, store, pg_server)
+        try:
+            for r in range(rounds):
+                for p, n in layouts:
+                    result = run_once(db, p, clients, connections, in_flight, seconds, warmup, folder, server_nice,
+                                      separate_servers=n)
+                    result["round"] = r + 1
+                    runs.append(result)
+                    print(json.dumps(result), flush=True)
+        finally:
+            _drop(db, pg_server)
+    names = [f"{n} servers" if n > 1 else str(p) for p, n in layouts]
+    return {"summary": summarize(runs, names), "runs": runs,
+            "parameters": {"processes": processes, "two_servers": two_servers, "store": store,
+                           "clients": clients, "connections_per_client": connections,
                            "in_flight_per_connection": in_flight, "seconds": seconds, "warmup": warmup,
                            "rounds": rounds, "server_nice": server_nice,
                            "workload": f"examples/ai-lineage, {DATASETS} grants, warm checks"},
@@ -285,11 +331,17 @@ def main() -> None:
                     help="the server processes' nice value (negative: served before other work; needs root)")
     ap.add_argument("--json", type=Path, default=Path(__file__).parent / "results" / "processes.json",
                     help="add the session to this file (default benchmarks/results/processes.json)")
+    ap.add_argument("--store", choices=["sqlite", "postgresql"], default="sqlite")
+    ap.add_argument("--pg-server", default=os.environ.get("HEADWATER_TEST_PG", "postgresql://127.0.0.1:5432/test"),
+                    help="with --store postgresql: where the benchmark's database is created (and dropped)")
+    ap.add_argument("--two-servers", action="store_true",
+                    help="also run two separate single-process servers over the same database")
     args = ap.parse_args()
     result = run(args.processes, args.clients, args.connections, args.in_flight, args.seconds, args.warmup,
-                 args.rounds, args.server_nice)
+                 args.rounds, args.server_nice, args.store, args.pg_server, args.two_servers)
     for p, s in result["summary"].items():
-        print(f"--processes {p}: {s['median_checks_per_s']:,} checks/s (median of {s['checks_per_s_runs']}), "
+        layout = p if "servers" in p else f"--processes {p}"
+        print(f"{args.store}, {layout}: {s['median_checks_per_s']:,} checks/s (median of {s['checks_per_s_runs']}), "
               f"{s['speedup_vs_first']}x; server {s['median_server_cores']} cores, load generators "
               f"{s['median_load_generator_cores']}, other work {s['median_other_cores']}")
     save(result, args.json)

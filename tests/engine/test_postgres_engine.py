@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 
 from headwater.engine import Consistency, Engine
-from headwater.engine.errors import LineageCycleError
+from headwater.engine.consistency import decode_token, encode_token
+from headwater.engine.errors import DeclassificationRefusedError, LineageCycleError
 from headwater.engine.store import RelationshipFilter
 from tests.conftest import pg_truncate
 
@@ -109,3 +110,25 @@ def test_following_changes_on_one_engine_sees_the_writes_of_the_other(engines: t
     a.remove("team:t#member@user:ann")
     thread.join(30)
     assert seen == ["touch team:t#member@user:bob", "touch team:t#member@user:cat", "delete team:t#member@user:ann"]
+
+
+def test_a_declassification_raced_by_the_removal_of_its_steward_is_authorized_at_the_revision_it_lands(
+        engines: tuple[Engine, Engine]) -> None:
+    """Server A takes the steward's role away while server B writes the steward's declassification: either the
+    declassification lands while the steward still holds the role, or it is refused; never after."""
+    a, b = engines
+    results: list[object] = []
+    for n in range(20):
+        a.touch(f"dataset:s{n}#steward@user:stew")
+        outcomes = _race(lambda: a.remove(f"dataset:s{n}#steward@user:stew"),
+                         lambda: results.append(b.touch(f"dataset:s{n}#scrubbed@sensitivity:pii", actor="user:stew",
+                                                        reason="masked")))
+        assert outcomes[0] is None, outcomes
+        if outcomes[1] is not None:
+            assert isinstance(outcomes[1], DeclassificationRefusedError), outcomes
+            continue
+        landed = decode_token(results[-1].token)  # type: ignore[attr-defined]
+        before = a.read_relationships(RelationshipFilter(resource_type="dataset", resource_id=f"s{n}",
+                                                         relation="steward"),
+                                      consistency=Consistency.at_exact_snapshot(encode_token(landed - 1)))
+        assert [str(r) for r in before.relationships] == [f"dataset:s{n}#steward@user:stew"]

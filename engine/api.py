@@ -50,6 +50,7 @@ from .audit import (
     RecordKind,
     VerifyResult,
     acknowledge,
+    audit_location_for,
     audit_path_for,
     open_store_log,
 )
@@ -89,9 +90,9 @@ class Engine:
         self.store = store if isinstance(store, Store) else Store(store)
         self.config = config = config or Config()
         self.clock = clock
-        # A file store last written audited keeps its log whatever `config` says, and refuses one that does not
+        # A store last written audited keeps its log whatever `config` says, and refuses one that does not
         # continue it (AuditTrailBrokenError); see engine/audit/trail.py.
-        audit = open_store_log(config, self.store.path, _binding(self.store))
+        audit = open_store_log(config, self.store.database, _binding(self.store))
         ctx = self._ctx = Context(self.store, config, clock=clock, audit=audit)
         self._checks = CheckQuery(ctx)
         self._expand = ExpandQuery(ctx)
@@ -151,20 +152,22 @@ class Engine:
     @classmethod
     def verify_audit_trail(cls, path: str | Path, *, config: Config | None = None,
                            anchors: Sequence[Anchor] = ()) -> VerifyResult:
-        """Verify the audit trail of the SQLite database at ``path`` without serving it (``headwater audit
-        verify --db``): the log's chain, that it continues what the store recorded, and each anchor.
+        """Verify the audit trail of the database at ``path`` (a SQLite file or a ``postgresql://`` URI) without
+        serving it (``headwater audit verify --db``): the log's chain, that it continues what the store
+        recorded, and each anchor.
 
         Unlike :meth:`open`, a broken trail is a failed result, not an error. The log is the config's
-        audit path (default ``<path>.audit``), checked with the config's audit key.
+        audit path (default ``<path>.audit``, or the database itself for a URI), checked with the config's
+        audit key.
         """
         config = config or Config()
-        with SqliteStore(path) as store:
+        with _audited_store(path, config) as store:
             try:
                 binding = _binding(store)
             except AuditTrailBrokenError as exc:
                 return VerifyResult(False, 0, 0, "", None, exc.problem)
-        log_path = Path(config.audit.path) if config.audit.path else audit_path_for(path)
-        return AuditLog.verify_file(log_path, key=config.audit.resolved_key(), binding=binding, anchors=anchors)
+        log = Path(config.audit.path) if config.audit.path else audit_location_for(path)
+        return AuditLog.verify_file(log, key=config.audit.resolved_key(), binding=binding, anchors=anchors)
 
     @classmethod
     def acknowledge_audit_break(cls, path: str | Path, *, by: str, reason: str,
@@ -177,7 +180,7 @@ class Engine:
         or does not verify must be moved aside first), and an empty store revision names the log from now on.
         """
         config = config or Config()
-        with SqliteStore(path) as store:
+        with _audited_store(path, config) as store:
             return acknowledge(config, path, _binding(store), by=by, reason=reason, time=utc_now(),
                                write_revision=lambda metadata: store.write([], metadata=metadata),
                                token=encode_token)
@@ -486,11 +489,21 @@ class Engine:
 
 
 def _binding(store: Store) -> AuditBinding | None:
-    """What a file store's head revision records about its audit log (None: not a file, or written unaudited)."""
-    if store.path is None:
+    """What a lasting store's head revision records about its audit log (None: a memory store, or written
+    unaudited)."""
+    if store.database is None:
         return None
     head = store.head()
     return AuditBinding.from_metadata(head, store.revision_metadata(head))
+
+
+def _audited_store(db: str | Path, config: Config) -> Store:
+    """The store whose audit trail is checked or acknowledged: a SQLite file, or a PostgreSQL database."""
+    if is_file(db):
+        return SqliteStore(db)
+    storage = config.storage
+    return open_store(db, pool_size=2, pool_timeout=storage.pool_timeout.total_seconds(),
+                      statement_timeout=storage.statement_timeout.total_seconds())
 
 
 def _updates(operation: Operation, relationships: tuple[Relationship | str, ...]) -> list[Update]:

@@ -164,10 +164,10 @@ class Writes:
 
 
 def revision_metadata(ctx: Context, actor: str | None, reason: str | None = None) -> dict[str, str] | None:
-    """The revision metadata a write (or a schema write) carries: who and why, when given, and, over a file
-    store while audited, the audit log and its head (engine/audit/binding.py), so the store itself records
-    that it is audited and which log continues it."""
+    """The revision metadata a write (or a schema write) carries: who and why, when given, and, over a lasting
+    store (a file, a PostgreSQL database) while audited, the audit log and its head (engine/audit/binding.py),
+    so the store itself records that it is audited and which log continues it."""
     metadata = {k: v for k, v in (("actor", actor), ("reason", reason)) if v}
-    if ctx.audit is not None and ctx.store.path is not None:
+    if ctx.audit is not None and ctx.store.database is not None:
         metadata.update(ctx.audit.revision_metadata())
     return metadata or None

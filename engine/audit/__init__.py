@@ -1,9 +1,12 @@
-"""The audit trail: a tamper-evident, hash-chained log of decisions and changes, in its own SQLite file.
+"""The audit trail: a tamper-evident, hash-chained log of decisions and changes, in its own SQLite file or in the
+store's PostgreSQL database.
 
 An :class:`AuditLog` keeps one SQLite file (WAL mode, default ``<database>.audit``
-beside the store's file; a temporary file for a ``MemoryStore`` engine). It is
-separate from the relationship store, so pruning, exports and verification never
-contend with relationship writes. Record kinds (:class:`RecordKind`):
+beside the store's file; a temporary file for a ``MemoryStore`` engine), separate
+from the relationship store, so pruning, exports and verification never contend
+with relationship writes. Over a PostgreSQL store it keeps the ``audit_*`` tables
+of the same database instead, one chain that every server over it appends to
+(``pg_storage.py``). Record kinds (:class:`RecordKind`):
 
 - ``decision``: one check or bulk-check item: time, caller, resource, permission,
   subject, the SHA-256 of the canonical request context, the result, the missing
@@ -37,7 +40,7 @@ at once when a batch fills or someone waits, and on :meth:`AuditLog.close`.
 With ``durable=True`` the check waits until its record is committed (and
 fsynced). See ``docs/audit.md`` for what a crash can lose.
 
-**It stays on.** Every write to a file store while audited names the log and its
+**It stays on.** Every write to a lasting store while audited names the log and its
 head in the revision's metadata (``binding.py``), so the store says that it is
 audited and by which log; an engine opening it keeps that log whatever its config
 says, and refuses a log that is missing, another one, or behind the store until an
@@ -50,11 +53,14 @@ head down outside the host; ``verify`` proves the log still holds each one.
   :class:`VerifyResult`) and the canonical forms that are hashed;
 - ``chain.py``: linking records, verifying the chain and diagnosing a break, signing checkpoints and the head;
 - ``writer.py``: the bounded queue and the background writer thread, tickets, flush and wait;
-- ``storage.py``: the SQLite file (tables and migrations, appends, pruning, queries and cursors), through
-  the engine's one SQLite helper, ``engine/sqlitedb.py``;
+- ``sql_storage.py``: what is done with the log's tables (appends, verification, pruning, the store and
+  anchor checks, queries and cursors), written once for both databases;
+- ``storage.py``: the SQLite file (tables and migrations, connections), through the engine's one SQLite
+  helper, ``engine/sqlitedb.py``; ``pg_storage.py``: the tables in a PostgreSQL database (created by
+  ``headwater migrate``), through ``engine/pgdb.py``;
 - ``log.py``: :class:`AuditLog`, the facade: the recording policy and the ``record_*`` methods;
 - ``binding.py``: what an audited write stamps on its store revision; ``trail.py``: the log an engine over a
-  file store must keep, and acknowledging a break; ``anchors.py``: heads kept outside the host.
+  lasting store must keep, and acknowledging a break; ``anchors.py``: heads kept outside the host.
 
 Example::
 
@@ -76,7 +82,7 @@ from __future__ import annotations
 
 from .anchors import Anchor
 from .binding import AuditBinding
-from .log import AuditLog
+from .log import AuditLog, audit_location_for
 from .records import (
     GENESIS,
     LISTED_CHANGES,
@@ -106,6 +112,7 @@ __all__ = [
     "RecordKind",
     "VerifyResult",
     "acknowledge",
+    "audit_location_for",
     "audit_path_for",
     "canonical_json",
     "changes_digest",

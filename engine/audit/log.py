@@ -2,7 +2,9 @@
 
 It ties the parts together: :mod:`.records` (what is stored), :mod:`.chain` (the
 hash chain's rules), :mod:`.writer` (the queue and the background writer) and
-:mod:`.storage` (the SQLite file). See the package docstring for the whole story.
+the storage: :mod:`.storage` (a SQLite file) or :mod:`.pg_storage` (the tables of
+a PostgreSQL database), both :mod:`.sql_storage`. See the package docstring for
+the whole story.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from time import sleep as _sleep
 from typing import Any, TextIO
 
 from ..config import Config
+from ..dburi import is_postgres_uri, redact
 from ..errors import InvalidRequestError, NotFoundError, StoreError, StoreUnavailableError
 from .anchors import Anchor
 from .binding import AuditBinding, binding_metadata
@@ -35,10 +38,11 @@ from .records import (
     iso_time,
     schema_diff,
 )
-from .storage import AuditStorage, audit_path_for
+from .sql_storage import AuditStorage
+from .storage import SqliteAuditStorage, audit_path_for
 from .writer import FLUSH_INTERVAL, RecordWriter
 
-__all__ = ["CONTINUITY_WAIT", "AuditLog"]
+__all__ = ["CONTINUITY_WAIT", "AuditLog", "audit_location_for", "located"]
 
 _log = logging.getLogger("headwater.audit")
 
@@ -47,26 +51,55 @@ _log = logging.getLogger("headwater.audit")
 CONTINUITY_WAIT = 2.0
 
 
-class AuditLog:
-    """An append-only, hash-chained audit log in one SQLite file; see the package docstring.
+def audit_location_for(database: str | Path) -> str | Path:
+    """Where a store's audit log lives by default: ``<database>.audit`` beside a SQLite file, in the database
+    itself for a PostgreSQL URI.
 
-    :param path: the SQLite file (``-wal``/``-shm`` files appear beside it).
+    Example::
+
+        >>> audit_location_for("/var/lib/headwater/h.db").name, audit_location_for("postgresql://db/h")
+        ('h.db.audit', 'postgresql://db/h')
+    """
+    return str(database) if is_postgres_uri(str(database)) else audit_path_for(database)
+
+
+def located(location: str | Path) -> str:
+    """Where the log at ``location`` is, for messages: ``at <file>``, or ``in <URI without its password>``.
+
+    Example::
+
+        >>> located("postgresql://ann:s3cret@db/h"), located("/var/h.db.audit")
+        ('in postgresql://ann:***@db/h', 'at /var/h.db.audit')
+    """
+    return f"in {redact(location)}" if isinstance(location, str) and is_postgres_uri(location) else f"at {location}"
+
+
+class AuditLog:
+    """An append-only, hash-chained audit log in one SQLite file or a PostgreSQL database; see the package
+    docstring.
+
+    :param path: the SQLite file (``-wal``/``-shm`` files appear beside it), or a ``postgresql://`` URI: the
+      log is then the ``audit_*`` tables of that database (``headwater migrate`` creates them), shared by every
+      server over it.
     :param decisions: which decisions :meth:`wants_decision` selects: ``"all"``, ``"denials"``
       (NO_PERMISSION and CONDITIONAL_PERMISSION), ``"sample:<rate>"`` with 0 <= rate <= 1, or ``"off"``.
     :param explain: which recorded decisions carry an explanation: ``"off"``, ``"denials"`` or ``"all"``.
     :param durable: :meth:`wait` blocks until a record is committed, and commits fsync (SQLite
       ``synchronous=FULL``); otherwise commits survive a process crash but not a power loss (``NORMAL``).
+      PostgreSQL commits as the server's ``synchronous_commit`` says.
     :param key: signs checkpoints and the head with HMAC-SHA256 (else they carry a plain SHA-256).
     :param queue_size: records queued or being written at most; a producer waits for room beyond it.
-    :param create: create the file if it does not exist (else NotFoundError).
+    :param create: create the file, or start the log in the database, if there is none (else NotFoundError).
     :param clock: the time of checkpoints.
+    :param busy_timeout: SQLite: seconds to wait for another writer.
+    :param pool_timeout: PostgreSQL: seconds to wait for a connection.
+    :param statement_timeout: PostgreSQL: seconds one statement may run.
     """
 
     def __init__(self, path: str | Path, *, decisions: str = "all", explain: str = "off", durable: bool = False,
                  key: str | bytes | None = None, queue_size: int = 10_000, create: bool = True,
                  flush_interval: float = FLUSH_INTERVAL, clock: Callable[[], datetime] | None = None,
-                 busy_timeout: float = 5.0) -> None:
-        self.path = Path(path)
+                 busy_timeout: float = 5.0, pool_timeout: float = 5.0, statement_timeout: float = 30.0) -> None:
         self._mode, self._rate = _parse_decisions(decisions)
         if explain not in ("off", "denials", "all"):
             raise InvalidRequestError(f"invalid audit explain policy {explain!r}: use off, denials or all")
@@ -77,12 +110,21 @@ class AuditLog:
         self._clock = clock or (lambda: datetime.now(UTC))
         self._rng = random.Random()
         self._temporary_dir: Path | None = None
-        if not create and not self.path.exists():
-            raise NotFoundError(f"no audit log at {self.path}")
-        self._storage = AuditStorage(self.path, chain=Chain(key.encode() if isinstance(key, str) else key),
-                                     durable=durable, busy_timeout=busy_timeout)
-        self._writer = RecordWriter(self.path, connect=self._storage.connect, append=self._storage.append,
-                                    queue_size=queue_size, interval=flush_interval)
+        chain = Chain(key.encode() if isinstance(key, str) else key)
+        self._storage: AuditStorage
+        if isinstance(path, str) and is_postgres_uri(path):
+            from .pg_storage import PostgresAuditStorage  # loads the PostgreSQL driver only when it is used
+
+            #: The log's SQLite file; None for a log in a PostgreSQL database.
+            self.path: Path | None = None
+            self._storage = PostgresAuditStorage(path, chain=chain, create=create, pool_timeout=pool_timeout,
+                                                 statement_timeout=statement_timeout)
+        else:
+            self.path = Path(path)
+            self._storage = SqliteAuditStorage(self.path, chain=chain, durable=durable, busy_timeout=busy_timeout,
+                                               create=create)
+        self._writer = RecordWriter(self._storage.place, connect=self._storage.connect,
+                                    append=self._storage.append, queue_size=queue_size, interval=flush_interval)
         atexit.register(self._close_at_exit)
 
     @classmethod
@@ -95,17 +137,25 @@ class AuditLog:
 
     @classmethod
     def from_config(cls, config: Config, database: str | Path | None, *, create: bool = True) -> AuditLog:
-        """The log a :class:`~headwater.engine.config.Config` asks for: at its audit ``path``, else beside the
-        store's ``database`` file, else (no file: a MemoryStore) a temporary one."""
+        """The log a :class:`~headwater.engine.config.Config` asks for: at its audit ``path`` (a SQLite file),
+        else beside the store's ``database`` file or in its PostgreSQL database (:func:`audit_location_for`),
+        else (no database: a MemoryStore) a temporary file."""
         settings = config.audit
         options: dict[str, Any] = {
             "decisions": settings.decisions, "explain": settings.explain, "durable": settings.durable,
             "key": settings.resolved_key(), "queue_size": settings.queue_size, "create": create}
         if settings.path:
-            return cls(settings.path, **options)
+            return cls(Path(settings.path), **options)
         if database is None:
             return cls.temporary(**options)
-        return cls(audit_path_for(database), **options)
+        storage = config.storage
+        return cls(audit_location_for(database), pool_timeout=storage.pool_timeout.total_seconds(),
+                   statement_timeout=storage.statement_timeout.total_seconds(), **options)
+
+    @property
+    def place(self) -> str:
+        """``the audit log at <file or URI without its password>``, for messages."""
+        return self._storage.place
 
     @property
     def log_id(self) -> str:
@@ -261,19 +311,21 @@ class AuditLog:
     @classmethod
     def verify_file(cls, path: str | Path, *, key: str | bytes | None = None, binding: AuditBinding | None = None,
                     anchors: Sequence[Anchor] = ()) -> VerifyResult:
-        """:meth:`verify` the log at ``path``, where a file that is not a readable log is a failed result too
-        (a missing file: NotFoundError, unless ``binding`` says the store was written with a log)."""
-        path = Path(path)
-        if not path.exists():
-            if binding is None:
-                raise NotFoundError(f"no audit log at {path} (start one with: headwater audit init --db DATABASE)")
-            return VerifyResult(False, 0, 0, "", None, f"{binding.describe()}, but there is no audit log at {path}")
+        """:meth:`verify` the log at ``path`` (a file or a PostgreSQL URI), where a log that cannot be read is a
+        failed result too (no log: NotFoundError, unless ``binding`` says the store was written with a log)."""
         try:
             log = cls(path, create=False, key=key)
+        except NotFoundError:
+            if binding is None:
+                raise NotFoundError(f"no audit log {located(path)} (start one with: headwater audit init --db "
+                                    "DATABASE)") from None
+            return VerifyResult(False, 0, 0, "", None,
+                                f"{binding.describe()}, but there is no audit log {located(path)}")
         except StoreUnavailableError:
             raise
         except StoreError as exc:
-            return VerifyResult(False, 0, 0, "", None, f"{path} is not a readable audit log ({exc})")
+            shown = redact(path) if isinstance(path, str) else path
+            return VerifyResult(False, 0, 0, "", None, f"{shown} is not a readable audit log ({exc})")
         with log:
             return log.verify(binding=binding, anchors=anchors)
 
@@ -307,11 +359,11 @@ class AuditLog:
         signed log whose head now carries no signature."""
         count, last, mac = self._storage.signed_head()
         if mac and not self.signed:
-            return (f"the audit log at {self.path} is signed (its head carries an HMAC): give its key "
+            return (f"{self.place} is signed (its head carries an HMAC): give its key "
                     "(HEADWATER_AUDIT_KEY for the command line, --audit-key-file for headwater serve); without it "
                     "records would be written unsigned")
         if mac and mac != self._storage.head_mac(count, last):
-            return f"the audit key given does not sign the head of the audit log at {self.path}: it is another key"
+            return f"the audit key given does not sign the head of {self.place}: it is another key"
         if binding is not None and binding.signed and not self.signed:
             return (f"{binding.describe()}, a signed log: give its key (HEADWATER_AUDIT_KEY for the command line, "
                     "--audit-key-file for headwater serve)")
@@ -410,7 +462,7 @@ class AuditLog:
         try:
             self.close()
         except Exception:
-            _log.exception("closing the audit log at %s", self.path)
+            _log.exception("closing %s", self.place)
 
     def __enter__(self) -> AuditLog:
         return self

@@ -18,7 +18,6 @@ import threading
 import time as _time
 from collections.abc import Callable
 from datetime import datetime
-from pathlib import Path
 from typing import Any
 
 from ..errors import StoreError, StoreUnavailableError
@@ -39,7 +38,7 @@ QUEUE_WAIT = 30.0
 class RecordWriter:
     """The queue and the writer thread of one audit log (thread-safe; see the module docstring).
 
-    :param path: the log's file, for messages and the thread's name.
+    :param place: the log, for messages and the thread's name (``the audit log at <file or URI>``).
     :param connect: run first on the writer thread (opens its connection); if it fails, the thread ends
       and waiters hear that the log is closed.
     :param append: appends a batch to the chain in one transaction, on the writer thread.
@@ -50,7 +49,7 @@ class RecordWriter:
 
         >>> from datetime import UTC, datetime
         >>> written = []
-        >>> writer = RecordWriter(Path("x.audit"), connect=lambda: None, append=written.extend, queue_size=10)
+        >>> writer = RecordWriter("the audit log at x.audit", connect=lambda: None, append=written.extend, queue_size=10)
         >>> writer.submit(RecordKind.LOOKUP, datetime(2025, 1, 1, tzinfo=UTC), {"count": 3})
         1
         >>> writer.flush(); len(written), writer.pending
@@ -59,9 +58,9 @@ class RecordWriter:
         True
     """
 
-    def __init__(self, path: Path, *, connect: Callable[[], None], append: Callable[[list[Pending]], None],
+    def __init__(self, place: str, *, connect: Callable[[], None], append: Callable[[list[Pending]], None],
                  queue_size: int, interval: float = FLUSH_INTERVAL) -> None:
-        self._path = path
+        self._place = place
         self._connect = connect
         self._append = append
         self._queue_size = queue_size
@@ -90,7 +89,7 @@ class RecordWriter:
         :data:`QUEUE_WAIT` seconds); StoreError once the log is closing."""
         with self._cond:
             if self._closing:
-                raise StoreError(f"the audit log at {self._path} is closed")
+                raise StoreError(f"{self._place} is closed")
             if self._submitted - self._committed >= self._queue_size:
                 self._urgent = True
                 self._cond.notify_all()
@@ -99,7 +98,7 @@ class RecordWriter:
                     left = deadline - _time.monotonic()
                     if left <= 0:
                         raise StoreUnavailableError(
-                            f"the audit log at {self._path} is not keeping up ({self._queue_size} records queued"
+                            f"{self._place} is not keeping up ({self._queue_size} records queued"
                             + (f"; last error: {self._error}" if self._error else "") + "); retry later")
                     self._cond.wait(left)
             if not self._pending:
@@ -108,7 +107,7 @@ class RecordWriter:
             self._submitted += 1
             ticket = self._submitted
             if self._thread is None:
-                self._thread = threading.Thread(target=self._run, name=f"headwater-audit-writer:{self._path.name}",
+                self._thread = threading.Thread(target=self._run, name=f"headwater-audit-writer:{self._place.rsplit('/', 1)[-1]}",
                                                 daemon=True)
                 self._thread.start()
             if urgent or len(self._pending) >= BATCH:
@@ -133,10 +132,10 @@ class RecordWriter:
             failures = self._failures
             while self._committed < ticket:
                 if self._failures != failures and self._error is not None:
-                    raise StoreUnavailableError(f"the audit log at {self._path} cannot be written ({self._error}); "
+                    raise StoreUnavailableError(f"{self._place} cannot be written ({self._error}); "
                                                 "the record stays queued and is written when it recovers")
                 if self._thread is None or not self._thread.is_alive():
-                    raise StoreError(f"the audit log at {self._path} is closed; record {ticket} was not written")
+                    raise StoreError(f"{self._place} is closed; record {ticket} was not written")
                 self._cond.wait(0.5)
 
     def stop(self) -> bool:
@@ -181,7 +180,7 @@ class RecordWriter:
             try:
                 self._append(batch)
             except Exception as exc:  # noqa: BLE001 - kept queued, retried, reported to waiters
-                _log.error("cannot write %d audit records to %s: %s", len(batch), self._path, exc)
+                _log.error("cannot write %d audit records to %s: %s", len(batch), self._place, exc)
                 with self._cond:
                     self._pending[:0] = batch
                     self._oldest = _time.monotonic()
@@ -189,7 +188,7 @@ class RecordWriter:
                     self._failures += 1
                     self._cond.notify_all()
                     if self._closing:
-                        _log.error("audit log %s closed with %d records unwritten", self._path, len(self._pending))
+                        _log.error("%s closed with %d records unwritten", self._place, len(self._pending))
                         return
                 _time.sleep(self._interval)
                 continue

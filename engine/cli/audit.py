@@ -1,5 +1,5 @@
 """``headwater audit init|verify|anchor|acknowledge|query|export|replay|prune``: the audit log of a database
-(docs/audit.md)."""
+(docs/audit.md): ``<file>.audit`` beside a SQLite file, the ``audit_*`` tables of a PostgreSQL database."""
 
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TextIO
 
-from .. import AuditLog, Config, Engine, ReplayResult
-from ..audit import Anchor, VerifyResult, audit_path_for
+from .. import AuditLog, Config, Engine, NotFoundError, ReplayResult
+from ..audit import Anchor, VerifyResult, audit_location_for
+from ..store.naming import describe, is_file, kind_of
 from .shared import OUTPUT_FILE, context_arg, engine_errors, json_flag, output, plural
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
 
@@ -34,20 +35,22 @@ def _audit_key() -> str | None:
     return os.environ.get("HEADWATER_AUDIT_KEY") or None
 
 
-def _audit_file(args: argparse.Namespace) -> Path:
+def _audit_location(args: argparse.Namespace) -> str | Path:
+    """The log: ``--audit FILE``, else ``DATABASE.audit`` beside a SQLite file, else the PostgreSQL database."""
     if args.audit:
         return Path(args.audit)
     if not args.db:
-        raise ValueError("give --db PATH (its log is PATH.audit) or --audit FILE")
-    return audit_path_for(args.db)
+        raise ValueError("give --db DATABASE (a SQLite file, whose log is DATABASE.audit, or a postgresql:// URI) "
+                         "or --audit FILE")
+    return audit_location_for(args.db)
 
 
 def _open_audit(args: argparse.Namespace, *, create: bool = False) -> AuditLog:
-    path = _audit_file(args)
-    if not create and not path.exists():
-        raise FileNotFoundError(f"no audit log at {path} (start one with: headwater audit init --db DATABASE)")
-    # The audit commands work on the log file alone (no engine, no store): the audit package's public API.
-    return AuditLog(path, create=create, key=_audit_key())
+    # The audit commands work on the log alone (no engine, no store): the audit package's public API.
+    try:
+        return AuditLog(_audit_location(args), create=create, key=_audit_key())
+    except NotFoundError as exc:
+        raise NotFoundError(f"{exc} (start one with: headwater audit init --db DATABASE)") from None
 
 
 def _audit_filters(args: argparse.Namespace) -> dict[str, Any]:
@@ -56,20 +59,23 @@ def _audit_filters(args: argparse.Namespace) -> dict[str, Any]:
 
 @engine_errors
 def _cmd_audit_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    path = _audit_file(args)
-    existed = path.exists()
-    with _open_audit(args, create=True) as log:
+    try:
+        log, started = _open_audit(args), False
+    except NotFoundError:
+        log, started = _open_audit(args, create=True), True
+    with log:
         count, _ = log.head()
-    print(f"{path}: {'already an audit log' if existed else 'audit log started'} ({count} records)", file=out)
+    shown = describe(_audit_location(args))
+    print(f"{shown}: {'audit log started' if started else 'already an audit log'} ({count} records)", file=out)
     return EXIT_OK
 
 
 def _verify(args: argparse.Namespace, anchors: list[Anchor]) -> VerifyResult:
     """The chain, the store it must continue (when the database exists) and the anchors."""
-    if args.db and Path(args.db).exists():
+    if args.db and (kind_of(args.db) == "postgresql" or Path(args.db).exists()):
         config = Config.of(audit_path=args.audit, audit_key=_audit_key())
         return Engine.verify_audit_trail(args.db, config=config, anchors=anchors)
-    return AuditLog.verify_file(_audit_file(args), key=_audit_key(), anchors=anchors)
+    return AuditLog.verify_file(_audit_location(args), key=_audit_key(), anchors=anchors)
 
 
 @engine_errors
@@ -127,12 +133,13 @@ def _post(url: str, body: str) -> str:
 
 @engine_errors
 def _cmd_audit_acknowledge(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if not Path(args.db).exists():
+    if is_file(args.db) and not Path(args.db).exists():
         raise FileNotFoundError(f"database {args.db} does not exist")
     config = Config.of(audit_path=args.audit, audit_key=_audit_key())
     record = Engine.acknowledge_audit_break(args.db, by=args.by, reason=args.reason, config=config)
     if record is None:
-        print(f"nothing to acknowledge: the audit log of {args.db} continues what the store recorded", file=out)
+        print(f"nothing to acknowledge: the audit log of {describe(args.db)} continues what the store recorded",
+              file=out)
     else:
         print(f"acknowledged: {record.describe()}", file=out)
     return EXIT_OK
@@ -162,14 +169,14 @@ def _cmd_audit_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
 @engine_errors
 def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     if not args.db:
-        raise ValueError("replay needs --db PATH (the database the decision was made against)")
-    path = _audit_file(args)
-    if not path.exists():
-        raise FileNotFoundError(f"no audit log at {path}")
-    if not Path(args.db).exists():
+        raise ValueError("replay needs --db DATABASE (the database the decision was made against)")
+    location = _audit_location(args)
+    if isinstance(location, Path) and not location.exists():
+        raise FileNotFoundError(f"no audit log at {location}")
+    if is_file(args.db) and not Path(args.db).exists():
         raise FileNotFoundError(f"database {args.db} does not exist")
     context = context_arg(args.context)
-    config = Config.of(audit=True, audit_path=str(path), audit_key=_audit_key())
+    config = Config.of(audit=True, audit_path=args.audit, audit_key=_audit_key())
     with Engine.open(args.db, config=config) as engine:
         replayed = engine.replay(args.record_id, context=context)
     if args.json:
@@ -208,8 +215,9 @@ def _cmd_audit_prune(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 # Which log: every action takes these.
-TARGET = (arg("--db", metavar="PATH", help="SQLite database file; its log is PATH.audit"),
-          arg("--audit", metavar="FILE", help="the audit log file, if not PATH.audit"))
+_DB_HELP = "SQLite database file (its log is DATABASE.audit) or postgresql:// URI (its log is in that database)"
+TARGET = (arg("--db", metavar="DATABASE", help=_DB_HELP),
+          arg("--audit", metavar="FILE", help="the audit log file, if not DATABASE.audit"))
 # Which records: query and export take these; each one given narrows the selection.
 FILTERS = (
     arg("--since", type=_time_arg, metavar="TIME", help="records at or after TIME (ISO 8601; UTC unless it has an "
@@ -229,8 +237,9 @@ FILTERS = (
 )
 
 COMMANDS = (
-    Group("audit", help="verify, query, export, replay or prune the audit log of a database file",
-          description="The audit log kept beside a database (<database>.audit): every relationship and schema "
+    Group("audit", help="verify, query, export, replay or prune the audit log of a database",
+          description="The audit log kept beside a SQLite database (<database>.audit), or in a PostgreSQL "
+                      "database (its audit_* tables, shared by every server): every relationship and schema "
                       "change and the recorded decisions, hash-chained so that any edit, insertion, removal, "
                       "reordering or truncation is caught by `verify`. Once a database has an audit log, every "
                       "command that opens the database records into it, and refuses to open it when the log is "
@@ -264,8 +273,8 @@ COMMANDS = (
                         "Once the cause is understood, this records who accepts the break and why in the log (a new "
                         "one if there is none; an unreadable log must be moved aside first) and in the store, "
                         "naming the previous log and the store revision; the chain goes on from there.",
-            args=(arg("--db", required=True, metavar="PATH", help="SQLite database file; its log is PATH.audit"),
-                  arg("--audit", metavar="FILE", help="the audit log file, if not PATH.audit"),
+            args=(arg("--db", required=True, metavar="DATABASE", help=_DB_HELP),
+                  arg("--audit", metavar="FILE", help="the audit log file, if not DATABASE.audit"),
                   arg("--by", required=True, metavar="NAME", help="who acknowledges (e.g. user:ops-alice)"),
                   arg("--reason", required=True, metavar="TEXT", help="why (e.g. an incident ticket)")),
             run=_cmd_audit_acknowledge),

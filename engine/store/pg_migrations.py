@@ -86,5 +86,59 @@ _INITIAL = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_INITIAL,)
+# The audit trail (engine/audit/pg_storage.py, docs/audit.md): the decision log and change history of an audited
+# database, in the same database, one hash chain shared by every server. The columns after `hash` are computed
+# from `body` by PostgreSQL (they cannot be written apart from it, so there is no second copy to tamper with) and
+# exist for the indexes; `\u0000`, which PostgreSQL's text cannot hold, is read as U+FFFD there (never in `body`).
+# The head's and the identity's rows are written when the log is started (the first audited open).
+_AUDIT_FIELD = "replace(body, E'\\\\u0000', E'\\\\ufffd')::json ->> '{}'"
+_AUDIT = Migration(
+    2,
+    "the audit trail",
+    (
+        f"""
+        CREATE TABLE audit_records (
+            id         BIGINT PRIMARY KEY,   -- the record's place in the chain: 1, 2, 3...
+            body       TEXT NOT NULL,        -- canonical JSON of the content (includes "id")
+            prev_hash  TEXT NOT NULL,        -- the hash this record links to ('' for a checkpoint)
+            hash       TEXT NOT NULL,        -- sha256(prev_hash || "\\n" || body)
+            kind       TEXT COLLATE "C" GENERATED ALWAYS AS ({_AUDIT_FIELD.format("kind")}) STORED,
+            time       TEXT COLLATE "C" GENERATED ALWAYS AS ({_AUDIT_FIELD.format("time")}) STORED,
+            caller     TEXT COLLATE "C" GENERATED ALWAYS AS ({_AUDIT_FIELD.format("caller")}) STORED,
+            actor      TEXT COLLATE "C" GENERATED ALWAYS AS ({_AUDIT_FIELD.format("actor")}) STORED,
+            resource   TEXT COLLATE "C" GENERATED ALWAYS AS ({_AUDIT_FIELD.format("resource")}) STORED,
+            permission TEXT COLLATE "C" GENERATED ALWAYS AS ({_AUDIT_FIELD.format("permission")}) STORED,
+            subject    TEXT COLLATE "C" GENERATED ALWAYS AS ({_AUDIT_FIELD.format("subject")}) STORED,
+            result     TEXT COLLATE "C" GENERATED ALWAYS AS ({_AUDIT_FIELD.format("result")}) STORED,
+            revision   BIGINT GENERATED ALWAYS AS (({_AUDIT_FIELD.format("revision")})::bigint) STORED
+        )
+        """,
+        # Each filter's index ends with the id, so a page in chain order is one index range.
+        "CREATE INDEX audit_records_by_time ON audit_records (time, id)",
+        "CREATE INDEX audit_records_by_kind ON audit_records (kind, id)",
+        "CREATE INDEX audit_records_by_subject ON audit_records (subject, id)",
+        "CREATE INDEX audit_records_by_resource ON audit_records (resource, id)",
+        "CREATE INDEX audit_records_by_revision ON audit_records (revision, id)",
+        # Records appended so far (= the last id) and the last hash; `mac` is HMAC(key, "count:hash") when the
+        # log has a key, else ''. Every append holds this row (SELECT ... FOR UPDATE) until it commits.
+        """
+        CREATE TABLE audit_head (
+            one   INTEGER PRIMARY KEY CHECK (one = 1),
+            count BIGINT NOT NULL,
+            hash  TEXT NOT NULL,
+            mac   TEXT NOT NULL
+        )
+        """,
+        # The log's random id, which every audited write names in its revision's metadata (audit/binding.py).
+        """
+        CREATE TABLE audit_identity (
+            one     INTEGER PRIMARY KEY CHECK (one = 1),
+            log_id  TEXT NOT NULL,
+            created TEXT NOT NULL
+        )
+        """,
+    ),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_INITIAL, _AUDIT)
 LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -100,10 +100,10 @@ def test_an_unmigrated_database_is_refused_naming_the_command(fresh: str) -> Non
 
 def test_migrate_is_idempotent_and_a_dry_run_changes_nothing(fresh: str) -> None:
     planned = Engine.migrate(fresh, dry_run=True)
-    assert planned.kind == "postgresql" and planned.dry_run and [v for v, _ in planned.steps] == [1]
+    assert planned.kind == "postgresql" and planned.dry_run and [v for v, _ in planned.steps] == [1, 2]
     with pytest.raises(StoreError, match="not migrated"):
         PostgresStore(fresh)  # the dry run applied nothing
-    assert [v for v, _ in Engine.migrate(fresh).steps] == [1]
+    assert [v for v, _ in Engine.migrate(fresh).steps] == [1, 2]
     assert Engine.migrate(fresh).steps == ()
     assert Engine.migrate(fresh, dry_run=True).steps == ()
     PostgresStore(fresh).close()

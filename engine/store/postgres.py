@@ -71,6 +71,7 @@ _SQL = WriteSql("%s", "%({})s")
 _SELECT_BOUNDS = "SELECT (SELECT min(revision) FROM revisions), (SELECT max(revision) FROM revisions)"
 _SELECT_HEAD = "SELECT revision, committed_at_us FROM revisions ORDER BY revision DESC LIMIT 1"
 _BEGIN_SNAPSHOT = "BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY"
+_BEGIN_AND_BOUNDS = f"{_BEGIN_SNAPSHOT}; {_SELECT_BOUNDS}"
 
 
 # Writes are set-based: one statement per kind of change whatever the batch's size, its rows as arrays.
@@ -126,8 +127,11 @@ class _PostgresSnapshot:
         db = self._backend.db
         conn = db.checkout()
         try:
-            conn.execute(_BEGIN_SNAPSHOT)
-            oldest, head = conn.execute(_SELECT_BOUNDS).fetchone()  # type: ignore[misc]
+            # One round trip: BEGIN and the bounds as one simple query (no parameters), the bounds its second result.
+            cursor = conn.cursor()
+            cursor.execute(_BEGIN_AND_BOUNDS)
+            cursor.nextset()
+            oldest, head = cursor.fetchone()  # type: ignore[misc]
             at = head if self._revision is None else self._revision
             if not oldest <= at <= head:
                 raise unavailable(at, oldest, head)

@@ -5,7 +5,9 @@ stdin: JSON list of cases {"name", "schema", "schema_reversed", "relationships",
 permission, subject, context}], "headwater": [answer per check] or null, "headwater_schema_error": str or null}.
 stdout: one JSON line per case, written as soon as it is answered (the caller may give up on a case that takes
 too long and start again after it): {"load_error"?, "reversed_load_error"?, "answers": [{"result", "error"?,
-"tries"}], "lookups": {check index: {"resources": answer, "subjects": answer}}}.
+"tries"}], "lookups": {check index: {"resources": answer, "subjects": answer, "without_wildcards"?: answer}}}
+(``without_wildcards``: for a subject-set subject, SpiceDB's check on the case's data without its wildcard
+relationships).
 
 The oracle is SpiceDB's single CheckPermission (its bulk check can contradict it on caveated items), fully
 consistent, retried on SpiceDB's own deadline; a check still unanswered after the retries is "UNANSWERED".
@@ -108,13 +110,31 @@ def answer(case):
         out["answers"] = answers
         lookups = {}
         ours = case.get("headwater") or []
+        plain = [r for r in case["relationships"] if not is_wildcard(r)]
+        without: dict = {}
         for i, (c, theirs, mine) in enumerate(zip(case["checks"], answers, ours)):
             if theirs["result"] == "ERROR" and "max depth" in theirs.get("error", ""):
                 continue
             if mine.split(" ")[0] != theirs["result"]:
                 lookups[str(i)] = {"resources": lookup_resources(peer, c), "subjects": lookup_subjects(peer, c)}
+                if "#" in c["subject"] and len(plain) < len(case["relationships"]):
+                    # A wildcard never stands for a subject set in Headwater, so for a subject-set subject its
+                    # answer is its answer on the data without wildcards: ask SpiceDB that question too.
+                    if "peer" not in without:
+                        without["peer"] = Peer()
+                        load(without["peer"], case["schema"], plain)
+                    other = check(without["peer"], c)
+                    lookups[str(i)]["without_wildcards"] = (other["result"] + " " + other.get("error", ""))[:200]
+        if "peer" in without:
+            without["peer"].close()
         out["lookups"] = lookups
     return out
+
+
+def is_wildcard(relationship):
+    """Whether the relationship's subject is a wildcard (``...@user:*``, caveats and expiration aside)."""
+    subject = relationship.split("@", 1)[1].split("[", 1)[0]
+    return subject.endswith(":*")
 
 
 def main():

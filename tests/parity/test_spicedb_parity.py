@@ -225,3 +225,56 @@ def test_nanosecond_expirations_through_grpc(tmp_path: Path) -> None:
         client.write_schema(EXPIRING_SCHEMA)
         client.touch("doc:n#viewer@user:a[expiration:2323-12-01T00:00:00.123456789Z]")
         assert client.check("doc:n", "viewer", "user:a").permissionship.name == "HAS_PERMISSION"
+
+
+# --- the 2,000-schema run (issue 15): SpiceDB's validator and its wildcard rule -----------------------------------
+
+# SpiceDB v1.54 refuses this schema ("wildcard relations cannot be used on the left side of arrows") without
+# `banned`, and accepts it with `banned` (3 of 3 runs; with `->` instead of `.all()`, 2 of 3): a relation that
+# allows a subject set of another definition hides the wildcard from its check. Headwater refuses both, at the
+# arrow (docs/language.md, "Differences from SpiceDB").
+WILDCARD_ARROW = """definition user {}
+definition doc {
+    relation owner: user
+}
+definition team {
+    relation linked: team
+}
+definition folder {
+    relation owner: team | user:*
+BANNED    permission audit = owner.all(linked)
+}
+"""
+
+
+@pytest.mark.parametrize("banned", ["", "    relation banned: doc#owner\n"], ids=["alone", "beside a subject set"])
+def test_an_arrow_over_a_relation_that_can_hold_a_wildcard_is_refused_whatever_else_the_definition_holds(
+        banned: str) -> None:
+    from headwater.dsl import DslError
+
+    with pytest.raises(DslError) as caught:
+        Engine(MemoryStore()).write_schema(WILDCARD_ARROW.replace("BANNED", banned))
+    assert "which can hold a wildcard; arrows cannot walk wildcards" in str(caught.value)
+    line = 10 + (1 if banned else 0)
+    assert caught.value.render().startswith(f"{line}:24:"), caught.value.render()
+
+
+def test_a_wildcard_of_the_subjects_type_never_stands_for_a_subject_set_even_under_an_exclusion() -> None:
+    """seed-333 of the run, reduced: SpiceDB's Check lets `folder:*` stand for `folder:f1#parent` on the subtracted
+    side and answers NO_PERMISSION; on the same data without the wildcard (where Headwater's rule says it cannot
+    matter) SpiceDB answers HAS_PERMISSION, as Headwater does with it."""
+    engine = Engine(MemoryStore())
+    engine.write_schema("""definition user {}
+definition doc {
+    relation viewer: folder:* | user
+}
+definition folder {
+    relation linked: doc
+    relation parent: folder#parent | user
+    permission write = parent
+    permission audit = write - linked.all(viewer)
+}
+""")
+    engine.touch("folder:f2#parent@folder:f1#parent", "folder:f2#linked@doc:d2", "doc:d2#viewer@folder:*")
+    assert engine.check("folder:f2", "audit", "folder:f1#parent").permissionship.name == "HAS_PERMISSION"
+    assert engine.check("folder:f2", "audit", "folder:f9").permissionship.name == "NO_PERMISSION"  # an object: yes

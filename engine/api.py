@@ -216,8 +216,14 @@ class Engine:
         self._ctx.audit = log
 
     @property
+    def audit_place(self) -> str | None:
+        """Where the audit log is, for messages and logs (``the audit log at <file or URI without its password>``);
+        None when auditing is off."""
+        return self._ctx.audit.place if self._ctx.audit is not None else None
+
+    @property
     def audit_path(self) -> Path | None:
-        """The audit log's file (None when auditing is off)."""
+        """The audit log's file (None when auditing is off, and for a log kept in a PostgreSQL database)."""
         return self._ctx.audit.path if self._ctx.audit is not None else None
 
     @property

@@ -219,11 +219,13 @@ class HeadwaterServer:
 
     def _audit_fields(self) -> dict[str, Any]:
         """What the start-up log says about auditing (never the key: only whether there is one)."""
-        path = self.engine.audit_path if self.engine is not None else None
-        if path is None:
+        place = self.engine.audit_place if self.engine is not None else None
+        if place is None:
             return {"audit": False}
         settings = self.config.audit
-        return {"audit": True, "audit_path": str(path), "audit_decisions": settings.decisions,
+        path = self.engine.audit_path if self.engine is not None else None
+        where = {"audit_path": str(path)} if path is not None else {"audit_log": place}  # PostgreSQL: its tables
+        return {"audit": True, **where, "audit_decisions": settings.decisions,
                 "audit_durable": settings.durable,
                 "audit_signed": settings.key is not None or settings.key_file is not None}
 

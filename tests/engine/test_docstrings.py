@@ -21,7 +21,8 @@ MODULES = ["headwater.engine.store", "headwater.engine.store.contract", "headwat
            "headwater.engine.queries.replay", "headwater.engine.api",
            "headwater.engine.config", "headwater.engine.sqlitedb", "headwater.engine.audit",
            "headwater.engine.audit.records", "headwater.engine.audit.chain", "headwater.engine.audit.writer",
-           "headwater.engine.audit.storage", "benchmarks.run"]
+           "headwater.engine.audit.storage", "headwater.engine.audit.sql_storage", "headwater.engine.audit.pg_storage",
+           "benchmarks.run"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["auth", "convert", "errors", "server", "servicer"]
+MODULES = ["auth", "convert", "errors", "server", "servicer", "supervisor"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -348,7 +348,7 @@ def test_a_password_never_reaches_the_server_log(pg_server) -> None:
     parts = urlsplit(uri)
     secret = "pa55-w0rd-not-logged"
     with_password = uri.replace(f"//{parts.netloc}", f"//root:{secret}@{parts.netloc}")
-    server = Server(with_password)
+    server = Server(with_password, "--audit")
     try:
         with server.client() as client:
             client.write_schema(SCHEMA)
@@ -357,6 +357,8 @@ def test_a_password_never_reaches_the_server_log(pg_server) -> None:
         server.stop()
     text = "".join(server.lines)
     assert secret not in text and "root:***@" in text
+    serving = next(json.loads(line) for line in server.lines if '"serving"' in line)
+    assert serving["audit"] is True and serving["audit_log"].startswith("the audit log at postgresql://root:***@")
 
 
 def test_serve_refuses_an_unmigrated_database_naming_the_command(pg_server) -> None:

@@ -71,6 +71,7 @@ def test_no_read_of_the_evaluator_scans_the_relationships_table(pg_database: str
                 return real(sql, params)
 
             reader._execute = spy  # type: ignore[attr-defined]
+            reader.prefetch([("doc", "d1"), ("doc", "d2"), ("folder", "big")])
             reader.relationships("doc", "d7", "viewer")
             reader.relationships("folder", "big", "viewer")
             reader.subject_sets("folder", "big", "viewer")
@@ -85,7 +86,8 @@ def test_no_read_of_the_evaluator_scans_the_relationships_table(pg_database: str
             reader.read(RelationshipFilter(resource_type="doc", resource_id="d9"))
             reader.read(RelationshipFilter(resource_type="doc", resource_id_prefix="d12"), limit=10)
             reader.count(RelationshipFilter(resource_type="doc", resource_id="d9", relation="viewer"))
-    assert len(recorded) == 12  # the object reads of d7 and big, three questions to big, seven listings
+    # One prefetch, the object read of d7 (big is known to be large), three questions to big, seven listings.
+    assert len(recorded) == 12, [sql for sql, _ in recorded]
     for generic in (False, True):
         for plan in _explained(pg_database, recorded, generic):
             assert "Seq Scan on relationships" not in plan, plan

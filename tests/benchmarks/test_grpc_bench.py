@@ -27,7 +27,8 @@ def loaded(tmp_path_factory: pytest.TempPathFactory):
     workdir = tmp_path_factory.mktemp("grpc-bench")
     workload = generate(0.05, 42, checks_per_scenario=200)
     paths = workload.write_files(workdir)
-    engine, _ = bench.load_headwater("sqlite", workdir, workload.headwater_schema, paths["headwater_relationships"])
+    engine, _ = bench.load_headwater("sqlite", str(workdir / "headwater.db"), workload.headwater_schema,
+                                     paths["headwater_relationships"])
     samples = {}
     for sc in bench.SCENARIOS:
         checks = workload.scenarios[sc.name]

@@ -63,9 +63,9 @@ def _check_permission(c: Compilation, s: schema.Schema, wildcard: _WildcardReach
     perm = d.permissions.get(m.name)
     if perm is None:
         return
-    for arrow, span in _arrows(perm.expr, m.expr):
+    for arrow, span, written in _arrows(perm.expr, m.expr):
         if arrow.relation in d.relations and wildcard.relation_holds(d.name, arrow.relation):
-            c.error(InvalidArrowError, f"the arrow `{arrow.relation}->{arrow.target}` walks relation "
+            c.error(InvalidArrowError, f"the arrow `{written}` walks relation "
                     f"`{arrow.relation}`, which can hold a wildcard; arrows cannot walk wildcards (permission "
                     f"`{m.name}` in `{d.name}`)", span)
     if perm.annotation is not None and "typechecking" in c.flags:
@@ -178,8 +178,9 @@ def _on_cycles(graph: dict[str, list[str]]) -> list[str]:
     return [name for name in graph if name in cyclic]
 
 
-def _arrows(e: schema.Expr, a: ast.Expr) -> Iterator[tuple[schema.Arrow, Span]]:
-    """Each compiled arrow with the span of its source (matched by walking both trees)."""
+def _arrows(e: schema.Expr, a: ast.Expr) -> Iterator[tuple[schema.Arrow, Span, str]]:
+    """Each compiled arrow with the span of its source and its text as written (``owner->parent``,
+    ``owner.all(parent)``), matched by walking both trees."""
     arrows: list[schema.Arrow] = []
     cstack: list[schema.Expr] = [e]
     while cstack:
@@ -195,11 +196,14 @@ def _arrows(e: schema.Expr, a: ast.Expr) -> Iterator[tuple[schema.Arrow, Span]]:
     while stack:
         node = stack.pop()
         if isinstance(node, ast.Arrow) and isinstance(node.left, ast.RelationRef):
-            spans.setdefault((node.left.name, node.target), node.span)
+            written = (f"{node.left.name}->{node.target}" if node.function is ast.ArrowFunction.ARROW
+                       else f"{node.left.name}.{node.function.value}({node.target})")
+            spans.setdefault((node.left.name, node.target), (node.span, written))
         elif isinstance(node, (ast.Union, ast.Intersection, ast.Exclusion)):
             stack.extend((node.left, node.right))
     for arrow in arrows:
-        yield arrow, spans.get((arrow.relation, arrow.target), ast.NO_SPAN)
+        span, written = spans.get((arrow.relation, arrow.target), (ast.NO_SPAN, f"{arrow.relation}->{arrow.target}"))
+        yield arrow, span, written
 
 
 class _WildcardReach:

@@ -18,13 +18,18 @@ For each call, in order:
    metadata ``headwater-error``;
 5. one structured log line records the method, status, duration and the token's
    *name* (never the token).
+
+What differs between the APIs served through this layer (``headwater.v1`` here, SpiceDB's
+``authzed.api.v1`` in :mod:`.authzed`) is one :class:`ApiRules` value: the scope each
+method needs, which methods are heavy, and how an error becomes a status.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import grpc
@@ -33,12 +38,13 @@ from google.protobuf import message_factory
 from ..budget import Budget, use
 from ..errors import DeadlineExceededError, InvalidRequestError
 from .admission import HEAVY_METHODS, HeavyCalls
-from .auth import TokenSet, require_scope
+from .auth import TokenEntry, TokenSet, require_scope
 from .errors import ERROR_METADATA_KEY, ShuttingDownError, status_for
 from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
 from .servicer import CALLER, Servicer
 
-__all__ = ["ACCESS_LOGGER", "SERVICES", "build_handlers", "service_names"]
+__all__ = ["ACCESS_LOGGER", "HEADWATER_RULES", "SERVICES", "ApiRules", "Failure", "build_handlers",
+           "service_handler", "service_names"]
 
 ACCESS_LOGGER = "headwater.service.access"
 _access = logging.getLogger(ACCESS_LOGGER)
@@ -61,6 +67,34 @@ def service_names() -> list[str]:
 
 
 _END = object()  # the end of a server stream
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """How a failed call ends: the status code, its message, and the trailing metadata sent with it."""
+
+    code: grpc.StatusCode
+    message: str
+    trailers: Sequence[tuple[str, str | bytes]] = ()
+
+
+def _headwater_failure(exc: BaseException) -> Failure:
+    status = status_for(exc)
+    return Failure(status.code, status.message, ((ERROR_METADATA_KEY, status.error_name),) if status.error_name else ())
+
+
+@dataclass(frozen=True, slots=True)
+class ApiRules:
+    """What an API served through this layer decides for itself: the scope check of a token for a method (raises
+    PermissionDeniedError), the methods that take turns as heavy calls, and the failure an exception becomes."""
+
+    require_scope: Callable[[TokenEntry, str], None]
+    heavy_methods: frozenset[str]
+    failure: Callable[[BaseException], Failure]
+
+
+#: The rules of ``headwater.v1``: :data:`.auth.METHOD_SCOPES`, :data:`.admission.HEAVY_METHODS`, the one status table.
+HEADWATER_RULES = ApiRules(require_scope, HEAVY_METHODS, _headwater_failure)
 
 
 class _Undecodable:
@@ -89,11 +123,13 @@ def _validate_decoded(request: Any) -> None:
 class _Call:
     """One call's bookkeeping: who, how long, how it ended."""
 
-    __slots__ = ("budget", "context", "heavy", "light", "method", "running", "started", "status", "token_name")
+    __slots__ = ("budget", "context", "heavy", "light", "method", "rules", "running", "started", "status",
+                 "token_name")
 
-    def __init__(self, method: str, context: grpc.ServicerContext) -> None:
+    def __init__(self, method: str, context: grpc.ServicerContext, rules: ApiRules) -> None:
         self.method = method
         self.context = context
+        self.rules = rules
         self.started = time.monotonic()
         self.status = "CANCELLED"  # unless it finishes or fails
         self.token_name: str | None = None
@@ -110,7 +146,7 @@ class _Call:
         if tokens is not None:
             entry = tokens.identify(self.context.invocation_metadata())
             self.token_name = entry.name
-            require_scope(entry, self.method)
+            self.rules.require_scope(entry, self.method)
         remaining = self.context.time_remaining()
         if remaining is not None and remaining <= 0:
             raise DeadlineExceededError("the deadline passed before the call started")
@@ -121,18 +157,18 @@ class _Call:
 
         self.budget = Budget(max_work=servicer.max_work_per_request, cancelled=cancelled,
                              deadline=None if remaining is None else self.started + remaining)
-        if self.method in HEAVY_METHODS:
+        if self.method in self.rules.heavy_methods:
             servicer.heavy_calls.enter(self.budget)
             self.heavy = servicer.heavy_calls
         elif servicer.heavy_calls.light_started(self.method):
             self.light = servicer.heavy_calls
 
     def fail(self, exc: BaseException) -> None:
-        status = status_for(exc)
-        self.status = status.code.name
-        if status.error_name:
-            self.context.set_trailing_metadata(((ERROR_METADATA_KEY, status.error_name),))
-        self.context.abort(status.code, status.message)
+        failure = self.rules.failure(exc)
+        self.status = failure.code.name
+        if failure.trailers:
+            self.context.set_trailing_metadata(tuple(failure.trailers))
+        self.context.abort(failure.code, failure.message)
 
     def end(self) -> None:
         """The handler is done: log the call, and stop counting it as running."""
@@ -155,10 +191,10 @@ class _Call:
 
 
 def _single_response(method: str, fn: Callable[..., Any], tokens: TokenSet | None, servicer: Servicer,
-                     prepare: Callable[[Any], Any]) -> Callable[..., Any]:
+                     rules: ApiRules, prepare: Callable[[Any], Any]) -> Callable[..., Any]:
     """A handler answering once (unary, or a client stream): ``prepare`` readies the request(s) for ``fn``."""
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
-        call = _Call(method, context)
+        call = _Call(method, context, rules)
         try:
             call.begin(tokens, servicer)
             prepared = prepare(request)
@@ -188,19 +224,20 @@ def _each_decoded(requests: Iterator[Any]) -> Iterator[Any]:
         yield request
 
 
-def _unary(method: str, fn: Callable[..., Any], tokens: TokenSet | None, servicer: Servicer) -> Callable[..., Any]:
-    return _single_response(method, fn, tokens, servicer, _decoded)
+def _unary(method: str, fn: Callable[..., Any], tokens: TokenSet | None, servicer: Servicer,
+           rules: ApiRules) -> Callable[..., Any]:
+    return _single_response(method, fn, tokens, servicer, rules, _decoded)
 
 
-def _client_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
-                   servicer: Servicer) -> Callable[..., Any]:
-    return _single_response(method, fn, tokens, servicer, _each_decoded)
+def _client_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None, servicer: Servicer,
+                   rules: ApiRules) -> Callable[..., Any]:
+    return _single_response(method, fn, tokens, servicer, rules, _each_decoded)
 
 
-def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
-                   servicer: Servicer) -> Callable[..., Any]:
+def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None, servicer: Servicer,
+                   rules: ApiRules) -> Callable[..., Any]:
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
-        call = _Call(method, context)
+        call = _Call(method, context, rules)
         try:
             call.begin(tokens, servicer)
             _validate_decoded(request)
@@ -224,28 +261,35 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
     return handle
 
 
+def service_handler(service: Any, method_for: Callable[[str], Callable[..., Any]], tokens: TokenSet | None,
+                    servicer: Servicer, rules: ApiRules = HEADWATER_RULES) -> grpc.GenericRpcHandler:
+    """The generic handler of one service (its ``ServiceDescriptor``), every RPC wrapped: ``method_for(name)`` is
+    the function serving RPC ``name``; ``servicer`` keeps the server's lifecycle (draining, running calls, heavy
+    turns, the work budget)."""
+    handlers = {}
+    for m in service.methods:
+        request_cls = message_factory.GetMessageClass(m.input_type)
+        response_cls = message_factory.GetMessageClass(m.output_type)
+        fn = method_for(m.name)
+        full = f"/{service.full_name}/{m.name}"
+        options = {"request_deserializer": _safe(request_cls.FromString),
+                   "response_serializer": response_cls.SerializeToString}
+        if m.client_streaming and m.server_streaming:
+            raise NotImplementedError(f"{full}: bidirectional streams are not served")
+        if m.client_streaming:
+            handlers[m.name] = grpc.stream_unary_rpc_method_handler(
+                _client_stream(full, fn, tokens, servicer, rules), **options)
+        elif m.server_streaming:
+            handlers[m.name] = grpc.unary_stream_rpc_method_handler(
+                _server_stream(full, fn, tokens, servicer, rules), **options)
+        else:
+            handlers[m.name] = grpc.unary_unary_rpc_method_handler(_unary(full, fn, tokens, servicer, rules),
+                                                                   **options)
+    return grpc.method_handlers_generic_handler(service.full_name, handlers)
+
+
 def build_handlers(servicer: Servicer, tokens: TokenSet | None) -> list[grpc.GenericRpcHandler]:
     """One generic handler per Headwater service, every RPC wrapped (``tokens`` None: no authentication)."""
-    out = []
-    for module, name, rename in SERVICES:
-        service = module.DESCRIPTOR.services_by_name[name]
-        handlers = {}
-        for m in service.methods:
-            request_cls = message_factory.GetMessageClass(m.input_type)
-            response_cls = message_factory.GetMessageClass(m.output_type)
-            fn = getattr(servicer, rename.get(m.name, m.name))
-            full = f"/{service.full_name}/{m.name}"
-            options = {"request_deserializer": _safe(request_cls.FromString),
-                       "response_serializer": response_cls.SerializeToString}
-            if m.client_streaming and m.server_streaming:
-                raise NotImplementedError(f"{full}: bidirectional streams are not served")
-            if m.client_streaming:
-                handlers[m.name] = grpc.stream_unary_rpc_method_handler(
-                    _client_stream(full, fn, tokens, servicer), **options)
-            elif m.server_streaming:
-                handlers[m.name] = grpc.unary_stream_rpc_method_handler(
-                    _server_stream(full, fn, tokens, servicer), **options)
-            else:
-                handlers[m.name] = grpc.unary_unary_rpc_method_handler(_unary(full, fn, tokens, servicer), **options)
-        out.append(grpc.method_handlers_generic_handler(service.full_name, handlers))
-    return out
+    return [service_handler(module.DESCRIPTOR.services_by_name[name],
+                            lambda rpc, rename=rename: getattr(servicer, rename.get(rpc, rpc)), tokens, servicer)
+            for module, name, rename in SERVICES]

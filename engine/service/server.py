@@ -11,6 +11,8 @@ then a TOML config file, then the defaults, in that order of precedence
   loudly in the log;
 - serves TLS from certificate files, verifying client certificates when a client
   CA is given (mutual TLS);
+- serves SpiceDB's API (``authzed.api.v1``, :mod:`.authzed`) next to ``headwater.v1``, with the same tokens,
+  limits, logging and audit;
 - serves standard gRPC health checking (``grpc.health.v1``) and server reflection;
 - keeps an audit log when ``audit`` is on (or the database already has one), with
   each check's caller (the token's name);
@@ -54,6 +56,8 @@ from ..dburi import redact
 from ..errors import ConfigError
 from ..store.memory import MemoryStore
 from .auth import TokenSet, load_token_file
+from .authzed import build_authzed_handlers
+from .authzed import service_names as authzed_service_names
 from .handlers import build_handlers, service_names
 from .servicer import Servicer
 
@@ -175,9 +179,10 @@ class HeadwaterServer:
                                                             thread_name_prefix="headwater-rpc"),
                                  options=options, maximum_concurrent_rpcs=None)
             server.add_generic_rpc_handlers(build_handlers(self.servicer, tokens))
+            server.add_generic_rpc_handlers(build_authzed_handlers(self.servicer, tokens, config))
             self._health = health.HealthServicer(experimental_non_blocking=True)
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-            names = service_names()
+            names = service_names() + authzed_service_names()
             reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
             try:
                 if credentials is not None:

@@ -239,6 +239,12 @@ class Schema:
         return {(d.name, name): member for d in self.definitions.values()
                 for name, member in (*d.relations.items(), *d.permissions.items())}
 
+    @functools.cached_property
+    def lineage_relation_names(self) -> tuple[str, ...]:
+        """The names of every lineage relation of every definition, sorted (a store's lineage prefetch hint)."""
+        return tuple(sorted({r.name for d in self.definitions.values() for r in d.relations.values()
+                             if r.kind is RelationKind.LINEAGE}))
+
     def lineage_relations(self, type_: str) -> tuple[Relation, ...]:
         """The lineage relations of definition ``type_``."""
         d = self.definitions.get(type_)

@@ -224,6 +224,9 @@ class CheckQuery:
             # through the shared cache; without one, a check still shares its own sub-problems
             resolve = self._shared_chain or chain.resolver(enter, memo={}, cache=None)
         srel = subject.relation or ""
+        prefetch = getattr(reader, "prefetch_lineage", None)
+        if prefetch is not None and schema.lineage_relations(resource.type):
+            prefetch(resource.type, resource.id, schema.lineage_relation_names)  # a hint: one query, no answer changes
         return evaluate(program(schema), reader, resource.type, resource.id, permission, subject.type, subject.id,
                         srel, max_depth=ctx.config.limits.max_depth, context=context,
                         scope=keys.check_scope(schema.digest, reader.revision, context_key, subject.type, subject.id,

@@ -99,6 +99,21 @@ class PostgresReader(SqlReader):
 
     MARK = "$"
     DRIVER_ERROR = DriverError
+    # The lineage walk in the database: a recursive query over the lineage relations (plain object subjects),
+    # breadth first, at most $6 objects, each read whole (its first $7 rows) through the primary-key index.
+    LINEAGE_CLOSURE = (
+        "WITH RECURSIVE walk(t, i) AS (SELECT $1::text COLLATE \"C\", $2::text COLLATE \"C\" UNION "
+        "SELECT r.subject_type, r.subject_id "
+        "FROM walk AS w JOIN relationships AS r ON r.resource_type = w.t AND r.resource_id = w.i "
+        "AND r.relation = ANY($3::text[]) AND r.subject_relation = '' AND r.created_rev <= $4 "
+        "AND (r.deleted_rev IS NULL OR r.deleted_rev > $4) AND (r.expires_at_us IS NULL OR r.expires_at_us > $5)) "
+        "SELECT o.t, o.i, m.relation, m.subject_type, m.subject_id, m.subject_relation, m.caveat_name, "
+        "m.caveat_context, m.expires_at_us FROM (SELECT t, i FROM walk LIMIT $6) AS o LEFT JOIN LATERAL ("
+        "SELECT relation, subject_type, subject_id, subject_relation, caveat_name, caveat_context, expires_at_us "
+        "FROM relationships WHERE resource_type = o.t AND resource_id = o.i AND created_rev <= $4 "
+        "AND (deleted_rev IS NULL OR deleted_rev > $4) AND (expires_at_us IS NULL OR expires_at_us > $5) "
+        "ORDER BY relation, subject_type, subject_id, subject_relation LIMIT $7) AS m ON true"
+    )
     # Each object's first rows through the primary-key index (LATERAL ... LIMIT), however large the object.
     PREFETCH = (
         "SELECT o.t, o.i, r.relation, r.subject_type, r.subject_id, r.subject_relation, r.caveat_name, "

@@ -70,6 +70,7 @@ _UNREAD = object()
 _MAX_OBJECTS_PER_SNAPSHOT = 20_000  # objects kept by one snapshot (a long lookup stops keeping more)
 _MAX_LARGE_OBJECTS = 100_000  # large objects remembered store-wide (a hint: forgetting one costs one read)
 _PREFETCH_CHUNK = 1_000  # objects per prefetch query
+_LINEAGE_OBJECTS = 128  # objects one lineage prefetch reads at most (the rest are read as the check needs them)
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -201,6 +202,10 @@ class SqlReader:
     #: Many objects read whole in one query ($1 types, $2 ids as arrays, $3 revision, $4 now, $5 rows per object),
     #: as (type, id, then the member columns); None where the dialect has no such query.
     PREFETCH: ClassVar[str | None] = None
+    #: An object and its lineage ancestors read whole in one query ($1 type, $2 id, $3 lineage relation names,
+    #: $4 revision, $5 now, $6 objects at most, $7 rows per object), as PREFETCH's rows; an object without
+    #: relationships comes once with NULL members. None where the dialect has no such query.
+    LINEAGE_CLOSURE: ClassVar[str | None] = None
 
     def __init_subclass__(cls, **kwargs: Any) -> None:
         super().__init_subclass__(**kwargs)
@@ -330,6 +335,32 @@ class SqlReader:
                     self._objects[key] = None
                 else:
                     self._objects[key] = found[key]
+
+    def prefetch_lineage(self, resource_type: str, resource_id: str, relations: Sequence[str]) -> None:
+        """A hint: a check of this object is about to walk its lineage (``relations``, by name, of any type):
+        read the object and what it was derived from, transitively, whole, in one query (:attr:`LINEAGE_CLOSURE`;
+        at most :data:`_LINEAGE_OBJECTS` objects; without one, nothing happens). It changes no answer: each
+        object read is what :meth:`_object` would read."""
+        if self.LINEAGE_CLOSURE is None or not self._open or (resource_type, resource_id) in self._objects:
+            return
+        found: dict[tuple[str, str], dict[str, list[Any]]] = {}
+        counts: dict[tuple[str, str], int] = {}
+        for row in self._query(self.LINEAGE_CLOSURE, (resource_type, resource_id, list(relations), self._revision,
+                                                      self._now_us, _LINEAGE_OBJECTS, OBJECT_ROWS + 1)):
+            key = (row[0], row[1])
+            members = found.setdefault(key, {})
+            counts.setdefault(key, 0)
+            if row[2] is not None:  # an object without relationships comes once, with NULLs
+                counts[key] += 1
+                members.setdefault(row[2], []).append(tuple(row[2:]))
+        for key, members in found.items():
+            if key in self._objects or len(self._objects) >= _MAX_OBJECTS_PER_SNAPSHOT:
+                continue
+            if counts[key] > OBJECT_ROWS:
+                self._large_objects.add(key)
+                self._objects[key] = None
+            else:
+                self._objects[key] = members
 
     def relationships(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Row]:
         key = (resource_type, resource_id, relation)

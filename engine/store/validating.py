@@ -231,7 +231,8 @@ class _Snapshot:
     """``Store.snapshot()``: the backend's snapshot as a context manager whose reader is this object, the
     backend reader's own reads bound on it, its ``read`` and ``count`` checking their arguments first."""
 
-    __slots__ = ("_inner", "_reader", "revision", "relationship", "relationships", "subject_sets", "schema")
+    __slots__ = ("_inner", "_reader", "revision", "relationship", "relationships", "subject_sets", "schema",
+                 "prefetch_lineage")
 
     def __init__(self, inner: AbstractContextManager[Reader]) -> None:
         self._inner = inner
@@ -243,6 +244,8 @@ class _Snapshot:
         self.relationships = reader.relationships
         self.subject_sets = reader.subject_sets
         self.schema = reader.schema
+        # A hint some backends take (a SQL store reads a lineage closure in one query); None where none is taken.
+        self.prefetch_lineage = getattr(reader, "prefetch_lineage", None)
         return self
 
     def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,

@@ -72,6 +72,7 @@ def test_no_read_of_the_evaluator_scans_the_relationships_table(pg_database: str
 
             reader._execute = spy  # type: ignore[attr-defined]
             reader.prefetch([("doc", "d1"), ("doc", "d2"), ("folder", "big")])
+            reader.prefetch_lineage("doc", "d3", ["derived_from", "viewer"])
             reader.relationships("doc", "d7", "viewer")
             reader.relationships("folder", "big", "viewer")
             reader.subject_sets("folder", "big", "viewer")
@@ -86,8 +87,9 @@ def test_no_read_of_the_evaluator_scans_the_relationships_table(pg_database: str
             reader.read(RelationshipFilter(resource_type="doc", resource_id="d9"))
             reader.read(RelationshipFilter(resource_type="doc", resource_id_prefix="d12"), limit=10)
             reader.count(RelationshipFilter(resource_type="doc", resource_id="d9", relation="viewer"))
-    # One prefetch, the object read of d7 (big is known to be large), three questions to big, seven listings.
-    assert len(recorded) == 12, [sql for sql, _ in recorded]
+    # One prefetch, one lineage prefetch, the object read of d7 (big is known to be large), three questions to big,
+    # seven listings.
+    assert len(recorded) == 13, [sql for sql, _ in recorded]
     for generic in (False, True):
         for plan in _explained(pg_database, recorded, generic):
             assert "Seq Scan on relationships" not in plan, plan

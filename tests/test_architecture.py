@@ -27,6 +27,7 @@ HOMES = {
     "sqlite3": {"engine/sqlitedb.py"},  # the one SQLite helper: the store and the audit log go through it
     "psycopg": {"engine/pgdb.py"},  # the one PostgreSQL helper
     "psycopg_pool": {"engine/pgdb.py"},
+    "authzed": {"engine/service/authzed"},  # SpiceDB's API (its generated classes)
     "grpc": {"engine/service"},
     "google": {"engine/service", "dsl/cel"},  # cel-expr-python's values are protobuf messages
     "yaml": {"engine/validationfile.py"},

@@ -35,6 +35,28 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_USAGE
 
 
+def _cmd_serve_testing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    from functools import partial
+
+    from ..config import Config
+    from ..service.server import STOPPED_WITH_CALLS_RUNNING, serve  # grpc loads only for the server
+    from ..service.testing import TestingServer
+
+    try:
+        if args.max_stores < 1:
+            raise ValueError(f"--max-stores must be at least 1, got {args.max_stores}")
+        config = Config.of(address=args.address, log_level=args.log_level, insecure_no_auth=True, db=":memory:")
+        code = serve(config, server=partial(TestingServer, max_stores=args.max_stores))
+    except (EngineError, OSError, ValueError) as exc:
+        print(f"error: {exc}", file=err)
+        return EXIT_USAGE
+    if code == STOPPED_WITH_CALLS_RUNNING:  # a call never reached a checkpoint: do not wait for its thread
+        for stream in (out, err):
+            stream.flush()
+        os._exit(0)
+    return code
+
+
 # Every setting of the server, each also a HEADWATER_* variable and a key of the --config file.
 _SETTINGS = (
     arg("--address", metavar="HOST:PORT", help="where to listen (default 127.0.0.1:50051; port 0 picks a free port)"),
@@ -124,4 +146,18 @@ COMMANDS = (
         args=(arg("--config", metavar="FILE", help="TOML file of settings (keys named like the flags, with _)"),
               *_SETTINGS),
         run=_cmd_serve),
+    Command(
+        "serve-testing", help="run an in-memory gRPC server with one empty store per bearer token, for test suites",
+        description="Like spicedb serve-testing: serve both APIs (headwater.v1 and SpiceDB's authzed.api.v1) from "
+                    "memory, where every distinct bearer token gets its own isolated, empty store (schema and "
+                    "relationships), created on its first call; calls without a token share one anonymous store. "
+                    "No token configuration and no authentication: every scope is granted. At most --max-stores "
+                    "stores are kept (one more forgets the least recently used). Nothing is written to disk. "
+                    "Logs are JSON lines on stderr (the serving line gives the port). docs/grpc.md#serve-testing",
+        args=(arg("--address", metavar="HOST:PORT", default="127.0.0.1:50051",
+                  help="where to listen (default 127.0.0.1:50051; port 0 picks a free port)"),
+              arg("--log-level", choices=["debug", "info", "warning", "error"], default="info", help="default info"),
+              arg("--max-stores", type=int, metavar="N", default=1000,
+                  help="stores (tokens) kept at most; one more forgets the least recently used (default 1000)")),
+        run=_cmd_serve_testing),
 )

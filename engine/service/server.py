@@ -171,15 +171,14 @@ class HeadwaterServer:
                 raise ConfigError(f"--processes {cfg.processes} on {redact(config.storage.db)}: {AUDIT_NOT_SHARED}")
             if cfg.schema:
                 self._load_schema(cfg.schema)
-            self.servicer = Servicer(self.engine, config)
+            self.servicer = self._servicer(self.engine, config)
             options = [("grpc.max_receive_message_length", limits.max_message_bytes),
                        ("grpc.max_send_message_length", limits.max_message_bytes),
                        ("grpc.so_reuseport", 0 if worker is None else 1)]
             server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.workers,
                                                             thread_name_prefix="headwater-rpc"),
                                  options=options, maximum_concurrent_rpcs=None)
-            server.add_generic_rpc_handlers(build_handlers(self.servicer, tokens))
-            server.add_generic_rpc_handlers(build_authzed_handlers(self.servicer, tokens, config))
+            server.add_generic_rpc_handlers(self._handlers(tokens))
             self._health = health.HealthServicer(experimental_non_blocking=True)
             health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
             names = service_names() + authzed_service_names()
@@ -202,10 +201,7 @@ class HeadwaterServer:
         for name in ["", *names]:
             self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
         if tokens is None:
-            for _ in range(3):
-                _log.warning("AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach %s can read and "
-                             "change every relationship and the schema", self.address,
-                             extra={"fields": {"event": "insecure_no_auth", "address": self.address}})
+            self._announce_no_auth()
         if credentials is None and not self.address.startswith(("127.", "localhost", "[::1]")):
             _log.warning("TLS is off: tokens and data cross the network in clear text",
                          extra={"fields": {"event": "plaintext", "address": self.address}})
@@ -214,13 +210,34 @@ class HeadwaterServer:
             "mutual_tls": cfg.tls_client_ca is not None, "auth": tokens is not None,
             "tokens": [e.name for e in tokens.entries] if tokens else [], "db": redact(config.storage.db),
             "workers": cfg.workers,
-            **self._audit_fields()}
+            **self._audit_fields(), **self._serving_fields()}
         if worker is None:
             _log.info("serving on %s", self.address, extra={"fields": self.serving})
         else:
             _log.info("worker %d serving on %s", worker, self.address,
                       extra={"fields": {**self.serving, "event": "worker_serving"}})
         return self
+
+    # The hooks of ``headwater serve-testing`` (engine/service/testing.py), which overrides them.
+
+    def _servicer(self, engine: Engine, config: Config) -> Servicer:
+        """The servicer keeping the lifecycle (and, here, serving ``headwater.v1`` over ``engine``)."""
+        return Servicer(engine, config)
+
+    def _handlers(self, tokens: TokenSet | None) -> list[grpc.GenericRpcHandler]:
+        """The handlers of both APIs over :attr:`servicer` (``tokens`` None: no authentication)."""
+        assert self.servicer is not None
+        return [*build_handlers(self.servicer, tokens), *build_authzed_handlers(self.servicer, tokens, self.config)]
+
+    def _announce_no_auth(self) -> None:
+        for _ in range(3):
+            _log.warning("AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach %s can read and "
+                         "change every relationship and the schema", self.address,
+                         extra={"fields": {"event": "insecure_no_auth", "address": self.address}})
+
+    def _serving_fields(self) -> dict[str, Any]:
+        """More fields of the start-up log line."""
+        return {}
 
     def _audit_fields(self) -> dict[str, Any]:
         """What the start-up log says about auditing (never the key: only whether there is one)."""
@@ -305,26 +322,29 @@ STOPPED_WITH_CALLS_RUNNING = 75
 
 
 def serve(config: Config, *, worker: int | None = None,
-          ready: Callable[[HeadwaterServer], None] | None = None) -> int:
+          ready: Callable[[HeadwaterServer], None] | None = None,
+          server: Callable[[Config], HeadwaterServer] | None = None) -> int:
     """Run until SIGTERM or SIGINT, then drain and stop: 0 after a clean stop, else
     :data:`STOPPED_WITH_CALLS_RUNNING` (the audit log was flushed; the store was left open under the call).
 
     ``worker``: serve as that worker of a ``--processes N`` group (engine/service/supervisor.py); ``ready`` is
-    called with the started server."""
+    called with the started server; ``server`` builds the server instead of :class:`HeadwaterServer`
+    (``headwater serve-testing`` gives :class:`~.testing.TestingServer`)."""
     logger = logging.getLogger("headwater")
     saved = (logger.handlers[:], logger.level, logger.propagate)
     configure_logging(config.server.log_level,
                       fields=None if worker is None else {"worker": worker, "pid": os.getpid()})
     try:
-        server = _run(config, worker, ready)
+        running = _run(config, worker, ready, server)
     finally:  # leave logging as it was (serve may run inside another program, e.g. the tests)
         logger.handlers, logger.propagate = saved[0], saved[2]
         logger.setLevel(saved[1])
-    return STOPPED_WITH_CALLS_RUNNING if server.unfinished else 0
+    return STOPPED_WITH_CALLS_RUNNING if running.unfinished else 0
 
 
-def _run(config: Config, worker: int | None, ready: Callable[[HeadwaterServer], None] | None) -> HeadwaterServer:
-    server = HeadwaterServer(config, worker=worker).start()
+def _run(config: Config, worker: int | None, ready: Callable[[HeadwaterServer], None] | None,
+         build: Callable[[Config], HeadwaterServer] | None) -> HeadwaterServer:
+    server = (HeadwaterServer(config, worker=worker) if build is None else build(config)).start()
     stopping = threading.Event()
 
     def on_signal(signum: int, frame: object) -> None:

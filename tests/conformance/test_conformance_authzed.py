@@ -39,7 +39,6 @@ from authzed.api.v1 import (
 )
 from google.protobuf import struct_pb2, timestamp_pb2
 from grpcutil import insecure_bearer_token_credentials
-
 from headwater.engine import Engine, Permissionship
 from headwater.engine.config import Config
 from headwater.engine.service.server import HeadwaterServer

@@ -49,6 +49,7 @@ from ....dsl.errors import DslSyntaxError
 from ...errors import (
     AlreadyExistsError,
     CaveatEvaluationError,
+    ImportFailedError,
     InvalidRequestError,
     MaxDepthExceededError,
     PreconditionFailedError,
@@ -97,6 +98,8 @@ def _classify(exc: BaseException) -> tuple[grpc.StatusCode, str | None, dict[str
     """SpiceDB's (code, reason, metadata) for ``exc`` where it differs from headwater.v1's, else None."""
     if isinstance(exc, V1Error):
         return exc.code, exc.reason, exc.metadata
+    if isinstance(exc, ImportFailedError):  # a bulk import answers as its failing relationship's error
+        return _classify(exc.cause)
     if isinstance(exc, DslError):
         first = exc.errors[0] if exc.errors else None
         where = {"start_line_number": str(first.line), "start_column_position": str(first.column)} if first else {}

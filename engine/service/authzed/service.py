@@ -11,7 +11,7 @@ Example::
     >>> METHOD_SCOPES["/authzed.api.v1.PermissionsService/CheckPermission"]
     'check'
     >>> service_names()
-    ['authzed.api.v1.PermissionsService', 'authzed.api.v1.SchemaService']
+    ['authzed.api.v1.PermissionsService', 'authzed.api.v1.SchemaService', 'authzed.api.v1.ExperimentalService']
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
-from authzed.api.v1 import permission_service_pb2, schema_service_pb2
+from authzed.api.v1 import experimental_service_pb2, permission_service_pb2, schema_service_pb2
 
 from ...config import Config
 from ..auth import METHOD_SCOPES as HEADWATER_SCOPES
@@ -38,9 +38,11 @@ __all__ = ["HEAVY_METHODS", "METHOD_SCOPES", "RULES", "SERVICES", "TWINS", "buil
 SERVICES: tuple[tuple[Any, str], ...] = (
     (permission_service_pb2, "PermissionsService"),
     (schema_service_pb2, "SchemaService"),
+    (experimental_service_pb2, "ExperimentalService"),
 )
 
 _P, _S = "/authzed.api.v1.PermissionsService/", "/authzed.api.v1.SchemaService/"
+_E = "/authzed.api.v1.ExperimentalService/"
 _HP, _HR, _HS = "/headwater.v1.PermissionService/", "/headwater.v1.RelationshipService/", "/headwater.v1.SchemaService/"
 
 #: Each v1 method's ``headwater.v1`` twin: the v1 method needs the twin's scope.
@@ -53,6 +55,11 @@ TWINS: Mapping[str, str] = {
     _S + "ReadSchema": _HS + "Read", _S + "WriteSchema": _HS + "Write", _S + "ReflectSchema": _HS + "Read",
     _S + "ComputablePermissions": _HS + "Read", _S + "DependentRelations": _HS + "Read",
     _S + "DiffSchema": _HS + "Read",
+    _E + "BulkImportRelationships": _HR + "Import", _E + "BulkExportRelationships": _HR + "Export",
+    _E + "BulkCheckPermission": _HP + "CheckBulk", _E + "ExperimentalReflectSchema": _HS + "Read",
+    _E + "ExperimentalComputablePermissions": _HS + "Read", _E + "ExperimentalDependentRelations": _HS + "Read",
+    _E + "ExperimentalDiffSchema": _HS + "Read", _E + "ExperimentalRegisterRelationshipCounter": _HR + "Write",
+    _E + "ExperimentalCountRelationships": _HR + "Read", _E + "ExperimentalUnregisterRelationshipCounter": _HR + "Write",
 }
 
 #: The scope each v1 method needs (full gRPC method name -> scope).
@@ -60,7 +67,8 @@ METHOD_SCOPES: Mapping[str, str] = {method: HEADWATER_SCOPES[twin] for method, t
 
 #: v1 calls whose work grows with the data: they take turns with Headwater's heavy calls.
 HEAVY_METHODS = frozenset({_P + "ExpandPermissionTree", _P + "LookupResources", _P + "LookupSubjects",
-                           _P + "ReadRelationships", _P + "ExportBulkRelationships"})
+                           _P + "ReadRelationships", _P + "ExportBulkRelationships",
+                           _E + "BulkExportRelationships"})
 
 
 def require_scope(entry: TokenEntry, method: str) -> None:

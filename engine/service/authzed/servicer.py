@@ -1,4 +1,4 @@
-"""SpiceDB's ``authzed.api.v1`` PermissionsService and SchemaService over one Engine: convert, call, convert back.
+"""SpiceDB's ``authzed.api.v1`` PermissionsService, SchemaService and ExperimentalService (bulk calls) over one Engine: convert, call, convert back.
 
 The class extends the official servicer bases of the ``authzed`` package, so an RPC not
 written here yet answers UNIMPLEMENTED (the base raises NotImplementedError). As in
@@ -43,6 +43,8 @@ from typing import Any
 import grpc
 from authzed.api.v1 import (
     core_pb2,
+    experimental_service_pb2,
+    experimental_service_pb2_grpc,
     permission_service_pb2,
     permission_service_pb2_grpc,
     schema_service_pb2,
@@ -52,7 +54,13 @@ from authzed.api.v1 import (
 from ...api import Engine
 from ...config import Config
 from ...consistency import Consistency
-from ...errors import DeclassificationRefusedError, InvalidRequestError, LimitExceededError, NotFoundError
+from ...errors import (
+    DeclassificationRefusedError,
+    InvalidRequestError,
+    LimitExceededError,
+    NotFoundError,
+    RequestCancelledError,
+)
 from ...results import BulkCheckItem, BulkCheckResult
 from ...store import RelationshipFilter
 from ..servicer import CALLER
@@ -62,6 +70,7 @@ from .errors import V1Error, status_message
 __all__ = ["DONE_CURSOR", "AuthzedServicer"]
 
 _P = permission_service_pb2
+_E = experimental_service_pb2
 
 #: The cursor after the last result of a complete listing: resuming from it returns nothing.
 DONE_CURSOR = "hwv1_done"
@@ -98,20 +107,22 @@ def _bulk_item(msg: _P.CheckBulkPermissionsRequestItem) -> BulkCheckItem | Inval
         return exc
 
 
-def _bulk_pair(msg: _P.CheckBulkPermissionsRequestItem,
-               outcome: BulkCheckResult | InvalidRequestError) -> _P.CheckBulkPermissionsPair:
-    """One item's answer, or its error as a google.rpc.Status with SpiceDB's ErrorInfo."""
+def _bulk_pair(msg: Any, outcome: BulkCheckResult | InvalidRequestError, pair: Any = _P.CheckBulkPermissionsPair,
+               item: Any = _P.CheckBulkPermissionsResponseItem) -> Any:
+    """One item's answer, or its error as a google.rpc.Status with SpiceDB's ErrorInfo (``pair`` and ``item``: the
+    messages of CheckBulkPermissions, or of the experimental BulkCheckPermission)."""
     if isinstance(outcome, BulkCheckResult) and outcome.result is not None:
-        return _P.CheckBulkPermissionsPair(request=msg, item=_P.CheckBulkPermissionsResponseItem(
+        return pair(request=msg, item=item(
             permissionship=convert.permissionship_to_v1(outcome.result.permissionship),
             partial_caveat_info=convert.partial_caveat_info(outcome.result.missing_context)))
     error = outcome.error if isinstance(outcome, BulkCheckResult) else outcome
     assert error is not None
-    return _P.CheckBulkPermissionsPair(request=msg, error=status_message(error))
+    return pair(request=msg, error=status_message(error))
 
 
 class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
-                      schema_service_pb2_grpc.SchemaServiceServicer):
+                      schema_service_pb2_grpc.SchemaServiceServicer,
+                      experimental_service_pb2_grpc.ExperimentalServiceServicer):
     """The ``authzed.api.v1`` RPCs served so far, over one Engine (limits from ``config``)."""
 
     def __init__(self, engine: Engine, config: Config | None = None) -> None:
@@ -187,6 +198,10 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
 
     def CheckBulkPermissions(self, request: _P.CheckBulkPermissionsRequest,
                              context: Any) -> _P.CheckBulkPermissionsResponse:
+        return self._check_bulk(request, _P.CheckBulkPermissionsResponse, _P.CheckBulkPermissionsPair,
+                                _P.CheckBulkPermissionsResponseItem)
+
+    def _check_bulk(self, request: Any, response: Any, pair: Any, item: Any) -> Any:
         if len(request.items) > self.max_checks:
             raise V1Error(grpc.StatusCode.INVALID_ARGUMENT,
                           f"check count of {len(request.items)} is greater than maximum allowed of "
@@ -198,9 +213,9 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
         answers = iter(self.engine.check_bulk(items, consistency=consistency, caller=CALLER.get()) if items else ())
         outcomes = [p if isinstance(p, InvalidRequestError) else next(answers) for p in parsed]
         tokens = [o.result.token for o in outcomes if isinstance(o, BulkCheckResult) and o.result is not None]
-        return _P.CheckBulkPermissionsResponse(
+        return response(
             checked_at=convert.zed_token(tokens[0] if tokens else self.engine.revision_token(consistency)),
-            pairs=[_bulk_pair(msg, o) for msg, o in zip(request.items, outcomes)])
+            pairs=[_bulk_pair(msg, o, pair, item) for msg, o in zip(request.items, outcomes)])
 
     # ------------------------------------------------------------ PermissionsService: lookups
 
@@ -305,6 +320,70 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
                     else _P.DeleteRelationshipsResponse.DELETION_PROGRESS_COMPLETE)
         return _P.DeleteRelationshipsResponse(deleted_at=convert.zed_token(result.token), deletion_progress=progress,
                                               relationships_deleted_count=result.deleted)
+
+    def ImportBulkRelationships(self, requests: Iterator[_P.ImportBulkRelationshipsRequest],
+                                context: Any) -> _P.ImportBulkRelationshipsResponse:
+        return _P.ImportBulkRelationshipsResponse(num_loaded=self._import(requests, context))
+
+    def ExportBulkRelationships(self, request: _P.ExportBulkRelationshipsRequest,
+                                context: Any) -> Iterator[_P.ExportBulkRelationshipsResponse]:
+        for relationships, cursor in self._export(request):
+            yield _P.ExportBulkRelationshipsResponse(relationships=relationships, after_result_cursor=cursor)
+
+    def _import(self, requests: Iterator[Any], context: Any) -> int:
+        """Create every streamed relationship (one that exists is an error); the number loaded. Each batch of
+        ``max_updates_per_write`` relationships is one transaction: an import within that size is all or nothing."""
+
+        def relationships() -> Iterator[Any]:
+            position = 0
+            for msg in requests:
+                if context is not None and not context.is_active():
+                    raise RequestCancelledError("the import was cancelled")
+                for rel in msg.relationships:
+                    position += 1
+                    try:
+                        yield convert.relationship_from_v1(rel)
+                    except InvalidRequestError as exc:
+                        raise InvalidRequestError(f"relationship {position} of the import: {exc}") from None
+
+        result = self.engine.import_relationships(relationships(), batch_size=self.max_updates)
+        return result.count
+
+    def _export(self, request: Any) -> Iterator[tuple[list[core_pb2.Relationship], core_pb2.Cursor]]:
+        """Pages of ``optional_limit`` (default the maximum page size) relationships at one revision, each with
+        the cursor after it; the last page's cursor resumes to nothing."""
+        if request.optional_cursor.token == DONE_CURSOR:
+            return
+        consistency = convert.consistency_from_v1(request.consistency, request.HasField("consistency"))
+        f = convert.filter_from_v1(request.optional_relationship_filter)
+        if not f.is_empty:
+            self._check_filter(f, consistency)
+        size = self._limit(request.optional_limit) or self.max_page_size
+        cursor = request.optional_cursor.token or None
+        while True:
+            page = self.engine.read_relationships(f, consistency=consistency, limit=size, cursor=cursor)
+            if page.relationships or page.cursor is None:
+                yield ([convert.relationship_to_v1(r) for r in page.relationships],
+                       core_pb2.Cursor(token=page.cursor or DONE_CURSOR))
+            if page.cursor is None:
+                return
+            cursor = page.cursor
+
+    # ------------------------------------------------------------ ExperimentalService
+
+    def BulkImportRelationships(self, requests: Iterator[_E.BulkImportRelationshipsRequest],
+                                context: Any) -> _E.BulkImportRelationshipsResponse:
+        return _E.BulkImportRelationshipsResponse(num_loaded=self._import(requests, context))
+
+    def BulkExportRelationships(self, request: _E.BulkExportRelationshipsRequest,
+                                context: Any) -> Iterator[_E.BulkExportRelationshipsResponse]:
+        for relationships, cursor in self._export(request):
+            yield _E.BulkExportRelationshipsResponse(relationships=relationships, after_result_cursor=cursor)
+
+    def BulkCheckPermission(self, request: _E.BulkCheckPermissionRequest,
+                            context: Any) -> _E.BulkCheckPermissionResponse:
+        return self._check_bulk(request, _E.BulkCheckPermissionResponse, _E.BulkCheckPermissionPair,
+                                _E.BulkCheckPermissionResponseItem)
 
     # ------------------------------------------------------------ SchemaService
 

@@ -1,0 +1,133 @@
+"""More of SpiceDB's API (authzed.api.v1) through the official `authzed` client: the bulk import and export of
+PermissionsService, and ExperimentalService's BulkImportRelationships, BulkExportRelationships and
+BulkCheckPermission (the calls the official Python client's own tests make)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable, Iterator
+
+import grpc
+import pytest
+from authzed.api.v1 import (
+    AsyncClient,
+    BulkCheckPermissionRequest,
+    BulkCheckPermissionRequestItem,
+    BulkExportRelationshipsRequest,
+    BulkImportRelationshipsRequest,
+    CheckPermissionResponse,
+    Client,
+    Consistency,
+    Cursor,
+    RelationshipFilter,
+)
+from authzed.api.v1.permission_service_pb2 import ExportBulkRelationshipsRequest, ImportBulkRelationshipsRequest
+from grpcutil import insecure_bearer_token_credentials
+from headwater.engine.service.server import HeadwaterServer
+
+from .conftest import RELATIONSHIPS, TOKENS
+from .test_authzed_api import fails, fresh, obj, rel, subj, text_of, v1_client
+
+__all__ = ["fresh"]  # the fixture, shared with test_authzed_api
+
+HAS = CheckPermissionResponse.PERMISSIONSHIP_HAS_PERMISSION
+NO = CheckPermissionResponse.PERMISSIONSHIP_NO_PERMISSION
+FULL = Consistency(fully_consistent=True)
+
+
+def export_all(call: Callable[..., Iterator[object]], request: object) -> list[str]:
+    return [text_of(r) for page in call(request) for r in page.relationships]  # type: ignore[attr-defined]
+
+
+def test_import_bulk_loads_all_and_export_returns_them(fresh: tuple[HeadwaterServer, Client]) -> None:
+    _, v1 = fresh
+    new = ["document:a#viewer@user:ann", "document:b#viewer@user:bob", "document:c#owner@user:cat"]
+    batches = iter([ImportBulkRelationshipsRequest(relationships=[rel(new[0]), rel(new[1])]),
+                    ImportBulkRelationshipsRequest(relationships=[rel(new[2])])])
+    assert v1.ImportBulkRelationships(batches).num_loaded == 3
+    exported = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(consistency=FULL))
+    assert set(new) <= set(exported)
+    assert len(exported) == len(set(exported))
+    docs = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(
+        consistency=FULL, optional_relationship_filter=RelationshipFilter(resource_type="document",
+                                                                          optional_relation="owner")))
+    assert sorted(docs) == ["document:c#owner@user:cat", "document:readme#owner@user:ann"]
+
+
+def test_import_bulk_is_all_or_nothing(fresh: tuple[HeadwaterServer, Client]) -> None:
+    _, v1 = fresh
+    before = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(consistency=FULL))
+    with pytest.raises(grpc.RpcError) as info:  # a relationship that exists: the whole import is refused
+        v1.ImportBulkRelationships(iter([ImportBulkRelationshipsRequest(
+            relationships=[rel("document:z#viewer@user:zed"), rel(RELATIONSHIPS[0])])]))
+    assert info.value.code() == grpc.StatusCode.ALREADY_EXISTS, info.value.details()
+    fails(lambda: v1.ImportBulkRelationships(iter([ImportBulkRelationshipsRequest(
+        relationships=[rel("document:z#viewer@user:zed"), rel("nosuch:1#viewer@user:ann")])])),
+        grpc.StatusCode.FAILED_PRECONDITION, "ERROR_REASON_UNKNOWN_DEFINITION")
+    after = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(consistency=FULL))
+    assert after == before
+
+
+def test_export_bulk_pages_with_limit_and_cursor(server: HeadwaterServer) -> None:
+    v1 = v1_client(server)
+    everything = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(consistency=FULL))
+    assert len(everything) == len(RELATIONSHIPS)
+    pages = list(v1.ExportBulkRelationships(ExportBulkRelationshipsRequest(consistency=FULL, optional_limit=2)))
+    assert all(len(p.relationships) <= 2 for p in pages) and len(pages) >= len(RELATIONSHIPS) // 2
+    assert [text_of(r) for p in pages for r in p.relationships] == everything
+    resumed = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(
+        consistency=FULL, optional_limit=2, optional_cursor=pages[0].after_result_cursor))
+    assert resumed == everything[2:]
+    assert export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(
+        consistency=FULL, optional_cursor=pages[-1].after_result_cursor)) == []
+    fails(lambda: list(v1.ExportBulkRelationships(ExportBulkRelationshipsRequest(
+        optional_cursor=Cursor(token="garbage")))), grpc.StatusCode.INVALID_ARGUMENT, "ERROR_REASON_INVALID_CURSOR")
+    fails(lambda: list(v1.ExportBulkRelationships(ExportBulkRelationshipsRequest(optional_limit=10**6))),
+          grpc.StatusCode.INVALID_ARGUMENT, "ERROR_REASON_EXCEEDS_MAXIMUM_ALLOWABLE_LIMIT")
+
+
+def test_bulk_scopes(server: HeadwaterServer) -> None:
+    reader = v1_client(server, "reader")
+    fails(lambda: reader.ImportBulkRelationships(iter([ImportBulkRelationshipsRequest(
+        relationships=[rel("document:q#viewer@user:ann")])])), grpc.StatusCode.PERMISSION_DENIED)
+    assert export_all(reader.ExportBulkRelationships, ExportBulkRelationshipsRequest(consistency=FULL))
+    schemer = v1_client(server, "schemer")
+    fails(lambda: list(schemer.ExportBulkRelationships(ExportBulkRelationshipsRequest())),
+          grpc.StatusCode.PERMISSION_DENIED)
+
+
+def test_experimental_bulk_calls(fresh: tuple[HeadwaterServer, Client]) -> None:
+    _, v1 = fresh
+    loaded = v1.BulkImportRelationships(iter([BulkImportRelationshipsRequest(
+        relationships=[rel("document:x#viewer@user:ann"), rel("document:y#viewer@user:bob")])]))
+    assert loaded.num_loaded == 2
+    exported = export_all(v1.BulkExportRelationships, BulkExportRelationshipsRequest(
+        consistency=FULL, optional_relationship_filter=RelationshipFilter(resource_type="document",
+                                                                          optional_resource_id="x")))
+    assert exported == ["document:x#viewer@user:ann"]
+    answer = v1.BulkCheckPermission(BulkCheckPermissionRequest(consistency=FULL, items=[
+        BulkCheckPermissionRequestItem(resource=obj("document:x"), permission="view", subject=subj("user:ann")),
+        BulkCheckPermissionRequestItem(resource=obj("document:x"), permission="view", subject=subj("user:bob")),
+        BulkCheckPermissionRequestItem(resource=obj("document:x"), permission="nosuch", subject=subj("user:bob")),
+    ]))
+    assert answer.checked_at.token.startswith("hw1_")
+    assert [p.item.permissionship for p in answer.pairs[:2]] == [HAS, NO]
+    assert answer.pairs[2].HasField("error") and answer.pairs[2].error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0]
+
+
+def test_async_client_bulk(fresh: tuple[HeadwaterServer, Client]) -> None:
+    server, _ = fresh
+
+    async def run() -> tuple[int, list[str]]:
+        client = AsyncClient(server.address, insecure_bearer_token_credentials(TOKENS["admin"][0]))
+
+        async def requests():  # type: ignore[no-untyped-def]
+            yield ImportBulkRelationshipsRequest(relationships=[rel("document:async#viewer@user:ann")])
+
+        loaded = (await client.ImportBulkRelationships(requests())).num_loaded
+        exported = [text_of(r) async for page in client.ExportBulkRelationships(ExportBulkRelationshipsRequest(
+            consistency=FULL, optional_relationship_filter=RelationshipFilter(
+                resource_type="document", optional_resource_id="async"))) for r in page.relationships]
+        return loaded, exported
+
+    assert asyncio.run(run()) == (1, ["document:async#viewer@user:ann"])

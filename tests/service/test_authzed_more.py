@@ -5,6 +5,7 @@ BulkCheckPermission (the calls the official Python client's own tests make)."""
 from __future__ import annotations
 
 import asyncio
+import threading
 from collections.abc import Callable, Iterator
 
 import grpc
@@ -20,13 +21,15 @@ from authzed.api.v1 import (
     Consistency,
     Cursor,
     RelationshipFilter,
+    WatchRequest,
+    ZedToken,
 )
 from authzed.api.v1.permission_service_pb2 import ExportBulkRelationshipsRequest, ImportBulkRelationshipsRequest
 from grpcutil import insecure_bearer_token_credentials
 from headwater.engine.service.server import HeadwaterServer
 
-from .conftest import RELATIONSHIPS, TOKENS
-from .test_authzed_api import fails, fresh, obj, rel, subj, text_of, v1_client
+from .conftest import RELATIONSHIPS, TOKENS, client_for, seed
+from .test_authzed_api import DELETE, TOUCH, fails, fresh, obj, rel, subj, text_of, v1_client, write
 
 __all__ = ["fresh"]  # the fixture, shared with test_authzed_api
 
@@ -131,3 +134,86 @@ def test_async_client_bulk(fresh: tuple[HeadwaterServer, Client]) -> None:
         return loaded, exported
 
     assert asyncio.run(run()) == (1, ["document:async#viewer@user:ann"])
+
+
+# ------------------------------------------------------------------ WatchService
+
+
+def watch_request(start: object | None = None, types: list[str] | None = None) -> WatchRequest:
+    request = WatchRequest(optional_object_types=types or [])
+    if start is not None:
+        request.optional_start_cursor.CopyFrom(start)  # type: ignore[arg-type]
+    return request
+
+
+def test_watch_from_a_zedtoken_with_object_types(fresh: tuple[HeadwaterServer, Client]) -> None:
+    _, v1 = fresh
+    start = write(v1, "document:w1#viewer@user:ann")
+    write(v1, "group:eng#member@user:dan")
+    write(v1, "document:w1#viewer@user:bob")
+    write(v1, "document:w1#viewer@user:ann", operation=DELETE)
+    stream = v1.Watch(watch_request(start, ["document"]), timeout=10)
+    seen: list[tuple[int, str]] = []
+    tokens: list[str] = []
+    for response in stream:
+        tokens.append(response.changes_through.token)
+        seen += [(u.operation, text_of(u.relationship)) for u in response.updates]
+        if len(seen) == 2:
+            break
+    stream.cancel()
+    assert seen == [(TOUCH, "document:w1#viewer@user:bob"), (DELETE, "document:w1#viewer@user:ann")]
+    assert all(t.startswith("hw1_") for t in tokens) and len(set(tokens)) == 2
+    resumed = v1.Watch(watch_request(ZedToken(token=tokens[0]), ["document"]), timeout=10)
+    first = next(resumed)
+    resumed.cancel()
+    assert [text_of(u.relationship) for u in first.updates] == ["document:w1#viewer@user:ann"]
+
+
+def test_watch_errors_and_scope(server: HeadwaterServer) -> None:
+    v1 = v1_client(server)
+    fails(lambda: next(v1.Watch(watch_request(ZedToken(token="garbage")), timeout=5)),
+          grpc.StatusCode.INVALID_ARGUMENT)
+    fails(lambda: next(v1_client(server, "reader").Watch(watch_request(), timeout=5)),
+          grpc.StatusCode.PERMISSION_DENIED)
+    fails(lambda: next(v1.Watch(WatchRequest(optional_relationship_filters=[RelationshipFilter(
+        resource_type="document")]), timeout=5)), grpc.StatusCode.UNIMPLEMENTED)
+
+
+def test_watch_ends_unavailable_when_the_server_drains(make_server: Callable[..., HeadwaterServer]) -> None:
+    server = make_server()
+    with client_for(server) as c:
+        seed(c)
+    v1 = v1_client(server)
+    start = write(v1, "document:d1#viewer@user:ann")
+    write(v1, "document:d1#viewer@user:bob")
+    outcome: list[object] = []
+    got_first = threading.Event()
+
+    def watch() -> None:
+        try:
+            for _ in v1.Watch(watch_request(start), timeout=20):
+                got_first.set()
+        except grpc.RpcError as exc:
+            outcome.append(exc.code())
+        got_first.set()
+
+    t = threading.Thread(target=watch)
+    t.start()
+    assert got_first.wait(10)
+    server.stop(grace=2)
+    t.join(10)
+    assert outcome == [grpc.StatusCode.UNAVAILABLE]
+
+
+def test_watch_async(fresh: tuple[HeadwaterServer, Client]) -> None:
+    server, v1 = fresh
+    start = write(v1, "document:aw#viewer@user:ann")
+    write(v1, "document:aw#viewer@user:bob")
+
+    async def run() -> list[str]:
+        client = AsyncClient(server.address, insecure_bearer_token_credentials(TOKENS["admin"][0]))
+        async for response in client.Watch(watch_request(start), timeout=10):
+            return [text_of(u.relationship) for u in response.updates]
+        return []
+
+    assert asyncio.run(run()) == ["document:aw#viewer@user:bob"]

@@ -10,8 +10,8 @@ Example::
 
     >>> METHOD_SCOPES["/authzed.api.v1.PermissionsService/CheckPermission"]
     'check'
-    >>> service_names()
-    ['authzed.api.v1.PermissionsService', 'authzed.api.v1.SchemaService', 'authzed.api.v1.ExperimentalService']
+    >>> [name.removeprefix("authzed.api.v1.") for name in service_names()]
+    ['PermissionsService', 'SchemaService', 'ExperimentalService', 'WatchService']
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from collections.abc import Mapping
 from typing import Any
 
 import grpc
-from authzed.api.v1 import experimental_service_pb2, permission_service_pb2, schema_service_pb2
+from authzed.api.v1 import experimental_service_pb2, permission_service_pb2, schema_service_pb2, watch_service_pb2
 
 from ...config import Config
 from ..auth import METHOD_SCOPES as HEADWATER_SCOPES
@@ -39,10 +39,11 @@ SERVICES: tuple[tuple[Any, str], ...] = (
     (permission_service_pb2, "PermissionsService"),
     (schema_service_pb2, "SchemaService"),
     (experimental_service_pb2, "ExperimentalService"),
+    (watch_service_pb2, "WatchService"),
 )
 
 _P, _S = "/authzed.api.v1.PermissionsService/", "/authzed.api.v1.SchemaService/"
-_E = "/authzed.api.v1.ExperimentalService/"
+_E, _W = "/authzed.api.v1.ExperimentalService/", "/authzed.api.v1.WatchService/"
 _HP, _HR, _HS = "/headwater.v1.PermissionService/", "/headwater.v1.RelationshipService/", "/headwater.v1.SchemaService/"
 
 #: Each v1 method's ``headwater.v1`` twin: the v1 method needs the twin's scope.
@@ -60,6 +61,7 @@ TWINS: Mapping[str, str] = {
     _E + "ExperimentalComputablePermissions": _HS + "Read", _E + "ExperimentalDependentRelations": _HS + "Read",
     _E + "ExperimentalDiffSchema": _HS + "Read", _E + "ExperimentalRegisterRelationshipCounter": _HR + "Write",
     _E + "ExperimentalCountRelationships": _HR + "Read", _E + "ExperimentalUnregisterRelationshipCounter": _HR + "Write",
+    _W + "Watch": _HR + "Watch",
 }
 
 #: The scope each v1 method needs (full gRPC method name -> scope).
@@ -91,7 +93,7 @@ def build_authzed_handlers(servicer: Servicer, tokens: TokenSet | None,
                            config: Config | None = None) -> list[grpc.GenericRpcHandler]:
     """One generic handler per v1 service over ``servicer``'s engine, sharing its lifecycle (draining, running
     calls, heavy turns, the work budget)."""
-    v1 = AuthzedServicer(servicer.engine, config)
+    v1 = AuthzedServicer(servicer.engine, config, watcher=servicer)
     return [service_handler(module.DESCRIPTOR.services_by_name[name], lambda rpc: getattr(v1, rpc), tokens,
                             servicer, RULES)
             for module, name in SERVICES]

@@ -49,6 +49,8 @@ from authzed.api.v1 import (
     permission_service_pb2_grpc,
     schema_service_pb2,
     schema_service_pb2_grpc,
+    watch_service_pb2,
+    watch_service_pb2_grpc,
 )
 
 from ...api import Engine
@@ -61,9 +63,11 @@ from ...errors import (
     NotFoundError,
     RequestCancelledError,
 )
-from ...results import BulkCheckItem, BulkCheckResult
+from ...results import BulkCheckItem, BulkCheckResult, Operation
 from ...store import RelationshipFilter
-from ..servicer import CALLER
+from ..convert import watch_change_from_proto
+from ..pb import relationship_pb2
+from ..servicer import CALLER, Servicer
 from . import convert
 from .errors import V1Error, status_message
 
@@ -120,13 +124,24 @@ def _bulk_pair(msg: Any, outcome: BulkCheckResult | InvalidRequestError, pair: A
     return pair(request=msg, error=status_message(error))
 
 
+def _watch_update(change: relationship_pb2.RelationshipChange) -> core_pb2.RelationshipUpdate:
+    """A headwater.v1 change as SpiceDB's update: a write is TOUCH, a removal DELETE."""
+    event = watch_change_from_proto(change)
+    operation = (core_pb2.RelationshipUpdate.OPERATION_DELETE if event.operation is Operation.DELETE
+                 else core_pb2.RelationshipUpdate.OPERATION_TOUCH)
+    return core_pb2.RelationshipUpdate(operation=operation, relationship=convert.relationship_to_v1(event.relationship))
+
+
 class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
                       schema_service_pb2_grpc.SchemaServiceServicer,
-                      experimental_service_pb2_grpc.ExperimentalServiceServicer):
-    """The ``authzed.api.v1`` RPCs served so far, over one Engine (limits from ``config``)."""
+                      experimental_service_pb2_grpc.ExperimentalServiceServicer,
+                      watch_service_pb2_grpc.WatchServiceServicer):
+    """The ``authzed.api.v1`` RPCs served so far, over one Engine (limits from ``config``). Watch runs on
+    ``watcher``'s ``headwater.v1`` Watch (the server's servicer, whose draining ends it; default: one of its own)."""
 
-    def __init__(self, engine: Engine, config: Config | None = None) -> None:
+    def __init__(self, engine: Engine, config: Config | None = None, watcher: Servicer | None = None) -> None:
         self.engine = engine
+        self.watcher = watcher or Servicer(engine, config)
         limits = (config or engine.config).limits
         self.max_page_size = limits.max_page_size
         self.max_updates = limits.max_updates_per_write
@@ -384,6 +399,23 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
                             context: Any) -> _E.BulkCheckPermissionResponse:
         return self._check_bulk(request, _E.BulkCheckPermissionResponse, _E.BulkCheckPermissionPair,
                                 _E.BulkCheckPermissionResponseItem)
+
+    # ------------------------------------------------------------ WatchService
+
+    def Watch(self, request: watch_service_pb2.WatchRequest,
+              context: Any) -> Iterator[watch_service_pb2.WatchResponse]:
+        """The relationship changes after ``optional_start_cursor`` (default: now), one response per revision,
+        through ``headwater.v1``'s Watch: it ends with UNAVAILABLE when the server drains."""
+        if len(request.optional_relationship_filters) or len(request.optional_update_kinds):
+            raise V1Error(grpc.StatusCode.UNIMPLEMENTED,
+                          "optional_relationship_filters and optional_update_kinds are not supported yet")
+        start = request.optional_start_cursor.token if request.HasField("optional_start_cursor") else ""
+        for response in self.watcher.Watch(relationship_pb2.WatchRequest(
+                optional_start_revision_token=start, optional_resource_types=list(request.optional_object_types)),
+                context):
+            yield watch_service_pb2.WatchResponse(
+                updates=[_watch_update(change) for change in response.changes],
+                changes_through=convert.zed_token(response.revision_token))
 
     # ------------------------------------------------------------ SchemaService
 

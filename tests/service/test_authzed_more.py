@@ -217,3 +217,44 @@ def test_watch_async(fresh: tuple[HeadwaterServer, Client]) -> None:
         return []
 
     assert asyncio.run(run()) == ["document:aw#viewer@user:bob"]
+
+
+# ------------------------------------------------------------------ ExpandPermissionTree's conversion
+
+
+def test_expand_tree_to_v1_union_intersection_exclusion_and_leaves() -> None:
+    """The conversion ExpandPermissionTree will answer with (the RPC stays UNIMPLEMENTED until
+    test_authzed_api's test_rpcs_not_served_yet_are_unimplemented is updated)."""
+    from authzed.api.v1 import AlgebraicSubjectSet
+    from headwater.engine import Engine
+    from headwater.engine.service.authzed.convert import expand_tree_to_v1
+    from headwater.engine.store.memory import MemoryStore
+
+    engine = Engine(MemoryStore())
+    engine.write_schema("definition user {}\ndefinition group {\n relation member: user\n}\n"
+                        "definition doc {\n relation viewer: user | group#member\n relation banned: user\n"
+                        " relation cleared: user\n permission view = (viewer - banned) & cleared\n}")
+    engine.touch("doc:1#viewer@user:ann", "doc:1#viewer@group:eng#member", "doc:1#banned@user:bob",
+                 "doc:1#cleared@user:ann", "group:eng#member@user:cat")
+    tree, _ = engine.expand("doc:1", "view")
+    v1 = expand_tree_to_v1(tree)
+    assert (v1.expanded_object.object_type, v1.expanded_object.object_id, v1.expanded_relation) == ("doc", "1", "view")
+
+    def shape(t: object) -> object:
+        if t.HasField("leaf"):  # type: ignore[attr-defined]
+            return sorted(f"{s.object.object_type}:{s.object.object_id}" + (f"#{s.optional_relation}"
+                          if s.optional_relation else "") for s in t.leaf.subjects)  # type: ignore[attr-defined]
+        return (t.intermediate.operation, [shape(c) for c in t.intermediate.children])  # type: ignore[attr-defined]
+
+    flat = str(shape(v1))
+    assert "user:ann" in flat and "user:bob" in flat and "group:eng#member" in flat
+    ops = set()
+
+    def walk(t: object) -> None:
+        if t.HasField("intermediate"):  # type: ignore[attr-defined]
+            ops.add(t.intermediate.operation)  # type: ignore[attr-defined]
+            for c in t.intermediate.children:  # type: ignore[attr-defined]
+                walk(c)
+
+    walk(v1)
+    assert {AlgebraicSubjectSet.OPERATION_INTERSECTION, AlgebraicSubjectSet.OPERATION_EXCLUSION} <= ops

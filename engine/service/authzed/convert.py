@@ -29,6 +29,7 @@ from google.protobuf import struct_pb2
 
 from ...consistency import Consistency
 from ...errors import InvalidRequestError
+from ...expand import ExpandNode, ExpandOperation
 from ...relationships import Relationship, parse_relationship
 from ...results import BulkCheckItem, Permissionship, SubjectResult
 from ...store import Precondition, RelationshipFilter
@@ -48,6 +49,7 @@ __all__ = [
     "check_item_from_v1",
     "consistency_from_v1",
     "context_from_v1",
+    "expand_tree_to_v1",
     "filter_from_v1",
     "lookup_permissionship_to_v1",
     "object_from_v1",
@@ -201,3 +203,36 @@ def precondition_from_v1(msg: permission_service_pb2.Precondition) -> Preconditi
         raise InvalidRequestError(f"invalid precondition operation {msg.operation}: give OPERATION_MUST_MATCH "
                                   "or OPERATION_MUST_NOT_MATCH")
     return Precondition(filter_from_v1(msg.filter), must_match)
+
+
+_ALGEBRA = {ExpandOperation.UNION: core_pb2.AlgebraicSubjectSet.OPERATION_UNION,
+            ExpandOperation.INTERSECTION: core_pb2.AlgebraicSubjectSet.OPERATION_INTERSECTION,
+            ExpandOperation.EXCLUSION: core_pb2.AlgebraicSubjectSet.OPERATION_EXCLUSION}
+
+
+def expand_tree_to_v1(node: ExpandNode) -> core_pb2.PermissionRelationshipTree:
+    """An engine expand tree as SpiceDB's PermissionRelationshipTree: each node names what it expands
+    (``expanded_object``, ``expanded_relation``); an operation node is ``intermediate`` (union, intersection,
+    exclusion: the first child minus the others), a leaf lists its direct subjects.
+
+    >>> from headwater.engine.expand import ExpandedSubject
+    >>> from headwater.engine.relationships import ObjectRef, SubjectRef
+    >>> leaf = ExpandNode(ObjectRef("doc", "1"), "viewer", subjects=(ExpandedSubject(SubjectRef("user", "ann"), None),))
+    >>> tree = expand_tree_to_v1(ExpandNode(ObjectRef("doc", "1"), "view", ExpandOperation.UNION, (leaf,)))
+    >>> tree.intermediate.children[0].leaf.subjects[0].object.object_id
+    'ann'
+    """
+    out = core_pb2.PermissionRelationshipTree(
+        expanded_object=core_pb2.ObjectReference(object_type=node.resource.type, object_id=node.resource.id),
+        expanded_relation=node.name)
+    if node.operation is None:
+        out.leaf.SetInParent()
+        for x in node.subjects:
+            relation = x.subject.relation if x.subject.relation not in (None, "...") else ""
+            out.leaf.subjects.append(core_pb2.SubjectReference(
+                object=core_pb2.ObjectReference(object_type=x.subject.type, object_id=x.subject.id),
+                optional_relation=relation))
+    else:
+        out.intermediate.operation = _ALGEBRA[node.operation]
+        out.intermediate.children.extend(expand_tree_to_v1(child) for child in node.children)
+    return out

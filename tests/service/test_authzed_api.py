@@ -550,10 +550,22 @@ def test_v1_calls_are_logged_with_the_token_name(v1: Client, access_log: Any) ->
     assert records[-1]["status"] == "OK" and records[-1]["token"] == "admin"
 
 
-def test_rpcs_not_served_yet_are_unimplemented(v1: Client) -> None:
+def test_expand_permission_tree_gives_the_tree_down_to_its_subjects(v1: Client) -> None:
+    answer = v1.ExpandPermissionTree(ExpandPermissionTreeRequest(resource=obj("document:readme"), permission="view"))
+    root = answer.tree_root
+    assert (root.expanded_object.object_type, root.expanded_object.object_id, root.expanded_relation) == (
+        "document", "readme", "view")
+    assert root.intermediate.operation == root.intermediate.OPERATION_EXCLUSION  # (viewer + edit) - banned
+
+    def leaves(node) -> set[str]:
+        if node.HasField("leaf"):
+            return {f"{s.object.object_type}:{s.object.object_id}" for s in node.leaf.subjects}
+        return set().union(*(leaves(child) for child in node.intermediate.children))
+    assert {"user:ann", "user:bob", "user:mallory"} <= leaves(root)
+    assert answer.expanded_at.token
     fails(lambda: v1.ExpandPermissionTree(ExpandPermissionTreeRequest(resource=obj("document:readme"),
-                                                                      permission="view")),
-          grpc.StatusCode.UNIMPLEMENTED)
+                                                                      permission="nope")),
+          grpc.StatusCode.FAILED_PRECONDITION, "ERROR_REASON_UNKNOWN_RELATION_OR_PERMISSION")
 
 
 # ------------------------------------------------------------------ the async client

@@ -21,7 +21,7 @@ Headwater here and by real SpiceDB's single CheckPermission in the peer's Python
 
 A check SpiceDB cannot answer after retries (its own deadline on a loaded machine)
 is counted as unanswered, never as Headwater's failure; the test fails only if more
-than 1 % go unanswered. CI runs ``HEADWATER_DIFF_SCHEMAS`` cases (default 60); the
+than 1 % go unanswered. CI runs ``HEADWATER_DIFF_SCHEMAS`` cases (default 200); the
 slow run (README, "Correctness") runs 2,000 or more. ``HEADWATER_DIFF_SEED`` moves the
 seeds; ``HEADWATER_DIFF_REPORT=FILE`` writes every count and disagreement as JSON.
 """
@@ -48,7 +48,7 @@ from .schemagen import Case, random_case
 from .test_vs_spicedb import LIB, PEERS, PY, pytestmark  # noqa: F401 - skipped the same way without the peer
 
 HERE = Path(__file__).resolve().parent
-CASES = int(os.environ.get("HEADWATER_DIFF_SCHEMAS", "60"))
+CASES = int(os.environ.get("HEADWATER_DIFF_SCHEMAS", "200"))
 FIRST_SEED = int(os.environ.get("HEADWATER_DIFF_SEED", "1"))
 CHUNK = 50  # cases per SpiceDB process
 CASE_SECONDS = float(os.environ.get("HEADWATER_DIFF_CASE_SECONDS", "10"))

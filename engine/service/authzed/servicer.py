@@ -68,7 +68,7 @@ from ...store import RelationshipFilter
 from ..convert import watch_change_from_proto
 from ..pb import relationship_pb2
 from ..servicer import CALLER, Servicer
-from . import convert
+from . import convert, trace
 from .errors import V1Error, status_message
 
 __all__ = ["DONE_CURSOR", "AuthzedServicer"]
@@ -201,15 +201,20 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
 
     def CheckPermission(self, request: _P.CheckPermissionRequest, context: Any) -> _P.CheckPermissionResponse:
         resource = convert.object_from_v1(request.resource, "resource")
+        consistency = convert.consistency_from_v1(request.consistency, request.HasField("consistency"))
         with _definition_needs_schema(resource.type):
             result = self.engine.check(
                 resource, request.permission, convert.subject_from_v1(request.subject),
-                context=convert.context_from_v1(request),
-                consistency=convert.consistency_from_v1(request.consistency, request.HasField("consistency")),
-                caller=CALLER.get())
-        return _P.CheckPermissionResponse(checked_at=convert.zed_token(result.token),
-                                          permissionship=convert.permissionship_to_v1(result.permissionship),
-                                          partial_caveat_info=convert.partial_caveat_info(result.missing_context))
+                context=convert.context_from_v1(request), consistency=consistency,
+                explain=request.with_tracing, caller=CALLER.get())
+        response = _P.CheckPermissionResponse(checked_at=convert.zed_token(result.token),
+                                              permissionship=convert.permissionship_to_v1(result.permissionship),
+                                              partial_caveat_info=convert.partial_caveat_info(result.missing_context))
+        if request.with_tracing and result.explanation is not None:
+            at = Consistency.at_exact_snapshot(result.token)
+            response.debug_trace.CopyFrom(trace.debug_information(
+                result.explanation.tree, self.engine.schema(at), self.engine.read_schema(at).text))
+        return response
 
     def ExpandPermissionTree(self, request: _P.ExpandPermissionTreeRequest,
                              context: Any) -> _P.ExpandPermissionTreeResponse:

@@ -7,7 +7,7 @@ import importlib
 
 import pytest
 
-MODULES = ["auth", "convert", "errors", "server", "servicer", "supervisor"]
+MODULES = ["auth", "convert", "errors", "server", "servicer", "supervisor", "testing", "authzed.convert", "authzed.trace"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -150,33 +150,16 @@ def _client(args: tuple[str, int, int, float, float]) -> dict:
 
 def _prepare(folder: Path, store: str, pg_server: str) -> str:
     """The benchmark's database, loaded: a SQLite file in ``folder``, or a new PostgreSQL database on ``pg_server``
-    (dropped by :func:`_drop`)."""
+    (``benchmarks.run.bench_database``; dropped by ``drop_bench_database``)."""
     from headwater.engine import Engine
 
-    if store == "sqlite":
-        db = str(folder / "bench.db")
-    else:
-        import psycopg
-        from urllib.parse import urlsplit, urlunsplit
+    from benchmarks.run import bench_database
 
-        name = f"headwater_bench_processes_{os.getpid()}"
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-            conn.execute(f'CREATE DATABASE "{name}"')
-        db = urlunsplit(urlsplit(pg_server)._replace(path="/" + name))
-        Engine.migrate(db)
+    db = bench_database(store, folder, pg_server)
     with Engine.open(db) as engine:
         engine.write_schema(POLICY.read_text())
         engine.touch(*[f"dataset:d{i}#viewer@user:u{i}" for i in range(DATASETS)])
     return db
-
-
-def _drop(db: str, pg_server: str) -> None:
-    if db.startswith("postgresql://"):
-        import psycopg
-
-        with psycopg.connect(pg_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db.rsplit("/", 1)[1]}" WITH (FORCE)')
 
 
 def run_once(db: str, processes: int, clients: int, connections: int, in_flight: int, seconds: float,
@@ -304,7 +287,9 @@ def run(processes: list[int], clients: int, connections: int, in_flight: int, se
                     runs.append(result)
                     print(json.dumps(result), flush=True)
         finally:
-            _drop(db, pg_server)
+            from benchmarks.run import drop_bench_database
+
+            drop_bench_database(store, db, pg_server)
     names = [f"{n} servers" if n > 1 else str(p) for p, n in layouts]
     return {"summary": summarize(runs, names), "runs": runs,
             "parameters": {"processes": processes, "two_servers": two_servers, "store": store,

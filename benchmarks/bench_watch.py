@@ -35,18 +35,12 @@ def _free_port() -> int:
 
 
 def _database(pg_server: str) -> str:
-    from urllib.parse import urlsplit, urlunsplit
-
-    import psycopg
-
+    """A new, migrated PostgreSQL database with the schema (``benchmarks.run.bench_database``)."""
     from headwater.engine import Engine
 
-    name = f"headwater_bench_watch_{os.getpid()}"
-    with psycopg.connect(pg_server, autocommit=True) as conn:
-        conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-        conn.execute(f'CREATE DATABASE "{name}"')
-    db = urlunsplit(urlsplit(pg_server)._replace(path="/" + name))
-    Engine.migrate(db)
+    from benchmarks.run import bench_database
+
+    db = bench_database("postgresql", Path("."), pg_server)
     with Engine.open(db) as engine:
         engine.write_schema(SCHEMA)
     return db
@@ -113,10 +107,9 @@ def main() -> None:
     try:
         results = [measure(db, poll, args.writes) for poll in args.poll]
     finally:
-        import psycopg
+        from benchmarks.run import drop_bench_database
 
-        with psycopg.connect(args.pg_server, autocommit=True) as conn:
-            conn.execute(f'DROP DATABASE IF EXISTS "{db.rsplit("/", 1)[1]}" WITH (FORCE)')
+        drop_bench_database("postgresql", db, args.pg_server)
     for r in results:
         d = r["delay_ms"]
         print(f"watch_poll_seconds {r['watch_poll_seconds']}: write on A -> event on B p50 {d['p50']} ms, "

@@ -51,7 +51,9 @@ from headwater.engine.validationfile import (
     load_validation_file,
 )
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb"
+from tests.service.test_conformance_grpc import CONFORMANCE
+from tests.service.test_conformance_grpc import FILES as SERVICE_FILES
+
 BATCH = 1000  # the server's default max_updates_per_write
 
 _PERMISSIONSHIPS = {
@@ -61,14 +63,7 @@ _PERMISSIONSHIPS = {
 }
 
 
-def _files() -> list[Path]:
-    if not CONFORMANCE.is_dir():
-        return []
-    return (sorted((CONFORMANCE / "testconfigs").glob("*.yaml")) + sorted((CONFORMANCE / "examples").glob("*.yaml"))
-            + sorted((CONFORMANCE / "examples").glob("*/validations/*.yaml")))
-
-
-FILES = _files()
+FILES = list(SERVICE_FILES)  # the files the headwater.v1 conformance test runs
 RAN: dict[str, int] = {}
 
 

@@ -293,11 +293,12 @@ class Engine:
                                   explain=explain, caller=caller)
 
     def check_bulk(self, items: Sequence[results.BulkCheckItem], *, consistency: Consistency | None = None,
-                   caller: str | None = None) -> list[results.BulkCheckResult]:
+                   explain: bool = False, caller: str | None = None) -> list[results.BulkCheckResult]:
         """Check many items at one revision, sharing sub-problems; an item's error stays with that item.
 
+        With ``explain``, each answered item carries its explanation, as :meth:`check` gives it.
         Each answered item is one decision for the audit log."""
-        return self._checks.check_bulk(items, consistency=consistency, caller=caller)
+        return self._checks.check_bulk(items, consistency=consistency, explain=explain, caller=caller)
 
     def expand(self, resource: ObjectRef | str, permission: str, *, context: Mapping[str, Any] | None = None,
                consistency: Consistency | None = None) -> tuple[ExpandNode, str]:

@@ -168,7 +168,7 @@ class CheckQuery:
         return warm.result(outcome)
 
     def check_bulk(self, items: Sequence[BulkCheckItem], *, consistency: Consistency | None = None,
-                   caller: str | None = None) -> list[BulkCheckResult]:
+                   explain: bool = False, caller: str | None = None) -> list[BulkCheckResult]:
         """See :meth:`~headwater.engine.Engine.check_bulk`."""
         limit = self.ctx.config.limits.max_bulk_check_items
         if len(items) > limit:
@@ -181,7 +181,8 @@ class CheckQuery:
             for item in items:
                 start = time.perf_counter_ns() if audit is not None else 0
                 try:
-                    result = self.decide(schema, reader, item, resolve, budget)
+                    result = (self.explained(schema, reader, item) if explain
+                              else self.decide(schema, reader, item, resolve, budget))
                 except (RequestStoppedError, WorkLimitExceededError):
                     raise  # the request as a whole stops, not one item
                 except EngineError as exc:

@@ -36,6 +36,7 @@ from ..config import Config
 from ..contexts import validate_context
 from ..errors import DeadlineExceededError, InvalidRequestError, LimitExceededError, RequestCancelledError
 from ..relationships import Relationship
+from ..results import WatchEvent
 from . import convert
 from .admission import HeavyCalls
 from .errors import REVISION_METADATA_KEY, ShuttingDownError, item_error_code
@@ -322,8 +323,20 @@ class Servicer:
 
     def Watch(self, request: relationship_pb2.WatchRequest,
               context: Any) -> Iterator[relationship_pb2.WatchResponse]:
-        after = request.optional_start_revision_token or self.engine.revision_token()
         types = set(request.optional_resource_types)
+        for events, _ in self.watch_rounds(request.optional_start_revision_token, context):
+            for token, group in itertools.groupby(events, key=lambda e: e.token):
+                changes = [convert.watch_change_to_proto(e) for e in group
+                           if not types or e.relationship.resource.type in types]
+                if changes:
+                    yield relationship_pb2.WatchResponse(changes=changes, revision_token=token)
+
+    def watch_rounds(self, start_token: str, context: Any) -> Iterator[tuple[list[WatchEvent], str]]:
+        """The changes after ``start_token`` (default: now) in rounds: each round's events, oldest first (at most a
+        page), and the token the next round reads after. An empty round means the watch caught up and waited one
+        poll interval. Ends when the client goes away or its deadline passes; raises :class:`ShuttingDownError`
+        (UNAVAILABLE) when the server drains, naming the token to resume after. Both APIs' Watch read this."""
+        after = start_token or self.engine.revision_token()
         self.engine.watch(after, limit=1)  # refuse a malformed or unavailable start before streaming
         stop = threading.Event()
         with self._stops_lock:
@@ -337,12 +350,9 @@ class Servicer:
                 if stop.is_set() or not self._alive(context):
                     return
                 events = self.engine.watch(after, limit=self.max_page_size)
-                for token, group in itertools.groupby(events, key=lambda e: e.token):
-                    changes = [convert.watch_change_to_proto(e) for e in group
-                               if not types or e.relationship.resource.type in types]
-                    after = token
-                    if changes:
-                        yield relationship_pb2.WatchResponse(changes=changes, revision_token=token)
+                if events:
+                    after = events[-1].token
+                yield events, after
                 if not events:
                     wait = self.watch_poll_seconds
                     remaining = context.time_remaining() if context is not None else None

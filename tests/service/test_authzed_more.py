@@ -20,9 +20,17 @@ from authzed.api.v1 import (
     Client,
     Consistency,
     Cursor,
+    ReadSchemaRequest,
     RelationshipFilter,
+    SubjectFilter,
     WatchRequest,
+    WriteSchemaRequest,
     ZedToken,
+)
+from authzed.api.v1.watch_service_pb2 import (
+    WATCH_KIND_INCLUDE_CHECKPOINTS,
+    WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES,
+    WATCH_KIND_INCLUDE_SCHEMA_UPDATES,
 )
 from authzed.api.v1.permission_service_pb2 import ExportBulkRelationshipsRequest, ImportBulkRelationshipsRequest
 from grpcutil import insecure_bearer_token_credentials
@@ -175,8 +183,63 @@ def test_watch_errors_and_scope(server: HeadwaterServer) -> None:
           grpc.StatusCode.INVALID_ARGUMENT)
     fails(lambda: next(v1_client(server, "reader").Watch(watch_request(), timeout=5)),
           grpc.StatusCode.PERMISSION_DENIED)
-    fails(lambda: next(v1.Watch(WatchRequest(optional_relationship_filters=[RelationshipFilter(
-        resource_type="document")]), timeout=5)), grpc.StatusCode.UNIMPLEMENTED)
+    both = WatchRequest(optional_object_types=["document"],
+                        optional_relationship_filters=[RelationshipFilter(resource_type="document")])
+    error = fails(lambda: next(v1.Watch(both, timeout=5)), grpc.StatusCode.INVALID_ARGUMENT)
+    assert "cannot specify both object types and relationship filters" in error.details()
+    unknown = WatchRequest(optional_relationship_filters=[RelationshipFilter(resource_type="nope")])
+    fails(lambda: next(v1.Watch(unknown, timeout=5)), grpc.StatusCode.FAILED_PRECONDITION,
+          "ERROR_REASON_UNKNOWN_DEFINITION")
+    fails(lambda: next(v1.Watch(WatchRequest(optional_update_kinds=[9]), timeout=5)),
+          grpc.StatusCode.INVALID_ARGUMENT)
+
+
+def test_watch_relationship_filters_keep_what_matches_any(fresh: tuple[HeadwaterServer, Client]) -> None:
+    _, v1 = fresh
+    start = write(v1, "document:f0#viewer@user:ann")
+    write(v1, "document:f1#viewer@user:bob", "document:g1#viewer@user:bob", "group:eng#member@user:dan")
+    write(v1, "document:f2#viewer@user:cat")
+    write(v1, "group:ops#member@user:eve")
+    request = WatchRequest(optional_start_cursor=start, optional_relationship_filters=[
+        RelationshipFilter(resource_type="document", optional_resource_id_prefix="f"),
+        RelationshipFilter(resource_type="group", optional_subject_filter=SubjectFilter(
+            subject_type="user", optional_subject_id="eve"))])
+    stream = v1.Watch(request, timeout=10)
+    seen: list[list[str]] = []
+    for response in stream:
+        seen.append([text_of(u.relationship) for u in response.updates])
+        if len(seen) == 3:
+            break
+    stream.cancel()
+    assert seen == [["document:f1#viewer@user:bob"], ["document:f2#viewer@user:cat"], ["group:ops#member@user:eve"]]
+
+
+def test_watch_schema_updates_and_checkpoints_in_revision_order(fresh: tuple[HeadwaterServer, Client]) -> None:
+    _, v1 = fresh
+    start = write(v1, "document:s0#viewer@user:ann")
+    write(v1, "document:s1#viewer@user:bob")
+    schema = v1.ReadSchema(ReadSchemaRequest()).schema_text
+    written = v1.WriteSchema(WriteSchemaRequest(schema=schema + "\ndefinition extra {}\n")).written_at
+    after = write(v1, "document:s2#viewer@user:cat")
+    request = WatchRequest(optional_start_cursor=start, optional_update_kinds=[
+        WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES, WATCH_KIND_INCLUDE_SCHEMA_UPDATES, WATCH_KIND_INCLUDE_CHECKPOINTS])
+    stream = v1.Watch(request, timeout=10)
+    seen: list[tuple[str, str]] = []
+    for response in stream:
+        kind = ("checkpoint" if response.is_checkpoint else "schema" if response.schema_updated
+                else ",".join(text_of(u.relationship) for u in response.updates))
+        seen.append((kind, response.changes_through.token))
+        if response.is_checkpoint:
+            break
+    stream.cancel()
+    assert seen == [("document:s1#viewer@user:bob", seen[0][1]), ("schema", written.token),
+                    ("document:s2#viewer@user:cat", after.token), ("checkpoint", after.token)]
+    # only checkpoints: an idle stream still hears from the server (a heartbeat), at the head revision
+    idle = v1.Watch(WatchRequest(optional_start_cursor=after, optional_update_kinds=[WATCH_KIND_INCLUDE_CHECKPOINTS]),
+                    timeout=10)
+    first = next(idle)
+    idle.cancel()
+    assert first.is_checkpoint and not first.updates and first.changes_through.token == after.token
 
 
 def test_watch_ends_unavailable_when_the_server_drains(make_server: Callable[..., HeadwaterServer]) -> None:

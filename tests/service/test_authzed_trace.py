@@ -10,7 +10,10 @@ from pathlib import Path
 import pytest
 from authzed.api.v1.debug_pb2 import CheckDebugTrace
 from authzed.api.v1 import (
+    CheckBulkPermissionsRequest,
+    CheckBulkPermissionsRequestItem,
     CheckPermissionRequest,
+    CheckPermissionResponse,
     Client,
     Consistency,
     RelationshipUpdate,
@@ -118,6 +121,27 @@ def test_without_tracing_there_is_no_debug_trace(spicedb) -> None:
     answer = _check(spicedb, "output:o1", "view", "user:frank", tracing=False)
     assert not answer.HasField("debug_trace")
     assert answer.permissionship == answer.PERMISSIONSHIP_HAS_PERMISSION
+
+
+def test_check_bulk_with_tracing_gives_each_item_its_trace(spicedb) -> None:
+    client, written = spicedb
+    items = [CheckBulkPermissionsRequestItem(resource=obj(r), permission=p, subject=subj(s))
+             for r, p, s in [("output:o1", "view", "user:frank"), ("output:o1", "view", "user:bob"),
+                             ("nope:1", "view", "user:bob")]]
+    traced = client.CheckBulkPermissions(CheckBulkPermissionsRequest(
+        items=items, with_tracing=True, consistency=Consistency(at_least_as_fresh=written)))
+    frank, bob, bad = traced.pairs
+    assert _text(frank.item.debug_trace.check) == "output:o1#view@user:frank"
+    assert frank.item.debug_trace.check.result == HAS
+    assert frank.item.permissionship == CheckPermissionResponse.PERMISSIONSHIP_HAS_PERMISSION
+    bob_traces = {_text(t): t for t in _walk(bob.item.debug_trace.check)}
+    assert bob_traces["sensitivity:confidential#cleared@user:bob"].result == NO
+    assert "definition output" in bob.item.debug_trace.schema_used
+    assert bad.HasField("error")  # an item's error stays with that item
+    plain = client.CheckBulkPermissions(CheckBulkPermissionsRequest(
+        items=items[:2], consistency=Consistency(at_least_as_fresh=written)))
+    assert [p.item.permissionship for p in plain.pairs] == [frank.item.permissionship, bob.item.permissionship]
+    assert not any(p.item.HasField("debug_trace") for p in plain.pairs)
 
 
 def test_a_caveated_relationship_carries_its_caveat_evaluation() -> None:

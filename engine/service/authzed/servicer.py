@@ -68,13 +68,14 @@ from ...store import RelationshipFilter
 from ..convert import watch_change_from_proto
 from ..pb import relationship_pb2
 from ..servicer import CALLER, Servicer
-from . import convert, trace
+from . import convert, reflection, trace
 from .errors import V1Error, status_message
 
 __all__ = ["DONE_CURSOR", "AuthzedServicer"]
 
 _P = permission_service_pb2
 _E = experimental_service_pb2
+_S = schema_service_pb2
 
 #: The cursor after the last result of a complete listing: resuming from it returns nothing.
 DONE_CURSOR = "hwv1_done"
@@ -102,6 +103,14 @@ def _declassification_needs_metadata(metadata: dict[str, str | None]) -> Iterato
         raise V1Error(grpc.StatusCode.INVALID_ARGUMENT,
                       f"writing a declassification needs optional_transaction_metadata keys 'actor' (a subject, "
                       f"e.g. user:steward) and 'reason'; missing: {', '.join(repr(k) for k in missing)}") from exc
+
+
+def _experimental(call: Callable[[Any, Any], Any], request: Any, response: Any) -> Any:
+    """An ExperimentalService twin of a SchemaService reflection call: its messages have the same fields and
+    numbers, so the request and the answer convert through their encoding."""
+    twin = type(request).__name__.removeprefix("Experimental")
+    answer = call(getattr(_S, twin).FromString(request.SerializeToString()), None)
+    return response.FromString(answer.SerializeToString())
 
 
 def _bulk_item(msg: _P.CheckBulkPermissionsRequestItem) -> BulkCheckItem | InvalidRequestError:
@@ -417,6 +426,22 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
         return self._check_bulk(request, _E.BulkCheckPermissionResponse, _E.BulkCheckPermissionPair,
                                 _E.BulkCheckPermissionResponseItem)
 
+    def ExperimentalReflectSchema(self, request: _E.ExperimentalReflectSchemaRequest,
+                                  context: Any) -> _E.ExperimentalReflectSchemaResponse:
+        return _experimental(self.ReflectSchema, request, _E.ExperimentalReflectSchemaResponse)
+
+    def ExperimentalDiffSchema(self, request: _E.ExperimentalDiffSchemaRequest,
+                               context: Any) -> _E.ExperimentalDiffSchemaResponse:
+        return _experimental(self.DiffSchema, request, _E.ExperimentalDiffSchemaResponse)
+
+    def ExperimentalComputablePermissions(self, request: _E.ExperimentalComputablePermissionsRequest,
+                                          context: Any) -> _E.ExperimentalComputablePermissionsResponse:
+        return _experimental(self.ComputablePermissions, request, _E.ExperimentalComputablePermissionsResponse)
+
+    def ExperimentalDependentRelations(self, request: _E.ExperimentalDependentRelationsRequest,
+                                       context: Any) -> _E.ExperimentalDependentRelationsResponse:
+        return _experimental(self.DependentRelations, request, _E.ExperimentalDependentRelationsResponse)
+
     # ------------------------------------------------------------ WatchService
 
     def Watch(self, request: watch_service_pb2.WatchRequest,
@@ -445,3 +470,30 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
                     context: Any) -> schema_service_pb2.WriteSchemaResponse:
         result = self.engine.write_schema(request.schema)
         return schema_service_pb2.WriteSchemaResponse(written_at=convert.zed_token(result.token))
+
+    def _schema_snapshot(self, request: Any) -> reflection.Snapshot:
+        return reflection.snapshot(self.engine, convert.consistency_from_v1(request.consistency,
+                                                                            request.HasField("consistency")))
+
+    def ReflectSchema(self, request: _S.ReflectSchemaRequest, context: Any) -> _S.ReflectSchemaResponse:
+        at = self._schema_snapshot(request)
+        definitions, caveats = reflection.reflect(at.schema, at.text, request.optional_filters)
+        return _S.ReflectSchemaResponse(definitions=definitions, caveats=caveats, read_at=convert.zed_token(at.token))
+
+    def DiffSchema(self, request: _S.DiffSchemaRequest, context: Any) -> _S.DiffSchemaResponse:
+        at = self._schema_snapshot(request)
+        diffs = reflection.diff(at.schema, at.text, request.comparison_schema, at.limits)
+        return _S.DiffSchemaResponse(diffs=diffs, read_at=convert.zed_token(at.token))
+
+    def ComputablePermissions(self, request: _S.ComputablePermissionsRequest,
+                              context: Any) -> _S.ComputablePermissionsResponse:
+        at = self._schema_snapshot(request)
+        found = reflection.computable(at.schema, request.definition_name, request.relation_name,
+                                      request.optional_definition_name_filter)
+        return _S.ComputablePermissionsResponse(permissions=found, read_at=convert.zed_token(at.token))
+
+    def DependentRelations(self, request: _S.DependentRelationsRequest,
+                           context: Any) -> _S.DependentRelationsResponse:
+        at = self._schema_snapshot(request)
+        found = reflection.dependent(at.schema, request.definition_name, request.permission_name)
+        return _S.DependentRelationsResponse(relations=found, read_at=convert.zed_token(at.token))

@@ -9,12 +9,14 @@ A scenario is one ``async def`` run with either client: calls are awaited only w
 client returns an awaitable, and streams are read whether they are sync or async
 iterables. The parametrization is RPC × client (``SyncClient``, ``AsyncClient``, and ``Client``
 made outside and inside an event loop, where it picks sync or async itself) × server
-(``serve``, ``serve-testing``).
+(``serve``, ``serve-testing``, and with ``HEADWATER_V1_SUITE_ADDRESS`` set, any other
+server at that address, such as a real ``spicedb serve-testing``).
 """
 
 from __future__ import annotations
 
 import asyncio
+import os
 import uuid
 from collections.abc import AsyncIterable, Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass
@@ -123,8 +125,16 @@ def testing_server() -> Iterator[TestingServer]:
     server.stop()
 
 
-@pytest.fixture(params=["serve", "serve-testing"])
+#: Set to the address of a real ``spicedb serve-testing`` (e.g. ``localhost:50051``) to run the same scenarios
+#: against it as a third server, unchanged: the suite is a SpiceDB client suite, not a Headwater one.
+EXTERNAL = os.environ.get("HEADWATER_V1_SUITE_ADDRESS")
+
+
+@pytest.fixture(params=["serve", "serve-testing", *(["external"] if EXTERNAL else [])])
 def target(request: pytest.FixtureRequest, make_server: Callable[..., HeadwaterServer]) -> Target:
+    if request.param == "external":
+        assert EXTERNAL is not None
+        return Target(EXTERNAL, str(uuid.uuid4()))
     if request.param == "serve":
         server = make_server()  # its own SQLite store, the test tokens
         return Target(server.address, TOKENS["admin"][0])

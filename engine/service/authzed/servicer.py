@@ -43,6 +43,7 @@ from typing import Any
 import grpc
 from authzed.api.v1 import (
     core_pb2,
+    debug_pb2,
     experimental_service_pb2,
     experimental_service_pb2_grpc,
     permission_service_pb2,
@@ -63,12 +64,10 @@ from ...errors import (
     NotFoundError,
     RequestCancelledError,
 )
-from ...results import BulkCheckItem, BulkCheckResult, Operation
+from ...results import BulkCheckItem, BulkCheckResult, CheckResult
 from ...store import RelationshipFilter
-from ..convert import watch_change_from_proto
-from ..pb import relationship_pb2
 from ..servicer import CALLER, Servicer
-from . import convert, reflection, trace
+from . import convert, reflection, trace, watch
 from .errors import V1Error, status_message
 
 __all__ = ["DONE_CURSOR", "AuthzedServicer"]
@@ -121,24 +120,20 @@ def _bulk_item(msg: _P.CheckBulkPermissionsRequestItem) -> BulkCheckItem | Inval
 
 
 def _bulk_pair(msg: Any, outcome: BulkCheckResult | InvalidRequestError, pair: Any = _P.CheckBulkPermissionsPair,
-               item: Any = _P.CheckBulkPermissionsResponseItem) -> Any:
+               item: Any = _P.CheckBulkPermissionsResponseItem,
+               debug: Callable[[CheckResult], debug_pb2.DebugInformation] | None = None) -> Any:
     """One item's answer, or its error as a google.rpc.Status with SpiceDB's ErrorInfo (``pair`` and ``item``: the
-    messages of CheckBulkPermissions, or of the experimental BulkCheckPermission)."""
+    messages of CheckBulkPermissions, or of the experimental BulkCheckPermission; ``debug`` makes the debug trace
+    of an explained answer)."""
     if isinstance(outcome, BulkCheckResult) and outcome.result is not None:
-        return pair(request=msg, item=item(
-            permissionship=convert.permissionship_to_v1(outcome.result.permissionship),
-            partial_caveat_info=convert.partial_caveat_info(outcome.result.missing_context)))
+        answer = item(permissionship=convert.permissionship_to_v1(outcome.result.permissionship),
+                      partial_caveat_info=convert.partial_caveat_info(outcome.result.missing_context))
+        if debug is not None and outcome.result.explanation is not None:
+            answer.debug_trace.CopyFrom(debug(outcome.result))
+        return pair(request=msg, item=answer)
     error = outcome.error if isinstance(outcome, BulkCheckResult) else outcome
     assert error is not None
     return pair(request=msg, error=status_message(error))
-
-
-def _watch_update(change: relationship_pb2.RelationshipChange) -> core_pb2.RelationshipUpdate:
-    """A headwater.v1 change as SpiceDB's update: a write is TOUCH, a removal DELETE."""
-    event = watch_change_from_proto(change)
-    operation = (core_pb2.RelationshipUpdate.OPERATION_DELETE if event.operation is Operation.DELETE
-                 else core_pb2.RelationshipUpdate.OPERATION_TOUCH)
-    return core_pb2.RelationshipUpdate(operation=operation, relationship=convert.relationship_to_v1(event.relationship))
 
 
 class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
@@ -220,9 +215,7 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
                                               permissionship=convert.permissionship_to_v1(result.permissionship),
                                               partial_caveat_info=convert.partial_caveat_info(result.missing_context))
         if request.with_tracing and result.explanation is not None:
-            at = Consistency.at_exact_snapshot(result.token)
-            response.debug_trace.CopyFrom(trace.debug_information(
-                result.explanation.tree, self.engine.schema(at), self.engine.read_schema(at).text))
+            response.debug_trace.CopyFrom(self._debug_information(result))
         return response
 
     def ExpandPermissionTree(self, request: _P.ExpandPermissionTreeRequest,
@@ -251,12 +244,22 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
         consistency = convert.consistency_from_v1(request.consistency, request.HasField("consistency"))
         parsed = [_bulk_item(msg) for msg in request.items]  # a malformed item fails alone
         items = [p for p in parsed if isinstance(p, BulkCheckItem)]
-        answers = iter(self.engine.check_bulk(items, consistency=consistency, caller=CALLER.get()) if items else ())
+        tracing = bool(getattr(request, "with_tracing", False))  # the experimental request has no such field
+        answers = iter(self.engine.check_bulk(items, consistency=consistency, explain=tracing, caller=CALLER.get())
+                       if items else ())
         outcomes = [p if isinstance(p, InvalidRequestError) else next(answers) for p in parsed]
         tokens = [o.result.token for o in outcomes if isinstance(o, BulkCheckResult) and o.result is not None]
         return response(
             checked_at=convert.zed_token(tokens[0] if tokens else self.engine.revision_token(consistency)),
-            pairs=[_bulk_pair(msg, o, pair, item) for msg, o in zip(request.items, outcomes)])
+            pairs=[_bulk_pair(msg, o, pair, item, self._debug_information if tracing else None)
+                   for msg, o in zip(request.items, outcomes)])
+
+    def _debug_information(self, result: CheckResult) -> debug_pb2.DebugInformation:
+        """SpiceDB's debug trace of an explained answer, with the schema in force at its revision."""
+        assert result.explanation is not None
+        at = Consistency.at_exact_snapshot(result.token)
+        return trace.debug_information(result.explanation.tree, self.engine.schema(at),
+                                       self.engine.read_schema(at).text)
 
     # ------------------------------------------------------------ PermissionsService: lookups
 
@@ -446,18 +449,9 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
 
     def Watch(self, request: watch_service_pb2.WatchRequest,
               context: Any) -> Iterator[watch_service_pb2.WatchResponse]:
-        """The relationship changes after ``optional_start_cursor`` (default: now), one response per revision,
-        through ``headwater.v1``'s Watch: it ends with UNAVAILABLE when the server drains."""
-        if len(request.optional_relationship_filters) or len(request.optional_update_kinds):
-            raise V1Error(grpc.StatusCode.UNIMPLEMENTED,
-                          "optional_relationship_filters and optional_update_kinds are not supported yet")
-        start = request.optional_start_cursor.token if request.HasField("optional_start_cursor") else ""
-        for response in self.watcher.Watch(relationship_pb2.WatchRequest(
-                optional_start_revision_token=start, optional_resource_types=list(request.optional_object_types)),
-                context):
-            yield watch_service_pb2.WatchResponse(
-                updates=[_watch_update(change) for change in response.changes],
-                changes_through=convert.zed_token(response.revision_token))
+        """The changes after ``optional_start_cursor`` (default: now), one response per revision, with SpiceDB's
+        filters, update kinds and checkpoints (:mod:`.watch`); it ends with UNAVAILABLE when the server drains."""
+        return watch.watch(request, context, self.watcher, lambda f: self._check_filter(f, None))
 
     # ------------------------------------------------------------ SchemaService
 

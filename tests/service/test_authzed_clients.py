@@ -65,6 +65,14 @@ from authzed.api.v1.permission_service_pb2 import (
     ExportBulkRelationshipsRequest,
     ImportBulkRelationshipsRequest,
 )
+from authzed.api.v1.experimental_service_pb2 import ExperimentalReflectSchemaRequest
+from authzed.api.v1.schema_service_pb2 import (
+    ComputablePermissionsRequest,
+    DependentRelationsRequest,
+    DiffSchemaRequest,
+    ReflectionSchemaFilter,
+    ReflectSchemaRequest,
+)
 from authzed.api.v1.watch_service_pb2 import WATCH_KIND_INCLUDE_CHECKPOINTS, WATCH_KIND_INCLUDE_RELATIONSHIP_UPDATES
 from google.protobuf.struct_pb2 import Struct
 from grpcutil import insecure_bearer_token_credentials
@@ -282,6 +290,43 @@ async def _schema(client: Any, target: Target) -> None:
     await fails(lambda: client.WriteSchema(WriteSchemaRequest(schema="definition {")),
                 grpc.StatusCode.INVALID_ARGUMENT, "ERROR_REASON_SCHEMA_PARSE_ERROR")
     assert (await call(client.ReadSchema(ReadSchemaRequest()))).schema_text == read.schema_text  # nothing changed
+
+
+async def _reflection(client: Any, target: Target) -> None:
+    await call(client.WriteSchema(WriteSchemaRequest(schema=SCHEMA)))
+    reflected = await call(client.ReflectSchema(ReflectSchemaRequest(consistency=FULL)))
+    assert [d.name for d in reflected.definitions] == ["post", "team", "user"]
+    assert [c.name for c in reflected.caveats] == ["likes_harry_potter"]
+    post = reflected.definitions[0]
+    assert [r.name for r in post.relations] == ["writer", "reader", "caveated_reader", "banned"]
+    assert [p.name for p in post.permissions] == ["write", "view", "view_as_fan"]
+    reader = [(t.subject_definition_name, t.is_public_wildcard, t.optional_relation_name)
+              for t in post.relations[1].subject_types]
+    assert reader == [("user", False, ""), ("user", True, ""), ("team", False, "member")]
+    filtered = await call(client.ReflectSchema(ReflectSchemaRequest(optional_filters=[
+        ReflectionSchemaFilter(optional_definition_name_filter="te")])))
+    assert [d.name for d in filtered.definitions] == ["team"]
+    computable = await call(client.ComputablePermissions(ComputablePermissionsRequest(
+        consistency=FULL, definition_name="post", relation_name="writer")))
+    assert {(p.definition_name, p.relation_name) for p in computable.permissions} >= {
+        ("post", "write"), ("post", "view"), ("post", "view_as_fan")}
+    dependent = await call(client.DependentRelations(DependentRelationsRequest(
+        consistency=FULL, definition_name="post", permission_name="view")))
+    assert {(r.definition_name, r.relation_name) for r in dependent.relations} >= {
+        ("post", "reader"), ("post", "writer"), ("post", "banned")}
+    diff = await call(client.DiffSchema(DiffSchemaRequest(consistency=FULL, comparison_schema=SCHEMA.replace(
+        "    relation banned: user\n", "").replace(") - banned", ")"))))
+    assert any(d.HasField("relation_removed") or d.HasField("relation_added") for d in diff.diffs)
+    assert any(d.HasField("permission_expr_changed") for d in diff.diffs)
+    await fails(lambda: client.DependentRelations(DependentRelationsRequest(
+        consistency=FULL, definition_name="post", permission_name="writer")), grpc.StatusCode.INVALID_ARGUMENT)
+    await fails(lambda: client.ComputablePermissions(ComputablePermissionsRequest(
+        consistency=FULL, definition_name="nope", relation_name="writer")),
+        grpc.StatusCode.FAILED_PRECONDITION, "ERROR_REASON_UNKNOWN_DEFINITION")
+    await fails(lambda: client.DiffSchema(DiffSchemaRequest(comparison_schema="definition {")),
+                grpc.StatusCode.INVALID_ARGUMENT, "ERROR_REASON_SCHEMA_PARSE_ERROR")
+    experimental = await call(client.ExperimentalReflectSchema(ExperimentalReflectSchemaRequest(consistency=FULL)))
+    assert [d.name for d in experimental.definitions] == ["post", "team", "user"]
 
 
 # ------------------------------------------------------------------ PermissionsService
@@ -539,6 +584,7 @@ async def _watch(client: Any, target: Target) -> None:
 
 SCENARIOS = {
     "ReadSchema+WriteSchema": _schema,
+    "ReflectSchema+ComputablePermissions+DependentRelations+DiffSchema": _reflection,
     "WriteRelationships": _write_relationships,
     "CheckPermission": _check_permission,
     "CheckBulkPermissions": _check_bulk_permissions,

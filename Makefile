@@ -18,10 +18,11 @@ install: $(STAMP)
 test: $(STAMP)
 	$(BIN)/python -m pytest -q
 
-## The main job: the gRPC server on the embedded SQLite default (headwater.db), with the sample AI-lineage
-## policy, on 127.0.0.1:50051. Local demo: no tokens (it says so loudly); see docs/grpc.md for tokens and TLS.
+## The main job: the gRPC server on the embedded SQLite default (headwater.db), bootstrapped with the sample AI-lineage
+## policy and its data (examples/ai-lineage/validation.yaml), on 127.0.0.1:50051. Local demo: no tokens (it says so
+## loudly); see docs/grpc.md for tokens and TLS.
 serve: $(STAMP)
-	$(BIN)/headwater serve --db headwater.db --schema examples/ai-lineage/policy.zed --insecure-no-auth
+	$(BIN)/headwater serve --db headwater.db --bootstrap examples/ai-lineage/validation.yaml --insecure-no-auth
 
 ## Benchmarks (numbers, not pass/fail): Headwater and real SpiceDB side by side (skips SpiceDB, saying so, if the
 ## peer cannot be installed), then the focused benchmarks.

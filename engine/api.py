@@ -424,11 +424,11 @@ class Engine:
 
     def import_relationships(self, relationships: Iterable[Relationship | str], *, batch_size: int = 1000,
                              progress: Callable[[results.ImportProgress], None] | None = None, actor: str | None = None,
-                             reason: str | None = None) -> results.ImportResult:
-        """Create relationships in atomic batches (an existing one is an error); see
-        :meth:`.streams.Streams.import_relationships`."""
+                             reason: str | None = None, existing: str = "error") -> results.ImportResult:
+        """Create relationships in atomic batches (an existing one is an error, or with ``existing`` "touch" or
+        "skip" written again or left); see :meth:`.streams.Streams.import_relationships`."""
         return self._streams.import_relationships(relationships, batch_size=batch_size, progress=progress,
-                                                  actor=actor, reason=reason)
+                                                  actor=actor, reason=reason, existing=existing)
 
     def watch(self, after_token: str, *, limit: int | None = None) -> list[results.WatchEvent]:
         """The relationship changes after a revision, oldest first; see :meth:`.streams.Streams.watch`."""

@@ -175,6 +175,8 @@ class ServerSettings:
     heavy_calls: int = 4
     #: Schema file written at start unless the stored schema is already the same.
     schema: str | None = None
+    #: Validation file (schema and relationships) loaded at start into an empty store (engine/bootstrap.py).
+    bootstrap: str | None = None
     #: TOML file of bearer tokens (see engine/service/auth.py); required unless insecure_no_auth.
     token_file: str | None = None
     #: Serve without authentication. Must be set explicitly; announced loudly at start-up.
@@ -344,6 +346,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("processes", "server", "processes", _integer, _positive),
     Setting("heavy_calls", "server", "heavy_calls", _integer, _positive),
     Setting("schema", "server", "schema", _text, _anything, path=True),
+    Setting("bootstrap", "server", "bootstrap", _text, _anything, path=True),
     Setting("token_file", "server", "token_file", _text, _anything, path=True),
     Setting("insecure_no_auth", "server", "insecure_no_auth", _boolean, _anything),
     Setting("tls_cert", "server", "tls_cert", _text, _anything, path=True),

@@ -81,6 +81,9 @@ from .writes import Writes
 
 __all__ = ["RelationshipExport", "Streams"]
 
+#: What an import does with a relationship that is already stored (see :meth:`Streams.import_relationships`).
+_EXISTING = ("error", "touch", "skip")
+
 
 class RelationshipExport:
     """Every relationship matching a filter at one revision: iterate it, or call :meth:`pages`.
@@ -182,8 +185,14 @@ class Streams:
 
     def import_relationships(self, relationships: Iterable[Relationship | str], *, batch_size: int = 1000,
                              progress: Callable[[ImportProgress], None] | None = None, actor: str | None = None,
-                             reason: str | None = None) -> ImportResult:
+                             reason: str | None = None, existing: str = "error") -> ImportResult:
         """Create relationships in atomic batches of ``batch_size``; a relationship that exists is an error.
+
+        ``existing`` says what a relationship that is already stored does: ``"error"``
+        (the default, CREATE), ``"touch"`` (TOUCH: written again, with the file's caveat
+        and expiration) or ``"skip"`` (left as stored, not counted); with either of the
+        last two a re-run of the same import is safe. A declassification in a batch is
+        authorized against that batch (a steward granted in it counts).
 
         The input is read lazily, one item per line: a :class:`Relationship` or its
         SpiceDB text. Blank strings and ``//`` comments are skipped but counted, so
@@ -200,7 +209,9 @@ class Streams:
         if batch_size > limit:
             raise LimitExceededError(f"batch_size {batch_size} is over the limit of {limit} updates per write "
                                      "(max_updates_per_write)", limit=limit)
-        return _Import(self, batch_size, progress, actor, reason).run(relationships)
+        if existing not in _EXISTING:
+            raise InvalidRequestError(f"existing must be one of {', '.join(_EXISTING)}, got {existing!r}")
+        return _Import(self, batch_size, progress, actor, reason, existing).run(relationships)
 
     # --- watch --------------------------------------------------------------------------
 
@@ -273,9 +284,10 @@ class _Import:
     """One import: the batch being built, what earlier batches committed, and the errors that name both."""
 
     def __init__(self, streams: Streams, batch_size: int, progress: Callable[[ImportProgress], None] | None,
-                 actor: str | None, reason: str | None) -> None:
+                 actor: str | None, reason: str | None, existing: str = "error") -> None:
         self.streams, self.batch_size, self.progress = streams, batch_size, progress
         self.actor, self.reason = actor, reason
+        self.existing = existing
         self.started = time.monotonic()
         self.committed = self.batches = 0
         self.token: str | None = None
@@ -311,14 +323,19 @@ class _Import:
         return ImportResult(self.committed, self.batches, token, time.monotonic() - self.started)
 
     def flush(self) -> None:
+        batch = self.batch
+        if self.existing == "skip":
+            batch = self._not_stored(batch)
+        operation = Operation.TOUCH if self.existing == "touch" else Operation.CREATE
         try:
-            result = self.streams.writes.write([Update(Operation.CREATE, rel) for rel, _ in self.batch],
-                                               actor=self.actor, reason=self.reason)
+            if batch:
+                result = self.streams.writes.write([Update(operation, rel) for rel, _ in batch],
+                                                   actor=self.actor, reason=self.reason)
+                self.token = result.token
         except EngineError as exc:
             raise self.fail(exc, self._failing_line(exc)) from exc
-        self.committed += len(self.batch)
+        self.committed += len(batch)
         self.batches += 1
-        self.token = result.token
         self.batch.clear()
         self.lines.clear()
         if self.progress is not None:
@@ -326,6 +343,13 @@ class _Import:
             self.progress(ImportProgress(self.batches, self.committed, seconds,
                                          self.committed / seconds if seconds > 0 else float(self.committed),
                                          self.token))
+
+    def _not_stored(self, batch: list[tuple[Relationship, int]]) -> list[tuple[Relationship, int]]:
+        """The relationships of ``batch`` whose key is not stored at the head (a relationship written between
+        this read and the batch's write still fails the batch: CREATE never overwrites)."""
+        ctx = self.streams.ctx
+        with ctx.snapshot(None) as (reader, _):
+            return [(rel, line) for rel, line in batch if reader.relationship(*Row.of(rel).key) is None]
 
     def fail(self, exc: EngineError, line: int | None) -> ImportFailedError:
         batches, committed, token = self.batches, self.committed, self.token

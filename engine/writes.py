@@ -5,8 +5,9 @@ from, every created or touched relationship must fit the schema
 (:mod:`.validation`), the batch must not make the lineage graph cyclic
 (:func:`~.lineage.find_lineage_cycle`, which names the cycle), and writing or
 deleting a declassification needs an actor and a reason, and the actor must
-hold the declassification's ``by`` permission on the object (a check at that
-revision). The audit log records each committed batch, and each
+hold the declassification's ``by`` permission on the object in the state the
+batch leaves (a check over :class:`~.store.overlay.BatchView`: a steward
+granted in the same batch counts). The audit log records each committed batch, and each
 declassification in it. Writes also collect old history now and then
 (``gc_interval``).
 
@@ -40,6 +41,7 @@ from .queries.check import CheckQuery
 from .relationships import Relationship, parse_subject
 from .results import BulkCheckItem, DeleteResult, WriteResult
 from .store import Operation, Precondition, Reader, RelationshipFilter, Revision, Update
+from .store.overlay import BatchView
 from .validation import validate_relationship
 
 __all__ = ["Writes", "revision_metadata"]
@@ -121,6 +123,11 @@ class Writes:
 
     def _authorize_declassifications(self, schema: dsl_schema.Schema, reader: Reader, updates: Sequence[Update],
                                      actor: str | None, reason: str | None) -> None:
+        """Each declassification the batch writes or deletes needs an actor and a reason, and the actor needs the
+        declassification's ``by`` permission in the state the batch leaves (a steward granted in the same batch
+        counts; one removed by it does not). Not a new power: whoever may write the batch could write the grant
+        first and the declassification after it."""
+        view: Reader | None = None  # the batch's own view, made for the first declassification only
         for u in updates:
             rel = u.relationship
             d = schema.definitions.get(rel.resource.type)
@@ -130,9 +137,11 @@ class Writes:
             if not actor or not reason:
                 raise DeclassificationRefusedError(
                     f"{rel}: writing or deleting a declassification needs an actor and a reason")
+            if view is None:
+                view = BatchView(reader, updates, self.ctx.clock())
             # inside the write transaction: its snapshot is not committed yet, so no shared cache may learn from it
-            result = self.checks.decide_privately(schema, reader, BulkCheckItem(rel.resource, r.declassify_by or "",
-                                                                                parse_subject(actor)))
+            result = self.checks.decide_privately(schema, view, BulkCheckItem(rel.resource, r.declassify_by or "",
+                                                                              parse_subject(actor)))
             if not result.allowed:
                 raise DeclassificationRefusedError(
                     f"{rel}: {actor} may not declassify on {rel.resource}: it needs `{r.declassify_by}` there "

@@ -76,6 +76,9 @@ _SETTINGS = (
     arg("--statement-timeout", type=float, metavar="S",
         help="PostgreSQL: seconds one statement may run before the database cancels it (default 30)"),
     arg("--schema", metavar="FILE", help="schema file written at start unless already stored"),
+    arg("--bootstrap", metavar="FILE",
+        help="validation file (schema and relationships, as `headwater validate` reads) loaded at start into an "
+             "empty store; a restart over the same data loads nothing, a store holding other data is refused"),
     arg("--token-file", metavar="FILE", help="TOML file of bearer tokens with names and scopes"),
     arg("--insecure-no-auth", action="store_true", default=None,
         help="serve WITHOUT authentication (anyone who can connect can read and write everything)"),

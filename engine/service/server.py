@@ -5,7 +5,9 @@ then a TOML config file, then the defaults, in that order of precedence
 (:func:`~headwater.engine.config.load_config`). The server:
 
 - opens (creating on first start) the SQLite database and, if a schema file is
-  configured, writes it unless the stored schema is already the same;
+  configured, writes it unless the stored schema is already the same; or, with a
+  bootstrap file, loads its schema and relationships into an empty store
+  (:mod:`..bootstrap`);
 - authenticates every Headwater RPC with bearer tokens from the token file, or runs
   without authentication only with an explicit ``insecure_no_auth``, announced
   loudly in the log;
@@ -50,11 +52,14 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
+from ...dsl import DslError
 from ..api import Engine
+from ..bootstrap import bootstrap
 from ..config import Config
 from ..dburi import redact
-from ..errors import ConfigError
+from ..errors import ConfigError, EngineError
 from ..store.memory import MemoryStore
+from ..validationfile import ValidationFileError
 from .auth import TokenSet, load_token_file
 from .authzed import build_authzed_handlers
 from .authzed import service_names as authzed_service_names
@@ -169,8 +174,12 @@ class HeadwaterServer:
         try:
             if worker is not None and self.engine.audit_path is not None:  # a SQLite file beside the store
                 raise ConfigError(f"--processes {cfg.processes} on {redact(config.storage.db)}: {AUDIT_NOT_SHARED}")
+            if cfg.schema and cfg.bootstrap:
+                raise ConfigError("give --schema or --bootstrap, not both (a bootstrap file holds its schema)")
             if cfg.schema:
                 self._load_schema(cfg.schema)
+            if cfg.bootstrap:
+                self._bootstrap(cfg.bootstrap)
             self.servicer = self._servicer(self.engine, config)
             options = [("grpc.max_receive_message_length", limits.max_message_bytes),
                        ("grpc.max_send_message_length", limits.max_message_bytes),
@@ -268,6 +277,23 @@ class HeadwaterServer:
         _log.info("wrote schema %s as version %d", path, result.version,
                   extra={"fields": {"event": "schema", "version": result.version, "digest": result.digest,
                                     "token": result.token}})
+
+    def _bootstrap(self, path: str) -> None:
+        assert self.engine is not None
+        try:
+            report = bootstrap(self.engine, path)
+        except DslError as exc:  # the file's schema: its own line and column
+            raise ConfigError(f"cannot bootstrap from {path}: its schema does not compile: {exc.render()}") from None
+        except (ValidationFileError, EngineError, OSError) as exc:
+            raise ConfigError(f"cannot bootstrap from {path}: {exc}") from None
+        fields = {"event": "bootstrap", "file": path, "schema_version": report.schema_version,
+                  "relationships": report.written, "token": report.token}
+        if report.loaded:
+            _log.info("bootstrapped from %s: schema version %d, %d relationships", path, report.schema_version,
+                      report.written, extra={"fields": fields})
+        else:
+            _log.info("%s is already loaded (schema version %d): nothing written", path, report.schema_version,
+                      extra={"fields": fields})
 
     def stop(self, grace: float | None = None) -> None:
         """Drain and stop: NOT_SERVING, no new calls, Watch streams end, in-flight calls get ``grace`` seconds

@@ -16,6 +16,7 @@ from headwater.engine import (
     Permissionship,
     SubjectRef,
     Update,
+    parse_relationship,
 )
 from headwater.engine.cli import main
 from headwater.engine.errors import DeclassificationRefusedError, LineageCycleError
@@ -151,6 +152,24 @@ def test_declassification_needs_actor_reason_and_the_by_permission(engine: Engin
     with pytest.raises(DeclassificationRefusedError):
         engine.remove("dataset:d#scrubbed@sensitivity:pii", actor="user:own", reason="undo")
     engine.remove("dataset:d#scrubbed@sensitivity:pii", actor="user:stew", reason="undo")
+
+
+def test_a_declassification_is_authorized_against_its_own_batch(engine: Engine) -> None:
+    """A steward granted in the same batch counts; one the batch removes does not; nothing is written on refusal."""
+    result = engine.touch("dataset:e#steward@user:stew", "dataset:e#scrubbed@sensitivity:pii",
+                          actor="user:stew", reason="tokenized on import")
+    assert engine.store.revision_metadata(result.revision) == {"actor": "user:stew", "reason": "tokenized on import"}
+    engine.touch("dataset:f#steward@user:stew")
+    head = engine.store.head()
+    with pytest.raises(DeclassificationRefusedError, match="user:stew may not declassify"):
+        engine.write([Update(Operation.DELETE, parse_relationship("dataset:f#steward@user:stew")),
+                      Update(Operation.TOUCH, parse_relationship("dataset:f#scrubbed@sensitivity:pii"))],
+                     actor="user:stew", reason="after leaving")
+    assert engine.store.head() == head
+    with pytest.raises(DeclassificationRefusedError, match="user:own may not declassify"):
+        engine.touch("dataset:g#steward@user:stew", "dataset:g#scrubbed@sensitivity:pii",
+                     actor="user:own", reason="not the steward")
+    assert engine.store.head() == head
 
 
 def test_unknown_classification_values_are_refused(engine: Engine) -> None:

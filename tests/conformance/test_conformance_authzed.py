@@ -1,7 +1,6 @@
 """Every assertion of SpiceDB's validation files, through SpiceDB's own API (authzed.api.v1).
 
-For each conformance file (read from ../shared/conformance, never copied; skipped
-without it), an in-process server is started on 127.0.0.1, and the official `authzed`
+For each conformance file (tests/conformance/data/spicedb), an in-process server is started on 127.0.0.1, and the official `authzed`
 client (``authzed.api.v1.Client``, insecure credentials) writes the file's schema
 (WriteSchema) and relationships (WriteRelationships, TOUCH, in batches, with the
 caveats and expirations the file gives). Every assertion (assertTrue / assertCaveated
@@ -11,8 +10,7 @@ one the Engine gives in-process.
 
 The files are parsed by ``engine/validationfile.py`` and the assertions' text by its
 ``_run_assertion``, as tests/service/test_conformance_grpc.py does for headwater.v1;
-files that do not load in-process are skipped there too (covered by
-tests/engine/test_conformance.py).
+every file must load in-process (tests/engine/test_conformance.py holds the same).
 """
 
 from __future__ import annotations
@@ -45,14 +43,15 @@ from headwater.engine.service.server import HeadwaterServer
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.validationfile import (
     AssertionOutcome,
-    ValidationFileError,
     _load_into,
     _run_assertion,
     load_validation_file,
 )
 
-from tests.service.test_conformance_grpc import CONFORMANCE
+from tests.conformance import CONFORMANCE
 from tests.service.test_conformance_grpc import FILES as SERVICE_FILES
+
+pytestmark = pytest.mark.conformance
 
 BATCH = 1000  # the server's default max_updates_per_write
 
@@ -127,12 +126,9 @@ def _summary(outcomes: list[AssertionOutcome]) -> list[tuple[Any, ...]]:
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(CONFORMANCE).as_posix())
 def test_assertions_through_authzed_api(path: Path) -> None:
     engine = Engine(MemoryStore())
-    try:
-        loaded = load_validation_file(path, root=CONFORMANCE)
-        for doc in loaded:
-            _load_into(engine, doc)
-    except ValidationFileError:
-        pytest.skip("does not load in-process (as in tests/service/test_conformance_grpc.py)")
+    loaded = load_validation_file(path, root=CONFORMANCE)
+    for doc in loaded:
+        _load_into(engine, doc)
     assertions = [a for doc in loaded for a in doc.assertions]
     local = [_run_assertion(engine, kind, text, line) for kind, text, line in assertions]
 
@@ -160,8 +156,6 @@ def test_assertions_through_authzed_api(path: Path) -> None:
 
 def test_assertion_count() -> None:
     """A guard against silently running nothing: the files hold well over 200 assertions, all run through v1."""
-    if not FILES:
-        pytest.skip(f"conformance data not found at {CONFORMANCE}")
     total = sum(len(doc.assertions) for p in FILES for doc in load_validation_file(p, root=CONFORMANCE))
     assert total >= 230
     if len(RAN) == len(FILES):  # the whole module ran (not a selection of files)

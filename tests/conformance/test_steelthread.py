@@ -3,8 +3,8 @@
 SpiceDB's ``internal/services/steelthreadtesting`` loads a data file into a fresh
 server, runs a list of operations against it and compares each answer with a
 results file named ``<test name>-<operation name>-results.yaml`` (slugged), or the
-file an operation names explicitly. The data and results are read from
-``../shared/conformance/spicedb/steelthread`` (never copied); the operations
+file an operation names explicitly. The data and results are SpiceDB's, kept unchanged
+in ``tests/conformance/data/spicedb/steelthread``; the operations
 below are SpiceDB's ``definitions.go`` ported as data tables, one row per
 operation, with the results file each one produced.
 
@@ -22,7 +22,6 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -33,11 +32,13 @@ from headwater.engine import BulkCheckItem, Engine, EngineError, RelationshipFil
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.validationfile import load_validation_file
 
-STEELTHREAD = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb" / "steelthread"
+from tests.conformance import CONFORMANCE
+
+STEELTHREAD = CONFORMANCE / "steelthread"
 TESTDATA = STEELTHREAD / "testdata"
 RESULTS = STEELTHREAD / "steelresults"
 
-pytestmark = pytest.mark.skipif(not STEELTHREAD.is_dir(), reason=f"conformance data not found at {STEELTHREAD}")
+pytestmark = pytest.mark.conformance
 
 
 def _slug(text: str) -> str:

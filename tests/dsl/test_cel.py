@@ -5,7 +5,6 @@ from __future__ import annotations
 import datetime as dt
 import ipaddress
 import re
-from pathlib import Path
 
 import pytest
 
@@ -20,6 +19,8 @@ from headwater.dsl.cel import (
     compile_caveat,
     referenced_names,
 )
+
+from tests.conformance import CONFORMANCE
 
 INT = CelType("int")
 UINT = CelType("uint")
@@ -649,7 +650,6 @@ def test_conformance_misc(params: dict[str, CelType], expression: str, context: 
     assert evaluate(params, expression, context) == expected
 
 
-_CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "spicedb"
 _CAVEAT_DECL = re.compile(r"caveat\s+(\w+)\s*\(([^)]*)\)\s*\{(.*?)\n\s*\}", re.S)
 
 
@@ -661,10 +661,10 @@ def _parse_type(text: str) -> CelType:
     return CelType(text)
 
 
+@pytest.mark.conformance
 def test_every_conformance_caveat_compiles() -> None:
-    files = sorted(_CONFORMANCE.glob("testconfigs/*caveat*.yaml")) + sorted(_CONFORMANCE.glob("examples/caveats*.yaml"))
-    if not files:
-        pytest.skip(f"SpiceDB conformance files not found under {_CONFORMANCE}")
+    files = sorted(CONFORMANCE.glob("testconfigs/*caveat*.yaml")) + sorted(CONFORMANCE.glob("examples/caveats*.yaml"))
+    assert files
     compiled = 0
     for path in files:
         for name, params_text, expression in _CAVEAT_DECL.findall(path.read_text()):

@@ -8,6 +8,8 @@ from headwater.dsl import DslSyntaxError, parse_schema
 from headwater.dsl import ast
 from headwater.dsl.ast import ArrowFunction as F
 
+from tests.conformance import CONFORMANCE
+
 
 def perm_expr(text: str) -> ast.Expr:
     doc = parse_schema(f"definition doc {{\n permission p = {text}\n}}")
@@ -165,8 +167,9 @@ def test_syntax_errors_name_the_position(text: str, line: int, column: int, frag
     assert "^" in rendered
 
 
-def test_spicedb_invalid_schemafile_position(conformance_dir) -> None:
-    path = conformance_dir / "spicedb" / "loader" / "invalid_schemafile.zed"
+@pytest.mark.conformance
+def test_spicedb_invalid_schemafile_position() -> None:
+    path = CONFORMANCE / "loader" / "invalid_schemafile.zed"
     with pytest.raises(DslSyntaxError) as e:
         parse_schema(path.read_text(), filename=str(path))
     assert (e.value.line, e.value.column) == (6, 18)

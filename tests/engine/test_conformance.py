@@ -1,7 +1,7 @@
 """Every assertion of SpiceDB's validation files passes through `headwater validate` (issue: check engine).
 
-The files are read from ../shared/conformance (never copied). `validation:` blocks need
-Expand and are checked by the Expand tests once it exists.
+The files are SpiceDB's, kept in tests/conformance/data. `validation:` blocks are checked through Expand by
+tests/engine/test_validation_blocks.py.
 """
 
 from __future__ import annotations
@@ -15,24 +15,17 @@ import pytest
 from headwater.engine.cli import main
 from headwater.engine.validationfile import run_validation_file
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb"
+from tests.conformance import CONFORMANCE, validation_files
+
+pytestmark = pytest.mark.conformance
 # Files the engine cannot handle yet, with the reason. The issue is not resolved while this is non-empty.
 NOT_YET: dict[str, str] = {}
 
 
-def _files() -> list[Path]:
-    if not CONFORMANCE.is_dir():
-        return []
-    return (sorted((CONFORMANCE / "testconfigs").glob("*.yaml")) + sorted((CONFORMANCE / "examples").glob("*.yaml"))
-            + sorted((CONFORMANCE / "examples").glob("*/validations/*.yaml")))
-
-
-FILES = _files()
+FILES = validation_files()
 
 
 def test_conformance_data_present() -> None:
-    if not CONFORMANCE.is_dir():
-        pytest.skip(f"conformance data not found at {CONFORMANCE}")
     assert len(FILES) >= 47
 
 
@@ -51,8 +44,6 @@ def test_every_assertion_holds(path: Path, capsys: pytest.CaptureFixture[str]) -
 def test_self_file_with_use_self(tmp_path: Path) -> None:
     """`self.yaml.skip` is skipped upstream only for a harness limitation; Headwater runs it."""
     src = CONFORMANCE / "testconfigs" / "self.yaml.skip"
-    if not src.exists():
-        pytest.skip("conformance data not found")
     dst = tmp_path / "self.yaml"
     shutil.copy(src, dst)
     report = run_validation_file(dst)
@@ -61,7 +52,5 @@ def test_self_file_with_use_self(tmp_path: Path) -> None:
 
 def test_all_assertions_count() -> None:
     """A guard against silently loading nothing: the suite has well over 200 assertions."""
-    if not FILES:
-        pytest.skip("conformance data not found")
     total = sum(len(run_validation_file(p, root=CONFORMANCE).assertions) for p in FILES)
     assert total >= 230

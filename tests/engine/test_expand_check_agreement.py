@@ -1,6 +1,6 @@
 """Expand and Check agree on every conformance file (SpiceDB's consistency-suite idea, for Expand).
 
-For every file of ../shared/conformance/spicedb/{testconfigs,examples}: for every resource that appears
+For every file of tests/conformance/data/spicedb/{testconfigs,examples}: for every resource that appears
 in its relationships, every relation and permission of the resource's type, and every subject that
 appears (objects and subject sets): the subject is among Expand's terminal subjects (itself, or covered
 by a `type:*` that does not exclude it) exactly when Check says HAS_PERMISSION or CONDITIONAL_PERMISSION,
@@ -25,14 +25,9 @@ from headwater.engine.membership import FoundSubject, found_subjects
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.validationfile import load_validation_file
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb"
+from tests.conformance import CONFORMANCE, validation_files
 
-
-def _files() -> list[Path]:
-    if not CONFORMANCE.is_dir():
-        return []
-    return (sorted((CONFORMANCE / "testconfigs").glob("*.yaml")) + sorted((CONFORMANCE / "examples").glob("*.yaml"))
-            + sorted((CONFORMANCE / "examples").glob("*/validations/*.yaml")))
+pytestmark = pytest.mark.conformance
 
 
 def _load(path: Path) -> Engine:
@@ -66,7 +61,7 @@ def _expand_says(found: list[FoundSubject], subject: SubjectRef) -> Permissionsh
     return Permissionship.NO_PERMISSION
 
 
-@pytest.mark.parametrize("path", _files(), ids=lambda p: p.relative_to(CONFORMANCE).as_posix())
+@pytest.mark.parametrize("path", validation_files(), ids=lambda p: p.relative_to(CONFORMANCE).as_posix())
 def test_expand_and_check_agree(path: Path) -> None:
     engine = _load(path)
     schema = engine.schema()

@@ -2,15 +2,16 @@
 
 from __future__ import annotations
 
-from pathlib import Path
 
 import pytest
 
 from headwater.engine.cli import main
 from headwater.engine.validationfile import run_validation_file
 
-LOADER = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb" / "loader"
-ROOT = LOADER.parent
+from tests.conformance import CONFORMANCE
+
+LOADER = CONFORMANCE / "loader"
+ROOT = CONFORMANCE
 
 LOAD_OK = ["loader_no_comment", "loader_with_comment", "loader_using_schemafile", "basic_caveats", "caveat_order",
            "requires_chunking"]
@@ -27,7 +28,7 @@ MUST_FAIL = {
     "repeated_relationship": (15, "repeated relationship"),
 }
 
-pytestmark = pytest.mark.skipif(not LOADER.is_dir(), reason=f"conformance data not found at {LOADER}")
+pytestmark = pytest.mark.conformance
 
 
 @pytest.mark.parametrize("name", LOAD_OK)

@@ -1,6 +1,6 @@
 """Check, LookupResources and LookupSubjects agree on every conformance file (SpiceDB's consistency suite idea).
 
-For every file of ../shared/conformance/spicedb/{testconfigs,examples}: for every resource type and
+For every file of tests/conformance/data/spicedb/{testconfigs,examples}: for every resource type and
 permission in its schema, every object that appears in its relationships as a resource, and every
 subject that appears (objects and subject sets): the resource is in LookupResources exactly when
 Check says HAS or CONDITIONAL, and the subject is in LookupSubjects (itself, or covered by a
@@ -17,13 +17,9 @@ from headwater.engine import Engine, EngineError, Permissionship, SubjectRef
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.validationfile import load_validation_file
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb"
+from tests.conformance import CONFORMANCE, validation_files
 
-
-def _files() -> list[Path]:
-    if not CONFORMANCE.is_dir():
-        return []
-    return sorted((CONFORMANCE / "testconfigs").glob("*.yaml")) + sorted((CONFORMANCE / "examples").glob("*.yaml"))
+pytestmark = pytest.mark.conformance
 
 
 def _load(path: Path) -> Engine:
@@ -37,7 +33,7 @@ def _load(path: Path) -> Engine:
     return engine
 
 
-@pytest.mark.parametrize("path", _files(), ids=lambda p: p.relative_to(CONFORMANCE).as_posix())
+@pytest.mark.parametrize("path", validation_files(split_validations=False), ids=lambda p: p.relative_to(CONFORMANCE).as_posix())
 def test_check_and_lookups_agree(path: Path) -> None:
     engine = _load(path)
     schema = engine.schema()

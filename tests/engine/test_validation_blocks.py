@@ -11,22 +11,12 @@ import pytest
 from headwater.engine.cli import main
 from headwater.engine.validationfile import run_validation_file, run_validation_text
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb"
+from tests.conformance import CONFORMANCE, validation_files
+
+FILES = validation_files()
 
 
-def _files() -> list[Path]:
-    if not CONFORMANCE.is_dir():
-        return []
-    return (sorted((CONFORMANCE / "examples").glob("*.yaml"))
-            + sorted((CONFORMANCE / "examples").glob("*/validations/*.yaml"))
-            + sorted((CONFORMANCE / "testconfigs").glob("*.yaml")))
-
-
-FILES = _files()
-needs_data = pytest.mark.skipif(not CONFORMANCE.is_dir(), reason=f"conformance data not found at {CONFORMANCE}")
-
-
-@needs_data
+@pytest.mark.conformance
 @pytest.mark.parametrize("path", FILES, ids=lambda p: p.relative_to(CONFORMANCE).as_posix())
 def test_every_validation_block_passes(path: Path) -> None:
     report = run_validation_file(path, root=CONFORMANCE)
@@ -35,7 +25,7 @@ def test_every_validation_block_passes(path: Path) -> None:
     assert report.ok
 
 
-@needs_data
+@pytest.mark.conformance
 def test_the_blocks_are_really_checked() -> None:
     """A guard against silently checking nothing: the examples hold about 100 validation entries."""
     total = sum(len(run_validation_file(p, root=CONFORMANCE).validations) for p in FILES)

@@ -65,4 +65,3 @@ def no_hang(seconds: float = HANG_SECONDS) -> Iterator[None]:
 
 
 REPO = Path(__file__).resolve().parents[2]
-SHARED_CONFORMANCE = REPO.parent / "shared" / "conformance"

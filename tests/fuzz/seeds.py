@@ -1,9 +1,8 @@
 """The real inputs the fuzzers start from: schemas, relationships and caveat contexts found in the repository.
 
-Sources, each optional (a missing folder only means fewer seeds): ``examples/*.zed``,
-the broken policies of ``tests/dsl/cases/``, and SpiceDB's files in
-``../shared/conformance`` (``schema:`` and ``relationships:`` of every YAML file, and
-``*.zed``). The small built-in seeds below keep every fuzzer meaningful without them.
+Sources: ``examples/*.zed``, the broken policies of ``tests/dsl/cases/``, and SpiceDB's
+files in ``tests/conformance/data/spicedb`` (``schema:`` and ``relationships:`` of every
+YAML file, and ``*.zed``), plus the small built-in seeds below.
 """
 
 from __future__ import annotations
@@ -13,7 +12,9 @@ import re
 
 import yaml
 
-from .conftest import REPO, SHARED_CONFORMANCE
+from tests.conformance import CONFORMANCE
+
+from .conftest import REPO
 
 BUILTIN_SCHEMAS = (
     """use expiration
@@ -67,9 +68,7 @@ BUILTIN_RELATIONSHIPS = (
 
 
 def _yaml_files() -> list:
-    if not SHARED_CONFORMANCE.is_dir():
-        return []
-    return sorted(SHARED_CONFORMANCE.rglob("*.yaml"))
+    return sorted(CONFORMANCE.rglob("*.yaml"))
 
 
 def _load(path) -> dict:
@@ -84,9 +83,8 @@ def _load(path) -> dict:
 def schemas() -> tuple[str, ...]:
     """Every schema text found (valid and deliberately broken), built-in ones first."""
     found: list[str] = list(BUILTIN_SCHEMAS)
-    paths = sorted((REPO / "examples").rglob("*.zed")) + sorted((REPO / "tests" / "dsl" / "cases").rglob("*.zed"))
-    if SHARED_CONFORMANCE.is_dir():
-        paths += sorted(SHARED_CONFORMANCE.rglob("*.zed"))
+    paths = (sorted((REPO / "examples").rglob("*.zed")) + sorted((REPO / "tests" / "dsl" / "cases").rglob("*.zed"))
+             + sorted(CONFORMANCE.rglob("*.zed")))
     for path in paths:
         found.append(path.read_text(encoding="utf-8", errors="replace"))
     for path in _yaml_files():

@@ -10,7 +10,6 @@ inputs, not a speed benchmark.
 from __future__ import annotations
 
 import random
-from pathlib import Path
 
 import yaml
 from hypothesis import HealthCheck, given, settings
@@ -18,10 +17,11 @@ from hypothesis import strategies as st
 
 from headwater.dsl import DslError, SchemaLimits, compile_schema, format_schema
 
+from tests.conformance import CONFORMANCE
+
 from .schema_strategies import documents
 
 FUZZ = settings(max_examples=400, deadline=1000, suppress_health_check=[HealthCheck.too_slow])
-CONFORMANCE = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "spicedb"
 
 _SEED_SCHEMAS = [
     "use expiration\ncaveat c(a int, b list<string>) {\n  a > 1 && b.all(x, x != '}')\n}\n"

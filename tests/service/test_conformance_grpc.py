@@ -16,26 +16,18 @@ from headwater.engine.config import Config
 from headwater.engine.service.server import HeadwaterServer
 from headwater.engine.store.memory import MemoryStore
 from headwater.engine.validationfile import (
-    ValidationFileError,
     ValidationReport,
     _load_into,
     _run_checks,
     load_validation_file,
 )
 
+from tests.conformance import CONFORMANCE, validation_files
+
 from .conftest import client_for
 
-CONFORMANCE = Path(__file__).resolve().parents[3] / "shared" / "conformance" / "spicedb"
-
-
-def _files() -> list[Path]:
-    if not CONFORMANCE.is_dir():
-        return []
-    return (sorted((CONFORMANCE / "testconfigs").glob("*.yaml")) + sorted((CONFORMANCE / "examples").glob("*.yaml"))
-            + sorted((CONFORMANCE / "examples").glob("*/validations/*.yaml")))
-
-
-FILES = _files()
+pytestmark = pytest.mark.conformance
+FILES = validation_files()
 
 
 def _summary(report: ValidationReport) -> list[tuple]:
@@ -43,17 +35,13 @@ def _summary(report: ValidationReport) -> list[tuple]:
             + [(v.resource, v.expected, v.actual, v.problems, v.error is not None) for v in report.validations])
 
 
-@pytest.mark.skipif(not FILES, reason=f"conformance data not found at {CONFORMANCE}")
 def test_conformance_through_grpc_matches_in_process(token_file: Path) -> None:
     compared = 0
     for path in FILES:
         engine = Engine(MemoryStore())
-        try:
-            loaded = load_validation_file(path, root=CONFORMANCE)
-            for doc in loaded:
-                _load_into(engine, doc)
-        except ValidationFileError:
-            continue  # files that do not load are covered by tests/engine/test_conformance.py
+        loaded = load_validation_file(path, root=CONFORMANCE)  # every file loads (tests/engine/test_conformance.py)
+        for doc in loaded:
+            _load_into(engine, doc)
         local, remote = ValidationReport(str(path)), ValidationReport(str(path))
         _run_checks(engine, loaded, local)
         server = HeadwaterServer(Config.of(address="127.0.0.1:0", db=":memory:", token_file=str(token_file)),

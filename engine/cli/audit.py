@@ -4,20 +4,22 @@
 from __future__ import annotations
 
 import argparse
-import json
 import os
 import urllib.error
 import urllib.parse
 import urllib.request
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from .. import AuditLog, Config, Engine, NotFoundError, ReplayResult
 from ..audit import Anchor, VerifyResult, audit_location_for
 from ..store.naming import describe, is_file, kind_of
-from .shared import OUTPUT_FILE, context_arg, engine_errors, json_flag, output, plural
+from .shared import OUTPUT_FILE, SERVER, context_arg, engine_errors, json_flag, output, plural, print_json, remote
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
+
+if TYPE_CHECKING:
+    from ..client import Client
 
 #: Seconds `audit anchor --post` waits for the endpoint.
 POST_TIMEOUT = 10.0
@@ -57,6 +59,12 @@ def _audit_filters(args: argparse.Namespace) -> dict[str, Any]:
     return {a.dest: getattr(args, a.dest) for a in FILTERS if getattr(args, a.dest) is not None}
 
 
+def _server(args: argparse.Namespace) -> Client | None:
+    """The server's client when the command asks one (its AuditService, scope audit): ``--server``, ``--profile``,
+    or a context when neither --db nor --audit is given."""
+    return remote(args, local=bool(args.db or args.audit))
+
+
 @engine_errors
 def _cmd_audit_init(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
@@ -81,7 +89,14 @@ def _verify(args: argparse.Namespace, anchors: list[Anchor]) -> VerifyResult:
 @engine_errors
 def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     anchors = [Anchor.parse(_read_anchor(name), name) for name in args.anchor]
-    result = _verify(args, anchors)
+    client = _server(args)
+    if client is not None:
+        if anchors:
+            raise ValueError("--anchor needs the log itself (--db or --audit), not a server")
+        with client:
+            result = client.audit_verify()
+    else:
+        result = _verify(args, anchors)
     print(result, file=out)
     return EXIT_OK if result.ok else EXIT_PROBLEMS
 
@@ -147,9 +162,10 @@ def _cmd_audit_acknowledge(args: argparse.Namespace, out: TextIO, err: TextIO) -
 
 @engine_errors
 def _cmd_audit_query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    with _open_audit(args) as log:
-        page = log.query(limit=args.limit, cursor=args.cursor, newest_first=args.newest_first,
-                         **_audit_filters(args))
+    client = _server(args)
+    with client if client is not None else _open_audit(args) as source:
+        query = source.audit_query if client is not None else source.query
+        page = query(limit=args.limit, cursor=args.cursor, newest_first=args.newest_first, **_audit_filters(args))
     for record in page.records:
         print(record.to_json() if args.json else record.describe(), file=out)
     print(plural(len(page.records), "record"), file=err)
@@ -160,28 +176,31 @@ def _cmd_audit_query(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 @engine_errors
 def _cmd_audit_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    with _open_audit(args) as log, output(args.file, out) as target:
-        n = log.export(target, **_audit_filters(args))
+    client = _server(args)
+    if client is not None:
+        with client, output(args.file, out) as target:
+            n = 0
+            for line in client.audit_export(**_audit_filters(args)):
+                target.write(line)
+                n += 1
+    else:
+        with _open_audit(args) as log, output(args.file, out) as target:
+            n = log.export(target, **_audit_filters(args))
     print(f"exported {plural(n, 'record')}", file=err)
     return EXIT_OK
 
 
 @engine_errors
 def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    if not args.db:
-        raise ValueError("replay needs --db DATABASE (the database the decision was made against)")
-    location = _audit_location(args)
-    if isinstance(location, Path) and not location.exists():
-        raise FileNotFoundError(f"no audit log at {location}")
-    if is_file(args.db) and not Path(args.db).exists():
-        raise FileNotFoundError(f"database {args.db} does not exist")
     context = context_arg(args.context)
-    config = Config.of(audit=True, audit_path=args.audit, audit_key=_audit_key())
-    with Engine.open(args.db, config=config) as engine:
-        replayed = engine.replay(args.record_id, context=context)
+    client = _server(args)
+    if client is not None:
+        with client:
+            replayed = client.audit_replay(args.record_id, context=context)
+    else:
+        replayed = _replay_local(args, context)
     if args.json:
-        json.dump(_replay_json(replayed), out)
-        out.write("\n")
+        print_json(_replay_json(replayed), out)
     else:
         record, result = replayed.record, replayed.result
         print(f"record #{record.id} at {record['time']}: {record.resource}#{record.permission}@{record.subject} "
@@ -190,6 +209,19 @@ def _cmd_audit_replay(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         if result is not None and result.explanation is not None:
             print(result.explanation.render(), file=out)
     return EXIT_OK if replayed.same else EXIT_PROBLEMS
+
+
+def _replay_local(args: argparse.Namespace, context: dict[str, Any] | None) -> ReplayResult:
+    if not args.db:
+        raise ValueError("replay needs --db DATABASE (the database the decision was made against), or --server")
+    location = _audit_location(args)
+    if isinstance(location, Path) and not location.exists():
+        raise FileNotFoundError(f"no audit log at {location}")
+    if is_file(args.db) and not Path(args.db).exists():
+        raise FileNotFoundError(f"database {args.db} does not exist")
+    config = Config.of(audit=True, audit_path=args.audit, audit_key=_audit_key())
+    with Engine.open(args.db, config=config) as engine:
+        return engine.replay(args.record_id, context=context)
 
 
 def _replay_json(replayed: ReplayResult) -> dict[str, Any]:
@@ -246,7 +278,7 @@ COMMANDS = (
                       "missing, another one or behind the store, until `acknowledge`. The HMAC key, if the log "
                       "has one, comes from the HEADWATER_AUDIT_KEY environment variable.",
           help_when_bare=True),
-    Command("audit init", help="start an audit log for a database",
+    Command("audit init", help="start an audit log for a database (local: the log file or database itself)",
             description="Create the audit log of a database; from then on every command that opens the database "
                         "records its changes and decisions in it.",
             args=TARGET, run=_cmd_audit_init),
@@ -257,9 +289,10 @@ COMMANDS = (
                         "database recorded (missing, replaced, rolled back), a file that is not a readable log, or "
                         "an anchor the log no longer holds.",
             args=(*TARGET, arg("--anchor", nargs="+", default=[], metavar="FILE",
-                               help="anchors from `headwater audit anchor`: the log must still hold each one")),
+                               help="anchors from `headwater audit anchor`: the log must still hold each one "
+                                    "(a local log only)"), *SERVER),
             run=_cmd_audit_verify),
-    Command("audit anchor", help="print the head (signed with the key) to keep outside the host",
+    Command("audit anchor", help="print the head (signed with the key) to keep outside the host (local)",
             description="Verify the log, then emit its head (log id, sequence, hash, time and, with "
                         "HEADWATER_AUDIT_KEY, an HMAC signature) as one JSON document: on stdout, in --output FILE, "
                         "or POSTed to --post URL (with the Authorization header from HEADWATER_ANCHOR_AUTHORIZATION "
@@ -268,7 +301,7 @@ COMMANDS = (
             args=(*TARGET, arg("--output", metavar="FILE", help="write the anchor to FILE instead of stdout"),
                   arg("--post", metavar="URL", help="POST the anchor (application/json) to an http(s) URL")),
             run=_cmd_audit_anchor),
-    Command("audit acknowledge", help="accept a broken audit trail (missing, replaced or rolled-back log)",
+    Command("audit acknowledge", help="accept a broken audit trail (missing, replaced or rolled-back log; local)",
             description="A database whose audit log is missing, another log, or behind the store refuses to open. "
                         "Once the cause is understood, this records who accepts the break and why in the log (a new "
                         "one if there is none; an unreadable log must be moved aside first) and in the store, "
@@ -285,21 +318,21 @@ COMMANDS = (
                   arg("--limit", type=int, default=100, metavar="N", help="records per page (default 100)"),
                   arg("--cursor", help="continue a previous page (same filters)"),
                   arg("--newest-first", action="store_true", help="newest records first"),
-                  json_flag("print each record as a JSON line")),
+                  json_flag("print each record as a JSON line"), *SERVER),
             run=_cmd_audit_query),
     Command("audit export", help="write matching records as JSON Lines (for a SIEM)",
             description="Write every record matching the filters to FILE as JSON Lines: each record's fields plus "
                         "`hash` and `prev_hash`, oldest first.",
-            args=(OUTPUT_FILE, *TARGET, *FILTERS), run=_cmd_audit_export),
+            args=(OUTPUT_FILE, *TARGET, *FILTERS, *SERVER), run=_cmd_audit_export),
     Command("audit replay", help="evaluate a recorded decision again, with the full explanation",
             description="Evaluate the decision of record RECORD_ID again at its recorded revision, print both "
                         "answers and the full explanation. Exit 0 when the answer is the same, 1 when it differs or "
                         "the revision has left the history window.",
             args=(arg("record_id", type=int, metavar="RECORD_ID"), *TARGET,
                   arg("--context", metavar="JSON", help="the request's caveat context (the log keeps its hash)"),
-                  json_flag("print the result as JSON")),
+                  json_flag("print the result as JSON"), *SERVER),
             run=_cmd_audit_replay),
-    Command("audit prune", help="delete records older than a time, leaving a signed checkpoint",
+    Command("audit prune", help="delete records older than a time, leaving a signed checkpoint (local)",
             description="Verify and delete the records older than --before; a checkpoint record (signed with "
                         "HEADWATER_AUDIT_KEY if set) stands for them, so the rest still verifies.",
             args=(*TARGET, arg("--before", type=_time_arg, required=True, metavar="TIME")),

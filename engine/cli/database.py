@@ -31,7 +31,7 @@ COMMANDS = (
             description="Apply the migrations the database lacks, in one transaction, and print each; running it "
                         "again changes nothing. A PostgreSQL database must be migrated before `headwater serve` "
                         "uses it (servers refuse an unmigrated or newer one); a SQLite file also migrates itself "
-                        "when opened.",
+                        "when opened. Local: it works on the database itself, never through a server.",
             args=(DB, arg("--dry-run", action="store_true", help="print the migrations that would be applied; "
                                                                   "change nothing")),
             run=_cmd_migrate),

@@ -3,11 +3,10 @@
 from __future__ import annotations
 
 import argparse
-import json
 from typing import TextIO
 
 from .. import EffectiveLabels
-from .shared import DB_OR_SERVER, SERVER, connect, engine_errors, json_flag
+from .shared import DB_OR_SERVER, SERVER, connect, engine_errors, json_flag, print_json
 from .table import EXIT_OK, Command, arg
 
 
@@ -16,12 +15,11 @@ def _cmd_labels(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     with connect(args) as engine:
         result = engine.effective_labels(args.object)
     if args.json:
-        json.dump({"object": str(result.object), "token": result.token, "classifications": [
+        print_json({"object": str(result.object), "token": result.token, "classifications": [
             {"classification": c.classification, "level": c.level, "categories": list(c.categories),
              "values": [{"value": v.value, "paths": list(v.paths)} for v in c.values],
              "declassified": [{"value": d.value, "actor": d.actor, "reason": d.reason, "token": d.token}
                               for d in c.declassified]} for c in result.classifications]}, out, indent=2)
-        out.write("\n")
         return EXIT_OK
     _print_labels(result, out)
     return EXIT_OK
@@ -48,7 +46,10 @@ def _cmd_lineage_walk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
         walk = engine.ancestors if args.direction == "ancestors" else engine.descendants
         page = walk(args.object, max_depth=args.max_depth, limit=args.limit, cursor=args.cursor)
     for item in page.items:
-        print(f"{item.depth}  {item.object}  {item.path}", file=out)
+        if args.json:
+            print_json({"depth": item.depth, "object": str(item.object), "path": item.path}, out)
+        else:
+            print(f"{item.depth}  {item.object}  {item.path}", file=out)
     if page.cursor:
         print(f"more: --cursor {page.cursor}", file=err)
     return EXIT_OK
@@ -63,7 +64,8 @@ def _walk_command(direction: str, what: str) -> Command:
         args=(arg("object", metavar="OBJECT"), DB_OR_SERVER,
               arg("--max-depth", type=int, help="stop this many lineage steps away"),
               arg("--limit", type=int, help="print at most this many (with a cursor to continue)"),
-              arg("--cursor", help="continue a previous listing"), *SERVER),
+              arg("--cursor", help="continue a previous listing"),
+              json_flag("print JSON lines: depth, object, path"), *SERVER),
         run=_cmd_lineage_walk, defaults={"direction": direction})
 
 

@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import argparse
-import json
 from collections.abc import Sequence
 from typing import TextIO
 
 from ..expand import format_tree
 from ..membership import found_subjects
-from .shared import CONTEXT, DB_OR_SERVER, SERVER, connect, context_arg, engine_errors, json_flag, plural
+from .shared import (CONTEXT, DB_OR_SERVER, SERVER, connect, context_arg, engine_errors, json_flag, plural,
+                     print_json)
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, arg
 
 
@@ -24,8 +24,7 @@ def _cmd_check(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         if result.explanation is not None:
             data["explanation"] = {"summary": list(result.explanation.summary),
                                    "tree": result.explanation.tree.render()}
-        json.dump(data, out)
-        out.write("\n")
+        print_json(data, out)
     else:
         extra = f" (missing context: {', '.join(result.missing_context)})" if result.missing_context else ""
         print(f"{result.permissionship.name}{extra}  at {result.token}", file=out)
@@ -42,9 +41,8 @@ def _cmd_expand(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     subjects = [(f.validation_string(), "/".join(f"<{r}>" for r in sorted(f.relations)))
                 for f in found_subjects(tree)]
     if args.json:
-        json.dump({"tree": tree.as_dict(), "token": token,
-                   "subjects": [{"subject": s, "relations": r} for s, r in subjects]}, out)
-        out.write("\n")
+        print_json({"tree": tree.as_dict(), "token": token,
+                    "subjects": [{"subject": s, "relations": r} for s, r in subjects]}, out)
         return EXIT_OK
     print(format_tree(tree), file=out)
     print(f"{plural(len(subjects), 'subject')} at {token}:", file=out)
@@ -65,9 +63,8 @@ def _cmd_lookup_resources(args: argparse.Namespace, out: TextIO, err: TextIO) ->
                                        context=context_arg(args.context), limit=args.page_size, cursor=args.cursor)
     for r in page.results:
         if args.json:
-            out.write(json.dumps({"resource": f"{args.resource_type}:{r.resource_id}",
-                                  "permissionship": r.permissionship.name,
-                                  "missing_context": list(r.missing_context)}) + "\n")
+            print_json({"resource": f"{args.resource_type}:{r.resource_id}", "permissionship": r.permissionship.name,
+                        "missing_context": list(r.missing_context)}, out)
         else:
             print(f"{args.resource_type}:{r.resource_id}  {r.permissionship.name}{_missing(r.missing_context)}",
                   file=out)
@@ -85,9 +82,8 @@ def _cmd_lookup_subjects(args: argparse.Namespace, out: TextIO, err: TextIO) -> 
     for r in page.results:
         excluded = f" - {{{', '.join(str(x) for x in r.excluded)}}}" if r.excluded else ""
         if args.json:
-            out.write(json.dumps({"subject": str(r.subject), "excluded": [str(x) for x in r.excluded],
-                                  "permissionship": r.permissionship.name,
-                                  "missing_context": list(r.missing_context)}) + "\n")
+            print_json({"subject": str(r.subject), "excluded": [str(x) for x in r.excluded],
+                        "permissionship": r.permissionship.name, "missing_context": list(r.missing_context)}, out)
         else:
             print(f"{r.subject}{excluded}  {r.permissionship.name}{_missing(r.missing_context)}", file=out)
     if page.cursor:
@@ -105,25 +101,20 @@ LOOKUP_OPTIONS = (DB_OR_SERVER, CONTEXT,
 
 COMMANDS = (
     Command(
-        "check", help="check one permission against a database file",
+        "check", help="check one permission",
         description="Answer one check: does SUBJECT have PERMISSION on RESOURCE? Prints HAS_PERMISSION, "
                     "NO_PERMISSION or CONDITIONAL_PERMISSION (with the missing caveat parameters) and the "
                     "revision token. Exit 0 for HAS_PERMISSION, 1 otherwise (2 on errors).",
         args=(RESOURCE, PERMISSION,
               arg("subject", metavar="SUBJECT", help="e.g. user:alice or group:eng#member"),
-              arg("--db", metavar="DB", help="the database: a SQLite file or a postgresql:// URI (default: "
-                                            "$HEADWATER_DB; required unless --server is given)"),
-              arg("--server", metavar="ADDR",
-                  help="ask a running `headwater serve` at host:port instead of opening --db"),
-              arg("--token", metavar="TOKEN",
-                  help="with --server: the bearer token (default: the HEADWATER_TOKEN environment variable)"),
+              DB_OR_SERVER,
               CONTEXT, json_flag("print the result as JSON"),
               arg("--explain", action="store_true",
                   help="say why: the relationships that granted it, or why it was denied (a missing clearance "
-                       "and the lineage path that brought the label, ...), then the full tree")),
+                       "and the lineage path that brought the label, ...), then the full tree"), *SERVER),
         run=_cmd_check),
     Command(
-        "expand", help="print the subject tree of a permission in a database file",
+        "expand", help="print the subject tree of a permission",
         description="Expand RESOURCE#PERMISSION fully (SpiceDB's ExpandPermissionTree): print the tree (union, "
                     "intersection and exclusion nodes down to the direct subjects of each relation; `[...]` marks a "
                     "subject granted only under a caveat), then its terminal subjects, each with the "

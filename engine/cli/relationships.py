@@ -9,7 +9,8 @@ from pathlib import Path
 from typing import TextIO
 
 from .. import ImportFailedError, ImportProgress, RelationshipFilter
-from .shared import DB, DB_OR_SERVER, OUTPUT_FILE, SERVER, connect, engine_errors, open_engine, output, plural
+from .shared import (DB_OR_SERVER, OUTPUT_FILE, SERVER, connect, engine_errors, import_into, is_remote, json_flag,
+                     output, plural, print_json, relationship_json)
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
 
 
@@ -21,6 +22,9 @@ def _cmd_relationships_write(args: argparse.Namespace, out: TextIO, err: TextIO)
     with connect(args) as engine:
         fn = {"touch": engine.touch, "create": engine.create, "delete": engine.remove}[args.operation]
         result = fn(*rels, actor=args.actor, reason=args.reason)
+    if args.json:
+        print_json({"operation": args.operation, "count": len(rels), "token": result.token}, out)
+        return EXIT_OK
     print(f"{args.operation}: {plural(len(rels), 'relationship')} at {result.token}", file=out)
     return EXIT_OK
 
@@ -40,7 +44,10 @@ def _cmd_relationships_read(args: argparse.Namespace, out: TextIO, err: TextIO) 
         else:
             rels, token = engine.read(f, limit=args.limit)
     for r in rels:
-        print(r, file=out)
+        if args.json:
+            print_json(relationship_json(r), out)
+        else:
+            print(r, file=out)
     print(f"{plural(len(rels), 'relationship')} at {token}", file=err)
     if next_cursor is not None:
         print(f"next page: --cursor {next_cursor}", file=err)
@@ -49,12 +56,14 @@ def _cmd_relationships_read(args: argparse.Namespace, out: TextIO, err: TextIO) 
 
 @engine_errors
 def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    with open_engine(args.db) as engine:
+    with connect(args) as engine:
         export = engine.export_relationships(RelationshipFilter(resource_type=args.resource_type))
+        pages = [export.relationships] if is_remote(engine) else export.pages()  # a server's export comes whole
         n = 0
         with output(args.file, out) as target:
-            for page in export.pages():
-                target.writelines(f"{r}\n" for r in page)
+            for page in pages:
+                for r in page:
+                    print_json(relationship_json(r), target) if args.json else target.write(f"{r}\n")
                 n += len(page)
     print(f"exported {plural(n, 'relationship')} at {export.token}", file=err)
     return EXIT_OK
@@ -74,10 +83,9 @@ def _cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             yield raw.decode("utf-8") if isinstance(raw, bytes) else raw
 
     try:
-        with open_engine(args.db) as engine:
-            result = engine.import_relationships(lines(), batch_size=args.batch_size,
-                                                 progress=_progress_printer(err, tty, total, done),
-                                                 actor=args.actor, reason=args.reason)
+        with connect(args) as engine:
+            result = import_into(engine, lines(), batch_size=args.batch_size,
+                                 progress=_progress_printer(err, tty, total, done), actor=args.actor, reason=args.reason)
     except ImportFailedError as exc:
         if tty:
             err.write("\n")
@@ -88,6 +96,10 @@ def _cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
             source.close()
     if tty and result.batches:
         err.write("\n")
+    if args.json:
+        print_json({"count": result.count, "batches": result.batches, "seconds": result.seconds,
+                    "token": result.token}, out)
+        return EXIT_OK
     print(f"imported {plural(result.count, 'relationship')} in {plural(result.batches, 'batch', 'es')} "
           f"({result.seconds:.1f}s, {result.rate:,.0f}/s) at {result.token}", file=out)
     return EXIT_OK
@@ -113,11 +125,19 @@ def _progress_printer(err: TextIO, tty: bool, total: int | None,
 @engine_errors
 def _cmd_watch(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     last, n = args.after, 0
-    with open_engine(args.db) as engine:
-        events = (engine.follow(args.after, poll_interval=args.poll_interval, timeout=args.timeout) if args.follow
-                  else engine.watch(args.after))
+    with connect(args) as engine:
+        if is_remote(engine):  # the server polls; without --follow, what arrives within a moment
+            events = engine.follow(args.after, timeout=args.timeout) if args.follow else engine.watch(args.after)
+        else:
+            events = (engine.follow(args.after, poll_interval=args.poll_interval, timeout=args.timeout)
+                      if args.follow else engine.watch(args.after))
         for event in events:
-            print(f"{event.token} {event.operation.name} {event.relationship}", file=out, flush=True)
+            if args.json:
+                print_json({"token": event.token, "operation": event.operation.name,
+                            "relationship": str(event.relationship)}, out)
+                out.flush()
+            else:
+                print(f"{event.token} {event.operation.name} {event.relationship}", file=out, flush=True)
             last, n = event.token, n + 1
     print(f"{plural(n, 'change')}; resume with --after {last}", file=err)
     return EXIT_OK
@@ -132,12 +152,13 @@ def _write_command(operation: str, what: str) -> Command:
                   help="e.g. document:readme#viewer@user:alice; '-' reads them from stdin, one per line"),
               DB_OR_SERVER,
               arg("--actor", help="who makes the change (kept with the revision)"),
-              arg("--reason", help="why (kept with the revision)"), *SERVER),
+              arg("--reason", help="why (kept with the revision)"),
+              json_flag("print the operation, the count and the revision token as JSON"), *SERVER),
         run=_cmd_relationships_write, defaults={"operation": operation})
 
 
 COMMANDS = (
-    Group("relationships", help="write, delete or read relationships in a database file",
+    Group("relationships", help="write, delete or read relationships",
           description="Touch, create or delete relationships given as SpiceDB strings, or read them back."),
     _write_command("touch", "create or replace"),
     _write_command("create", "create (fail if one exists)"),
@@ -150,15 +171,17 @@ COMMANDS = (
               arg("--page-size", type=int, metavar="N",
                   help="print one page of at most N relationships; the cursor for the next page goes to stderr"),
               arg("--cursor", help="continue the listing a previous page's cursor belongs to (same filter)"),
+              json_flag("print JSON lines: relationship, resource, relation, subject, caveat, expiration"),
               *SERVER),
         run=_cmd_relationships_read),
     Command(
-        "export", help="write the relationships of a database file, one per line",
+        "export", help="write the relationships of a database or server, one per line",
         description="Write every relationship (or those of one resource type) at one revision to FILE, one per "
                     "line in SpiceDB's text form and in key order; `headwater import` reads the file back. A "
                     "summary with the revision token goes to stderr.",
-        args=(OUTPUT_FILE, DB,
-              arg("--resource-type", metavar="TYPE", help="only relationships whose resource has this type")),
+        args=(OUTPUT_FILE, DB_OR_SERVER,
+              arg("--resource-type", metavar="TYPE", help="only relationships whose resource has this type"),
+              json_flag("write JSON lines (as `relationships read --json`) instead of text lines"), *SERVER),
         run=_cmd_export),
     Command(
         "import", help="create the relationships of a file, in atomic batches",
@@ -167,11 +190,12 @@ COMMANDS = (
                     "that the schema refuses stops the import with FILE:LINE and exit 1: its batch writes nothing "
                     "and the earlier batches stay committed. Progress and the rate go to stderr (a progress bar "
                     "on a terminal, else one line per batch).",
-        args=(arg("file", metavar="FILE", help="relationships file; '-' reads stdin"), DB,
+        args=(arg("file", metavar="FILE", help="relationships file; '-' reads stdin"), DB_OR_SERVER,
               arg("--batch-size", type=int, default=1000, metavar="N",
                   help="relationships per atomic write (default 1000, at most the per-write limit of 1000)"),
               arg("--actor", help="who makes the change (kept with each batch's revision)"),
-              arg("--reason", help="why (kept with each batch's revision)")),
+              arg("--reason", help="why (kept with each batch's revision)"),
+              json_flag("print the count, batches, seconds and revision token as JSON"), *SERVER),
         run=_cmd_import),
     Command(
         "watch", help="print the relationship changes after a revision",
@@ -179,10 +203,11 @@ COMMANDS = (
                     "`TOKEN TOUCH|DELETE RELATIONSHIP`; resume from the last token printed. With --follow, keep "
                     "printing new changes until interrupted (or --timeout). A revision that has left the history "
                     "window is an error naming the oldest revision to resume from.",
-        args=(DB, arg("--after", required=True, metavar="TOKEN", help="a revision token, e.g. printed by a write"),
+        args=(DB_OR_SERVER, arg("--after", required=True, metavar="TOKEN", help="a revision token, e.g. printed by a write"),
               arg("--follow", action="store_true", help="keep polling for new changes"),
               arg("--timeout", type=float, metavar="SECONDS", help="with --follow, stop after this long"),
               arg("--poll-interval", type=float, default=0.5, metavar="SECONDS",
-                  help="with --follow, how long to wait when there is nothing new (default 0.5)")),
+                  help="with --follow on a database, how long to wait when there is nothing new (default 0.5)"),
+              json_flag("print JSON lines: token, operation, relationship"), *SERVER),
         run=_cmd_watch),
 )

@@ -1,4 +1,10 @@
-"""``headwater fmt``, ``lint`` and ``validate``: schema and validation files on disk, no database."""
+"""``headwater fmt``, ``lint`` and ``validate``: schema and validation files on disk, no database.
+
+Example::
+
+    $ headwater validate policy.zed
+    policy.zed: ok (3 definitions, 4 relations, 2 permissions, 0 caveats)
+"""
 
 from __future__ import annotations
 
@@ -46,34 +52,47 @@ def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_lint(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     status = EXIT_OK
     for path in args.files:
-        try:
-            if path == "-":  # text alone: partials are fine, imports need files
-                schema, found = lint_schema(read_input(path), filename=path)
-                warnings = [(path, w) for w in found]
-            else:  # the file and every file it imports (composable schemas), each error in its own file
-                schema, warnings = read_schema_files(path).lint()
-        except (OSError, UnicodeDecodeError) as exc:
-            print(f"{path}: cannot read: {exc}", file=err)
-            return EXIT_USAGE
-        except DslError as exc:
-            for e in exc.errors:
-                print(e.render(), file=out)
-            n = len(exc.errors)
-            print(f"{path}: {n} error{'s' if n != 1 else ''}", file=out)
-            status = EXIT_PROBLEMS
-            continue
-        for file, w in warnings:
-            print(f"{file}:{w}", file=out)
-        if warnings and args.strict:
-            status = EXIT_PROBLEMS
-        d = schema.describe()
-        print(f"{path}: ok ({d['definitions']} definitions, {d['relations']} relations, "
-              f"{d['permissions']} permissions, {d['caveats']} caveats"
-              + (f", {len(warnings)} warnings" if warnings else "") + ")", file=out)
+        code = _lint_file(path, args.strict, out, err)
+        if code == EXIT_USAGE:
+            return code
+        status = max(status, code)
     return status
 
 
+def _lint_file(path: str, strict: bool, out: TextIO, err: TextIO) -> int:
+    """Lint one schema file: its errors and warnings, then the summary line; the exit code for it."""
+    try:
+        if path == "-":  # text alone: partials are fine, imports need files
+            schema, found = lint_schema(read_input(path), filename=path)
+            warnings = [(path, w) for w in found]
+        else:  # the file and every file it imports (composable schemas), each error in its own file
+            schema, warnings = read_schema_files(path).lint()
+    except (OSError, UnicodeDecodeError) as exc:
+        print(f"{path}: cannot read: {exc}", file=err)
+        return EXIT_USAGE
+    except DslError as exc:
+        for e in exc.errors:
+            print(e.render(), file=out)
+        n = len(exc.errors)
+        print(f"{path}: {n} error{'s' if n != 1 else ''}", file=out)
+        return EXIT_PROBLEMS
+    for file, w in warnings:
+        print(f"{file}:{w}", file=out)
+    d = schema.describe()
+    print(f"{path}: ok ({d['definitions']} definitions, {d['relations']} relations, "
+          f"{d['permissions']} permissions, {d['caveats']} caveats"
+          + (f", {len(warnings)} warnings" if warnings else "") + ")", file=out)
+    return EXIT_PROBLEMS if warnings and strict else EXIT_OK
+
+
 def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    schemas = [f for f in args.files if f.endswith(".zed")]
+    if schemas:  # a bare schema file: lint and compile it, like `zed validate schema.zed`
+        if args.json or args.together or len(schemas) != len(args.files):
+            print("error: give either schema files (.zed) or validation files, without --json or --together "
+                  "for schema files", file=err)
+            return EXIT_USAGE
+        return _cmd_lint(argparse.Namespace(files=schemas, strict=False), out, err)
     groups = [args.files] if args.together else [[f] for f in args.files]
     reports = [run_validation_file(g, root=args.root) for g in groups]
     if args.json:
@@ -116,7 +135,8 @@ COMMANDS = (
     Command(
         "fmt", help="format schema files in canonical style",
         description="Rewrite schema files in canonical style (comments are kept). Each file is formatted as "
-                    "written: a composable schema keeps its `import` lines and partials.",
+                    "written: a composable schema keeps its `import` lines and partials. Local: files on disk, no "
+                    "database or server.",
         args=(arg("files", nargs="+", metavar="FILE", help="schema files (.zed); '-' reads stdin, writes stdout"),
               arg("--check", action="store_true", help="do not write; exit 1 if any file is not formatted"),
               arg("--diff", action="store_true", help="do not write; print a unified diff of the changes")),
@@ -124,7 +144,8 @@ COMMANDS = (
     Command(
         "lint", help="check schema files and report every problem",
         description="Compile schema files and print every error (with file, line, column and the offending line) "
-                    "and warning. A file that imports others (composable schemas) is compiled with them.",
+                    "and warning. A file that imports others (composable schemas) is compiled with them. Local: files "
+                    "on disk, no database or server.",
         args=(arg("files", nargs="+", metavar="FILE", help="schema files (.zed); '-' reads stdin"),
               arg("--strict", action="store_true", help="treat warnings as errors")),
         run=_cmd_lint),
@@ -133,8 +154,9 @@ COMMANDS = (
         description="Load each validation file into a fresh in-memory engine, check its assertTrue, "
                     "assertFalse and assertCaveated assertions, and compare each `validation:` block with the "
                     "subjects Expand finds. Failures name the file and line, with expected and actual. Exit 1 on "
-                    "any failure or load error.",
-        args=(arg("files", nargs="+", metavar="FILE", help="validation files (.yaml)"),
+                    "any failure or load error. A schema file (.zed) is linted and compiled instead, printing what "
+                    "`headwater lint` prints (exit 1 on errors). Local: files on disk, no database or server.",
+        args=(arg("files", nargs="+", metavar="FILE", help="validation files (.yaml), or schema files (.zed)"),
               arg("--json", action="store_true",
                   help="print every assertion and validation entry, expected and actual, as JSON"),
               arg("--together", action="store_true",

@@ -72,6 +72,7 @@ class Group:
 def build_parser(prog: str, description: str, table: Sequence[Command | Group]) -> argparse.ArgumentParser:
     """The argparse parser of ``table``; a group comes before its actions, and --help lists them in table order."""
     parser = argparse.ArgumentParser(prog=prog, description=description)
+    parser.set_defaults(cli_parser=parser)  # what `completion` generates its script from
     subparsers = {(): parser.add_subparsers(title="commands", metavar="COMMAND")}
     for entry in table:
         *parent, word = entry.name.split()

@@ -66,7 +66,7 @@ def _cmd_use(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_list(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     current, profiles = load()
     rows = [{"name": p.name, "current": p.name == current, "address": p.address, "tls": p.tls,
-             "tls_ca": p.tls_ca, "tls_cert": p.tls_cert, "token": mask(p.token),
+             "tls_ca": p.tls_ca, "tls_cert": p.tls_cert, "tls_key": p.tls_key, "token": mask(p.token),
              "token_store": "keyring" if p.token_in_keyring else ("file" if p.token else None)}
             for p in sorted(profiles.values(), key=lambda p: p.name)]
     if args.json:

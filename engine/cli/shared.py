@@ -131,8 +131,9 @@ def import_into(target: Engine | Client, relationships: Iterable[str], *, batch_
                 progress: Callable[[ImportProgress], None] | None, **options: Any) -> ImportResult:
     """Import into a database (atomic batches of ``batch_size``, ``progress`` after each) or a server (which
     batches itself and reports only the end); ``options`` (actor, reason, ...) go to both."""
-    if is_remote(target):
-        return target.import_relationships(relationships, **options)
+    if is_remote(target):  # the client sends relationships: not the file's blank lines and // comments
+        lines = (text for text in (ln.strip() for ln in relationships) if text and not text.startswith("//"))
+        return target.import_relationships(lines, **options)
     return target.import_relationships(relationships, batch_size=batch_size, progress=progress, **options)
 
 

@@ -1,0 +1,190 @@
+"""Every command of the table against a database (--db), a server (--server) and a TLS server (--tls-ca), and
+--json on every command that prints data.
+
+A new command must be added to CASES (with the arguments that make it work on the ai-lineage example) or to
+LOCAL (commands that work on files or the machine itself, never on a database or server).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import pytest
+
+from headwater.engine.cli import TABLE, main
+from headwater.engine.cli.table import Command
+
+from .conftest import POLICY, Target
+
+Case = Callable[[Target, Path], list[str]]
+
+# command -> (its arguments for a target and a temporary folder, the exit code, a text stdout must contain)
+CASES: dict[str, tuple[Case, int, str]] = {
+    "check": (lambda t, d: ["dataset:claims", "read", "user:alice"], 0, "HAS_PERMISSION"),
+    "expand": (lambda t, d: ["dataset:claims", "viewer"], 0, "user:bob"),
+    "lookup-resources": (lambda t, d: ["dataset", "read", "user:alice"], 0, "dataset:claims"),
+    "lookup-subjects": (lambda t, d: ["dataset:claims", "read", "user"], 0, "user:alice"),
+    "labels": (lambda t, d: ["dataset:claims"], 0, "confidential"),
+    "ancestors": (lambda t, d: ["dataset:merged"], 0, "dataset:claims"),
+    "descendants": (lambda t, d: ["dataset:claims"], 0, "dataset:merged"),
+    "schema write": (lambda t, d: [str(POLICY)], 0, "schema version"),
+    "schema read": (lambda t, d: [], 0, "definition dataset"),
+    "schema diff": (lambda t, d: [str(POLICY)], 0, "no semantic change"),
+    "relationships touch": (lambda t, d: [f"dataset:t_{t.name}#viewer@user:zed"], 0, "touch: 1 relationship"),
+    "relationships create": (lambda t, d: [f"dataset:c_{t.name}#viewer@user:zed"], 0, "create: 1 relationship"),
+    "relationships delete": (lambda t, d: ["dataset:nothing#viewer@user:zed"], 0, "delete: 1 relationship"),
+    "relationships read": (lambda t, d: ["--resource-type", "dataset", "--resource-id", "claims"], 0,
+                           "dataset:claims#owner@user:dan"),
+    "export": (lambda t, d: ["-"], 0, "dataset:claims#owner@user:dan"),
+    "import": (lambda t, d: [_file(d / "rels.txt", f"dataset:i_{t.name}#viewer@user:zed\n")], 0,
+               "imported 1 relationship"),
+    "watch": (lambda t, d: ["--after", t.token], 0, ""),
+    "audit verify": (lambda t, d: [], 0, "ok"),
+    "audit query": (lambda t, d: ["--kind", "decision", "--limit", "5"], 0, "dataset:claims"),
+    "audit export": (lambda t, d: ["-", "--kind", "decision"], 0, "dataset:claims"),
+    "audit replay": (lambda t, d: [str(t.decision)], 0, "HAS_PERMISSION"),
+}
+
+# Local by nature: files on disk, the machine, or the database itself.
+LOCAL = {"fmt", "lint", "validate", "migrate", "serve", "serve-testing", "audit init", "audit anchor",
+         "audit acknowledge", "audit prune", "context set", "context use", "context list", "context remove",
+         "token create", "completion", "backup create", "backup restore", "backup verify"}
+
+# --json: the keys of each JSON document printed (the first one, for JSON lines).
+JSON_KEYS: dict[str, set[str]] = {
+    "check": {"permissionship", "missing_context", "token"},
+    "expand": {"tree", "token", "subjects"},
+    "lookup-resources": {"resource", "permissionship", "missing_context"},
+    "lookup-subjects": {"subject", "excluded", "permissionship", "missing_context"},
+    "labels": {"object", "token", "classifications"},
+    "ancestors": {"depth", "object", "path"},
+    "descendants": {"depth", "object", "path"},
+    "schema write": {"stored", "version", "digest", "token"},
+    "schema read": {"schema", "digest", "token"},
+    "schema diff": {"old", "new", "diff", "changes"},
+    "relationships touch": {"operation", "count", "token"},
+    "relationships create": {"operation", "count", "token"},
+    "relationships delete": {"operation", "count", "token"},
+    "relationships read": {"relationship", "resource", "relation", "subject", "caveat", "caveat_context",
+                           "expiration"},
+    "export": {"relationship", "resource", "relation", "subject", "caveat", "caveat_context", "expiration"},
+    "import": {"count", "batches", "seconds", "token"},
+    "watch": {"token", "operation", "relationship"},
+    "audit query": {"id"},
+    "audit replay": {"record", "available", "same", "permissionship", "missing_context", "explanation", "message"},
+}
+
+
+def _file(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+def _commands() -> list[Command]:
+    return [c for c in TABLE if isinstance(c, Command)]
+
+
+def _takes(command: str, flag: str) -> bool:
+    entry = next(c for c in _commands() if c.name == command)
+    return any(flag in a.names for a in entry.args)
+
+
+def _run(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
+    code = main(argv)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_every_command_is_covered() -> None:
+    names = {c.name for c in _commands()}
+    assert names - set(CASES) - LOCAL == set(), "add the new command to CASES or LOCAL"
+    for name in CASES:
+        assert _takes(name, "--server") and _takes(name, "--tls-ca") and _takes(name, "--profile"), name
+
+
+@pytest.mark.parametrize("mode", ["db", "server", "tls"])
+@pytest.mark.parametrize("command", sorted(CASES))
+def test_command_works_on_each_target(command: str, mode: str, targets: dict[str, Target], tmp_path: Path,
+                                      capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("HEADWATER_DB", raising=False)
+    monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(tmp_path / "config"))  # no saved context
+    build, expected_code, expected_text = CASES[command]
+    target = targets[mode]
+    code, out, err = _run([*command.split(), *build(target, tmp_path), *target.args], capsys)
+    assert code == expected_code, err
+    assert expected_text in out, (out, err)
+
+
+@pytest.mark.parametrize("mode", ["db", "server"])
+@pytest.mark.parametrize("command", sorted(JSON_KEYS))
+def test_json_output(command: str, mode: str, targets: dict[str, Target], tmp_path: Path,
+                     capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(tmp_path / "config"))
+    assert _takes(command, "--json")
+    build, expected_code, _ = CASES[command]
+    target = targets[mode]
+    argv = [*command.split(), *build(target, tmp_path), *target.args, "--json"]
+    if command in ("relationships create", "import"):  # a relationship of its own: create fails on an existing one
+        argv = [a.replace(f"_{mode}#", f"_{mode}_json#") for a in argv]
+        if command == "import":
+            Path(argv[1]).write_text(f"dataset:i_{mode}_json#viewer@user:zed\n", encoding="utf-8")
+    code, out, err = _run(argv, capsys)
+    assert code == expected_code, err
+    lines = [ln for ln in out.splitlines() if ln.strip()]
+    assert lines, err
+    documents = [json.loads(out)] if command == "labels" else [json.loads(ln) for ln in lines]
+    assert JSON_KEYS[command] <= set(documents[0]), documents[0]
+
+
+def test_every_data_printing_command_has_json() -> None:
+    for name in CASES:
+        if name not in ("audit verify", "audit export"):  # a verdict line; JSON Lines already
+            assert _takes(name, "--json"), name
+
+
+def test_schema_write_dry_run_accepts_or_refuses(targets: dict[str, Target], tmp_path: Path,
+                                                 capsys: pytest.CaptureFixture[str]) -> None:
+    narrower = POLICY.read_text(encoding="utf-8").replace("    relation steward: user\n", "", 1)
+    narrower = narrower.replace("declassify scrubbed: sensitivity by steward", "relation scrubbed: sensitivity")
+    new = _file(tmp_path / "narrower.zed", narrower)
+    for mode in ("db", "server"):
+        code, out, err = _run(["schema", "write", "--dry-run", new, *targets[mode].args], capsys)
+        assert code == 1, (out, err)
+        assert "would be REFUSED" in out and "refused:" in out and "-    relation steward: user" in out
+        code, out, _ = _run(["schema", "write", "--dry-run", str(POLICY), *targets[mode].args, "--json"], capsys)
+        assert code == 0 and json.loads(out)["accepted"] is True and json.loads(out)["stored"] is False
+    code, out, _ = _run(["schema", "read", *targets["db"].args], capsys)
+    assert "relation steward: user" in out  # nothing was stored
+
+
+def test_schema_diff_of_two_files(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    old = _file(tmp_path / "old.zed", "definition user {}\ndefinition doc {\n  relation viewer: user\n"
+                                      "  relation banned: user\n  permission view = viewer - banned\n}\n")
+    new = _file(tmp_path / "new.zed", "definition user {}\ndefinition team {}\n\ndefinition doc {\n"
+                                      "    relation viewer: user | team\n    permission view = viewer\n"
+                                      "    permission edit = viewer\n}\n")
+    code, out, _ = _run(["schema", "diff", old, new], capsys)
+    assert code == 0
+    assert f"--- {old}" in out and f"+++ {new}" in out
+    for line in ("+ definition team", "- relation doc#banned", "~ relation doc#viewer", "~ permission doc#view",
+                 "+ permission doc#edit"):
+        assert line in out.splitlines(), out
+    code, out, _ = _run(["schema", "diff", old, old, "--json"], capsys)
+    assert json.loads(out) == {"old": old, "new": old, "diff": "", "changes": []}
+    formatted = _file(tmp_path / "same.zed", Path(old).read_text().replace("  ", "\t"))
+    code, out, _ = _run(["schema", "diff", old, formatted], capsys)
+    assert out.strip() == "no semantic change"
+    assert _run(["schema", "diff", old, str(tmp_path / "missing.zed")], capsys)[0] == 2
+
+
+def test_validate_accepts_a_schema_file(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    code, out, _ = _run(["validate", str(POLICY)], capsys)
+    assert code == 0
+    lint_code, lint_out, _ = _run(["lint", str(POLICY)], capsys)
+    assert out == lint_out and "ok (" in out
+    bad = _file(tmp_path / "bad.zed", "definition doc {\n  relation viewer: nobody\n}\n")
+    code, out, _ = _run(["validate", bad], capsys)
+    assert code == 1 and "1 error" in out
+    assert _run(["validate", bad, str(POLICY.parent / "validation.yaml")], capsys)[0] == 2

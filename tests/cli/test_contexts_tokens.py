@@ -50,7 +50,8 @@ def test_contexts(config_dir: Path, server: HeadwaterServer, capsys: pytest.Capt
     assert code == 0 and "now current" in out and SECRET not in out
     path = config_dir / "contexts.toml"
     assert stat.S_IMODE(path.stat().st_mode) == 0o600
-    assert _run(["context", "set", "other", "127.0.0.1:1", "--token", "other-token-0123456789"], capsys)[0] == 0
+    other = ["context", "set", "other", server.address, "--token", "other-token-0123456789"]
+    assert _run(other, capsys)[0] == 0
     code, out, _ = _run(["context", "list"], capsys)
     assert SECRET not in out and "other-token" not in out
     assert "* dev" in out and "  other" in out and "ctx-…(26 chars)" in out
@@ -65,9 +66,9 @@ def test_contexts(config_dir: Path, server: HeadwaterServer, capsys: pytest.Capt
     code, out, err = _run(["relationships", "touch", "dataset:d#owner@user:ann"], capsys)
     assert code == 0, err
     assert _run(["check", "dataset:d", "read", "user:ann"], capsys)[0] == 0  # no label: the lowest level
-    # --profile picks another context (nothing listens there), and an unknown one is an error
+    # --profile picks another context (whose token the server does not know), and an unknown one is an error
     code, _, err = _run(["schema", "read", "--profile", "other"], capsys)
-    assert code == 2 and "UNAVAILABLE" in err
+    assert code == 2 and "invalid bearer token" in err
     code, _, err = _run(["schema", "read", "--profile", "nope"], capsys)
     assert code == 2 and "no context named 'nope'" in err
     # use, remove; the file stays 0600

@@ -11,7 +11,7 @@ beside the function that runs it, in the module of its group:
 
 - ``schema_files.py``   fmt, lint, validate (files on disk)
 - ``schema.py``         schema write (--dry-run), schema read, schema diff
-- ``queries.py``        check, expand, lookup-resources, lookup-subjects
+- ``queries.py``        check, check-bulk, expand, lookup-resources, lookup-subjects
 - ``lineage.py``        labels, ancestors, descendants
 - ``relationships.py``  relationships touch/create/delete/read, export, import, watch
 - ``audit.py``          audit init/verify/query/export/replay/prune

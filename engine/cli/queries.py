@@ -1,15 +1,26 @@
-"""``headwater check``, ``expand``, ``lookup-resources`` and ``lookup-subjects``: questions about permissions."""
+"""``headwater check``, ``check-bulk``, ``expand``, ``lookup-resources`` and ``lookup-subjects``: questions about
+permissions.
+
+Example::
+
+    $ headwater check dataset:claims read user:alice --db claims.db
+    HAS_PERMISSION  at hw1_...
+    $ printf 'dataset:claims read user:alice\ndataset:claims read user:bob\n' | headwater check-bulk --db claims.db
+    dataset:claims read user:alice  HAS_PERMISSION
+    dataset:claims read user:bob  NO_PERMISSION
+"""
 
 from __future__ import annotations
 
 import argparse
 from collections.abc import Sequence
-from typing import TextIO
+from typing import Any, TextIO
 
+from .. import BulkCheckItem
 from ..expand import format_tree
 from ..membership import found_subjects
 from .shared import (CONTEXT, DB_OR_SERVER, SERVER, connect, context_arg, engine_errors, json_flag, plural,
-                     print_json)
+                     print_json, read_input)
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, arg
 
 
@@ -49,6 +60,44 @@ def _cmd_expand(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     for s, r in subjects:
         print(f"  [{s}] is {r}", file=out)
     return EXIT_OK
+
+
+def _bulk_items(text: str, default_context: dict[str, Any] | None) -> list[BulkCheckItem]:
+    """The items of a check-bulk file: `RESOURCE PERMISSION SUBJECT [CONTEXT_JSON]` a line (blank lines and //
+    comments skipped)."""
+    items = []
+    for n, line in enumerate(text.splitlines(), start=1):
+        words = line.strip().split(None, 3)
+        if not words or words[0].startswith("//"):
+            continue
+        if len(words) < 3:
+            raise ValueError(f"line {n}: expected RESOURCE PERMISSION SUBJECT [CONTEXT_JSON], got {line.strip()!r}")
+        context = context_arg(words[3]) if len(words) == 4 else default_context
+        items.append(BulkCheckItem(words[0], words[1], words[2], context))
+    return items
+
+
+@engine_errors
+def _cmd_check_bulk(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    items = _bulk_items(read_input(args.file), context_arg(args.context))
+    with connect(args) as engine:
+        answers = engine.check_bulk(items)
+    status = EXIT_OK
+    for a in answers:
+        what = {"resource": str(a.item.resource), "permission": a.item.permission, "subject": str(a.item.subject)}
+        r = a.result
+        if r is None or not r.allowed:
+            status = EXIT_PROBLEMS
+        if args.json:
+            print_json({**what, "permissionship": r.permissionship.name if r else None,
+                        "missing_context": list(r.missing_context) if r else [], "token": r.token if r else None,
+                        "error": str(a.error) if a.error is not None else None}, out)
+        elif r is None:
+            print(f"{' '.join(what.values())}  error: {a.error}", file=out)
+        else:
+            print(f"{' '.join(what.values())}  {r.permissionship.name}{_missing(r.missing_context)}", file=out)
+    print(f"{plural(len(answers), 'check')}", file=err)
+    return status
 
 
 def _missing(context: Sequence[str]) -> str:
@@ -113,6 +162,17 @@ COMMANDS = (
                   help="say why: the relationships that granted it, or why it was denied (a missing clearance "
                        "and the lineage path that brought the label, ...), then the full tree"), *SERVER),
         run=_cmd_check),
+    Command(
+        "check-bulk", help="check many permissions at one revision",
+        description="Check every item of FILE at one revision (SpiceDB's CheckBulkPermissions): one item a line, "
+                    "`RESOURCE PERMISSION SUBJECT [CONTEXT_JSON]` (blank lines and // comments skipped). Prints each "
+                    "item with HAS_PERMISSION, NO_PERMISSION, CONDITIONAL_PERMISSION or its own error. Exit 0 when "
+                    "every item has the permission, 1 otherwise (2 when the command cannot run).",
+        args=(arg("file", nargs="?", default="-", metavar="FILE", help="the items; '-' (default) reads stdin"),
+              DB_OR_SERVER, arg("--context", metavar="JSON", help="caveat context for items without their own"),
+              json_flag("print JSON lines: resource, permission, subject, permissionship, missing_context, "
+                        "token, error"), *SERVER),
+        run=_cmd_check_bulk),
     Command(
         "expand", help="print the subject tree of a permission",
         description="Expand RESOURCE#PERMISSION fully (SpiceDB's ExpandPermissionTree): print the tree (union, "

@@ -23,6 +23,9 @@ Case = Callable[[Target, Path], list[str]]
 # command -> (its arguments for a target and a temporary folder, the exit code, a text stdout must contain)
 CASES: dict[str, tuple[Case, int, str]] = {
     "check": (lambda t, d: ["dataset:claims", "read", "user:alice"], 0, "HAS_PERMISSION"),
+    "check-bulk": (lambda t, d: [_file(d / "items.txt", "// items\ndataset:claims read user:alice\n\n"
+                                                       "dataset:claims read user:bob\n")], 1,
+                   "dataset:claims read user:bob  NO_PERMISSION"),
     "expand": (lambda t, d: ["dataset:claims", "viewer"], 0, "user:bob"),
     "lookup-resources": (lambda t, d: ["dataset", "read", "user:alice"], 0, "dataset:claims"),
     "lookup-subjects": (lambda t, d: ["dataset:claims", "read", "user"], 0, "user:alice"),
@@ -55,6 +58,7 @@ LOCAL = {"fmt", "lint", "validate", "migrate", "serve", "serve-testing", "audit 
 # --json: the keys of each JSON document printed (the first one, for JSON lines).
 JSON_KEYS: dict[str, set[str]] = {
     "check": {"permissionship", "missing_context", "token"},
+    "check-bulk": {"resource", "permission", "subject", "permissionship", "missing_context", "token", "error"},
     "expand": {"tree", "token", "subjects"},
     "lookup-resources": {"resource", "permissionship", "missing_context"},
     "lookup-subjects": {"subject", "excluded", "permissionship", "missing_context"},

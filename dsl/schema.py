@@ -245,6 +245,12 @@ class Schema:
         return tuple(sorted({r.name for d in self.definitions.values() for r in d.relations.values()
                              if r.kind is RelationKind.LINEAGE}))
 
+    @functools.cached_property
+    def declassify_relations(self) -> frozenset[tuple[str, str]]:
+        """Every ``declassify`` relation as ``(definition, name)``: what a write must authorize."""
+        return frozenset((d.name, r.name) for d in self.definitions.values() for r in d.relations.values()
+                         if r.kind is RelationKind.DECLASSIFY)
+
     def lineage_relations(self, type_: str) -> tuple[Relation, ...]:
         """The lineage relations of definition ``type_``."""
         d = self.definitions.get(type_)

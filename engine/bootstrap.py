@@ -81,8 +81,8 @@ def bootstrap(engine: Engine, path: str | Path) -> LoadReport:
     has_data = bool(engine.read_relationships(RelationshipFilter(), limit=1).relationships) if stored else False
     if stored is not None and stored.text != schema_text:
         raise PreconditionFailedError(
-            f"the store is not empty (its schema, version {stored.version}, is not the file's); --bootstrap loads into an empty store only: start on a new database, or leave out "
-            "--bootstrap")
+            f"the store is not empty (its schema, version {stored.version}, is not the file's); --bootstrap loads "
+            "into an empty store only: start on a new database, or leave out --bootstrap")
     if stored is not None and has_data:
         return LoadReport(str(path), False, False, stored.version, len(relationships), 0, engine.revision_token())
     written_schema = stored is None
@@ -105,7 +105,8 @@ def load_into(engine: Engine, path: str | Path, *, existing: str = "error", acto
     history = engine.schema_history(include_text=True)
     stored = history[-1] if history else None
     written_schema = stored is None or stored.text != schema_text
-    version = engine.write_schema(schema_text, actor=actor).version if written_schema else stored.version  # type: ignore[union-attr]
+    version = (engine.write_schema(schema_text, actor=actor).version if written_schema
+               else stored.version)  # type: ignore[union-attr]
     result = engine.import_relationships((rel for rel, _ in relationships), batch_size=batch_size,
                                          progress=progress, actor=actor, reason=reason, existing=existing)
     return LoadReport(str(path), written_schema or result.count > 0, written_schema, version, len(relationships),

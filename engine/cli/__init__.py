@@ -15,6 +15,7 @@ beside the function that runs it, in the module of its group:
 - ``lineage.py``        labels, ancestors, descendants
 - ``relationships.py``  relationships touch/create/delete/read, export, import, watch
 - ``audit.py``          audit init/verify/query/export/replay/prune
+- ``backup.py``         backup create/restore (engine/backup.py)
 - ``database.py``       migrate
 - ``serve.py``          serve
 - ``contexts.py``       context set/use/list/remove (saved servers, like zed context)
@@ -39,15 +40,15 @@ import argparse
 import sys
 from collections.abc import Sequence
 
-from . import (audit, completion, contexts, database, lineage, queries, relationships, schema, schema_files, serve,
-               tokens)
+from . import (audit, backup, completion, contexts, database, lineage, queries, relationships, schema, schema_files,
+               serve, tokens)
 from .table import EXIT_OK, EXIT_USAGE, build_parser
 
 __all__ = ["main"]
 
 # Every command, in the order `headwater --help` lists them.
 TABLE = (*schema_files.COMMANDS, *queries.COMMANDS, *lineage.COMMANDS, *schema.COMMANDS, *relationships.COMMANDS,
-         *audit.COMMANDS, *database.COMMANDS, *serve.COMMANDS, *contexts.COMMANDS, *tokens.COMMANDS,
+         *backup.COMMANDS, *audit.COMMANDS, *database.COMMANDS, *serve.COMMANDS, *contexts.COMMANDS, *tokens.COMMANDS,
          *completion.COMMANDS)
 
 

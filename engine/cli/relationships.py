@@ -8,7 +8,10 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import TextIO
 
+from ...dsl import SchemaLimits, compile_schema
 from .. import ImportFailedError, ImportProgress, RelationshipFilter
+from ..errors import NotFoundError
+from ..validationfile import default_root, load_validation_file
 from .shared import (DB_OR_SERVER, OUTPUT_FILE, SERVER, connect, engine_errors, import_into, is_remote, json_flag,
                      output, plural, print_json, relationship_json)
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
@@ -69,8 +72,18 @@ def _cmd_export(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _existing(args: argparse.Namespace) -> str:
+    """What the import does with a stored relationship: --touch, --skip-existing, or fail."""
+    if args.touch and args.skip_existing:
+        raise ValueError("give --touch or --skip-existing, not both")
+    return "touch" if args.touch else "skip" if args.skip_existing else "error"
+
+
 @engine_errors
 def _cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    existing = _existing(args)
+    if args.file.endswith((".yaml", ".yml")):
+        return _import_validation_file(args, existing, out, err)
     name = "<stdin>" if args.file == "-" else args.file
     source = getattr(sys.stdin, "buffer", sys.stdin) if args.file == "-" else Path(args.file).open("rb")
     total = None if args.file == "-" else Path(args.file).stat().st_size
@@ -85,7 +98,8 @@ def _cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     try:
         with connect(args) as engine:
             result = import_into(engine, lines(), batch_size=args.batch_size,
-                                 progress=_progress_printer(err, tty, total, done), actor=args.actor, reason=args.reason)
+                                 progress=_progress_printer(err, tty, total, done), actor=args.actor, reason=args.reason,
+                                 **_existing_option(existing))
     except ImportFailedError as exc:
         if tty:
             err.write("\n")
@@ -102,6 +116,49 @@ def _cmd_import(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         return EXIT_OK
     print(f"imported {plural(result.count, 'relationship')} in {plural(result.batches, 'batch', 'es')} "
           f"({result.seconds:.1f}s, {result.rate:,.0f}/s) at {result.token}", file=out)
+    return EXIT_OK
+
+
+def _existing_option(existing: str) -> dict[str, str]:
+    """The ``existing`` keyword when it is not the default (a client of an older server knows no such option)."""
+    return {} if existing == "error" else {"existing": existing}
+
+
+def _import_validation_file(args: argparse.Namespace, existing: str, out: TextIO, err: TextIO) -> int:
+    """Import a validation file: its schema (unless the same text is stored), then its relationships."""
+    documents = load_validation_file(args.file, root=default_root(args.file))
+    if len(documents) != 1 or documents[0].schema_text is None:
+        raise ValueError(f"{args.file}: a validation file to import holds one YAML document with a schema")
+    (doc,) = documents
+    declassify = compile_schema(doc.schema_text, limits=SchemaLimits.unlimited()).declassify_relations
+    if not args.actor and any((rel.resource.type, rel.relation) in declassify for rel, _ in doc.relationships):
+        raise ValueError(f"{args.file} holds declassifications: give --actor (a subject with their `by` permission, "
+                         "in the store or granted in the same file) and --reason; nothing was written")
+    with connect(args, create=True) as target:
+        try:
+            stored = target.read_schema()
+            stored_text = stored[0] if isinstance(stored, tuple) else stored.text
+        except NotFoundError:  # no schema yet
+            stored_text = None
+        schema_written = stored_text != doc.schema_text
+        if schema_written:
+            target.write_schema(doc.schema_text, actor=args.actor)
+        try:
+            result = import_into(target, (str(rel) for rel, _ in doc.relationships), batch_size=args.batch_size,
+                                 progress=_progress_printer(err, err.isatty(), None, [0]), actor=args.actor,
+                                 reason=args.reason, **_existing_option(existing))
+        except ImportFailedError as exc:
+            lines = [line for _, line in doc.relationships]
+            where = f"{args.file}:{lines[exc.line - 1]}" if exc.line and exc.line <= len(lines) else args.file
+            print(f"{where}: {exc}", file=err)
+            return EXIT_PROBLEMS
+    if args.json:
+        print_json({"schema_written": schema_written, "count": result.count, "batches": result.batches,
+                    "seconds": result.seconds, "token": result.token}, out)
+        return EXIT_OK
+    schema = "wrote the schema, " if schema_written else "the schema was already stored; "
+    print(f"{schema}imported {plural(result.count, 'relationship')} in {plural(result.batches, 'batch', 'es')} "
+          f"at {result.token}", file=out)
     return EXIT_OK
 
 
@@ -186,14 +243,24 @@ COMMANDS = (
     Command(
         "import", help="create the relationships of a file, in atomic batches",
         description="Create the relationships in FILE (one per line; blank lines and // comments are skipped) in "
-                    "atomic batches, each validated against the schema. A relationship that already exists or "
-                    "that the schema refuses stops the import with FILE:LINE and exit 1: its batch writes nothing "
-                    "and the earlier batches stay committed. Progress and the rate go to stderr (a progress bar "
-                    "on a terminal, else one line per batch).",
-        args=(arg("file", metavar="FILE", help="relationships file; '-' reads stdin"), DB_OR_SERVER,
+                    "atomic batches, each validated against the schema. A relationship that already exists (unless "
+                    "--touch or --skip-existing) or that the schema refuses stops the import with FILE:LINE and "
+                    "exit 1: its batch writes nothing and the earlier batches stay committed. A validation file "
+                    "(.yaml/.yml, as `headwater validate` reads) brings its schema too. A declassification is "
+                    "authorized against its batch: a steward granted in the same batch counts. Progress and the "
+                    "rate go to stderr (a progress bar on a terminal, else one line per batch).",
+        args=(arg("file", metavar="FILE",
+                  help="relationships file ('-' reads stdin), or a validation file (.yaml/.yml: its schema, "
+                       "written unless already stored, then its relationships)"), DB_OR_SERVER,
               arg("--batch-size", type=int, default=1000, metavar="N",
                   help="relationships per atomic write (default 1000, at most the per-write limit of 1000)"),
-              arg("--actor", help="who makes the change (kept with each batch's revision)"),
+              arg("--touch", action="store_true",
+                  help="write a relationship that is already stored again (with the file's caveat and "
+                       "expiration) instead of failing: a re-run is safe"),
+              arg("--skip-existing", action="store_true",
+                  help="leave a relationship that is already stored as it is, and do not count it"),
+              arg("--actor", help="who makes the change (kept with each batch's revision; a declassification "
+                                  "needs it, with its `by` permission, in the store or in the same batch)"),
               arg("--reason", help="why (kept with each batch's revision)"),
               json_flag("print the count, batches, seconds and revision token as JSON"), *SERVER),
         run=_cmd_import),

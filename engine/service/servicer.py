@@ -50,6 +50,9 @@ __all__ = ["CALLER", "Servicer"]
 CALLER: ContextVar[str | None] = ContextVar("headwater_caller", default=None)
 
 _MAX_RECORD_ID = 2**63 - 1  # SQLite's largest INTEGER
+#: ImportRequest.existing -> what Engine.import_relationships calls it.
+_IMPORT_EXISTING = {relationship_pb2.IMPORT_EXISTING_ERROR: "error", relationship_pb2.IMPORT_EXISTING_TOUCH: "touch",
+                    relationship_pb2.IMPORT_EXISTING_SKIP: "skip"}
 _EXPORT_CHUNK = 1024 * 1024  # characters of JSON Lines per Export message, at most (unless one record is longer)
 
 
@@ -298,9 +301,14 @@ class Servicer:
                     except InvalidRequestError as exc:
                         raise InvalidRequestError(f"relationship {position} of the import: {exc}") from None
 
+        existing = _IMPORT_EXISTING.get(first.existing)
+        if existing is None:
+            raise InvalidRequestError(f"invalid ImportRequest.existing {first.existing}: give IMPORT_EXISTING_ERROR, "
+                                      "_TOUCH or _SKIP")
         result = self.engine.import_relationships(relationships(),
                                                   batch_size=self.engine.config.limits.max_updates_per_write,
-                                                  actor=first.actor or None, reason=first.reason or None)
+                                                  actor=first.actor or None, reason=first.reason or None,
+                                                  existing=existing)
         return relationship_pb2.ImportResponse(loaded_count=result.count, batches=result.batches,
                                                revision_token=result.token)
 

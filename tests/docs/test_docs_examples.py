@@ -15,6 +15,7 @@ REPO = Path(__file__).resolve().parents[2]
 DOCS = sorted((REPO / "docs").glob("*.md")) + [REPO / "README.md"]
 DOCTEST_FILES = [p for p in DOCS if ">>> " in p.read_text()]
 DB = "/tmp/headwater-doc.db"
+TMP_PREFIX = "/tmp/headwater-doc"  # other files of a docs session (a backup, a second database): in the test's tmp
 PG_DB = "postgresql://localhost/headwater_doc"  # in a docs example: a new PostgreSQL database for the session
 
 
@@ -47,8 +48,10 @@ def test_cli_examples(name: str, steps, tmp_path: Path, monkeypatch: pytest.Monk
     db = str(tmp_path / "doc.db")
     pg = request.getfixturevalue("pg_server").database() if any(PG_DB in argv for argv, _ in steps) else None
     for argv, expected in steps:
-        argv = [db if a == DB else pg if a == PG_DB else a for a in argv]
+        # /tmp/headwater-doc.db is the session's database; any other /tmp/headwater-doc* file lives beside it
+        argv = [db if a == DB else pg if a == PG_DB else a.replace(TMP_PREFIX, str(tmp_path / "doc")) for a in argv]
         expected = [line.replace(PG_DB, pg) if pg else line for line in expected]
+        expected = [line.replace(TMP_PREFIX, str(tmp_path / "doc")) for line in expected]
         code = main(argv)
         out = capsys.readouterr().out
         assert code in (0, 1), (argv, code)

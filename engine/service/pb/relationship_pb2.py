@@ -25,13 +25,15 @@ _sym_db = _symbol_database.Default()
 from . import core_pb2 as headwater_dot_v1_dot_core__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fheadwater/v1/relationship.proto\x12\x0cheadwater.v1\x1a\x17headwater/v1/core.proto\"\xee\x01\n\x12RelationshipUpdate\x12=\n\toperation\x18\x01 \x01(\x0e\x32*.headwater.v1.RelationshipUpdate.Operation\x12\x30\n\x0crelationship\x18\x02 \x01(\x0b\x32\x1a.headwater.v1.Relationship\"g\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x14\n\x10OPERATION_CREATE\x10\x01\x12\x13\n\x0fOPERATION_TOUCH\x10\x02\x12\x14\n\x10OPERATION_DELETE\x10\x03\"\x9c\x01\n\x0cWriteRequest\x12\x31\n\x07updates\x18\x01 \x03(\x0b\x32 .headwater.v1.RelationshipUpdate\x12:\n\x16optional_preconditions\x18\x02 \x03(\x0b\x32\x1a.headwater.v1.Precondition\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\'\n\rWriteResponse\x12\x16\n\x0erevision_token\x18\x01 \x01(\t\"\xde\x01\n\rDeleteRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .headwater.v1.RelationshipFilter\x12\x16\n\x0eoptional_limit\x18\x02 \x01(\r\x12(\n optional_allow_partial_deletions\x18\x03 \x01(\x08\x12:\n\x16optional_preconditions\x18\x04 \x03(\x0b\x32\x1a.headwater.v1.Precondition\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"P\n\x0e\x44\x65leteResponse\x12\x16\n\x0erevision_token\x18\x01 \x01(\t\x12\x15\n\rdeleted_count\x18\x02 \x01(\x04\x12\x0f\n\x07partial\x18\x03 \x01(\x08\"\xa0\x01\n\x0bReadRequest\x12.\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x19.headwater.v1.Consistency\x12\x30\n\x06\x66ilter\x18\x02 \x01(\x0b\x32 .headwater.v1.RelationshipFilter\x12\x16\n\x0eoptional_limit\x18\x03 \x01(\r\x12\x17\n\x0foptional_cursor\x18\x04 \x01(\t\"u\n\x0cReadResponse\x12\x30\n\x0crelationship\x18\x01 \x01(\x0b\x32\x1a.headwater.v1.Relationship\x12\x16\n\x0erevision_token\x18\x02 \x01(\t\x12\x1b\n\x13\x61\x66ter_result_cursor\x18\x03 \x01(\t\"a\n\rImportRequest\x12\x31\n\rrelationships\x18\x01 \x03(\x0b\x32\x1a.headwater.v1.Relationship\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\"O\n\x0eImportResponse\x12\x14\n\x0cloaded_count\x18\x01 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\r\x12\x16\n\x0erevision_token\x18\x03 \x01(\t\"\x8e\x01\n\rExportRequest\x12.\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x19.headwater.v1.Consistency\x12\x30\n\x06\x66ilter\x18\x02 \x01(\x0b\x32 .headwater.v1.RelationshipFilter\x12\x1b\n\x13optional_batch_size\x18\x03 \x01(\r\"[\n\x0e\x45xportResponse\x12\x31\n\rrelationships\x18\x01 \x03(\x0b\x32\x1a.headwater.v1.Relationship\x12\x16\n\x0erevision_token\x18\x02 \x01(\t\"V\n\x0cWatchRequest\x12%\n\x1doptional_start_revision_token\x18\x01 \x01(\t\x12\x1f\n\x17optional_resource_types\x18\x02 \x03(\t\"\xf0\x01\n\x12RelationshipChange\x12=\n\toperation\x18\x01 \x01(\x0e\x32*.headwater.v1.RelationshipChange.Operation\x12\x30\n\x0crelationship\x18\x02 \x01(\x0b\x32\x1a.headwater.v1.Relationship\x12\x16\n\x0erevision_token\x18\x03 \x01(\t\"Q\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fOPERATION_TOUCH\x10\x01\x12\x14\n\x10OPERATION_DELETE\x10\x02\"Z\n\rWatchResponse\x12\x31\n\x07\x63hanges\x18\x01 \x03(\x0b\x32 .headwater.v1.RelationshipChange\x12\x16\n\x0erevision_token\x18\x02 \x01(\t2\xaf\x03\n\x13RelationshipService\x12@\n\x05Write\x12\x1a.headwater.v1.WriteRequest\x1a\x1b.headwater.v1.WriteResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.headwater.v1.DeleteRequest\x1a\x1c.headwater.v1.DeleteResponse\x12?\n\x04Read\x12\x19.headwater.v1.ReadRequest\x1a\x1a.headwater.v1.ReadResponse0\x01\x12\x45\n\x06Import\x12\x1b.headwater.v1.ImportRequest\x1a\x1c.headwater.v1.ImportResponse(\x01\x12\x45\n\x06\x45xport\x12\x1b.headwater.v1.ExportRequest\x1a\x1c.headwater.v1.ExportResponse0\x01\x12\x42\n\x05Watch\x12\x1a.headwater.v1.WatchRequest\x1a\x1b.headwater.v1.WatchResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1fheadwater/v1/relationship.proto\x12\x0cheadwater.v1\x1a\x17headwater/v1/core.proto\"\xee\x01\n\x12RelationshipUpdate\x12=\n\toperation\x18\x01 \x01(\x0e\x32*.headwater.v1.RelationshipUpdate.Operation\x12\x30\n\x0crelationship\x18\x02 \x01(\x0b\x32\x1a.headwater.v1.Relationship\"g\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x14\n\x10OPERATION_CREATE\x10\x01\x12\x13\n\x0fOPERATION_TOUCH\x10\x02\x12\x14\n\x10OPERATION_DELETE\x10\x03\"\x9c\x01\n\x0cWriteRequest\x12\x31\n\x07updates\x18\x01 \x03(\x0b\x32 .headwater.v1.RelationshipUpdate\x12:\n\x16optional_preconditions\x18\x02 \x03(\x0b\x32\x1a.headwater.v1.Precondition\x12\r\n\x05\x61\x63tor\x18\x03 \x01(\t\x12\x0e\n\x06reason\x18\x04 \x01(\t\"\'\n\rWriteResponse\x12\x16\n\x0erevision_token\x18\x01 \x01(\t\"\xde\x01\n\rDeleteRequest\x12\x30\n\x06\x66ilter\x18\x01 \x01(\x0b\x32 .headwater.v1.RelationshipFilter\x12\x16\n\x0eoptional_limit\x18\x02 \x01(\r\x12(\n optional_allow_partial_deletions\x18\x03 \x01(\x08\x12:\n\x16optional_preconditions\x18\x04 \x03(\x0b\x32\x1a.headwater.v1.Precondition\x12\r\n\x05\x61\x63tor\x18\x05 \x01(\t\x12\x0e\n\x06reason\x18\x06 \x01(\t\"P\n\x0e\x44\x65leteResponse\x12\x16\n\x0erevision_token\x18\x01 \x01(\t\x12\x15\n\rdeleted_count\x18\x02 \x01(\x04\x12\x0f\n\x07partial\x18\x03 \x01(\x08\"\xa0\x01\n\x0bReadRequest\x12.\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x19.headwater.v1.Consistency\x12\x30\n\x06\x66ilter\x18\x02 \x01(\x0b\x32 .headwater.v1.RelationshipFilter\x12\x16\n\x0eoptional_limit\x18\x03 \x01(\r\x12\x17\n\x0foptional_cursor\x18\x04 \x01(\t\"u\n\x0cReadResponse\x12\x30\n\x0crelationship\x18\x01 \x01(\x0b\x32\x1a.headwater.v1.Relationship\x12\x16\n\x0erevision_token\x18\x02 \x01(\t\x12\x1b\n\x13\x61\x66ter_result_cursor\x18\x03 \x01(\t\"\x91\x01\n\rImportRequest\x12\x31\n\rrelationships\x18\x01 \x03(\x0b\x32\x1a.headwater.v1.Relationship\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12.\n\x08\x65xisting\x18\x04 \x01(\x0e\x32\x1c.headwater.v1.ImportExisting\"O\n\x0eImportResponse\x12\x14\n\x0cloaded_count\x18\x01 \x01(\x04\x12\x0f\n\x07\x62\x61tches\x18\x02 \x01(\r\x12\x16\n\x0erevision_token\x18\x03 \x01(\t\"\x8e\x01\n\rExportRequest\x12.\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x19.headwater.v1.Consistency\x12\x30\n\x06\x66ilter\x18\x02 \x01(\x0b\x32 .headwater.v1.RelationshipFilter\x12\x1b\n\x13optional_batch_size\x18\x03 \x01(\r\"[\n\x0e\x45xportResponse\x12\x31\n\rrelationships\x18\x01 \x03(\x0b\x32\x1a.headwater.v1.Relationship\x12\x16\n\x0erevision_token\x18\x02 \x01(\t\"V\n\x0cWatchRequest\x12%\n\x1doptional_start_revision_token\x18\x01 \x01(\t\x12\x1f\n\x17optional_resource_types\x18\x02 \x03(\t\"\xf0\x01\n\x12RelationshipChange\x12=\n\toperation\x18\x01 \x01(\x0e\x32*.headwater.v1.RelationshipChange.Operation\x12\x30\n\x0crelationship\x18\x02 \x01(\x0b\x32\x1a.headwater.v1.Relationship\x12\x16\n\x0erevision_token\x18\x03 \x01(\t\"Q\n\tOperation\x12\x19\n\x15OPERATION_UNSPECIFIED\x10\x00\x12\x13\n\x0fOPERATION_TOUCH\x10\x01\x12\x14\n\x10OPERATION_DELETE\x10\x02\"Z\n\rWatchResponse\x12\x31\n\x07\x63hanges\x18\x01 \x03(\x0b\x32 .headwater.v1.RelationshipChange\x12\x16\n\x0erevision_token\x18\x02 \x01(\t*`\n\x0eImportExisting\x12\x19\n\x15IMPORT_EXISTING_ERROR\x10\x00\x12\x19\n\x15IMPORT_EXISTING_TOUCH\x10\x01\x12\x18\n\x14IMPORT_EXISTING_SKIP\x10\x02\x32\xaf\x03\n\x13RelationshipService\x12@\n\x05Write\x12\x1a.headwater.v1.WriteRequest\x1a\x1b.headwater.v1.WriteResponse\x12\x43\n\x06\x44\x65lete\x12\x1b.headwater.v1.DeleteRequest\x1a\x1c.headwater.v1.DeleteResponse\x12?\n\x04Read\x12\x19.headwater.v1.ReadRequest\x1a\x1a.headwater.v1.ReadResponse0\x01\x12\x45\n\x06Import\x12\x1b.headwater.v1.ImportRequest\x1a\x1c.headwater.v1.ImportResponse(\x01\x12\x45\n\x06\x45xport\x12\x1b.headwater.v1.ExportRequest\x1a\x1c.headwater.v1.ExportResponse0\x01\x12\x42\n\x05Watch\x12\x1a.headwater.v1.WatchRequest\x1a\x1b.headwater.v1.WatchResponse0\x01\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'headwater.v1.relationship_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
+  _globals['_IMPORTEXISTING']._serialized_start=1994
+  _globals['_IMPORTEXISTING']._serialized_end=2090
   _globals['_RELATIONSHIPUPDATE']._serialized_start=75
   _globals['_RELATIONSHIPUPDATE']._serialized_end=313
   _globals['_RELATIONSHIPUPDATE_OPERATION']._serialized_start=210
@@ -48,22 +50,22 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_READREQUEST']._serialized_end=983
   _globals['_READRESPONSE']._serialized_start=985
   _globals['_READRESPONSE']._serialized_end=1102
-  _globals['_IMPORTREQUEST']._serialized_start=1104
-  _globals['_IMPORTREQUEST']._serialized_end=1201
-  _globals['_IMPORTRESPONSE']._serialized_start=1203
-  _globals['_IMPORTRESPONSE']._serialized_end=1282
-  _globals['_EXPORTREQUEST']._serialized_start=1285
-  _globals['_EXPORTREQUEST']._serialized_end=1427
-  _globals['_EXPORTRESPONSE']._serialized_start=1429
-  _globals['_EXPORTRESPONSE']._serialized_end=1520
-  _globals['_WATCHREQUEST']._serialized_start=1522
-  _globals['_WATCHREQUEST']._serialized_end=1608
-  _globals['_RELATIONSHIPCHANGE']._serialized_start=1611
-  _globals['_RELATIONSHIPCHANGE']._serialized_end=1851
-  _globals['_RELATIONSHIPCHANGE_OPERATION']._serialized_start=1770
-  _globals['_RELATIONSHIPCHANGE_OPERATION']._serialized_end=1851
-  _globals['_WATCHRESPONSE']._serialized_start=1853
-  _globals['_WATCHRESPONSE']._serialized_end=1943
-  _globals['_RELATIONSHIPSERVICE']._serialized_start=1946
-  _globals['_RELATIONSHIPSERVICE']._serialized_end=2377
+  _globals['_IMPORTREQUEST']._serialized_start=1105
+  _globals['_IMPORTREQUEST']._serialized_end=1250
+  _globals['_IMPORTRESPONSE']._serialized_start=1252
+  _globals['_IMPORTRESPONSE']._serialized_end=1331
+  _globals['_EXPORTREQUEST']._serialized_start=1334
+  _globals['_EXPORTREQUEST']._serialized_end=1476
+  _globals['_EXPORTRESPONSE']._serialized_start=1478
+  _globals['_EXPORTRESPONSE']._serialized_end=1569
+  _globals['_WATCHREQUEST']._serialized_start=1571
+  _globals['_WATCHREQUEST']._serialized_end=1657
+  _globals['_RELATIONSHIPCHANGE']._serialized_start=1660
+  _globals['_RELATIONSHIPCHANGE']._serialized_end=1900
+  _globals['_RELATIONSHIPCHANGE_OPERATION']._serialized_start=1819
+  _globals['_RELATIONSHIPCHANGE_OPERATION']._serialized_end=1900
+  _globals['_WATCHRESPONSE']._serialized_start=1902
+  _globals['_WATCHRESPONSE']._serialized_end=1992
+  _globals['_RELATIONSHIPSERVICE']._serialized_start=2093
+  _globals['_RELATIONSHIPSERVICE']._serialized_end=2524
 # @@protoc_insertion_point(module_scope)

@@ -8,6 +8,15 @@ from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
 
+class ImportExisting(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    IMPORT_EXISTING_ERROR: _ClassVar[ImportExisting]
+    IMPORT_EXISTING_TOUCH: _ClassVar[ImportExisting]
+    IMPORT_EXISTING_SKIP: _ClassVar[ImportExisting]
+IMPORT_EXISTING_ERROR: ImportExisting
+IMPORT_EXISTING_TOUCH: ImportExisting
+IMPORT_EXISTING_SKIP: ImportExisting
+
 class RelationshipUpdate(_message.Message):
     __slots__ = ("operation", "relationship")
     class Operation(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
@@ -93,14 +102,16 @@ class ReadResponse(_message.Message):
     def __init__(self, relationship: _Optional[_Union[_core_pb2.Relationship, _Mapping]] = ..., revision_token: _Optional[str] = ..., after_result_cursor: _Optional[str] = ...) -> None: ...
 
 class ImportRequest(_message.Message):
-    __slots__ = ("relationships", "actor", "reason")
+    __slots__ = ("relationships", "actor", "reason", "existing")
     RELATIONSHIPS_FIELD_NUMBER: _ClassVar[int]
     ACTOR_FIELD_NUMBER: _ClassVar[int]
     REASON_FIELD_NUMBER: _ClassVar[int]
+    EXISTING_FIELD_NUMBER: _ClassVar[int]
     relationships: _containers.RepeatedCompositeFieldContainer[_core_pb2.Relationship]
     actor: str
     reason: str
-    def __init__(self, relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+    existing: ImportExisting
+    def __init__(self, relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ..., existing: _Optional[_Union[ImportExisting, str]] = ...) -> None: ...
 
 class ImportResponse(_message.Message):
     __slots__ = ("loaded_count", "batches", "revision_token")

@@ -19,12 +19,13 @@ from headwater.engine.audit import AuditLog
 from headwater.engine.client import Client, ClientTls
 from headwater.engine.service.server import HeadwaterServer
 from tests.service.conftest import TOKENS, write_token_file
-from tests.service.test_tls import certs  # noqa: F401 - the TLS certificates fixture (module scope)
+from tests.service import test_tls
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "ai-lineage"
 POLICY = EXAMPLE / "policy.zed"
 ADMIN = TOKENS["admin"][0]
+certs = test_tls.certs  # the TLS certificates fixture (a test CA and a server certificate for 127.0.0.1)
 
 
 def example_relationships() -> list[str]:

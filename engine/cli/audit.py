@@ -97,7 +97,12 @@ def _cmd_audit_verify(args: argparse.Namespace, out: TextIO, err: TextIO) -> int
             result = client.audit_verify()
     else:
         result = _verify(args, anchors)
-    print(result, file=out)
+    if args.json:
+        print_json({"ok": result.ok, "records": result.records, "count": result.count, "head_hash": result.head_hash,
+                    "record_id": result.record_id, "problem": result.problem, "notes": list(result.notes),
+                    "message": str(result)}, out)
+    else:
+        print(result, file=out)
     return EXIT_OK if result.ok else EXIT_PROBLEMS
 
 
@@ -290,7 +295,9 @@ COMMANDS = (
                         "an anchor the log no longer holds.",
             args=(*TARGET, arg("--anchor", nargs="+", default=[], metavar="FILE",
                                help="anchors from `headwater audit anchor`: the log must still hold each one "
-                                    "(a local log only)"), *SERVER),
+                                    "(a local log only)"),
+                  json_flag("print the verdict as JSON: ok, records, count, head_hash, record_id, problem, notes, "
+                            "message"), *SERVER),
             run=_cmd_audit_verify),
     Command("audit anchor", help="print the head (signed with the key) to keep outside the host (local)",
             description="Verify the log, then emit its head (log id, sequence, hash, time and, with "

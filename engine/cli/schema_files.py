@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import argparse
 import difflib
-import json
+import io
 from pathlib import Path
-from typing import TextIO
+from typing import Any, TextIO
 
 from ...dsl import DslError, format_schema, lint_schema, parse_schema, read_schema_files
 from ..validationfile import ValidationReport, run_validation_file
-from .shared import read_input
+from .shared import print_json, read_input
 from .table import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Command, arg
 
 
@@ -50,17 +50,27 @@ def _cmd_fmt(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 
 
 def _cmd_lint(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
-    status = EXIT_OK
+    status, reports = EXIT_OK, []
     for path in args.files:
-        code = _lint_file(path, args.strict, out, err)
+        code = _lint_file(path, args.strict, out, err, reports if getattr(args, "json", False) else None)
         if code == EXIT_USAGE:
             return code
         status = max(status, code)
+    if reports:
+        print_json(reports, out, indent=2)
     return status
 
 
-def _lint_file(path: str, strict: bool, out: TextIO, err: TextIO) -> int:
-    """Lint one schema file: its errors and warnings, then the summary line; the exit code for it."""
+def _lint_file(path: str, strict: bool, out: TextIO, err: TextIO, reports: list[dict[str, Any]] | None) -> int:
+    """Lint one schema file: its errors and warnings, then the summary line (or, given ``reports``, a JSON report
+    appended to it instead); the exit code for it."""
+    if reports is not None:
+        text = io.StringIO()
+        code = _lint_file(path, strict, text, err, None)
+        lines = text.getvalue().splitlines()
+        if code != EXIT_USAGE:
+            reports.append({"file": path, "ok": code == EXIT_OK, "summary": lines[-1], "messages": lines[:-1]})
+        return code
     try:
         if path == "-":  # text alone: partials are fine, imports need files
             schema, found = lint_schema(read_input(path), filename=path)
@@ -88,19 +98,18 @@ def _lint_file(path: str, strict: bool, out: TextIO, err: TextIO) -> int:
 def _cmd_validate(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     schemas = [f for f in args.files if f.endswith(".zed")]
     if schemas:  # a bare schema file: lint and compile it, like `zed validate schema.zed`
-        if args.json or args.together or len(schemas) != len(args.files):
-            print("error: give either schema files (.zed) or validation files, without --json or --together "
-                  "for schema files", file=err)
+        if args.together or len(schemas) != len(args.files):
+            print("error: give either schema files (.zed) or validation files, without --together for schema "
+                  "files", file=err)
             return EXIT_USAGE
-        return _cmd_lint(argparse.Namespace(files=schemas, strict=False), out, err)
+        return _cmd_lint(argparse.Namespace(files=schemas, strict=False, json=args.json), out, err)
     groups = [args.files] if args.together else [[f] for f in args.files]
     reports = [run_validation_file(g, root=args.root) for g in groups]
     if args.json:
-        json.dump([{"file": r.path, "ok": r.ok, "load_error": str(r.load_error) if r.load_error else None,
-                    "relationships": r.relationships,
-                    "assertions": [a.as_dict() for a in r.assertions],
-                    "validations": [v.as_dict() for v in r.validations]} for r in reports], out, indent=2)
-        out.write("\n")
+        print_json([{"file": r.path, "ok": r.ok, "load_error": str(r.load_error) if r.load_error else None,
+                     "relationships": r.relationships,
+                     "assertions": [a.as_dict() for a in r.assertions],
+                     "validations": [v.as_dict() for v in r.validations]} for r in reports], out, indent=2)
         return EXIT_OK if all(r.ok for r in reports) else EXIT_PROBLEMS
     status = EXIT_OK
     for r in reports:
@@ -147,7 +156,9 @@ COMMANDS = (
                     "and warning. A file that imports others (composable schemas) is compiled with them. Local: files "
                     "on disk, no database or server.",
         args=(arg("files", nargs="+", metavar="FILE", help="schema files (.zed); '-' reads stdin"),
-              arg("--strict", action="store_true", help="treat warnings as errors")),
+              arg("--strict", action="store_true", help="treat warnings as errors"),
+              arg("--json", action="store_true", help="print one report a file as JSON: file, ok, summary (the "
+                                                       "line printed without --json), messages (errors, warnings)")),
         run=_cmd_lint),
     Command(
         "validate", help="run SpiceDB validation files (schema + relationships + assertions + validation)",

@@ -8,7 +8,7 @@ schema and relationships, an audit log and one recorded decision.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -74,6 +74,25 @@ def _seed_server(client: Client) -> tuple[str, int]:
         if records or time.monotonic() > deadline:
             return token, records[0].id
         time.sleep(0.05)
+
+
+@pytest.fixture()
+def make_mtls_server(tmp_path: Path, certs: Path) -> Iterator[Callable[[], str]]:
+    """Start a server that requires client certificates signed by the test CA; its address."""
+    started: list[HeadwaterServer] = []
+
+    def make() -> str:
+        token_file = write_token_file(tmp_path / "tokens.toml")
+        server = HeadwaterServer(Config.of(address="127.0.0.1:0", db=str(tmp_path / "mtls.db"),
+                                           token_file=str(token_file), tls_cert=str(certs / "server.pem"),
+                                           tls_key=str(certs / "server.key"), tls_client_ca=str(certs / "ca.pem"),
+                                           grace_seconds=1.0)).start()
+        started.append(server)
+        return server.address
+
+    yield make
+    for server in started:
+        server.stop(grace=0)
 
 
 @pytest.fixture(scope="module")

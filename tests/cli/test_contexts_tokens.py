@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import stat
+import sys
+import types
 from pathlib import Path
 
 import pytest
@@ -121,3 +123,26 @@ def test_token_create_round_trip(tmp_path: Path, capsys: pytest.CaptureFixture[s
         server.stop(grace=0)
     code, _, err = _run(["token", "create", "x", "--scopes", "check,root"], capsys)
     assert code == 2 and "unknown: root" in err
+
+
+def test_tokens_go_to_a_usable_keyring(config_dir: Path, server: HeadwaterServer, capsys: pytest.CaptureFixture[str],
+                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    store: dict[tuple[str, str], str] = {}
+    keyring = types.ModuleType("keyring")
+    keyring.get_keyring = lambda: types.SimpleNamespace(priority=1)  # type: ignore[attr-defined]
+    keyring.set_password = lambda service, user, secret: store.__setitem__((service, user), secret)  # type: ignore
+    keyring.get_password = lambda service, user: store.get((service, user))  # type: ignore[attr-defined]
+    keyring.delete_password = lambda service, user: store.pop((service, user))  # type: ignore[attr-defined]
+    monkeypatch.setitem(sys.modules, "keyring", keyring)
+    monkeypatch.setenv("HEADWATER_KEYRING", "1")
+    code, out, _ = _run(["context", "set", "dev", server.address, "--token", SECRET], capsys)
+    assert code == 0 and "system keyring" in out
+    assert store == {("headwater", "dev"): SECRET}
+    assert SECRET not in (config_dir / "contexts.toml").read_text()
+    assert json.loads(_run(["context", "list", "--json"], capsys)[1])["contexts"][0]["token_store"] == "keyring"
+    monkeypatch.setenv("HEADWATER_CONTEXT", "dev")
+    assert _run(["schema", "write", str(POLICY)], capsys)[0] == 0  # the token came from the keyring
+    assert _run(["context", "remove", "dev"], capsys)[0] == 0 and store == {}
+    # --no-keyring keeps it in the file
+    assert _run(["context", "set", "dev", server.address, "--token", SECRET, "--no-keyring"], capsys)[0] == 0
+    assert store == {} and SECRET in (config_dir / "contexts.toml").read_text()

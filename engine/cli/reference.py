@@ -33,6 +33,20 @@ Commands that work on data take `--db DB` (a SQLite file or a `postgresql://` UR
 `--db` nor `--server`, the current context's server, or `--profile NAME`'s (`$HEADWATER_CONTEXT`).
 The flag is `--profile`, not `--context`, because `--context` is the caveat-context JSON of `check` and
 the lookups. `fmt`, `lint`, `validate`, `completion`, `token`, `context`, `migrate` and `serve` are local.
+
+Which target a command uses, first match wins: `--server`; `--profile NAME`; `--db`; `$HEADWATER_DB`;
+`$HEADWATER_CONTEXT`; the current context. The token: `--token`, else the context's, else
+`$HEADWATER_TOKEN`. Contexts live in `$HEADWATER_CONFIG_DIR/contexts.toml` (default
+`$XDG_CONFIG_HOME/headwater`, else `~/.config/headwater`), a file only its owner can read (0600); a
+context's token goes to the system keyring instead when the `keyring` package is installed with a
+usable backend (`HEADWATER_KEYRING=0` or `context set --no-keyring` keeps it in the file).
+
+`--json` prints one JSON document, or JSON Lines (one object a line) for commands that list (lookups,
+`relationships read`, `export`, `watch`, `ancestors`, `descendants`, `check-bulk`, `audit query`); the
+keys of each are listed with its `--json` option and stay stable.
+
+Shell completion: `headwater completion bash|zsh|fish` prints a script generated from the parser
+(shtab), so it always knows every command and option.
 """
 
 

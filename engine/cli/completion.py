@@ -20,11 +20,31 @@ from .table import EXIT_OK, Command, arg
 SHELLS = ("bash", "zsh", "fish")
 
 
+# Arguments whose values are paths: completed as file names.
+FILE_METAVARS = frozenset({"FILE", "DB", "DATABASE", "DIR", "OLD", "NEW"})
+
+
 def completion_script(parser: argparse.ArgumentParser, shell: str) -> str:
-    """The completion script of ``parser`` (the whole CLI's) for ``shell`` (one of :data:`SHELLS`)."""
+    """The completion script of ``parser`` (the whole CLI's) for ``shell`` (one of :data:`SHELLS`); arguments that
+    name files (metavar FILE, DB, DIR, ...) complete as paths."""
     import shtab
 
+    for action in _actions(parser):
+        if action.metavar in FILE_METAVARS:
+            action.complete = shtab.DIRECTORY if action.metavar == "DIR" else shtab.FILE  # type: ignore[attr-defined]
     return str(shtab.complete(parser, shell=shell))
+
+
+def _actions(parser: argparse.ArgumentParser) -> list[argparse.Action]:
+    """Every argument of ``parser`` and of its commands, recursively."""
+    out = []
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            for sub in dict.fromkeys(action.choices.values()):
+                out.extend(_actions(sub))
+        else:
+            out.append(action)
+    return out
 
 
 def _cmd_completion(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:

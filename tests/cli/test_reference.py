@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -33,12 +35,18 @@ def test_readme_links_the_reference() -> None:
 
 
 @pytest.mark.parametrize("shell", ["bash", "zsh", "fish"])
-def test_completion_mentions_every_command(shell: str, capsys: pytest.CaptureFixture[str]) -> None:
+def test_completion_mentions_every_command(shell: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["completion", shell]) == 0
     script = capsys.readouterr().out
     for entry in TABLE:
         assert entry.name.split()[-1] in script, f"{entry.name} missing from the {shell} completion"
     assert "--profile" in script and "--tls-ca" in script
+    if shell == "bash":
+        assert "_shtab_compgen_files" in script  # FILE arguments complete as paths
+    if shutil.which(shell):  # the shell itself parses it
+        path = tmp_path / f"headwater.{shell}"
+        path.write_text(script, encoding="utf-8")
+        subprocess.run([shell, "-n", str(path)], check=True, capture_output=True, timeout=60)
 
 
 def test_completion_refuses_an_unknown_shell(capsys: pytest.CaptureFixture[str]) -> None:

@@ -10,64 +10,94 @@ Example::
     True
 """
 
-from .api import Engine
-from .audit import AuditLog
-from .config import Config, load_config
-from .consistency import Consistency
-from .errors import (
-    AlreadyExistsError,
-    CaveatEvaluationError,
-    ConfigError,
-    DeclassificationRefusedError,
-    EngineError,
-    ImportFailedError,
-    InvalidRelationshipError,
-    InvalidRequestError,
-    LimitExceededError,
-    LineageCycleError,
-    MaxDepthExceededError,
-    NotFoundError,
-    PreconditionFailedError,
-    RevisionUnavailableError,
-    SchemaConflictError,
-    StoreError,
-    StoreUnavailableError,
-    UnknownPermissionError,
-    WriteConflictError,
-)
-from .explain import Explanation
-from .relationships import ObjectRef, Relationship, SubjectRef, parse_relationship
-from .results import (
-    BulkCheckItem,
-    BulkCheckResult,
-    CheckResult,
-    ClassificationLabel,
-    Declassification,
-    DeleteResult,
-    EffectiveLabels,
-    ImportProgress,
-    ImportResult,
-    LabelValue,
-    LineageItem,
-    LineagePage,
-    LookupResourcesPage,
-    LookupResult,
-    LookupSubjectsPage,
-    Permissionship,
-    ReadPage,
-    ReplayResult,
-    SchemaRead,
-    SchemaVersion,
-    SchemaWriteReport,
-    SchemaWriteResult,
-    SubjectResult,
-    WatchEvent,
-    WriteResult,
-)
-from .store import Operation, Precondition, RelationshipFilter, Store, Update
-from .store.memory import MemoryStore
-from .store.sqlite import SqliteStore
-from .streams import RelationshipExport
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from .._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name's module is imported on first use
+    from .api import Engine
+    from .audit import AuditLog
+    from .config import Config, load_config
+    from .consistency import Consistency
+    from .errors import (
+        AlreadyExistsError,
+        CaveatEvaluationError,
+        ConfigError,
+        DeclassificationRefusedError,
+        EngineError,
+        ImportFailedError,
+        InvalidRelationshipError,
+        InvalidRequestError,
+        LimitExceededError,
+        LineageCycleError,
+        MaxDepthExceededError,
+        NotFoundError,
+        PreconditionFailedError,
+        RevisionUnavailableError,
+        SchemaConflictError,
+        StoreError,
+        StoreUnavailableError,
+        UnknownPermissionError,
+        WriteConflictError,
+    )
+    from .explain import Explanation
+    from .relationships import ObjectRef, Relationship, SubjectRef, parse_relationship
+    from .results import (
+        BulkCheckItem,
+        BulkCheckResult,
+        CheckResult,
+        ClassificationLabel,
+        Declassification,
+        DeleteResult,
+        EffectiveLabels,
+        ImportProgress,
+        ImportResult,
+        LabelValue,
+        LineageItem,
+        LineagePage,
+        LookupResourcesPage,
+        LookupResult,
+        LookupSubjectsPage,
+        Permissionship,
+        ReadPage,
+        ReplayResult,
+        SchemaRead,
+        SchemaVersion,
+        SchemaWriteReport,
+        SchemaWriteResult,
+        SubjectResult,
+        WatchEvent,
+        WriteResult,
+    )
+    from .store import Operation, Precondition, RelationshipFilter, Store, Update
+    from .store.memory import MemoryStore
+    from .store.sqlite import SqliteStore
+    from .streams import RelationshipExport
+
+__getattr__, __dir__ = _lazy_exports(__name__, {
+    "api": ("Engine",),
+    "audit": ("AuditLog",),
+    "config": ("Config", "load_config"),
+    "consistency": ("Consistency",),
+    "errors": ("AlreadyExistsError", "CaveatEvaluationError", "ConfigError", "DeclassificationRefusedError",
+               "EngineError", "ImportFailedError", "InvalidRelationshipError", "InvalidRequestError",
+               "LimitExceededError", "LineageCycleError", "MaxDepthExceededError", "NotFoundError",
+               "PreconditionFailedError", "RevisionUnavailableError", "SchemaConflictError", "StoreError",
+               "StoreUnavailableError", "UnknownPermissionError", "WriteConflictError"),
+    "explain": ("Explanation",),
+    "relationships": ("ObjectRef", "Relationship", "SubjectRef", "parse_relationship"),
+    "results": ("BulkCheckItem", "BulkCheckResult", "CheckResult", "ClassificationLabel", "Declassification",
+                "DeleteResult", "EffectiveLabels", "ImportProgress", "ImportResult", "LabelValue", "LineageItem",
+                "LineagePage", "LookupResourcesPage", "LookupResult", "LookupSubjectsPage", "Permissionship",
+                "ReadPage", "ReplayResult", "SchemaRead", "SchemaVersion", "SchemaWriteReport", "SchemaWriteResult",
+                "SubjectResult", "WatchEvent", "WriteResult"),
+    "store": ("Operation", "Precondition", "RelationshipFilter", "Store", "Update"),
+    "store.memory": ("MemoryStore",),
+    "store.sqlite": ("SqliteStore",),
+    "streams": ("RelationshipExport",),
+})
 
 __all__ = [
     "AlreadyExistsError",

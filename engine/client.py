@@ -1,12 +1,7 @@
-"""The Python client of a running Headwater server: ``Client("localhost:50051", token=...)``.
+"""The Python client of a running Headwater server, kept at its first name: it is :mod:`headwater.client`.
 
-Its methods mirror :class:`~headwater.engine.Engine` (``check``, ``check_bulk``,
-``lookup_resources``, ``expand``, ``write``, ``touch``, ``read_relationships``,
-``write_schema``, ``effective_labels``, ...) and return the same result types or
-close equivalents; a failed call raises the engine error the server raised, or
-:class:`RemoteError` (authentication, scopes, unavailability, deadlines). The
-implementation is ``headwater.engine.service.client`` (gRPC's one home is
-``engine/service``); see docs/grpc.md.
+``from headwater.engine.client import Client`` still works (the CLI's remote commands use it); new code imports
+``from headwater.client import Client`` (or ``AsyncClient``), which does not load the engine. See docs/grpc.md.
 
 Example (against a server started with ``headwater serve``)::
 
@@ -17,6 +12,18 @@ Example (against a server started with ``headwater serve``)::
             ...
 """
 
-from .service.client import Client, ClientTls, ExportResult, RemoteError, SchemaVersionInfo, SchemaWriteReport
+from __future__ import annotations
 
-__all__ = ["Client", "ClientTls", "ExportResult", "RemoteError", "SchemaVersionInfo", "SchemaWriteReport"]
+from ..client import (
+    AsyncClient,
+    Client,
+    ClientTls,
+    ExportResult,
+    RemoteError,
+    RetryPolicy,
+    SchemaVersionInfo,
+    SchemaWriteReport,
+)
+
+__all__ = ["AsyncClient", "Client", "ClientTls", "ExportResult", "RemoteError", "RetryPolicy", "SchemaVersionInfo",
+           "SchemaWriteReport"]

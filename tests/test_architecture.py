@@ -18,7 +18,8 @@ from pathlib import Path
 import pytest
 
 REPO = Path(__file__).resolve().parent.parent
-PACKAGES = {"dsl": REPO / "dsl", "engine": REPO / "engine"}
+# `headwater/` holds the package root and the client (headwater.client), which installs from there.
+PACKAGES = {"dsl": REPO / "dsl", "engine": REPO / "engine", "headwater": REPO / "headwater"}
 
 # library (top-level import name) -> the only modules (repo-relative) allowed to import it
 HOMES = {
@@ -28,11 +29,13 @@ HOMES = {
     "psycopg": {"engine/pgdb.py"},  # the one PostgreSQL helper
     "psycopg_pool": {"engine/pgdb.py"},
     "authzed": {"engine/service/authzed"},  # SpiceDB's API (its generated classes)
-    "grpc": {"engine/service"},
-    "google": {"engine/service", "dsl/cel"},  # cel-expr-python's values are protobuf messages
+    # the service, and the client (a gRPC adapter too: headwater/client, which the engine never imports)
+    "grpc": {"engine/service", "headwater/client"},
+    "grpc_health": {"engine/service", "headwater/client"},
+    "google": {"engine/service", "dsl/cel", "headwater/client"},  # cel-expr-python's values are protobuf messages
     "yaml": {"engine/validationfile.py"},
 }
-ADAPTERS = ("engine/service", "engine/cli", "engine/client.py", "engine/__main__.py")
+ADAPTERS = ("engine/service", "engine/cli", "engine/client.py", "engine/__main__.py", "headwater/client")
 # what the stores may not import: the evaluator and everything that uses it
 ABOVE_THE_STORE = ("evaluator", "chain", "context", "queries", "api", "writes", "streams", "explain", "lookup",
                    "expand", "membership", "validationfile", "service", "cli", "client")

@@ -15,6 +15,7 @@ import re
 from typing import Final
 
 from .. import ast
+from ..caveat_names import CAVEAT_NAME_RULE, caveat_name_problem
 from ..errors import DuplicateNameError, InvalidNameError, UseFlagError
 from .context import Compilation
 
@@ -38,30 +39,9 @@ _KEYWORDS: Final = frozenset({"definition", "caveat", "relation", "permission", 
 _SEGMENT: Final = r"[a-z][a-z0-9_]{1,62}[a-z0-9]"
 _TYPE_NAME: Final = re.compile(rf"^({_SEGMENT}/)*{_SEGMENT}$")
 _RELATION_NAME: Final = re.compile(rf"^{_SEGMENT}$")
-# Caveat names: one rule for schemas and relationships (engine/relationships.py uses caveat_name_problem). It is
-# SpiceDB's API rule for the caveat named on a relationship (ContextualizedCaveat.caveat_name, measured on
-# v1.54: `ab`, `AB`, `_x`, `1ab` and `a/b` are accepted, `-ab`, `/ab` and 129 characters are not). SpiceDB's
-# schema compiler accepts any identifier, 200 characters included, but no relationship could then name the
-# caveat, so Headwater refuses such a caveat where it is declared. (`|` and `-` cannot be written in a schema.)
-_CAVEAT_NAME: Final = re.compile(r"[a-zA-Z0-9_][a-zA-Z0-9/_|\-]{0,127}")
-#: Why a caveat name is refused, in words.
-CAVEAT_NAME_RULE: Final = ("caveat names are 1 to 128 characters of letters a-z and A-Z, digits, _, /, | and -, "
-                           "starting with a letter, a digit or _")
+# Caveat names: one rule for schemas and relationships, in dsl/caveat_names.py (pure, so relationships stay light).
 _PARAMETER_NAME: Final = re.compile(r"^[a-zA-Z_][a-zA-Z0-9_]*$")
 _VALUE_ID: Final = re.compile(r"^[a-zA-Z0-9/_|\-=+]{1,1024}$")
-
-
-def caveat_name_problem(name: object) -> str | None:
-    """Why ``name`` cannot name a caveat (``CAVEAT_NAME_RULE``), or None when it can.
-
-    Example::
-
-        >>> caveat_name_problem("ab") is None, caveat_name_problem("-ab") == CAVEAT_NAME_RULE
-        (True, True)
-    """
-    if not isinstance(name, str):
-        return "must be a string"
-    return None if _CAVEAT_NAME.fullmatch(name) else CAVEAT_NAME_RULE
 
 
 def _kind_of(item: object) -> str:

@@ -80,25 +80,41 @@ Example::
 
 from __future__ import annotations
 
-from .anchors import Anchor
-from .binding import AuditBinding
-from .log import AuditLog, audit_location_for
-from .records import (
-    GENESIS,
-    LISTED_CHANGES,
-    AuditPage,
-    AuditRecord,
-    RecordKind,
-    VerifyResult,
-    canonical_json,
-    changes_digest,
-    context_digest,
-    record_hash,
-    schema_diff,
-)
-from .storage import audit_path_for
-from .trail import acknowledge, open_store_log
-from .writer import FLUSH_INTERVAL
+from typing import TYPE_CHECKING
+
+from ..._lazy import lazy_exports as _lazy_exports
+
+if TYPE_CHECKING:  # what type checkers see; at run time each name's module is imported on first use
+    from .anchors import Anchor
+    from .binding import AuditBinding
+    from .log import AuditLog, audit_location_for
+    from .records import (
+        GENESIS,
+        LISTED_CHANGES,
+        AuditPage,
+        AuditRecord,
+        RecordKind,
+        VerifyResult,
+        canonical_json,
+        changes_digest,
+        context_digest,
+        record_hash,
+        schema_diff,
+    )
+    from .storage import audit_path_for
+    from .trail import acknowledge, open_store_log
+    from .writer import FLUSH_INTERVAL
+
+__getattr__, __dir__ = _lazy_exports(__name__, {
+    "anchors": ("Anchor",),
+    "binding": ("AuditBinding",),
+    "log": ("AuditLog", "audit_location_for"),
+    "records": ("GENESIS", "LISTED_CHANGES", "AuditPage", "AuditRecord", "RecordKind", "VerifyResult",
+                "canonical_json", "changes_digest", "context_digest", "record_hash", "schema_diff"),
+    "storage": ("audit_path_for",),
+    "trail": ("acknowledge", "open_store_log"),
+    "writer": ("FLUSH_INTERVAL",),
+})
 
 __all__ = [
     "FLUSH_INTERVAL",

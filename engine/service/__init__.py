@@ -7,8 +7,9 @@
 - ``errors.py``    the one table mapping errors to gRPC status codes
 - ``auth.py``      bearer tokens with names and scopes, from a TOML token file
 - ``server.py``    ServerConfig (flags > HEADWATER_* > TOML file), TLS, health, reflection, drain on stop
-- ``client.py``    the Python client, public as ``headwater.engine.client``
+- ``client.py``    the former home of the Python client, now ``headwater.client``
 
-grpc and protobuf are imported only under this package (tests/test_architecture.py).
+grpc and protobuf are imported only under this package and the client, ``headwater/client``
+(tests/test_architecture.py).
 docs/grpc.md describes the API, authentication, TLS, limits and configuration.
 """

@@ -198,12 +198,14 @@ class AsyncClient(ClientBase):
                                timeout)
 
     async def import_relationships(self, relationships: Iterable[Relationship | str], *, chunk_size: int = 500,
-                                   actor: str | None = None, reason: str | None = None,
+                                   actor: str | None = None, reason: str | None = None, existing: str = "error",
                                    timeout: float | None = None) -> ImportResult:
-        """Create relationships, streamed in messages of ``chunk_size``; the server writes atomic batches. Creates:
-        never retried by the client."""
+        """Create relationships, streamed in messages of ``chunk_size``; the server writes atomic batches. A stored
+        relationship fails the import, or with ``existing`` "touch" is written again, with "skip" left as it is.
+        Never retried by the client (the stream is read once)."""
         started = time.monotonic()
-        stream = calls.import_messages(relationships, chunk_size=chunk_size, actor=actor, reason=reason)
+        stream = calls.import_messages(relationships, chunk_size=chunk_size, actor=actor, reason=reason,
+                                      existing=existing)
         r = await self._run(Unary(("relationships", "Import"), stream, lambda r: r, safe=False), timeout)
         return ImportResult(r.loaded_count, r.batches, r.revision_token, time.monotonic() - started)
 

@@ -377,18 +377,32 @@ def export_relationships(filter: RelationshipFilter | None = None, *, consistenc
     return Collect(("relationships", "Export"), request, read)
 
 
+#: What an import does with a stored relationship (Engine.import_relationships' ``existing``) on the wire.
+IMPORT_EXISTING = {"error": relationship_pb2.IMPORT_EXISTING_ERROR, "touch": relationship_pb2.IMPORT_EXISTING_TOUCH,
+                   "skip": relationship_pb2.IMPORT_EXISTING_SKIP}
+
+
 def import_messages(relationships: Iterable[Relationship | str], *, chunk_size: int = 500,
-                    actor: str | None = None, reason: str | None = None) -> Iterator[relationship_pb2.ImportRequest]:
-    """The client stream of an import: ``chunk_size`` relationships a message, actor and reason on the first."""
-    it = iter(relationships)
+                    actor: str | None = None, reason: str | None = None,
+                    existing: str = "error") -> Iterator[relationship_pb2.ImportRequest]:
+    """The client stream of an import: ``chunk_size`` relationships a message, actor, reason and what a stored
+    relationship does (``existing``: error, touch or skip) on the first. The arguments are checked now."""
+    if existing not in IMPORT_EXISTING:
+        raise engine_errors.InvalidRequestError(f"existing must be one of {', '.join(IMPORT_EXISTING)}, "
+                                                f"got {existing!r}")
+    return _import_stream(iter(relationships), chunk_size, actor or "", reason or "", IMPORT_EXISTING[existing])
+
+
+def _import_stream(it: Iterator[Relationship | str], chunk_size: int, actor: str, reason: str,
+                   existing: int) -> Iterator[relationship_pb2.ImportRequest]:
     first = True
     while True:
         chunk = [rel(r) for r in itertools.islice(it, chunk_size)]
         if not chunk and not first:
             return
         yield relationship_pb2.ImportRequest(relationships=[convert.relationship_to_proto(r) for r in chunk],
-                                             actor=(actor or "") if first else "",
-                                             reason=(reason or "") if first else "")
+                                             actor=actor if first else "", reason=reason if first else "",
+                                             existing=existing if first else 0)  # type: ignore[arg-type]
         first = False
         if len(chunk) < chunk_size:
             return

@@ -3,8 +3,10 @@
 Two layers, one :class:`RetryPolicy`:
 
 - **gRPC's retry policy** (the channel's service config, ``grpc.enable_retries``): for the unary methods that are
-  always safe to repeat (:data:`SAFE_UNARY_METHODS`), gRPC itself retries UNAVAILABLE with exponential backoff
-  inside one call, at most 5 attempts (gRPC's cap), all within the call's deadline. gRPC's *transparent* retry
+  always safe to repeat (:data:`SAFE_UNARY_METHODS`), gRPC itself retries UNAVAILABLE inside one attempt of the
+  client's loop: :data:`GRPC_ATTEMPTS` tries at most, a few ``initial_backoff`` apart, within the call's
+  deadline. That absorbs a blip (a connection reset, a draining server's GOAWAY) at once; it is kept short
+  because its tries multiply with the loop's. gRPC's *transparent* retry
   (a call that never reached the server's application: the connection was refused or reset before the server read
   it) is always on, for every method, CREATE included.
 - **The client's loop** (:func:`plan`, run by ``Client`` and ``AsyncClient``): around every call that is safe to
@@ -42,7 +44,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
-__all__ = ["ADMISSION_MARKER", "NO_RETRY", "SAFE_UNARY_METHODS", "Attempts", "RetryPolicy"]
+__all__ = ["ADMISSION_MARKER", "GRPC_ATTEMPTS", "NO_RETRY", "SAFE_UNARY_METHODS", "Attempts", "RetryPolicy"]
+
+#: Tries of gRPC's own retry policy within one attempt of the client's loop (gRPC allows up to 5).
+GRPC_ATTEMPTS = 3
 
 #: What the admission control's refusal says (engine/service/admission.py); tests/client checks it still does.
 ADMISSION_MARKER = "(heavy_calls); retry later"
@@ -108,12 +113,15 @@ class RetryPolicy:
         return code != "RESOURCE_EXHAUSTED" or ADMISSION_MARKER in message
 
     def service_config(self) -> str:
-        """gRPC's service config (JSON) retrying UNAVAILABLE for :data:`SAFE_UNARY_METHODS` (gRPC caps attempts
-        at 5)."""
+        """gRPC's service config (JSON): UNAVAILABLE retried for :data:`SAFE_UNARY_METHODS`, at most
+        :data:`GRPC_ATTEMPTS` tries, waits from ``initial_backoff`` up to 4 times that (gRPC draws each at random
+        below its bound)."""
         if self.max_attempts < 2 or "UNAVAILABLE" not in self.codes:
             return json.dumps({"methodConfig": []})
-        policy = {"maxAttempts": min(self.max_attempts, 5), "initialBackoff": _seconds(self.initial_backoff),
-                  "maxBackoff": _seconds(self.max_backoff), "backoffMultiplier": self.multiplier,
+        policy = {"maxAttempts": min(self.max_attempts, GRPC_ATTEMPTS),
+                  "initialBackoff": _seconds(self.initial_backoff),
+                  "maxBackoff": _seconds(min(self.max_backoff, 4 * self.initial_backoff)),
+                  "backoffMultiplier": self.multiplier,
                   "retryableStatusCodes": ["UNAVAILABLE"]}
         names = [{"service": service, "method": method} for service, method in SAFE_UNARY_METHODS]
         return json.dumps({"methodConfig": [{"name": names, "retryPolicy": policy}]})

@@ -181,7 +181,7 @@ def test_resource_exhausted_is_retried_only_for_the_admission_control() -> None:
 def test_the_service_config_is_grpcs_retry_policy() -> None:
     config = json.loads(RetryPolicy(max_attempts=9, initial_backoff=0.2, max_backoff=3.0).service_config())
     [method_config] = config["methodConfig"]
-    assert method_config["retryPolicy"] == {"maxAttempts": 5, "initialBackoff": "0.200s", "maxBackoff": "3.000s",
+    assert method_config["retryPolicy"] == {"maxAttempts": 3, "initialBackoff": "0.200s", "maxBackoff": "0.800s",
                                             "backoffMultiplier": 2.0, "retryableStatusCodes": ["UNAVAILABLE"]}
     assert {"service": "headwater.v1.PermissionService", "method": "Check"} in method_config["name"]
     assert json.loads(RetryPolicy(max_attempts=1).service_config()) == {"methodConfig": []}

@@ -13,8 +13,9 @@ error stands for (UNAUTHENTICATED, UNAVAILABLE, DEADLINE_EXCEEDED...); each has 
 the whole call, retries and their waits included.
 
 **Retries** (:class:`RetryPolicy`: attempts, backoff, multiplier, jitter, codes). A call is retried when it failed
-with UNAVAILABLE (the server is down, restarting or draining), or with RESOURCE_EXHAUSTED from the admission control
-("too many heavy calls... retry later"; never a request over a limit), *and it is safe to repeat*:
+with UNAVAILABLE (the server is down, restarting or draining), CANCELLED (the server cancelled it as it stopped), or
+RESOURCE_EXHAUSTED from the admission control ("too many heavy calls... retry later"; never a request over a
+limit), *and it is safe to repeat*:
 
 - safe: every read, check, lookup, expand, listing, export, audit call and health check; ``write_schema`` (the same
   text again leaves the same schema); writes whose updates are all TOUCH or DELETE without preconditions

@@ -16,6 +16,10 @@ Two layers, one :class:`RetryPolicy`:
   policy cannot do that for server streams once a message arrived, cannot tell the admission control's "retry
   later" from a request over a limit (both RESOURCE_EXHAUSTED), and cannot bound the total time across attempts.
 
+CANCELLED is retried because the client never cancels a call it is running (an asyncio task cancelled raises
+``asyncio.CancelledError``, not a status): a call comes back CANCELLED when the server cancelled it, as a server
+stopping without a grace period does with the calls in flight.
+
 RESOURCE_EXHAUSTED is retried only when it is the server's admission control refusing a heavy call for now
 (``engine/service/admission.py``: its message names ``(heavy_calls)`` and says "retry later"); a request over a
 configured limit (``max_updates_per_write``, ``max_work_per_request``...) fails the same way every time and is
@@ -31,6 +35,8 @@ Example::
     [0.1, 0.2, 0.4, 0.8, 1.0]
     >>> policy.retryable("UNAVAILABLE", "connection refused"), policy.retryable("INVALID_ARGUMENT", "")
     (True, False)
+    >>> policy.retryable("CANCELLED", "the server stopped")
+    True
     >>> policy.retryable("RESOURCE_EXHAUSTED", "too many updates in one write (max_updates_per_write)")
     False
 """
@@ -91,7 +97,7 @@ class RetryPolicy:
     max_backoff: float = 2.0
     multiplier: float = 2.0
     jitter: float = 0.5
-    codes: frozenset[str] = field(default=frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED"}))
+    codes: frozenset[str] = field(default=frozenset({"UNAVAILABLE", "RESOURCE_EXHAUSTED", "CANCELLED"}))
 
     def __post_init__(self) -> None:
         if self.max_attempts < 1:

@@ -107,13 +107,22 @@ def test_async_checks_ride_through_a_restart(restarting: Restarting) -> None:
 
 
 def test_follow_resumes_after_a_restart_without_losing_a_change(restarting: Restarting) -> None:
+    seen: list[str] = []
     with Client(restarting.address, timeout=20.0) as c:
         start = c.touch("document:w#viewer@user:a").token
-        restarting.restart_soon()
-        restarting.restarted.wait(30)
         c.touch("document:w#viewer@user:b")
-        seen = [str(e.relationship) for e in c.follow(start, timeout=2.0)]
-    assert seen == ["document:w#viewer@user:b"]
+
+        def consume() -> None:
+            for event in c.follow(start, timeout=OUTAGE + 5.0):
+                seen.append(str(event.relationship))
+
+        follower = threading.Thread(target=consume)
+        follower.start()
+        restarting.restart_soon()
+        assert restarting.restarted.wait(30)
+        c.touch("document:w#viewer@user:c")  # after the restart
+        follower.join(60)
+    assert seen == ["document:w#viewer@user:b", "document:w#viewer@user:c"]
 
 
 def test_unavailable_once_the_retry_budget_is_spent() -> None:

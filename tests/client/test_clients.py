@@ -7,7 +7,9 @@ import asyncio
 import doctest
 import importlib
 import json
+import threading
 import time
+from pathlib import Path
 
 import pytest
 
@@ -16,6 +18,7 @@ from headwater.client import (
     AsyncClient,
     BulkCheckItem,
     Client,
+    NO_RETRY,
     EngineError,
     NotFoundError,
     Relationship,
@@ -29,7 +32,9 @@ from headwater.engine.service.admission import HeavyCalls
 from headwater.engine.service.server import HeadwaterServer
 from headwater.engine.store import Operation, Precondition, RelationshipFilter, Update
 
-from .conftest import free_port
+from tests.service.conftest import RELATIONSHIPS, SCHEMA
+
+from .conftest import free_port, start_server
 
 pytestmark = pytest.mark.filterwarnings("ignore::pytest.PytestUnraisableExceptionWarning")
 
@@ -211,3 +216,26 @@ def test_a_relationship_object_passes_through() -> None:
 def test_docstring_examples(name: str) -> None:
     result = doctest.testmod(importlib.import_module(name), optionflags=doctest.ELLIPSIS)
     assert result.failed == 0
+
+
+def test_a_heavy_call_refused_for_now_is_retried_until_a_turn_frees(tmp_path: Path) -> None:
+    """A server with one heavy-call turn and no waiting: while the turn is taken, a lookup is refused at once
+    (RESOURCE_EXHAUSTED, "retry later"); the client retries it and gets its answer once the turn is free."""
+    server = start_server(tmp_path / "hw.db", heavy_calls=1, workers=3)
+    try:
+        with Client(server.address, timeout=20.0) as c:
+            c.write_schema(SCHEMA)
+            c.touch(*RELATIONSHIPS)
+            gate = server.servicer.heavy_calls  # type: ignore[union-attr]
+            gate.enter(Budget())  # the one turn, taken
+            with Client(server.address, timeout=20.0, retry=NO_RETRY) as once, \
+                    pytest.raises(LimitExceededError) as refused:
+                once.lookup_resources("document", "view", "user:bob")
+            assert refused.value.code == "RESOURCE_EXHAUSTED"  # type: ignore[attr-defined]
+            threading.Timer(0.5, gate.leave).start()
+            started = time.monotonic()
+            page = c.lookup_resources("document", "view", "user:bob")
+            assert "readme" in {r.resource_id for r in page.results}
+            assert 0.2 < time.monotonic() - started < 15  # it waited for the turn, then got in
+    finally:
+        server.stop(grace=0)

@@ -3,7 +3,7 @@
 - each third-party library has one home;
 - `dsl` never imports `engine`;
 - the stores import neither the evaluator nor anything above it (queries, facade, adapters);
-- nothing below the facade imports the adapters (service, CLI);
+- nothing below the facade imports the adapters (service, CLI, the client in headwater/client);
 - the adapters use the Engine only: never `engine.store`, `engine.audit` or a private `engine._...`;
 - the evaluator sees only the store's protocols, never a backend or a driver;
 - no import cycle among the modules (imports needed only for type checking aside);
@@ -139,6 +139,15 @@ def test_nothing_below_the_facade_imports_an_adapter(path: Path) -> None:
         parts = name.split(".")
         if parts[0] == "engine" and len(parts) > 1:
             assert parts[1] not in ("service", "cli", "client"), f"{_rel(path)} imports the adapter {name}"
+
+
+@pytest.mark.parametrize("path", [p for p in _modules() if not _rel(p).startswith(ADAPTERS)], ids=_rel)
+def test_nothing_below_the_adapters_imports_the_client(path: Path) -> None:
+    """headwater.client is an adapter too: the engine and the dsl never import it (``from ..client`` in
+    ``engine/`` resolves to ``client``, in ``dsl/compiler/`` to ``dsl.client``... none may name it)."""
+    for name, _ in _imports(path):
+        parts = name.split(".")
+        assert parts[0] != "client" and parts[:2] != ["headwater", "client"], f"{_rel(path)} imports the client {name}"
 
 
 def _engine_reaches(path: Path) -> list[str]:

@@ -138,7 +138,10 @@ COMMANDS = (
         "serve", help="run the gRPC server",
         description="Serve the Headwater gRPC API (docs/grpc.md): checks, lookups, expand, relationships, the "
                     "schema, lineage and the audit trail, plus gRPC health checking and server reflection, over an "
-                    "embedded SQLite database (created on first start). Every setting is a flag, a HEADWATER_* "
+                    "embedded SQLite database (created on first start) or PostgreSQL (--db postgresql://...; "
+                    "headwater migrate first). --bootstrap FILE loads a validation file's schema and relationships "
+                    "into an empty store at start. It runs here, on this machine (no --server). Every setting is "
+                    "a flag, a HEADWATER_* "
                     "environment variable (e.g. HEADWATER_TOKEN_FILE) or a key of the TOML --config file, in that "
                     "order of precedence. Bearer tokens come from --token-file; running without authentication "
                     "needs --insecure-no-auth. --audit keeps an audit log (the AuditService serves it to tokens "

@@ -81,6 +81,12 @@ def open_engine(db: str | None, *, create: bool = False) -> Engine:
     return Engine.open(db, config=Config.of(audit_key=os.environ.get("HEADWATER_AUDIT_KEY") or None))
 
 
+def _cli_retry() -> Any:
+    from ..client import RetryPolicy
+
+    return RetryPolicy(max_attempts=CLI_RETRY_ATTEMPTS, initial_backoff=0.2, max_backoff=0.5)
+
+
 def remote(args: argparse.Namespace, *, local: bool | None = None) -> Client | None:
     """The client of the server a command should ask, or None to work on a database.
 
@@ -107,7 +113,13 @@ def remote(args: argparse.Namespace, *, local: bool | None = None) -> Client | N
     if ca or cert or key:
         tls = ClientTls(ca=ca or None, cert=cert or None, key=key or None)
     token = getattr(args, "token", None) or (profile and profile.token) or os.environ.get("HEADWATER_TOKEN")
-    return Client(profile.address if profile else args.server, token=token or None, tls=tls)
+    # a person waits at the terminal: ride out a restart of a second or so, then say the server is not there
+    return Client(profile.address if profile else args.server, token=token or None, tls=tls, retry=_cli_retry())
+
+
+#: The CLI's retries: three attempts within about a second (the client's default, for services, keeps trying
+#: for several seconds).
+CLI_RETRY_ATTEMPTS = 3
 
 
 def connect(args: argparse.Namespace, *, create: bool = False) -> Engine | Client:

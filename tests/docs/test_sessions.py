@@ -7,8 +7,8 @@ serve`` and relative paths work, and files the session writes stay in the folder
 ``.venv/bin`` first on PATH:
 
 - ``$ COMMAND`` runs through the shell and must exit 0, or 1 (the CLI's exit for a
-  denial or a failed check), and print the lines under it (``...`` matches anything; no
-  more lines than shown); a command ending in ``&`` (and ``make serve``) runs in the
+  denial or a failed check), and print the lines under it, stdout and stderr together as
+  a terminal shows them (``...`` matches anything; no more lines than shown); a command ending in ``&`` (and ``make serve``) runs in the
   background until the session ends, and the session waits until it logs that it serves;
   a ``<<'EOF'`` here-document is part of its command;
 - a ``python`` block runs as a script and must print the ``text`` block that follows it,
@@ -96,7 +96,8 @@ class Session:
         for name in LINKED:
             (folder / name).symlink_to(REPO / name)
         self.env = {**os.environ, "PATH": f"{REPO / '.venv' / 'bin'}{os.pathsep}{os.environ.get('PATH', '')}",
-                    "HEADWATER_CONFIG_DIR": str(folder / ".config")}
+                    "HEADWATER_CONFIG_DIR": str(folder / ".config"),
+                    "PYTHONUNBUFFERED": "1"}  # stdout and stderr interleave as on a terminal
         self.env.pop("HEADWATER_DB", None)
         self.background: list[tuple[subprocess.Popen[bytes], Path]] = []
 
@@ -125,9 +126,9 @@ class Session:
         if step.code == "make serve" or step.code.rstrip().endswith("&"):
             self.start(step.code, where)
             return
-        done = subprocess.run(step.code, shell=True, cwd=self.folder, env=self.env, capture_output=True, text=True,
-                              timeout=120)
-        assert done.returncode in (0, 1), (where, step.code, done.stdout, done.stderr)
+        done = subprocess.run(step.code, shell=True, cwd=self.folder, env=self.env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True, timeout=120)  # what a terminal shows
+        assert done.returncode in (0, 1), (where, step.code, done.stdout)
         _matches(step.expected, done.stdout, f"{where}: {step.code}")
 
     def close(self) -> None:

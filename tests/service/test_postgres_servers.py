@@ -30,6 +30,7 @@ import psycopg
 import pytest
 
 from headwater.engine import Consistency
+from headwater.client import NO_RETRY
 from headwater.engine.client import Client, RemoteError
 from headwater.engine.errors import LineageCycleError, StoreUnavailableError
 from headwater.engine.store import RelationshipFilter
@@ -184,7 +185,8 @@ def test_sigkill_during_writes_loses_no_acknowledged_write_and_applies_no_batch_
             stop_at = time.monotonic() + rng.uniform(0.02, 0.4)
             killer = threading.Timer(max(0.0, stop_at - time.monotonic()), server.kill)
             killer.start()
-            with server.client(timeout=5) as client:
+            # no client retries: the test is about what a killed server committed, not about riding it out
+            with server.client(timeout=5, retry=NO_RETRY) as client:
                 while True:
                     batch += 1
                     attempted.add(batch)

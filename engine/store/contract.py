@@ -62,6 +62,7 @@ __all__ = [
     "Changelog",
     "Collector",
     "Committer",
+    "GcResult",
     "Operation",
     "Plan",
     "Precondition",
@@ -449,12 +450,34 @@ class Changelog(Protocol):
         ...
 
 
+class GcResult(int):
+    """What a garbage collection removed: the number of rows (this int: old versions and expired relationships),
+    and :attr:`expired_removed`, how many of them were relationships that expired without being deleted."""
+
+    expired_removed: int
+
+    def __new__(cls, removed: int = 0, expired_removed: int = 0) -> GcResult:
+        result = super().__new__(cls, removed)
+        result.expired_removed = expired_removed
+        return result
+
+    @property
+    def rows_removed(self) -> int:
+        """Every row removed (old versions and expired relationships)."""
+        return int(self)
+
+    def __repr__(self) -> str:
+        return f"GcResult({int(self)}, expired_removed={self.expired_removed})"
+
+
 class Collector(Protocol):
     """Forgetting history."""
 
-    def gc(self, before: datetime) -> int:
-        """Forget the revisions committed before the newest one older than ``before`` (the head is never
-        forgotten) and the rows deleted at or before it; how many rows were removed."""
+    def gc(self, before: datetime) -> GcResult:
+        """Forget the revisions committed before the newest one older than ``before`` (the cutoff; the head is
+        never forgotten), the rows deleted at or before the cutoff, and the relationships created at or before it
+        that expired at or before its commit time (every snapshot still readable sees them as expired: its
+        ``now`` is at least its revision's time); how many rows were removed, and how many of them expired."""
         ...
 
 

@@ -36,6 +36,7 @@ from ..errors import StoreError
 from .contract import (
     Batch,
     Change,
+    GcResult,
     Operation,
     Plan,
     RelationshipFilter,
@@ -314,19 +315,30 @@ class _MemoryBackend:
         self._head = revision
         return revision
 
-    def gc(self, before: datetime) -> int:
+    def gc(self, before: datetime) -> GcResult:
         with self._lock:
             self._ensure_open()
             older = [r for r, record in self._revisions.items() if record.committed_at < before]
             if not older:
-                return 0
+                return GcResult(0)
             cutoff = max(older)  # never above head: head is a kept revision
+            cutoff_us = (self._revisions[cutoff].committed_at - _EPOCH) // _MICROSECOND
             versions = self._indexes.versions
-            kept = [v for v in versions if v.deleted_rev is None or v.deleted_rev > cutoff]
+            kept, expired = [], 0
+            for v in versions:
+                if v.deleted_rev is not None:
+                    if v.deleted_rev > cutoff:
+                        kept.append(v)
+                elif v.row.expires_at_us is not None and v.row.expires_at_us <= cutoff_us and v.created_rev <= cutoff:
+                    expired += 1  # expired for every snapshot still readable
+                    if self._live.get(v.row.key) is v:
+                        del self._live[v.row.key]
+                else:
+                    kept.append(v)
             self._indexes = _Indexes.of(kept)  # new containers: open readers keep the ones they captured
             self._revisions = {r: record for r, record in self._revisions.items() if r >= cutoff}
             self._oldest = cutoff
-            return len(versions) - len(kept)
+            return GcResult(len(versions) - len(kept), expired)
 
 
 class MemoryStore(Store):

@@ -53,6 +53,7 @@ from . import pg_migrations
 from .contract import (
     Batch,
     Change,
+    GcResult,
     Plan,
     Revision,
     RevisionInfo,
@@ -276,14 +277,17 @@ class _PostgresBackend:
             conn.execute("SELECT pg_advisory_xact_lock(%s)", [_WRITE_LOCK])
             # Revision times never decrease, so the newest revision older than the threshold is the last one in
             # time order; head is always a kept revision, so cutoff <= head.
-            row = conn.execute("SELECT revision FROM revisions WHERE committed_at_us < %s "
+            row = conn.execute("SELECT revision, committed_at_us FROM revisions WHERE committed_at_us < %s "
                                "ORDER BY committed_at_us DESC, revision DESC LIMIT 1", [to_us(before)]).fetchone()
             if row is None:
-                return 0
-            cutoff = row[0]
+                return GcResult(0)
+            cutoff, cutoff_us = row
             removed = conn.execute("DELETE FROM relationships WHERE deleted_rev <= %s", [cutoff]).rowcount
+            # Expired at or before the cutoff's time: invisible to every snapshot still readable.
+            expired = conn.execute("DELETE FROM relationships WHERE deleted_rev IS NULL AND expires_at_us <= %s "
+                                   "AND created_rev <= %s", [cutoff_us, cutoff]).rowcount
             conn.execute("DELETE FROM revisions WHERE revision < %s", [cutoff])
-            return int(removed)
+            return GcResult(int(removed) + int(expired), int(expired))
 
 
 def _database(uri: str, **pool: float) -> Database:

@@ -64,6 +64,7 @@ from . import migrations as _migrations
 from .contract import (
     Batch,
     Change,
+    GcResult,
     Plan,
     Revision,
     RevisionInfo,
@@ -196,21 +197,24 @@ class _SqliteBackend:
                          [version, revision, *batch.schema])
         return revision
 
-    def gc(self, before: datetime) -> int:
+    def gc(self, before: datetime) -> GcResult:
         return self.file.write(lambda conn: self._gc(conn, to_us(before)), "collect garbage")
 
     @staticmethod
-    def _gc(conn: Connection, before_us: int) -> int:
+    def _gc(conn: Connection, before_us: int) -> GcResult:
         # Revision times never decrease, so the newest revision older than the threshold is
         # the last one in time order; head is always a kept revision, so cutoff <= head.
-        row = conn.execute("SELECT revision FROM revisions WHERE committed_at_us < ? "
+        row = conn.execute("SELECT revision, committed_at_us FROM revisions WHERE committed_at_us < ? "
                            "ORDER BY committed_at_us DESC, revision DESC LIMIT 1", [before_us]).fetchone()
         if row is None:
-            return 0
-        cutoff = row[0]
+            return GcResult(0)
+        cutoff, cutoff_us = row
         removed: int = conn.execute("DELETE FROM relationships WHERE deleted_rev <= ?", [cutoff]).rowcount
+        # Expired at or before the cutoff's time: invisible to every snapshot still readable.
+        expired: int = conn.execute("DELETE FROM relationships WHERE deleted_rev IS NULL AND expires_at_us <= ? "
+                                    "AND created_rev <= ?", [cutoff_us, cutoff]).rowcount
         conn.execute("DELETE FROM revisions WHERE revision < ?", [cutoff])
-        return removed
+        return GcResult(removed + expired, expired)
 
 
 class SqliteStore(Store):

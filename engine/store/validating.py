@@ -30,6 +30,7 @@ Example::
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterable, Mapping, Sequence
 from contextlib import AbstractContextManager
 from datetime import datetime, timedelta
@@ -41,6 +42,7 @@ from .contract import (
     Backend,
     Batch,
     Change,
+    GcResult,
     Operation,
     Precondition,
     Reader,
@@ -56,6 +58,8 @@ from .contract import (
 )
 
 __all__ = ["Store"]
+
+_log = logging.getLogger("headwater.store")
 
 
 class Store:
@@ -214,17 +218,24 @@ class Store:
 
         return self.backend.commit(plan, meta, "write the schema")
 
-    def gc(self, window: timedelta = timedelta(hours=24), *, now: datetime | None = None) -> int:
-        """Forget deleted rows and revisions older than ``window`` before ``now`` (the head is always kept);
-        returns how many rows were removed."""
+    def gc(self, window: timedelta = timedelta(hours=24), *, now: datetime | None = None) -> GcResult:
+        """Forget deleted rows and revisions older than ``window`` before ``now`` (the head is always kept), and
+        relationships that expired that long ago without being deleted (precisely: expired at or before the
+        oldest revision kept, :meth:`~.contract.Collector.gc`); how many rows were removed (an int), with
+        ``expired_removed``."""
         if not isinstance(window, timedelta) or window < timedelta(0):
             raise InvalidRequestError(f"invalid gc window {window!r}: must be a timedelta of zero or more")
         moment = self.now() if now is None else checked_time(now)
         try:
             before = moment - window
         except OverflowError:  # before the earliest representable time: nothing is that old
-            return 0
-        return self.backend.gc(before)
+            return GcResult(0)
+        result = self.backend.gc(before)
+        if result:
+            _log.info("gc removed %d row(s), %d of them expired relationships", result, result.expired_removed,
+                      extra={"fields": {"event": "gc", "rows_removed": int(result),
+                                        "expired_removed": result.expired_removed}})
+        return result
 
 
 class _Snapshot:

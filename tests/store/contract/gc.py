@@ -14,6 +14,7 @@ from .support import (
     START,
     ContractBase,
     FakeClock,
+    changes_text,
     delete,
     found,
     read_all,
@@ -102,3 +103,63 @@ class GcContract(ContractBase):
         store.gc(timedelta(0), now=clock.now + timedelta(hours=1))
         assert [s.version for s in store.schema_history()] == [1, 2]
         assert store.read_schema() == StoredSchema("definition doc {}", "d2", 2, 2)
+
+    # --- expired relationships ---------------------------------------------------------------
+
+    def test_gc_removes_relationships_expired_before_the_oldest_kept_revision(self, store: Store,
+                                                                             clock: FakeClock) -> None:
+        tom, ann = "doc:1#viewer@user:tom[expiration:2024-06-01T13:00:00Z]", \
+            "doc:1#viewer@user:ann[expiration:2024-06-01T17:00:00Z]"
+        store.write([touch(tom), touch(ann), touch("doc:1#viewer@user:bob")])  # 1 at +0h (tom expires +1h, ann +5h)
+        clock.advance(hours=2)
+        store.write([touch("doc:2#viewer@user:cat")])  # 2 at +2h
+        clock.advance(hours=2)
+        store.write([touch("doc:3#viewer@user:dan")])  # 3 at +4h
+        at = {2: START + timedelta(hours=2), 3: START + timedelta(hours=4, minutes=30)}
+        before = {revision: read_all(store, revision, now=moment) for revision, moment in at.items()}
+        assert before[2] == [ann, "doc:1#viewer@user:bob", "doc:2#viewer@user:cat"]
+
+        # The window keeps revision 2 (+2h): tom expired at +1h, before it, so no readable snapshot sees him.
+        result = store.gc(timedelta(hours=1), now=START + timedelta(hours=4, minutes=30))
+        assert (result, result.expired_removed) == (1, 1)
+        assert {revision: read_all(store, revision, now=moment) for revision, moment in at.items()} == before
+        with store.snapshot(2, now=START) as reader:  # even a reader going back in time no longer finds him
+            assert found(reader, DOC1, "viewer", "user", "tom", None) == []
+            assert found(reader, DOC1, "viewer", "user", "ann", None) != []
+
+        # ann expired at +5h, after the oldest kept revision (+4h): a snapshot of it at +4h30 still sees her.
+        clock.advance(hours=3)  # +7h
+        result = store.gc(timedelta(hours=1))
+        assert (result, result.expired_removed) == (0, 0)
+        assert ann in read_all(store, 3, now=START + timedelta(hours=4, minutes=30))
+        store.write([touch("doc:4#viewer@user:eve")])  # 4 at +7h
+        clock.advance(hours=2)  # +9h: revision 4 is older than the window, and ann expired before it
+        result = store.gc(timedelta(hours=1))
+        assert (result, result.expired_removed) == (1, 1)
+        assert read_all(store, 4, now=START + timedelta(hours=4)) == [
+            "doc:1#viewer@user:bob", "doc:2#viewer@user:cat", "doc:3#viewer@user:dan", "doc:4#viewer@user:eve"]
+
+        # A collected relationship can be written again, and the change log shows the new one only.
+        assert store.write([touch("doc:1#viewer@user:tom")]) == 5
+        assert read_all(store)[:2] == ["doc:1#viewer@user:bob", "doc:1#viewer@user:tom"]
+        assert changes_text(store.changes(4)) == [(5, "touch", "doc:1#viewer@user:tom")]
+
+    def test_gc_counts_an_expired_row_already_replaced_as_an_old_version(self, store: Store,
+                                                                       clock: FakeClock) -> None:
+        store.write([touch("doc:1#viewer@user:tom[expiration:2024-06-01T12:30:00Z]"),
+                     touch("doc:1#viewer@user:ann[expiration:2024-06-01T12:30:00Z]")])  # 1
+        clock.advance(hours=1)
+        store.write([touch("doc:1#viewer@user:tom")])  # 2: replaces the expired version
+        clock.advance(hours=2)
+        result = store.gc(timedelta(hours=1))
+        assert (result, result.expired_removed) == (2, 1)  # tom's old version (deleted) and ann (expired)
+        assert read_all(store, 2, now=START + timedelta(hours=1)) == ["doc:1#viewer@user:tom"]
+
+    def test_gc_keeps_relationships_that_never_expire_or_expire_later(self, store: Store, clock: FakeClock) -> None:
+        store.write([touch("doc:1#viewer@user:tom[expiration:2030-01-01T00:00:00Z]"),
+                     touch("doc:1#viewer@user:ann")])
+        clock.advance(days=3)
+        store.write([touch("doc:2#viewer@user:bob")])
+        result = store.gc(timedelta(0), now=clock.now + timedelta(days=1))
+        assert (result, result.expired_removed) == (0, 0)
+        assert len(read_all(store)) == 3

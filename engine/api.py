@@ -231,6 +231,26 @@ class Engine:
         """Every cache this engine keeps (each with its statistics)."""
         return self._ctx.caches
 
+    @property
+    def counters(self) -> Mapping[str, int]:
+        """Events counted for the metrics (engine/metrics.py): GC runs and rows removed, lineage cycle refusals,
+        declassifications and effective-label computations."""
+        return self._ctx.counters
+
+    def audit_stats(self) -> dict[str, Any]:
+        """The audit writer's queue and counters ({} when auditing is off)."""
+        return self._ctx.audit.stats() if self._ctx.audit is not None else {}
+
+    def known_head(self) -> int:
+        """The newest revision this engine has seen, without asking the store (0 before the first read)."""
+        hint = self._ctx.head_hint
+        return int(hint[0]) if hint is not None else 0
+
+    def pool_stats(self) -> dict[str, int]:
+        """The PostgreSQL store's pool (connections in use, idle, requests waiting); {} for other stores."""
+        db = getattr(self.store, "db", None)
+        return db.pool_stats() if db is not None and hasattr(db, "pool_stats") else {}
+
     def cache_stats(self) -> dict[str, Any]:
         """Hit/miss counters and size of the shared check cache."""
         checks = self._ctx.caches.checks

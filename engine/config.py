@@ -192,6 +192,13 @@ class ServerSettings:
     watch_poll_seconds: float = 0.2
     #: Log level of the structured logs (debug, info, warning, error).
     log_level: str = "info"
+    #: host:port of the HTTP listener (``/metrics``; engine/service/http, docs/operations.md); None: no HTTP
+    #: listener. Port 0 picks a free port. Same TLS files as gRPC.
+    http_address: str | None = None
+    #: Collect Prometheus metrics and serve them at ``/metrics`` on the HTTP listener (off without one).
+    metrics: bool = True
+    #: A file holding the bearer token ``/metrics`` requires (None: ``/metrics`` needs no token); never logged.
+    metrics_token_file: str | None = None
 
     def validate_serving(self) -> None:
         """Refuse to serve without authentication unless that is asked for explicitly."""
@@ -355,6 +362,9 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("grace_seconds", "server", "grace_seconds", _number, _seconds_or_more),
     Setting("watch_poll_seconds", "server", "watch_poll_seconds", _number, _seconds_or_more),
     Setting("log_level", "server", "log_level", _text, _log_level),
+    Setting("http_address", "server", "http_address", _text, _address),
+    Setting("metrics", "server", "metrics", _boolean, _anything),
+    Setting("metrics_token_file", "server", "metrics_token_file", _text, _anything, path=True),
 )}
 """Every setting by its flat name (the name of its flag, environment variable and TOML key)."""
 

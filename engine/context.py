@@ -18,6 +18,7 @@ Example::
 
 from __future__ import annotations
 
+import collections
 import threading
 import time
 from collections.abc import Callable, Iterator
@@ -61,6 +62,9 @@ class Context:
         self.audit = audit
         self.head_staleness_s = config.storage.head_staleness.total_seconds()
         self.head_hint: tuple[Revision, float] | None = None  # (head revision, when read: time.monotonic())
+        #: Events counted for the metrics (engine/metrics.py reads them at scrape time): gc_runs, gc_rows_removed,
+        #: lineage_cycle_refusals, lineage_declassifications, lineage_effective_labels.
+        self.counters: collections.Counter[str] = collections.Counter()
         self._head_lock = threading.Lock()
         self._schema_lock = threading.Lock()
 

@@ -92,6 +92,12 @@ class Database:
         )
         self._opened = False
 
+    def pool_stats(self) -> dict[str, int]:
+        """Connections ``in_use`` and ``idle`` and requests ``waiting`` for one (for the metrics)."""
+        stats = self._pool.get_stats()
+        size, idle = stats.get("pool_size", 0), stats.get("pool_available", 0)
+        return {"in_use": size - idle, "idle": idle, "waiting": stats.get("requests_waiting", 0)}
+
     # --- connections ------------------------------------------------------------------------
 
     def open(self) -> None:

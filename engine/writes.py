@@ -65,6 +65,7 @@ class Writes:
             raise LimitExceededError(f"{len(batch)} updates in one write; the limit is {limit}", limit=limit)
         if not batch and not preconditions:
             raise InvalidRequestError("a write needs at least one update")
+        declassified = [0]  # declassifications in the batch (set by validate, counted once committed)
 
         def validate(reader: Reader, updates: Sequence[Update]) -> None:
             stored = reader.schema()
@@ -77,14 +78,17 @@ class Writes:
                                           max_context_bytes=ctx.config.limits.max_caveat_context_bytes)
             cycle = find_lineage_cycle(schema, reader, updates)
             if cycle is not None:
+                self.ctx.counters["lineage_cycle_refusals"] += 1
                 raise LineageCycleError(f"refused: the write would make the lineage graph cyclic: "
                                         f"{describe_cycle(cycle)}; nothing in this batch was written")
             if schema.classifications and not trusted:
-                self._authorize_declassifications(schema, reader, updates, actor, reason)
+                declassified[0] = self._authorize_declassifications(schema, reader, updates, actor, reason)
 
         revision = ctx.store.write(batch, preconditions, validate=validate,
                                    metadata=revision_metadata(ctx, actor, reason))
         ctx.note_head(revision)
+        if declassified[0]:
+            ctx.counters["lineage_declassifications"] += declassified[0]
         if ctx.audit is not None:
             self._record(revision, "write", actor, reason, [(u.operation.value, u.relationship) for u in batch])
         self._maybe_gc()
@@ -109,6 +113,8 @@ class Writes:
         """See :meth:`~headwater.engine.Engine.gc`."""
         removed = self.ctx.store.gc(self.ctx.config.storage.gc_window, now=self.ctx.clock())
         self._last_gc = self.ctx.clock()
+        self.ctx.counters["gc_runs"] += 1
+        self.ctx.counters["gc_rows_removed"] += removed
         return removed
 
     def _maybe_gc(self) -> None:
@@ -122,11 +128,12 @@ class Writes:
             self.gc()
 
     def _authorize_declassifications(self, schema: dsl_schema.Schema, reader: Reader, updates: Sequence[Update],
-                                     actor: str | None, reason: str | None) -> None:
+                                     actor: str | None, reason: str | None) -> int:
         """Each declassification the batch writes or deletes needs an actor and a reason, and the actor needs the
         declassification's ``by`` permission in the state the batch leaves (a steward granted in the same batch
         counts; one removed by it does not). Not a new power: whoever may write the batch could write the grant
-        first and the declassification after it."""
+        first and the declassification after it. Returns how many declassifications the batch has."""
+        count = 0
         view: Reader | None = None  # the batch's own view, made for the first declassification only
         for u in updates:
             rel = u.relationship
@@ -146,6 +153,8 @@ class Writes:
                 raise DeclassificationRefusedError(
                     f"{rel}: {actor} may not declassify on {rel.resource}: it needs `{r.declassify_by}` there "
                     f"(the check answered {result.permissionship.name})")
+            count += 1
+        return count
 
     def _record(self, revision: Revision, operation: str, actor: str | None, reason: str | None,
                 changes: list[tuple[str, Relationship]], filter: str | None = None,

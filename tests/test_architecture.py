@@ -34,6 +34,10 @@ HOMES = {
     "grpc_health": {"engine/service", "headwater/client"},
     "google": {"engine/service", "dsl/cel", "headwater/client"},  # cel-expr-python's values are protobuf messages
     "yaml": {"engine/validationfile.py"},
+    "prometheus_client": {"engine/metrics.py"},  # the one registry and table of metrics
+    # the HTTP listener (engine/service/http: routes in app.py, the server thread in listener.py)
+    "starlette": {"engine/service/http"},
+    "uvicorn": {"engine/service/http/listener.py"},
 }
 ADAPTERS = ("engine/service", "engine/cli", "engine/client.py", "engine/__main__.py", "headwater/client")
 # what the stores may not import: the evaluator and everything that uses it

@@ -268,6 +268,10 @@ class AuditLog:
         """Records queued or being written, not yet committed."""
         return self._writer.pending
 
+    def stats(self) -> dict[str, Any]:
+        """The writer's queue and counters (:meth:`.writer.RecordWriter.stats`), for the metrics."""
+        return self._writer.stats()
+
     # --- verification and retention ------------------------------------------------------
 
     def head(self) -> tuple[int, str]:

@@ -76,6 +76,8 @@ class RecordWriter:
         self._closed = False
         self._error: BaseException | None = None  # the writer's last failure (None once it succeeds again)
         self._failures = 0  # how many times the writer failed
+        self._batches = 0  # batches committed, and the seconds their appends took (the metrics read them)
+        self._write_seconds = 0.0
         self._thread: threading.Thread | None = None
 
     @property
@@ -83,6 +85,13 @@ class RecordWriter:
         """Records queued or being written, not yet committed."""
         with self._cond:
             return self._submitted - self._committed
+
+    def stats(self) -> dict[str, Any]:
+        """``pending`` (queued or being written), ``written`` (committed), ``batches``, ``write_seconds`` (their
+        total append time) and ``failures`` (batches that failed and were kept queued)."""
+        with self._cond:
+            return {"pending": self._submitted - self._committed, "written": self._committed,
+                    "batches": self._batches, "write_seconds": self._write_seconds, "failures": self._failures}
 
     def submit(self, kind: RecordKind, when: datetime, fields: dict[str, Any], *, urgent: bool = False) -> int:
         """Queue a record; returns its ticket. Waits while the queue is full (StoreUnavailableError after
@@ -177,6 +186,7 @@ class RecordWriter:
                         self._cond.wait()
                 batch, self._pending = self._pending, []
                 self._urgent = False
+            started = _time.perf_counter()
             try:
                 self._append(batch)
             except Exception as exc:  # noqa: BLE001 - kept queued, retried, reported to waiters
@@ -194,5 +204,7 @@ class RecordWriter:
                 continue
             with self._cond:
                 self._committed += len(batch)
+                self._batches += 1
+                self._write_seconds += _time.perf_counter() - started
                 self._error = None
                 self._cond.notify_all()

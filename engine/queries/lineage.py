@@ -54,6 +54,7 @@ class LineageQuery:
     def effective_labels(self, obj: ObjectRef | str, *, consistency: Consistency | None = None) -> EffectiveLabels:
         """See :meth:`~headwater.engine.Engine.effective_labels`."""
         target = obj if isinstance(obj, ObjectRef) else parse_object(obj)
+        self.ctx.counters["lineage_effective_labels"] += 1
         with self.ctx.snapshot(consistency) as (reader, schema):
             lineage = self.ctx.lineage(schema, reader)
             labels = lineage.labels(target)

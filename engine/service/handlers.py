@@ -195,6 +195,7 @@ def _single_response(method: str, fn: Callable[..., Any], tokens: TokenSet | Non
     """A handler answering once (unary, or a client stream): ``prepare`` readies the request(s) for ``fn``."""
     def handle(request: Any, context: grpc.ServicerContext) -> Any:
         call = _Call(method, context, rules)
+        response = None
         try:
             call.begin(tokens, servicer)
             prepared = prepare(request)
@@ -210,6 +211,8 @@ def _single_response(method: str, fn: Callable[..., Any], tokens: TokenSet | Non
             call.fail(exc)
         finally:
             call.end()
+            if servicer.observer is not None:  # metrics on (engine/service/observe.py)
+                servicer.observer(method, call.status, call.started, response)
     return handle
 
 
@@ -238,6 +241,7 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
                    rules: ApiRules) -> Callable[..., Any]:
     def handle(request: Any, context: grpc.ServicerContext) -> Iterator[Any]:
         call = _Call(method, context, rules)
+        response = None  # (a stream's decisions are not counted)
         try:
             call.begin(tokens, servicer)
             _validate_decoded(request)
@@ -258,6 +262,8 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
             call.fail(exc)
         finally:
             call.end()
+            if servicer.observer is not None:  # metrics on (engine/service/observe.py)
+                servicer.observer(method, call.status, call.started, response)
     return handle
 
 

@@ -37,6 +37,7 @@ Example::
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 import os
@@ -58,12 +59,15 @@ from ..bootstrap import bootstrap
 from ..config import Config
 from ..dburi import redact
 from ..errors import ConfigError, EngineError
+from ..metrics import Metrics
 from ..store.memory import MemoryStore
 from ..validationfile import ValidationFileError
 from .auth import TokenSet, load_token_file
 from .authzed import build_authzed_handlers
 from .authzed import service_names as authzed_service_names
 from .handlers import build_handlers, service_names
+from .http import HttpListener, RouteContext, build_app, routes
+from .observe import RpcObserver
 from .servicer import Servicer
 
 __all__ = ["AUDIT_NOT_SHARED", "STOPPED_WITH_CALLS_RUNNING", "HeadwaterServer", "JsonFormatter",
@@ -149,6 +153,9 @@ class HeadwaterServer:
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
         self.unfinished = 0  # calls still running when stop() returned (0 after a clean stop)
+        self.metrics: Metrics | None = None  # with an HTTP listener and metrics on (engine/metrics.py)
+        self.http: HttpListener | None = None  # with http_address: its real port is http.port
+        self.http_tokens: TokenSet | None = None  # the tokens the HTTP routes check (a token reload sets it)
 
     @property
     def address(self) -> str:
@@ -181,6 +188,7 @@ class HeadwaterServer:
             if cfg.bootstrap:
                 self._bootstrap(cfg.bootstrap)
             self.servicer = self._servicer(self.engine, config)
+            self._setup_metrics()
             options = [("grpc.max_receive_message_length", limits.max_message_bytes),
                        ("grpc.max_send_message_length", limits.max_message_bytes),
                        ("grpc.so_reuseport", 0 if worker is None else 1)]
@@ -202,6 +210,11 @@ class HeadwaterServer:
             if not self.port:
                 raise ConfigError(f"cannot listen on {cfg.address} (in use, or not an address of this host)")
             server.start()
+            try:
+                self._start_http(tokens)
+            except BaseException:
+                server.stop(0)
+                raise
         except BaseException:
             if self._own_engine and self.engine is not None:
                 self.engine.close()
@@ -218,7 +231,7 @@ class HeadwaterServer:
             "event": "serving", "address": self.address, "port": self.port, "tls": credentials is not None,
             "mutual_tls": cfg.tls_client_ca is not None, "auth": tokens is not None,
             "tokens": [e.name for e in tokens.entries] if tokens else [], "db": redact(config.storage.db),
-            "workers": cfg.workers,
+            "workers": cfg.workers, **self._http_fields(),
             **self._audit_fields(), **self._serving_fields()}
         if worker is None:
             _log.info("serving on %s", self.address, extra={"fields": self.serving})
@@ -226,6 +239,42 @@ class HeadwaterServer:
             _log.info("worker %d serving on %s", worker, self.address,
                       extra={"fields": {**self.serving, "event": "worker_serving"}})
         return self
+
+    # The HTTP listener and the metrics (engine/service/http, engine/metrics.py, docs/operations.md).
+
+    def _setup_metrics(self) -> None:
+        """Metrics are collected when they are on and there is an HTTP listener to serve them."""
+        cfg = self.config.server
+        if cfg.http_address is None or not cfg.metrics or self.servicer is None:
+            return
+        db = self.config.storage.db
+        store = "memory" if db == ":memory:" else "postgresql" if db.startswith(("postgres://", "postgresql://")) \
+            else "sqlite"
+        self.metrics = Metrics(lambda: self.engine, store=store)
+        self.servicer.observer = RpcObserver(self.metrics)
+
+    def _start_http(self, tokens: TokenSet | None) -> None:
+        cfg = self.config.server
+        if cfg.http_address is None:
+            return
+        self.http_tokens = tokens
+        digest = None
+        if cfg.metrics_token_file is not None:
+            secret = _read(cfg.metrics_token_file, "metrics token file").decode("utf-8", "replace").strip()
+            if not secret:
+                raise ConfigError(f"metrics token file {cfg.metrics_token_file} is empty")
+            digest = hashlib.sha256(secret.encode("utf-8")).digest()
+        context = RouteContext(metrics=self.metrics, metrics_token=digest, server=self)
+        app = build_app(routes(context), tokens=lambda: self.http_tokens)
+        self.http = HttpListener(app, cfg.http_address, tls_cert=cfg.tls_cert, tls_key=cfg.tls_key,
+                                 tls_client_ca=cfg.tls_client_ca, reuse_port=self.worker is not None).start()
+
+    def _http_fields(self) -> dict[str, Any]:
+        """What the start-up log says about the HTTP listener."""
+        if self.http is None:
+            return {}
+        return {"http_address": self.http.address, "http_port": self.http.port, "metrics": self.metrics is not None,
+                "metrics_token": self.config.server.metrics_token_file is not None}
 
     # The hooks of ``headwater serve-testing`` (engine/service/testing.py), which overrides them.
 
@@ -318,6 +367,8 @@ class HeadwaterServer:
                     still = servicer.wait_idle(_CANCEL_SECONDS)
             if done is not None:
                 done.wait(_CANCEL_SECONDS)
+            if self.http is not None:  # after gRPC: /metrics stays scrapable while calls drain
+                self.http.stop(min(grace, 5.0))
             if still:
                 # A handler that does not reach a checkpoint (one long SQL statement) is not waited for: the
                 # store is not closed under it; the audit log is flushed, and the process may exit.

@@ -60,6 +60,9 @@ class Servicer:
     """The implementation of every ``headwater.v1`` RPC over one Engine (the page size and Watch's poll interval
     come from ``config``; the engine enforces its own limits)."""
 
+    #: Called once per finished call by the handler layer when metrics are on (:class:`.observe.RpcObserver`).
+    observer: Callable[..., None] | None = None
+
     def __init__(self, engine: Engine, config: Config | None = None) -> None:
         self.engine = engine
         config = config or engine.config

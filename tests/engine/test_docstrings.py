@@ -20,7 +20,7 @@ MODULES = ["headwater.engine.store", "headwater.engine.store.contract", "headwat
            "headwater.engine.membership", "headwater.engine.queries.check", "headwater.engine.queries.expand",
            "headwater.engine.queries.lookups", "headwater.engine.queries.lineage", "headwater.engine.queries.schema",
            "headwater.engine.queries.replay", "headwater.engine.api",
-           "headwater.engine.config", "headwater.engine.sqlitedb", "headwater.engine.audit",
+           "headwater.engine.config", "headwater.engine.metrics", "headwater.engine.sqlitedb", "headwater.engine.audit",
            "headwater.engine.audit.records", "headwater.engine.audit.chain", "headwater.engine.audit.writer",
            "headwater.engine.audit.storage", "headwater.engine.audit.sql_storage", "headwater.engine.audit.pg_storage",
            "benchmarks.run"]

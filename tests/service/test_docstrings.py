@@ -7,7 +7,8 @@ import importlib
 
 import pytest
 
-MODULES = ["auth", "convert", "errors", "server", "servicer", "supervisor", "testing", "authzed.convert", "authzed.trace"]
+MODULES = ["auth", "convert", "errors", "server", "servicer", "supervisor", "testing", "authzed.convert", "authzed.trace",
+           "observe", "http.app", "http.listener"]
 
 
 @pytest.mark.parametrize("name", MODULES)

@@ -13,6 +13,15 @@ repeats it and a test keeps the two equal). A :class:`Metrics` holds one
   the hot path pays nothing for them;
 - ``headwater_build_info`` (version, commit if known, Python, store kind).
 
+With ``--processes N`` (``multiprocess_dir``: the supervisor sets ``PROMETHEUS_MULTIPROC_DIR`` to a fresh
+directory for its workers), the request-path metrics use prometheus_client's multiprocess mode (each worker
+writes its own files there) and :meth:`Metrics.exposition` answers ``MultiProcessCollector`` over the
+directory, so whichever worker a scrape reaches shows the whole group: counters summed, histograms merged. The
+engine's counters cannot be read across processes: each worker mirrors them into multiprocess metrics of the
+same names (:class:`_Mirror`) every ``sync_seconds`` and right before it answers a scrape, so the other
+workers' cache, audit and lineage figures lag by at most that period. Sizes and queue depths are summed over
+the live workers, the head revision is their maximum.
+
 Names follow Prometheus conventions: ``_total`` counters, ``_seconds``, base
 units, and labels with a bounded set of values (never object ids or tokens).
 
@@ -29,18 +38,21 @@ from __future__ import annotations
 import os
 import platform
 import subprocess
+import threading
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 from typing import Any
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector
+from prometheus_client import (CollectorRegistry, Counter, Gauge, Histogram, PlatformCollector, ProcessCollector,
+                               Summary, multiprocess)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric, SummaryMetricFamily
 from prometheus_client.exposition import CONTENT_TYPE_LATEST, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
-__all__ = ["METRICS", "EngineCollector", "MetricSpec", "Metrics", "build_commit", "parse_exposition"]
+__all__ = ["METRICS", "EngineCollector", "MetricSpec", "Metrics", "build_commit", "forget_process",
+           "parse_exposition"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,8 +144,11 @@ class Metrics:
     """
 
     def __init__(self, engine: Callable[[], Any] | None = None, *, store: str = "unknown",
-                 commit: str | None = None) -> None:
+                 commit: str | None = None, multiprocess_dir: str | None = None, sync_seconds: float = 1.0) -> None:
         self.registry = CollectorRegistry()
+        self.multiprocess_dir = multiprocess_dir
+        self._mirror: _Mirror | None = None
+        self._stop = threading.Event()
         r = self.registry
         self.requests = Counter("headwater_rpc_requests", _help("headwater_rpc_requests_total"),
                                 (*_RPC, "code"), registry=r)
@@ -142,16 +157,103 @@ class Metrics:
         self.decisions = Counter("headwater_decisions", _help("headwater_decisions_total"),
                                  ("api", "permissionship"), registry=r)
         info = Gauge("headwater_build_info", _help("headwater_build_info"), ("version", "commit", "python", "store"),
-                     registry=r)
+                     registry=r, multiprocess_mode="max")
         info.labels(_version(), commit or build_commit(), platform.python_version(), store).set(1)
-        if engine is not None:
-            r.register(EngineCollector(engine))
-        ProcessCollector(registry=r)
-        PlatformCollector(registry=r)
+        if multiprocess_dir is None:
+            if engine is not None:
+                r.register(EngineCollector(engine))
+            ProcessCollector(registry=r)
+            PlatformCollector(registry=r)
+        elif engine is not None:
+            self._mirror = _Mirror(EngineCollector(engine), r)
+            self._mirror.sync()
+            threading.Thread(target=self._sync_every, args=(sync_seconds,), name="headwater-metrics-sync",
+                             daemon=True).start()
 
     def exposition(self) -> tuple[bytes, str]:
-        """The text exposition of every metric, and its content type."""
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        """The text exposition of every metric (of every worker, in multiprocess mode), and its content type."""
+        if self.multiprocess_dir is None:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        self.sync()
+        merged = CollectorRegistry()
+        multiprocess.MultiProcessCollector(merged, path=self.multiprocess_dir)
+        return generate_latest(merged), CONTENT_TYPE_LATEST
+
+    def sync(self) -> None:
+        """Multiprocess mode: copy the engine's counters into this worker's files now."""
+        if self._mirror is not None:
+            self._mirror.sync()
+
+    def close(self) -> None:
+        """Stop the mirroring thread, after a last copy (multiprocess mode; nothing otherwise)."""
+        if not self._stop.is_set():
+            self._stop.set()
+            self.sync()
+
+    def _sync_every(self, seconds: float) -> None:
+        while not self._stop.wait(seconds):
+            try:
+                self.sync()
+            except Exception:  # noqa: BLE001 - an engine closing under it; the next round or close() retries
+                pass
+
+
+def forget_process(multiprocess_dir: str, pid: int) -> None:
+    """A worker of a multiprocess group is gone: drop its live gauges (its counters stay in the sums)."""
+    multiprocess.mark_process_dead(pid, multiprocess_dir)
+
+
+#: How the mirror keeps each gauge across workers (others: summed over the live ones).
+_GAUGE_MODES = {"headwater_store_head_revision": "max"}
+
+
+class _Mirror:
+    """Copies what an :class:`EngineCollector` reads into multiprocess metrics of the same names: counters by
+    their increase since the last copy, gauges set, the audit summary's count and sum increased."""
+
+    def __init__(self, source: EngineCollector, registry: CollectorRegistry) -> None:
+        self._source = source
+        self._registry = registry
+        self._metrics: dict[str, Any] = {}
+        self._last: dict[tuple[str, tuple[str, ...]], float] = {}
+        self._lock = threading.Lock()
+
+    def _metric(self, family: Metric) -> Any:
+        name = family.name + ("_total" if family.type == "counter" else "")
+        metric = self._metrics.get(name)
+        if metric is None:
+            spec = _SPECS[name]
+            if family.type == "counter":
+                metric = Counter(family.name, spec.help, spec.labels, registry=self._registry)
+            elif family.type == "summary":
+                metric = Summary(family.name, spec.help, spec.labels, registry=self._registry)
+            else:
+                metric = Gauge(family.name, spec.help, spec.labels, registry=self._registry,
+                               multiprocess_mode=_GAUGE_MODES.get(name, "livesum"))
+            self._metrics[name] = metric
+        return metric
+
+    def sync(self) -> None:
+        with self._lock:
+            for family in self._source.collect():
+                metric = self._metric(family)
+                for sample in family.samples:
+                    labels = tuple(sample.labels.values())
+                    child = metric.labels(*labels) if labels else metric
+                    if family.type == "gauge":
+                        child.set(sample.value)
+                        continue
+                    key = (sample.name, labels)
+                    delta = sample.value - self._last.get(key, 0.0)
+                    self._last[key] = sample.value
+                    if delta <= 0:
+                        continue
+                    if family.type == "counter":
+                        child.inc(delta)
+                    elif sample.name.endswith("_count"):
+                        child._count.inc(delta)  # a summary's totals grow by the batches written since the last copy
+                    elif sample.name.endswith("_sum"):
+                        child._sum.inc(delta)
 
 
 class EngineCollector:

@@ -250,7 +250,8 @@ class HeadwaterServer:
         db = self.config.storage.db
         store = "memory" if db == ":memory:" else "postgresql" if db.startswith(("postgres://", "postgresql://")) \
             else "sqlite"
-        self.metrics = Metrics(lambda: self.engine, store=store)
+        shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if self.worker is not None else None  # --processes N
+        self.metrics = Metrics(lambda: self.engine, store=store, multiprocess_dir=shared or None)
         self.servicer.observer = RpcObserver(self.metrics)
 
     def _start_http(self, tokens: TokenSet | None) -> None:
@@ -369,6 +370,8 @@ class HeadwaterServer:
                 done.wait(_CANCEL_SECONDS)
             if self.http is not None:  # after gRPC: /metrics stays scrapable while calls drain
                 self.http.stop(min(grace, 5.0))
+            if self.metrics is not None:
+                self.metrics.close()
             if still:
                 # A handler that does not reach a checkpoint (one long SQL statement) is not waited for: the
                 # store is not closed under it; the audit log is flushed, and the process may exit.

@@ -11,6 +11,9 @@ The GIL lets one Python process use one core; N processes use N. The supervisor:
   connection) for its lifetime, so a restarted worker finds the port still theirs;
   a port that something is already listening on is refused, so that two groups never
   share a port by accident;
+- reserves the HTTP port (``--http-address``) the same way, and gives the workers one fresh
+  ``PROMETHEUS_MULTIPROC_DIR`` (removed at exit; a dead worker's live gauges are dropped), so
+  that ``/metrics`` on whichever worker shows the whole group (engine/metrics.py);
 - starts worker 0, waits until it serves (it creates or migrates the database and
   writes the schema file), then the others; each worker is the ordinary server
   (:func:`~.server.serve`) bound with SO_REUSEPORT, and the kernel spreads new
@@ -46,10 +49,12 @@ import json
 import logging
 import os
 import pickle
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass, field
@@ -58,6 +63,7 @@ from typing import IO, Any
 from ...dsl import DslError
 from ..config import Config
 from ..errors import ConfigError, EngineError
+from ..metrics import forget_process
 from .server import AUDIT_NOT_SHARED, STOPPED_WITH_CALLS_RUNNING, HeadwaterServer, configure_logging, serve
 
 __all__ = ["refusal", "run_worker", "supervise"]
@@ -164,11 +170,14 @@ class _Supervisor:
         self.workers: dict[int, _Worker] = {}
         self.backoff = dict.fromkeys(range(self.count), _BACKOFF_FIRST)
         self.restart_at: dict[int, float] = {}
+        self.metrics_dir: str | None = None  # the workers' PROMETHEUS_MULTIPROC_DIR (with an HTTP listener)
 
     def run(self) -> int:
         host = self.config.server.address.rpartition(":")[0]
         held, port = _reserve(self.config.server.address)
         config = self.config.replace(address=f"{host}:{port}")
+        held_http, config = self._reserve_http(config)
+        held += held_http
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
         try:
             code = self._start_all(config)
@@ -186,6 +195,24 @@ class _Supervisor:
                 signal.signal(s, handler)
             for sock in held:
                 sock.close()
+            if self.metrics_dir is not None:
+                shutil.rmtree(self.metrics_dir, ignore_errors=True)
+
+    def _reserve_http(self, config: Config) -> tuple[list[socket.socket], Config]:
+        """The HTTP port too, shared by the workers like gRPC's (port 0: one free port for all), and a fresh
+        directory where their metrics meet (prometheus_client's multiprocess mode; engine/metrics.py)."""
+        address = config.server.http_address
+        if address is None:
+            return [], config
+        held, port = _reserve(address)
+        if config.server.metrics:
+            self.metrics_dir = tempfile.mkdtemp(prefix="headwater-metrics-")
+        return held, config.replace(http_address=f"{address.rpartition(':')[0]}:{port}")
+
+    def _worker_env(self) -> dict[str, str] | None:
+        if self.metrics_dir is None:
+            return None
+        return {**os.environ, "PROMETHEUS_MULTIPROC_DIR": self.metrics_dir}
 
     def _on_signal(self, signum: int, frame: object) -> None:
         name = signal.Signals(signum).name
@@ -220,7 +247,8 @@ class _Supervisor:
         ready_read, ready_write = os.pipe()
         try:
             process = subprocess.Popen([sys.executable, "-c", _WORKER_CODE, f"headwater-worker-{number}"],
-                                       stdin=subprocess.PIPE, pass_fds=(ready_write,))
+                                       stdin=subprocess.PIPE, pass_fds=(ready_write,),
+                                       env=self._worker_env())
         finally:
             os.close(ready_write)
         worker = _Worker(number, process, time.monotonic())
@@ -263,6 +291,8 @@ class _Supervisor:
                              worker.process.pid, code, delay, extra={"fields": {
                                  "event": "worker_exited", "worker": n, "pid": worker.process.pid, "code": code,
                                  "restart_in": delay}})
+                if self.metrics_dir is not None:  # its live gauges go; its counts stay in the sums
+                    forget_process(self.metrics_dir, worker.process.pid)
                 self._close(worker)
             for n, at in list(self.restart_at.items()):
                 if now >= at:

@@ -131,7 +131,9 @@ def test_lineage_counts(make_server: Callable[..., HeadwaterServer]) -> None:
         admin.effective_labels("document:clean")
         with pytest.raises(Exception):
             admin.touch("document:raw#derived_from@document:report", actor="user:admin", reason="cycle")
+        admin.touch("document:clean#scrubbed@sensitivity:pii", actor="user:stew", reason="scrubbed")
     samples = scrape(server)
+    assert samples[("headwater_lineage_declassifications_total", ())] == 1
     assert samples[("headwater_lineage_effective_label_computations_total", ())] == 2
     assert samples[("headwater_lineage_cycle_refusals_total", ())] == 1
 
@@ -170,3 +172,51 @@ def test_the_operations_table_and_the_registry_name_the_same_metrics() -> None:
     assert ours == {m.name for m in METRICS}
     types = {f.name + ("_total" if f.type == "counter" else ""): f.type for f in metrics.registry.collect()}
     assert {m.name: m.type for m in METRICS} == {name: types[name] for name in ours}
+
+
+def test_audit_and_gc_counts(make_server: Callable[..., HeadwaterServer]) -> None:
+    server = make_server(http_address="127.0.0.1:0", audit=True)
+    with client_for(server) as admin:
+        seed(admin)  # one record for the schema, one for the batch of relationships
+        for _ in range(3):  # one decision record each (audit_decisions = all)
+            admin.check("document:readme", "view", "user:ann")
+    assert server.engine is not None
+    server.engine.flush_audit()
+    samples = scrape(server)
+    assert samples[("headwater_audit_records_written_total", ())] == 5
+    assert samples[("headwater_audit_queue_depth", ())] == 0
+    assert samples[("headwater_audit_write_seconds_count", ())] >= 1
+    assert samples[("headwater_audit_write_seconds_sum", ())] > 0
+    assert samples[("headwater_audit_records_dropped_total", ())] == 0
+    assert samples[("headwater_gc_runs_total", ())] == 0
+    removed = server.engine.gc()
+    samples = scrape(server)
+    assert samples[("headwater_gc_runs_total", ())] == 1
+    assert samples[("headwater_gc_rows_removed_total", ())] == removed
+
+
+def _referenced(text: str) -> set[str]:
+    """Metric names in PromQL: ``headwater_...`` with a histogram's or summary's sample suffix taken off."""
+    names = set(re.findall(r"\bheadwater_[a-z_]+", text))
+    known = {m.name for m in METRICS}
+    out = set()
+    for name in names:
+        base = next((name.removesuffix(s) for s in ("_bucket", "_count", "_sum") if name.removesuffix(s) in known),
+                    name)
+        out.add(base)
+    return out
+
+
+@pytest.mark.parametrize("path", ["docs/operations/grafana-dashboard.json", "docs/operations/alerts.yaml"])
+def test_the_dashboard_and_the_alerts_name_existing_metrics(path: str) -> None:
+    import json
+
+    import yaml
+
+    text = (REPO / path).read_text()
+    if path.endswith(".json"):
+        exprs = [t["expr"] for p in json.loads(text)["panels"] for t in p["targets"]]
+    else:
+        exprs = [r["expr"] for g in yaml.safe_load(text)["groups"] for r in g["rules"]]
+    referenced = set().union(*(_referenced(e) for e in exprs))
+    assert referenced and referenced <= {m.name for m in METRICS}, referenced - {m.name for m in METRICS}

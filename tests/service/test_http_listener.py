@@ -125,3 +125,11 @@ def test_the_listener_serves_the_grpc_tls_files(make_server: Callable[..., Headw
         get(f"https://127.0.0.1:{server.http.port}/metrics", context=ssl.create_default_context())
     with pytest.raises((ConnectionError, urllib.error.URLError)):  # plain HTTP is not served
         get(f"http://127.0.0.1:{server.http.port}/metrics")
+
+
+def test_the_serve_flags() -> None:
+    from headwater.engine.cli import build_cli_parser
+
+    args = build_cli_parser().parse_args(["serve", "--http-address", "127.0.0.1:0", "--no-metrics",
+                                          "--metrics-token-file", "m.token"])
+    assert (args.http_address, args.metrics, args.metrics_token_file) == ("127.0.0.1:0", False, "m.token")

@@ -133,3 +133,17 @@ def test_the_serve_flags() -> None:
     args = build_cli_parser().parse_args(["serve", "--http-address", "127.0.0.1:0", "--no-metrics",
                                           "--metrics-token-file", "m.token"])
     assert (args.http_address, args.metrics, args.metrics_token_file) == ("127.0.0.1:0", False, "m.token")
+
+
+def test_mutual_tls_asks_for_a_client_certificate(make_server: Callable[..., HeadwaterServer],
+                                                  certs: Path) -> None:  # noqa: F811 - the fixture
+    server = make_server(http_address="127.0.0.1:0", tls_cert=str(certs / "server.pem"),
+                         tls_key=str(certs / "server.key"), tls_client_ca=str(certs / "ca.pem"))
+    assert server.http is not None
+    url = f"https://127.0.0.1:{server.http.port}/metrics"
+    anonymous = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    with pytest.raises((ConnectionError, ssl.SSLError, urllib.error.URLError)):
+        get(url, context=anonymous)
+    signed = ssl.create_default_context(cafile=str(certs / "ca.pem"))
+    signed.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
+    assert get(url, context=signed)[0] == 200

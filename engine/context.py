@@ -63,6 +63,7 @@ class Context:
         self.head_staleness_s = config.storage.head_staleness.total_seconds()
         self.head_hint: tuple[Revision, float] | None = None  # (head revision, when read: time.monotonic())
         #: Events counted for the metrics (engine/metrics.py reads them at scrape time): gc_runs, gc_rows_removed,
+        #: gc_expired_removed,
         #: lineage_cycle_refusals, lineage_declassifications, lineage_effective_labels.
         self.counters: collections.Counter[str] = collections.Counter()
         self._head_lock = threading.Lock()

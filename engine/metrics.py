@@ -85,7 +85,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("headwater_store_pool_connections", "gauge", ("state",),
                "PostgreSQL pool connections: in_use, idle, and requests waiting for one (waiting)"),
     MetricSpec("headwater_gc_runs_total", "counter", (), "Garbage collections of old history run"),
-    MetricSpec("headwater_gc_rows_removed_total", "counter", (), "Rows removed by garbage collection"),
+    MetricSpec("headwater_gc_rows_removed_total", "counter", (),
+               "Rows removed by garbage collection (old versions and expired relationships)"),
+    MetricSpec("headwater_gc_expired_rows_removed_total", "counter", (),
+               "Of those, relationships that expired without being deleted"),
     MetricSpec("headwater_lineage_cycle_refusals_total", "counter", (),
                "Writes refused because they would make the lineage graph cyclic"),
     MetricSpec("headwater_lineage_declassifications_total", "counter", (),
@@ -294,6 +297,7 @@ def _caches(engine: Any) -> Iterator[Metric]:
 
 
 _COUNTERS = (("gc_runs", "headwater_gc_runs_total"), ("gc_rows_removed", "headwater_gc_rows_removed_total"),
+             ("gc_expired_removed", "headwater_gc_expired_rows_removed_total"),
              ("lineage_cycle_refusals", "headwater_lineage_cycle_refusals_total"),
              ("lineage_declassifications", "headwater_lineage_declassifications_total"),
              ("lineage_effective_labels", "headwater_lineage_effective_label_computations_total"))

@@ -115,6 +115,7 @@ class Writes:
         self._last_gc = self.ctx.clock()
         self.ctx.counters["gc_runs"] += 1
         self.ctx.counters["gc_rows_removed"] += removed
+        self.ctx.counters["gc_expired_removed"] += getattr(removed, "expired_removed", 0)
         return removed
 
     def _maybe_gc(self) -> None:

@@ -193,6 +193,7 @@ def test_audit_and_gc_counts(make_server: Callable[..., HeadwaterServer]) -> Non
     samples = scrape(server)
     assert samples[("headwater_gc_runs_total", ())] == 1
     assert samples[("headwater_gc_rows_removed_total", ())] == removed
+    assert samples[("headwater_gc_expired_rows_removed_total", ())] == removed.expired_removed
 
 
 def _referenced(text: str) -> set[str]:

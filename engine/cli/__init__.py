@@ -40,6 +40,7 @@ import argparse
 import sys
 from collections.abc import Sequence
 
+from ..version import describe
 from . import (audit, backup, completion, contexts, database, lineage, queries, relationships, schema, schema_files,
                serve, tokens)
 from .table import EXIT_OK, EXIT_USAGE, build_parser
@@ -69,7 +70,10 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def build_cli_parser() -> argparse.ArgumentParser:
     """The parser of every command (``headwater --help``); completion scripts are generated from it."""
-    return build_parser("headwater", "Headwater: relationship-based access control for AI data.", TABLE)
+    parser = build_parser("headwater", "Headwater: relationship-based access control for AI data.", TABLE)
+    parser.add_argument("--version", action="version", version=describe(),
+                        help="print the version (and the commit, when run from a git checkout) and exit")
+    return parser
 
 
 _build_parser = build_cli_parser  # the name the tests knew first

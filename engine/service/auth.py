@@ -77,12 +77,17 @@ class TokenEntry:
 
 
 class TokenSet:
-    """The tokens a server accepts; :meth:`authorize` decides each call."""
+    """The tokens a server accepts; :meth:`authorize` decides each call, :meth:`replace` swaps them all at once
+    (``headwater serve`` on SIGHUP: a call sees either the old set or the new one, never a mix)."""
 
     def __init__(self, entries: Iterable[TokenEntry]) -> None:
         self.entries = tuple(entries)
         if not self.entries:
             raise TokenFileError("no tokens configured")
+
+    def replace(self, other: TokenSet) -> None:
+        """Accept ``other``'s tokens instead of these from now on (one attribute assignment: atomic)."""
+        self.entries = other.entries
 
     def identify(self, metadata: Iterable[tuple[str, str | bytes]]) -> TokenEntry:
         """The entry whose token the call presents; UnauthenticatedError otherwise."""
@@ -98,7 +103,8 @@ class TokenSet:
             raise UnauthenticatedError("malformed authorization metadata: expected 'Bearer <token>'")
         presented = hashlib.sha256(secret.strip().encode("utf-8", "surrogateescape")).digest()
         found = None
-        for entry in self.entries:  # compare with every entry: the time taken does not depend on which matched
+        for entry in self.entries:  # read once: a concurrent replace() is seen whole or not at all. Compare with
+            # every entry: the time taken does not depend on which matched
             if hmac.compare_digest(presented, entry.digest):
                 found = entry
         if found is None:

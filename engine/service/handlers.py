@@ -16,8 +16,13 @@ For each call, in order:
    period), so every kind of work stops within milliseconds of either; any exception becomes a status through
    :func:`.errors.status_for` (the one table), with the error class in the trailing
    metadata ``headwater-error``;
-5. one structured log line records the method, status, duration and the token's
-   *name* (never the token).
+5. one structured log line records the method, status, duration, the token's
+   *name* (never the token) and the call's request id.
+
+Every call has a request id (:data:`.servicer.REQUEST_ID`, set around the servicer method like
+``CALLER``): the client's ``x-request-id`` metadata when it is sane (1 to 128 characters of
+letters, digits and ``-_.:/+=@~``), else a new random one; the response's initial metadata
+carries it back as ``x-request-id`` (as SpiceDB does), with ``headwater-version``.
 
 What differs between the APIs served through this layer (``headwater.v1`` here, SpiceDB's
 ``authzed.api.v1`` in :mod:`.authzed`) is one :class:`ApiRules` value: the scope each
@@ -27,7 +32,9 @@ method needs, which methods are heavy, and how an error becomes a status.
 from __future__ import annotations
 
 import logging
+import re
 import time
+import uuid
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -41,13 +48,29 @@ from .admission import HEAVY_METHODS, HeavyCalls
 from .auth import TokenEntry, TokenSet, require_scope
 from .errors import ERROR_METADATA_KEY, ShuttingDownError, status_for
 from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
-from .servicer import CALLER, Servicer
+from ..version import version
+from .servicer import CALLER, REQUEST_ID, Servicer
 
-__all__ = ["ACCESS_LOGGER", "HEADWATER_RULES", "SERVICES", "ApiRules", "Failure", "build_handlers",
-           "service_handler", "service_names"]
+__all__ = ["ACCESS_LOGGER", "HEADWATER_RULES", "REQUEST_ID_KEY", "SERVICES", "VERSION_KEY", "ApiRules", "Failure",
+           "build_handlers", "request_id", "service_handler", "service_names"]
 
 ACCESS_LOGGER = "headwater.service.access"
 _access = logging.getLogger(ACCESS_LOGGER)
+
+#: The metadata key of a call's request id (sent by a client, returned in the response's initial metadata).
+REQUEST_ID_KEY = "x-request-id"
+#: The initial metadata key naming the server's version (:func:`..version.version`) on every response.
+VERSION_KEY = "headwater-version"
+_SANE_REQUEST_ID = re.compile(r"[A-Za-z0-9\-_.:/+=@~]{1,128}")
+
+
+def request_id(metadata: Sequence[tuple[str, str | bytes]] | None) -> str:
+    """The client's ``x-request-id`` if it is sane (1 to 128 of ``A-Za-z0-9-_.:/+=@~``: nothing that could
+    forge a log line), else a new random id (32 hex digits)."""
+    for key, value in metadata or ():
+        if key == REQUEST_ID_KEY and isinstance(value, str) and _SANE_REQUEST_ID.fullmatch(value):
+            return value
+    return uuid.uuid4().hex
 
 
 #: (generated module, service name, RPC name -> Servicer attribute where they differ)
@@ -123,8 +146,8 @@ def _validate_decoded(request: Any) -> None:
 class _Call:
     """One call's bookkeeping: who, how long, how it ended."""
 
-    __slots__ = ("budget", "context", "heavy", "light", "method", "rules", "running", "started", "status",
-                 "token_name")
+    __slots__ = ("budget", "context", "heavy", "light", "method", "request_id", "rules", "running", "started",
+                 "status", "token_name")
 
     def __init__(self, method: str, context: grpc.ServicerContext, rules: ApiRules) -> None:
         self.method = method
@@ -137,14 +160,18 @@ class _Call:
         self.running: Servicer | None = None  # counted as running there until end()
         self.heavy: HeavyCalls | None = None  # holding a turn there until end()
         self.light: HeavyCalls | None = None  # counted there as a light call (heavy calls make way) until end()
+        self.request_id = ""
 
     def begin(self, tokens: TokenSet | None, servicer: Servicer) -> None:
+        metadata = self.context.invocation_metadata()
+        self.request_id = request_id(metadata)
+        self.context.send_initial_metadata(((REQUEST_ID_KEY, self.request_id), (VERSION_KEY, version())))
         if servicer.draining.is_set():
             raise ShuttingDownError("the server is shutting down")
         servicer.call_started()
         self.running = servicer
         if tokens is not None:
-            entry = tokens.identify(self.context.invocation_metadata())
+            entry = tokens.identify(metadata)
             self.token_name = entry.name
             self.rules.require_scope(entry, self.method)
         remaining = self.context.time_remaining()
@@ -186,7 +213,7 @@ class _Call:
     def log(self) -> None:
         fields = {"method": self.method, "status": self.status,
                   "duration_ms": round((time.monotonic() - self.started) * 1000, 3),
-                  "token": self.token_name, "peer": self.context.peer()}
+                  "token": self.token_name, "peer": self.context.peer(), "request_id": self.request_id}
         _access.info("rpc %s %s", self.method, self.status, extra={"fields": fields})
 
 
@@ -199,11 +226,12 @@ def _single_response(method: str, fn: Callable[..., Any], tokens: TokenSet | Non
         try:
             call.begin(tokens, servicer)
             prepared = prepare(request)
-            reset = CALLER.set(call.token_name)
+            reset, reset_id = CALLER.set(call.token_name), REQUEST_ID.set(call.request_id)
             try:
                 with use(call.budget):  # type: ignore[arg-type]
                     response = fn(prepared, context)
             finally:
+                REQUEST_ID.reset(reset_id)
                 CALLER.reset(reset)
             call.status = "OK"
             return response
@@ -248,11 +276,12 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
             responses = fn(request, context)
             while True:
                 # The caller is set around each step only: between steps this thread is gRPC's.
-                reset = CALLER.set(call.token_name)
+                reset, reset_id = CALLER.set(call.token_name), REQUEST_ID.set(call.request_id)
                 try:
                     with use(call.budget):  # type: ignore[arg-type]
                         item = next(responses, _END)
                 finally:
+                    REQUEST_ID.reset(reset_id)
                     CALLER.reset(reset)
                 if item is _END:
                     break

@@ -15,7 +15,12 @@ then a TOML config file, then the defaults, in that order of precedence
   CA is given (mutual TLS);
 - serves SpiceDB's API (``authzed.api.v1``, :mod:`.authzed`) next to ``headwater.v1``, with the same tokens,
   limits, logging and audit;
-- serves standard gRPC health checking (``grpc.health.v1``) and server reflection;
+- serves standard gRPC health checking (``grpc.health.v1``) and server reflection, listening before the store is
+  opened: ``liveness`` is SERVING at once, readiness (``""``, ``readiness`` and each API service) only once the
+  store is migrated and the schema or bootstrap file loaded; API calls are UNAVAILABLE until then
+  (engine/service/health.py);
+- reloads the token file on SIGHUP (:meth:`HeadwaterServer.reload_tokens`): a file that does not load is
+  refused and logged, the tokens in force stay; connections are kept;
 - keeps an audit log when ``audit`` is on (or the database already has one), with
   each check's caller (the token's name);
 - on :meth:`HeadwaterServer.stop` (``headwater serve`` calls it on SIGTERM/SIGINT)
@@ -46,12 +51,11 @@ import sys
 import threading
 from collections.abc import Callable, Mapping
 from concurrent import futures
+from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, TextIO
 
 import grpc
-from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
 
 from ...dsl import DslError
 from ..api import Engine
@@ -63,12 +67,14 @@ from ..metrics import Metrics
 from ..store.memory import MemoryStore
 from ..validationfile import ValidationFileError
 from .auth import TokenSet, load_token_file
+from .auth import TokenFileError
 from .authzed import build_authzed_handlers
 from .authzed import service_names as authzed_service_names
 from .handlers import build_handlers, service_names
+from .health import Health, StartupGate, add_health_and_reflection
 from .http import HttpListener, RouteContext, build_app, routes
 from .observe import RpcObserver
-from .servicer import Servicer
+from .servicer import REQUEST_ID, Servicer
 
 __all__ = ["AUDIT_NOT_SHARED", "STOPPED_WITH_CALLS_RUNNING", "HeadwaterServer", "JsonFormatter",
            "configure_logging", "serve"]
@@ -83,17 +89,21 @@ _CANCEL_SECONDS = 1.0
 
 
 class JsonFormatter(logging.Formatter):
-    """One JSON object per line: time, level, logger, message, the formatter's ``fields`` (a worker's number and
-    pid), and the record's ``fields`` (if any)."""
+    """One JSON object per line: time (UTC, with its offset, to the millisecond: ``2026-12-06T20:31:07.123+00:00``),
+    level, logger, message, the formatter's ``fields`` (a worker's number and pid), the ``request_id`` of the call
+    being served (when written during one) and the record's ``fields`` (if any)."""
 
     def __init__(self, fields: Mapping[str, Any] | None = None) -> None:
         super().__init__()
         self.fields = dict(fields or {})
 
     def format(self, record: logging.LogRecord) -> str:
-        data: dict[str, Any] = {"ts": self.formatTime(record, "%Y-%m-%dT%H:%M:%S") + f".{int(record.msecs):03d}",
-                                "level": record.levelname.lower(), "logger": record.name,
+        ts = datetime.fromtimestamp(record.created, timezone.utc).isoformat(timespec="milliseconds")
+        data: dict[str, Any] = {"ts": ts, "level": record.levelname.lower(), "logger": record.name,
                                 "msg": record.getMessage(), **self.fields}
+        request = REQUEST_ID.get()
+        if request is not None:
+            data["request_id"] = request
         data.update(getattr(record, "fields", None) or {})
         if record.exc_info:
             data["traceback"] = self.formatException(record.exc_info)
@@ -149,7 +159,8 @@ class HeadwaterServer:
         self.port = 0
         self.servicer: Servicer | None = None
         self._server: grpc.Server | None = None
-        self._health: health.HealthServicer | None = None
+        self._health: Health | None = None
+        self.tokens: TokenSet | None = None  # the tokens accepted (replaced in place by reload_tokens)
         self._stopped = threading.Event()
         self._stop_lock = threading.Lock()
         self.unfinished = 0  # calls still running when stop() returned (0 after a clean stop)
@@ -164,9 +175,13 @@ class HeadwaterServer:
         return f"{host}:{self.port}"
 
     def start(self) -> HeadwaterServer:
+        """Listen at once (health: ``liveness`` SERVING, readiness NOT_SERVING, API calls UNAVAILABLE), then open
+        the store (migrating it), load the schema or bootstrap file and build the servicer; only then report
+        ready (engine/service/health.py). Any failure stops listening and raises."""
         config, worker = self.config, self.worker
         cfg, limits = config.server, config.limits
         tokens: TokenSet | None = None if cfg.insecure_no_auth else load_token_file(cfg.token_file or "")
+        self.tokens = tokens
         credentials = None
         if cfg.tls_cert is not None and cfg.tls_key is not None:
             client_ca = _read(cfg.tls_client_ca, "client CA file") if cfg.tls_client_ca else None
@@ -174,11 +189,30 @@ class HeadwaterServer:
                                                         _read(cfg.tls_cert, "TLS certificate file"))],
                                                       root_certificates=client_ca,
                                                       require_client_auth=client_ca is not None)
-        if self.engine is None:
-            db = config.storage.db
-            self.engine = (Engine(MemoryStore(), config=config) if db == ":memory:" else
-                           Engine.open(db, config=config))
+        options = [("grpc.max_receive_message_length", limits.max_message_bytes),
+                   ("grpc.max_send_message_length", limits.max_message_bytes),
+                   ("grpc.so_reuseport", 0 if worker is None else 1)]
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="headwater-rpc"),
+                             options=options, maximum_concurrent_rpcs=None)
+        gate = StartupGate()  # first: API calls are UNAVAILABLE until ready
+        server.add_generic_rpc_handlers((gate,))
+        names = service_names() + authzed_service_names()
+        self._health = add_health_and_reflection(server, names)
         try:
+            if credentials is not None:
+                self.port = server.add_secure_port(cfg.address, credentials)
+            else:
+                self.port = server.add_insecure_port(cfg.address)
+        except RuntimeError as exc:  # grpc's "failed to bind"
+            raise ConfigError(f"cannot listen on {cfg.address}: {exc}") from None
+        if not self.port:
+            raise ConfigError(f"cannot listen on {cfg.address} (in use, or not an address of this host)")
+        server.start()  # live: health checks answer (liveness SERVING) while the rest starts
+        try:
+            if self.engine is None:
+                db = config.storage.db
+                self.engine = (Engine(MemoryStore(), config=config) if db == ":memory:" else
+                               Engine.open(db, config=config))
             if worker is not None and self.engine.audit_path is not None:  # a SQLite file beside the store
                 raise ConfigError(f"--processes {cfg.processes} on {redact(config.storage.db)}: {AUDIT_NOT_SHARED}")
             if cfg.schema and cfg.bootstrap:
@@ -189,39 +223,16 @@ class HeadwaterServer:
                 self._bootstrap(cfg.bootstrap)
             self.servicer = self._servicer(self.engine, config)
             self._setup_metrics()
-            options = [("grpc.max_receive_message_length", limits.max_message_bytes),
-                       ("grpc.max_send_message_length", limits.max_message_bytes),
-                       ("grpc.so_reuseport", 0 if worker is None else 1)]
-            server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.workers,
-                                                            thread_name_prefix="headwater-rpc"),
-                                 options=options, maximum_concurrent_rpcs=None)
-            server.add_generic_rpc_handlers(self._handlers(tokens))
-            self._health = health.HealthServicer(experimental_non_blocking=True)
-            health_pb2_grpc.add_HealthServicer_to_server(self._health, server)
-            names = service_names() + authzed_service_names()
-            reflection.enable_server_reflection([*names, health.SERVICE_NAME, reflection.SERVICE_NAME], server)
-            try:
-                if credentials is not None:
-                    self.port = server.add_secure_port(cfg.address, credentials)
-                else:
-                    self.port = server.add_insecure_port(cfg.address)
-            except RuntimeError as exc:  # grpc's "failed to bind"
-                raise ConfigError(f"cannot listen on {cfg.address}: {exc}") from None
-            if not self.port:
-                raise ConfigError(f"cannot listen on {cfg.address} (in use, or not an address of this host)")
-            server.start()
-            try:
-                self._start_http(tokens)
-            except BaseException:
-                server.stop(0)
-                raise
+            server.add_generic_rpc_handlers(self._handlers(tokens))  # (after the gate, which steps aside once ready)
+            self._start_http(tokens)
         except BaseException:
+            server.stop(0)
             if self._own_engine and self.engine is not None:
                 self.engine.close()
             raise
         self._server = server
-        for name in ["", *names]:
-            self._health.set(name, health_pb2.HealthCheckResponse.SERVING)
+        gate.open()
+        self._health.ready()
         if tokens is None:
             self._announce_no_auth()
         if credentials is None and not self.address.startswith(("127.", "localhost", "[::1]")):
@@ -289,10 +300,9 @@ class HeadwaterServer:
         return [*build_handlers(self.servicer, tokens), *build_authzed_handlers(self.servicer, tokens, self.config)]
 
     def _announce_no_auth(self) -> None:
-        for _ in range(3):
-            _log.warning("AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach %s can read and "
-                         "change every relationship and the schema", self.address,
-                         extra={"fields": {"event": "insecure_no_auth", "address": self.address}})
+        _log.warning("AUTHENTICATION IS OFF (--insecure-no-auth): anyone who can reach %s can read and change "
+                     "every relationship and the schema; give --token-file to require bearer tokens",
+                     self.address, extra={"fields": {"event": "insecure_no_auth", "address": self.address}})
 
     def _serving_fields(self) -> dict[str, Any]:
         """More fields of the start-up log line."""
@@ -385,6 +395,27 @@ class HeadwaterServer:
             self._stopped.set()
             _log.info("stopped", extra={"fields": {"event": "stopped", "running": still}})
 
+    def reload_tokens(self) -> bool:
+        """Read the token file again and accept its tokens instead, all at once (calls in flight keep the
+        answer they got; connections stay open): True if the new tokens are in force; False, with an error
+        logged and the old tokens kept, when the file does not load (or the server runs without tokens)."""
+        path = self.config.server.token_file
+        if self.tokens is None or not path:
+            _log.warning("SIGHUP: no token file to reload (authentication is off)",
+                         extra={"fields": {"event": "tokens_not_reloaded", "reason": "authentication is off"}})
+            return False
+        try:
+            fresh = load_token_file(path)
+        except TokenFileError as exc:
+            _log.error("token file not reloaded, the tokens in force stay: %s", exc,
+                       extra={"fields": {"event": "tokens_not_reloaded", "reason": str(exc),
+                                         "tokens": [e.name for e in self.tokens.entries]}})
+            return False
+        self.tokens.replace(fresh)
+        _log.info("token file %s reloaded: %d token(s)", path, len(fresh.entries),
+                  extra={"fields": {"event": "tokens_reloaded", "tokens": [e.name for e in fresh.entries]}})
+        return True
+
     def wait(self, timeout: float | None = None) -> bool:
         """Block until :meth:`stop` has finished (True) or ``timeout`` passes (False)."""
         return self._stopped.wait(timeout)
@@ -404,7 +435,7 @@ STOPPED_WITH_CALLS_RUNNING = 75
 def serve(config: Config, *, worker: int | None = None,
           ready: Callable[[HeadwaterServer], None] | None = None,
           server: Callable[[Config], HeadwaterServer] | None = None) -> int:
-    """Run until SIGTERM or SIGINT, then drain and stop: 0 after a clean stop, else
+    """Run until SIGTERM or SIGINT (SIGHUP reloads the token file), then drain and stop: 0 after a clean stop, else
     :data:`STOPPED_WITH_CALLS_RUNNING` (the audit log was flushed; the store was left open under the call).
 
     ``worker``: serve as that worker of a ``--processes N`` group (engine/service/supervisor.py); ``ready`` is
@@ -425,19 +456,28 @@ def serve(config: Config, *, worker: int | None = None,
 def _run(config: Config, worker: int | None, ready: Callable[[HeadwaterServer], None] | None,
          build: Callable[[Config], HeadwaterServer] | None) -> HeadwaterServer:
     server = (HeadwaterServer(config, worker=worker) if build is None else build(config)).start()
-    stopping = threading.Event()
+    stopping, wake, reloads = threading.Event(), threading.Event(), [0]
 
     def on_signal(signum: int, frame: object) -> None:
         _log.info("received %s", signal.Signals(signum).name, extra={"fields": {"event": "signal",
                                                                                "signal": signal.Signals(signum).name}})
-        stopping.set()
+        if signum == signal.SIGHUP:
+            reloads[0] += 1  # done by the loop below, outside the signal handler
+        else:
+            stopping.set()
+        wake.set()
 
-    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+    previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
     try:
         if ready is not None:
             ready(server)
-        while not stopping.wait(0.5):
-            pass
+        done = 0
+        while not stopping.is_set():
+            wake.wait(0.5)
+            wake.clear()
+            if reloads[0] != done and not stopping.is_set():
+                done = reloads[0]
+                server.reload_tokens()
     finally:
         server.stop()
         for s, handler in previous.items():

@@ -42,12 +42,18 @@ from .admission import HeavyCalls
 from .errors import REVISION_METADATA_KEY, ShuttingDownError, item_error_code
 from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
 
-__all__ = ["CALLER", "Servicer"]
+__all__ = ["CALLER", "REQUEST_ID", "Servicer"]
 
 #: The name of the bearer token of the call being served (None without authentication). The handler
 #: layer sets it around each call (and each step of a stream); checks and lookups pass it to the
 #: engine as ``caller``, so that the audit log says who asked.
 CALLER: ContextVar[str | None] = ContextVar("headwater_caller", default=None)
+
+#: The id of the call being served: the client's ``x-request-id`` metadata when it is sane, else one the
+#: handler layer generated; set around each call (and each step of a stream) like :data:`CALLER`. The access
+#: log line carries it, every JSON log line written during the call too, and a tracing layer can put it on
+#: its spans.
+REQUEST_ID: ContextVar[str | None] = ContextVar("headwater_request_id", default=None)
 
 _MAX_RECORD_ID = 2**63 - 1  # SQLite's largest INTEGER
 #: ImportRequest.existing -> what Engine.import_relationships calls it.

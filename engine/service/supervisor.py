@@ -25,7 +25,9 @@ The GIL lets one Python process use one core; N processes use N. The supervisor:
   30 s; back to 0.5 s once a worker has served for a minute), logged;
 - on SIGTERM or SIGINT sends SIGTERM to every worker (each drains its calls for
   ``grace_seconds``), kills one still running ``grace_seconds`` + 5 s later, and
-  returns 0.
+  returns 0;
+- on SIGHUP sends SIGHUP to every worker (each reloads the token file, or keeps its tokens
+  when the file does not load).
 
 Workers are fresh interpreters (``subprocess``, see docs/decisions/serve-processes.md):
 the supervisor writes the pickled :class:`~headwater.engine.config.Config` to a
@@ -179,6 +181,7 @@ class _Supervisor:
         held_http, config = self._reserve_http(config)
         held += held_http
         previous = {s: signal.signal(s, self._on_signal) for s in (signal.SIGTERM, signal.SIGINT)}
+        previous[signal.SIGHUP] = signal.signal(signal.SIGHUP, self._on_hangup)
         try:
             code = self._start_all(config)
             if code is None:
@@ -219,6 +222,16 @@ class _Supervisor:
         _log.info("received %s", name, extra={"fields": {"event": "signal", "signal": name}})
         self.stopping.set()
         self.wake.set()
+
+    def _on_hangup(self, signum: int, frame: object) -> None:
+        """SIGHUP: every worker reloads the token file (a restarted worker reads it when it starts)."""
+        pids = []
+        for worker in list(self.workers.values()):
+            if worker.process.poll() is None:
+                worker.process.send_signal(signal.SIGHUP)
+                pids.append(worker.process.pid)
+        _log.info("received SIGHUP: the workers reload the token file", extra={"fields": {
+            "event": "signal", "signal": "SIGHUP", "forwarded_to": pids}})
 
     def _start_all(self, config: Config) -> int | None:
         """Start worker 0, then the others once it serves; None when all serve, else the exit code to return."""

@@ -1,0 +1,116 @@
+"""SIGHUP reloads the token file of a running ``headwater serve``: new tokens work, removed ones are refused, a
+broken file is refused and the tokens in force stay; connections and streams in flight are kept."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from headwater.engine.client import Client, RemoteError
+
+from .conftest import SCHEMA, TOKENS, write_token_file
+
+NEWBIE = "newbie-token-0123456789"
+
+
+def _events(lines: list[str]) -> list[dict]:
+    found = []
+    for line in list(lines):
+        try:
+            found.append(json.loads(line))
+        except ValueError:
+            continue
+    return found
+
+
+def _wait_for(proc: subprocess.Popen[str], lines: list[str], event: str, count: int = 1,
+              timeout: float = 30) -> dict:
+    end = time.monotonic() + timeout
+    while time.monotonic() < end:
+        matching = [r for r in _events(lines) if r.get("event") == event]
+        if len(matching) >= count:
+            return matching[count - 1]
+        if proc.poll() is not None:
+            raise AssertionError(f"headwater serve exited with {proc.returncode}:\n" + "".join(lines))
+        time.sleep(0.05)
+    raise AssertionError(f"no {event!r} line (#{count}) from headwater serve:\n" + "".join(lines))
+
+
+def _refused(address: str, token: str) -> str:
+    with Client(address, token=token, timeout=10) as c:
+        with pytest.raises(RemoteError) as info:
+            c.check("document:readme", "view", "user:bob")
+        return info.value.code
+
+
+def _allowed(address: str, token: str) -> bool:
+    with Client(address, token=token, timeout=10) as c:
+        return c.check("document:readme", "view", "user:bob").allowed
+
+
+def test_sighup_reloads_the_token_file_and_refuses_a_broken_one(tmp_path: Path) -> None:
+    tokens = write_token_file(tmp_path / "tokens.toml")
+    schema = tmp_path / "schema.zed"
+    schema.write_text(SCHEMA)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update(HEADWATER_WATCH_POLL_SECONDS="0.05", HEADWATER_GRACE_SECONDS="2")
+    proc = subprocess.Popen([sys.executable, "-m", "headwater.engine", "serve", "--address", "127.0.0.1:0",
+                             "--db", str(tmp_path / "hw.db"), "--token-file", str(tokens), "--schema", str(schema)],
+                            env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        address = f"127.0.0.1:{_wait_for(proc, lines, 'serving')['port']}"
+        admin = Client(address, token=TOKENS["admin"][0], timeout=10)
+        start = admin.touch("document:readme#viewer@user:bob").token
+        assert _allowed(address, TOKENS["reader"][0])
+        assert _refused(address, NEWBIE) == "UNAUTHENTICATED"
+        watched: list[str] = []
+        watch = threading.Thread(target=lambda: watched.extend(
+            str(e.relationship) for e in admin.follow(start, timeout=8)), daemon=True)
+        watch.start()  # a stream open across both reloads
+
+        # A good file: newbie added, reader removed, admin kept.
+        text = tokens.read_text().replace('name = "reader"', 'name = "newbie"').replace(TOKENS["reader"][0], NEWBIE)
+        tokens.write_text(text)
+        proc.send_signal(signal.SIGHUP)
+        reloaded = _wait_for(proc, lines, "tokens_reloaded")
+        assert "newbie" in reloaded["tokens"] and "reader" not in reloaded["tokens"]
+        assert _allowed(address, NEWBIE)
+        assert _refused(address, TOKENS["reader"][0]) == "UNAUTHENTICATED"
+        assert admin.check("document:readme", "view", "user:bob").allowed  # the same connection, still served
+
+        # A broken file: refused, logged, the tokens in force stay.
+        tokens.write_text('[[tokens]]\nname = "half-written"\nscopes = ["check"]\ntoken = "short"\n')
+        proc.send_signal(signal.SIGHUP)
+        refused = _wait_for(proc, lines, "tokens_not_reloaded")
+        assert refused["level"] == "error" and "at least 16 characters" in refused["reason"]
+        assert "short" not in json.dumps(refused)  # never a token, even a broken one
+        assert _allowed(address, NEWBIE)
+        assert _refused(address, TOKENS["reader"][0]) == "UNAUTHENTICATED"
+        tokens.unlink()  # a missing file too
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(proc, lines, "tokens_not_reloaded", count=2)
+        assert _allowed(address, NEWBIE)
+
+        admin.touch("document:after#viewer@user:ann")
+        watch.join(15)
+        assert "document:after#viewer@user:ann" in watched  # the Watch stream outlived the reloads
+        admin.close()
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(5)
+    assert [r["signal"] for r in _events(lines) if r.get("event") == "signal"] == ["SIGHUP"] * 3 + ["SIGTERM"]

@@ -237,6 +237,10 @@ class Engine:
         declassifications and effective-label computations."""
         return self._ctx.counters
 
+    def store_operations(self) -> dict[str, tuple[int, float]]:
+        """Store operations by kind (read, head, write, delete, gc, changes): (count, seconds), for the metrics."""
+        return {op: (int(n), seconds) for op, (n, seconds) in list(self._ctx.store_ops.items())}
+
     def audit_stats(self) -> dict[str, Any]:
         """The audit writer's queue and counters ({} when auditing is off)."""
         return self._ctx.audit.stats() if self._ctx.audit is not None else {}

@@ -66,8 +66,27 @@ class Context:
         #: gc_expired_removed,
         #: lineage_cycle_refusals, lineage_declassifications, lineage_effective_labels.
         self.counters: collections.Counter[str] = collections.Counter()
+        #: Store operations by kind (read, head, write, delete, gc, changes): [count, seconds] (statistics: not
+        #: locked, like the caches' counters; engine/metrics.py reads them at scrape time).
+        self.store_ops: dict[str, list[float]] = {}
         self._head_lock = threading.Lock()
         self._schema_lock = threading.Lock()
+
+    def count_store(self, operation: str, started: float) -> None:
+        """Count one store ``operation`` begun at ``started`` (time.perf_counter())."""
+        entry = self.store_ops.get(operation)
+        if entry is None:
+            entry = self.store_ops.setdefault(operation, [0, 0.0])
+        entry[0] += 1
+        entry[1] += time.perf_counter() - started
+
+    def head(self) -> Revision:
+        """The store's head revision, read now (counted)."""
+        started = time.perf_counter()
+        try:
+            return self.store.head()
+        finally:
+            self.count_store("head", started)
 
     # --- time ---------------------------------------------------------------------------
 
@@ -116,7 +135,7 @@ class Context:
         wanted = decode_token(consistency.token or "")
         if consistency.mode is ConsistencyMode.AT_EXACT_SNAPSHOT:
             return wanted
-        head = self.store.head()
+        head = self.head()
         if wanted > head:
             raise RevisionUnavailableError(f"the token names revision {wanted}, newer than the newest ({head})",
                                            revision=wanted, oldest=0, head=head)
@@ -127,10 +146,14 @@ class Context:
                  now: datetime | None = None) -> Iterator[tuple[Reader, dsl_schema.Schema]]:
         """A snapshot at the revision ``consistency`` selects, with the compiled schema in force there."""
         revision = self.revision_for(consistency)
-        with self.store.snapshot(revision, now=now or self.clock()) as reader:
-            if revision is None:
-                self.note_head(reader.revision)  # the warm path must never answer from before this
-            yield reader, self.compiled(self.schema_in_force(reader))
+        started = time.perf_counter()
+        try:
+            with self.store.snapshot(revision, now=now or self.clock()) as reader:
+                if revision is None:
+                    self.note_head(reader.revision)  # the warm path must never answer from before this
+                yield reader, self.compiled(self.schema_in_force(reader))
+        finally:
+            self.count_store("read", started)  # the time the read transaction was held
 
     def lineage(self, schema: dsl_schema.Schema, reader: Reader, budget: Budget | None = None) -> Lineage:
         """Lineage questions about a snapshot, answered through the engine's lineage cache; the rows its walks
@@ -151,7 +174,7 @@ class Context:
         hint = self.head_hint
         if hint is not None and time.monotonic() - hint[1] < self.head_staleness_s:
             return hint[0]
-        self.note_head(self.store.head())
+        self.note_head(self.head())
         return self.head_hint[0]  # type: ignore[index]
 
     def note_head(self, revision: Revision) -> None:

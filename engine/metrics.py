@@ -82,6 +82,10 @@ METRICS: tuple[MetricSpec, ...] = (
     MetricSpec("headwater_cache_max_entries", "gauge", ("cache",), "Entries held at most, per cache"),
     MetricSpec("headwater_store_head_revision", "gauge", (),
                "The newest revision this process has seen (as of at most head_staleness ago)"),
+    MetricSpec("headwater_store_operations_total", "counter", ("operation",),
+               "Store operations: read (one read transaction), head, write, delete, gc, changes (Watch polls)"),
+    MetricSpec("headwater_store_operation_seconds", "summary", ("operation",),
+               "Time per store operation (a read: while its snapshot was held, evaluation included)"),
     MetricSpec("headwater_store_pool_connections", "gauge", ("state",),
                "PostgreSQL pool connections: in_use, idle, and requests waiting for one (waiting)"),
     MetricSpec("headwater_gc_runs_total", "counter", (), "Garbage collections of old history run"),
@@ -321,6 +325,15 @@ def _audit(engine: Any) -> Iterator[Metric]:
 
 
 def _store(engine: Any) -> Iterator[Metric]:
+    count = CounterMetricFamily("headwater_store_operations", _help("headwater_store_operations_total"),
+                                labels=("operation",))
+    seconds = SummaryMetricFamily("headwater_store_operation_seconds", _help("headwater_store_operation_seconds"),
+                                  labels=("operation",))
+    for operation, (n, total) in sorted(engine.store_operations().items()):
+        count.add_metric((operation,), n)
+        seconds.add_metric((operation,), count_value=n, sum_value=total)
+    yield count
+    yield seconds
     yield GaugeMetricFamily("headwater_store_head_revision", _help("headwater_store_head_revision"),
                             value=engine.known_head())
     pool = engine.pool_stats()

@@ -112,8 +112,12 @@ class RelationshipExport:
         after: RowKey | None = None
         while True:
             self._ctx.budget().checkpoint()  # a page at a time: the deadline, the caller (not the work limit)
-            with self._ctx.store.snapshot(self.revision, now=self._now) as reader:
-                batch = reader.read(self._filter, after=after, limit=self.batch_size)
+            started = time.perf_counter()
+            try:
+                with self._ctx.store.snapshot(self.revision, now=self._now) as reader:
+                    batch = reader.read(self._filter, after=after, limit=self.batch_size)
+            finally:
+                self._ctx.count_store("read", started)
             if batch:
                 yield [row.relationship() for row in batch]
             if len(batch) < self.batch_size:
@@ -227,6 +231,7 @@ class Streams:
         """
         after = decode_token(after_token)
         validate_limit(limit)
+        started = time.perf_counter()
         try:
             changes = self.ctx.store.changes(after, limit=limit)
         except RevisionUnavailableError as exc:
@@ -237,6 +242,8 @@ class Streams:
                 message = (f"cannot watch after revision {after}: it has been garbage-collected; the oldest "
                            f"revision to resume from is {exc.oldest} (token {encode_token(exc.oldest)})")
             raise RevisionUnavailableError(message, revision=after, oldest=exc.oldest, head=exc.head) from exc
+        finally:
+            self.ctx.count_store("changes", started)
         return [WatchEvent(encode_token(c.revision), c.operation, c.relationship) for c in changes]
 
     def follow(self, after_token: str, *, poll_interval: float = 0.5, timeout: float | None = None,

@@ -23,6 +23,7 @@ Example::
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 
@@ -84,8 +85,12 @@ class Writes:
             if schema.classifications and not trusted:
                 declassified[0] = self._authorize_declassifications(schema, reader, updates, actor, reason)
 
-        revision = ctx.store.write(batch, preconditions, validate=validate,
-                                   metadata=revision_metadata(ctx, actor, reason))
+        started = time.perf_counter()
+        try:
+            revision = ctx.store.write(batch, preconditions, validate=validate,
+                                       metadata=revision_metadata(ctx, actor, reason))
+        finally:
+            ctx.count_store("write", started)
         ctx.note_head(revision)
         if declassified[0]:
             ctx.counters["lineage_declassifications"] += declassified[0]
@@ -99,9 +104,13 @@ class Writes:
                reason: str | None = None) -> DeleteResult:
         """See :meth:`~headwater.engine.Engine.delete`."""
         ctx = self.ctx
-        revision, n, partial = ctx.store.delete(filter, limit=limit, allow_partial=allow_partial,
-                                                preconditions=preconditions,
-                                                metadata=revision_metadata(ctx, actor, reason))
+        started = time.perf_counter()
+        try:
+            revision, n, partial = ctx.store.delete(filter, limit=limit, allow_partial=allow_partial,
+                                                    preconditions=preconditions,
+                                                    metadata=revision_metadata(ctx, actor, reason))
+        finally:
+            ctx.count_store("delete", started)
         ctx.note_head(revision)
         if ctx.audit is not None:
             changes = [c for c in ctx.store.changes(revision - 1, limit=1) if c.revision == revision] if n else []
@@ -111,7 +120,11 @@ class Writes:
 
     def gc(self) -> int:
         """See :meth:`~headwater.engine.Engine.gc`."""
-        removed = self.ctx.store.gc(self.ctx.config.storage.gc_window, now=self.ctx.clock())
+        started = time.perf_counter()
+        try:
+            removed = self.ctx.store.gc(self.ctx.config.storage.gc_window, now=self.ctx.clock())
+        finally:
+            self.ctx.count_store("gc", started)
         self._last_gc = self.ctx.clock()
         self.ctx.counters["gc_runs"] += 1
         self.ctx.counters["gc_rows_removed"] += removed

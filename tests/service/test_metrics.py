@@ -109,6 +109,7 @@ def test_cache_hits_and_misses_are_exact(make_server: Callable[..., HeadwaterSer
     server = make_server(http_address="127.0.0.1:0")
     with client_for(server) as admin:
         seed(admin)
+        before_first = scrape(server)
         assert admin.check("document:readme", "view", "user:ann").allowed  # fills the cache
         before = scrape(server)
         for _ in range(5):
@@ -117,6 +118,9 @@ def test_cache_hits_and_misses_are_exact(make_server: Callable[..., HeadwaterSer
     key = (("cache", "checks"),)
     assert after[("headwater_cache_hits_total", key)] - before[("headwater_cache_hits_total", key)] == 5
     assert after[("headwater_cache_misses_total", key)] == before[("headwater_cache_misses_total", key)]
+    reads = ("headwater_store_operations_total", (("operation", "read"),))
+    assert before[reads] - before_first.get(reads, 0) == 1  # the first check read one snapshot
+    assert after[reads] == before[reads]  # the cached ones none
     assert server.engine is not None
     stats = server.engine.caches.stats()["checks"]
     assert (after[("headwater_cache_hits_total", key)], after[("headwater_cache_misses_total", key)],
@@ -192,6 +196,8 @@ def test_audit_and_gc_counts(make_server: Callable[..., HeadwaterServer]) -> Non
     removed = server.engine.gc()
     samples = scrape(server)
     assert samples[("headwater_gc_runs_total", ())] == 1
+    assert samples[("headwater_store_operations_total", (("operation", "gc"),))] == 1
+    assert samples[("headwater_store_operations_total", (("operation", "write"),))] == 1  # seed's relationships
     assert samples[("headwater_gc_rows_removed_total", ())] == removed
     assert samples[("headwater_gc_expired_rows_removed_total", ())] == removed.expired_removed
 

@@ -19,7 +19,8 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from headwater.engine.config import Config
 from headwater.engine.errors import ConfigError
 from headwater.engine.service.handlers import REQUEST_ID_KEY, VERSION_KEY, request_id
-from headwater.engine.service.pb import core_pb2, permission_pb2, permission_pb2_grpc
+from headwater.engine.service.pb import core_pb2, permission_pb2, permission_pb2_grpc, relationship_pb2, \
+    relationship_pb2_grpc
 from headwater.engine.service.health import LIVENESS, READINESS
 from headwater.engine.service.server import HeadwaterServer, JsonFormatter, configure_logging
 from headwater.engine.service.servicer import REQUEST_ID
@@ -35,7 +36,7 @@ def _check(server, metadata=()) -> tuple[permission_pb2.CheckResponse, dict[str,
         request.subject.object.object_type, request.subject.object.object_id = "user", "ann"
         response, call = permission_pb2_grpc.PermissionServiceStub(channel).Check.with_call(
             request, metadata=(("authorization", f"Bearer {TOKENS['reader'][0]}"), *metadata), timeout=5)
-        return response, dict(call.initial_metadata()), call
+        return response, dict(call.trailing_metadata()), call
 
 
 # --- logs --------------------------------------------------------------------------------------------------------
@@ -108,9 +109,23 @@ def test_a_failed_call_has_a_request_id_too(server, access_log) -> None:
             permission_pb2_grpc.PermissionServiceStub(channel).Check(
                 request, metadata=((REQUEST_ID_KEY, "no-token-call"),), timeout=5)
     assert info.value.code() is grpc.StatusCode.UNAUTHENTICATED
-    assert dict(info.value.initial_metadata())[REQUEST_ID_KEY] == "no-token-call"
+    trailers = dict(info.value.trailing_metadata())
+    assert trailers[REQUEST_ID_KEY] == "no-token-call" and trailers["headwater-error"] == "UnauthenticatedError"
     assert access_log.records[-1]["request_id"] == "no-token-call"
     assert access_log.records[-1]["status"] == "UNAUTHENTICATED"
+
+
+def test_a_stream_ends_with_its_request_id_beside_its_revision(server) -> None:
+    with grpc.insecure_channel(server.address) as channel:
+        request = relationship_pb2.ReadRequest()
+        request.filter.resource_type = "document"
+        call = relationship_pb2_grpc.RelationshipServiceStub(channel).Read(
+            request, metadata=(("authorization", f"Bearer {TOKENS['reader'][0]}"), (REQUEST_ID_KEY, "stream-1")),
+            timeout=5)
+        assert list(call)
+        trailers = dict(call.trailing_metadata())
+    assert trailers[REQUEST_ID_KEY] == "stream-1" and trailers[VERSION_KEY] == version()
+    assert trailers["headwater-revision-token"].startswith("hw1_")
 
 
 # --- the version -------------------------------------------------------------------------------------------------

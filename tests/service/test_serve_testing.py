@@ -35,6 +35,7 @@ from authzed.api.v1 import (
     WriteSchemaRequest,
 )
 from grpcutil import insecure_bearer_token_credentials
+from headwater.client import NO_RETRY
 from headwater.engine.client import Client as HwClient
 from headwater.engine.client import RemoteError
 from headwater.engine.config import Config
@@ -225,7 +226,9 @@ def test_the_least_recently_used_store_is_forgotten_beyond_max_stores() -> None:
 def test_stopping_the_server_ends_a_tokens_watch_at_once() -> None:
     srv = TestingServer(Config.of(address="127.0.0.1:0", grace_seconds=5, watch_poll_seconds=0.05)).start()
     try:
-        with HwClient(srv.address, token="watcher", timeout=10) as c, ThreadPoolExecutor(1) as pool:
+        # no client retries: the test is about the server ending the stream, not the client riding out a restart
+        with HwClient(srv.address, token="watcher", timeout=10, retry=NO_RETRY) as c, \
+                ThreadPoolExecutor(1) as pool:
             c.write_schema(ALICE_SCHEMA)
             token = c.touch("document:w#viewer@user:ann").token
             following = pool.submit(lambda: list(c.follow(token, timeout=20)))

@@ -455,8 +455,14 @@ def serve(config: Config, *, worker: int | None = None,
 
 def _run(config: Config, worker: int | None, ready: Callable[[HeadwaterServer], None] | None,
          build: Callable[[Config], HeadwaterServer] | None) -> HeadwaterServer:
-    server = (HeadwaterServer(config, worker=worker) if build is None else build(config)).start()
     stopping, wake, reloads = threading.Event(), threading.Event(), [0]
+    # A SIGHUP while starting must not end the process (its default): it is remembered, and done once serving.
+    hangup = signal.signal(signal.SIGHUP, lambda signum, frame: reloads.__setitem__(0, reloads[0] + 1))
+    try:
+        server = (HeadwaterServer(config, worker=worker) if build is None else build(config)).start()
+    except BaseException:
+        signal.signal(signal.SIGHUP, hangup)
+        raise
 
     def on_signal(signum: int, frame: object) -> None:
         _log.info("received %s", signal.Signals(signum).name, extra={"fields": {"event": "signal",
@@ -468,6 +474,7 @@ def _run(config: Config, worker: int | None, ready: Callable[[HeadwaterServer], 
         wake.set()
 
     previous = {s: signal.signal(s, on_signal) for s in (signal.SIGTERM, signal.SIGINT, signal.SIGHUP)}
+    previous[signal.SIGHUP] = hangup
     try:
         if ready is not None:
             ready(server)

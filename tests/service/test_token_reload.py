@@ -114,3 +114,38 @@ def test_sighup_reloads_the_token_file_and_refuses_a_broken_one(tmp_path: Path) 
             proc.wait()
     reader.join(5)
     assert [r["signal"] for r in _events(lines) if r.get("event") == "signal"] == ["SIGHUP"] * 3 + ["SIGTERM"]
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="--processes N serves on Linux only (SO_REUSEPORT)")
+def test_the_supervisor_passes_sighup_to_every_worker(tmp_path: Path) -> None:
+    tokens = write_token_file(tmp_path / "tokens.toml")
+    schema = tmp_path / "schema.zed"
+    schema.write_text(SCHEMA)
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
+    env.update(HEADWATER_GRACE_SECONDS="2")
+    proc = subprocess.Popen([sys.executable, "-m", "headwater.engine", "serve", "--address", "127.0.0.1:0",
+                             "--db", str(tmp_path / "hw.db"), "--token-file", str(tokens), "--schema", str(schema),
+                             "--processes", "2"], env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    lines: list[str] = []
+    reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
+    reader.start()
+    try:
+        address = f"127.0.0.1:{_wait_for(proc, lines, 'serving', timeout=60)['port']}"
+        with Client(address, token=TOKENS["admin"][0], timeout=10) as admin:
+            admin.touch("document:readme#viewer@user:bob")
+        tokens.write_text(tokens.read_text().replace('name = "reader"', 'name = "newbie"')
+                          .replace(TOKENS["reader"][0], NEWBIE))
+        proc.send_signal(signal.SIGHUP)
+        _wait_for(proc, lines, "tokens_reloaded", count=2)
+        reloaded = [r for r in _events(lines) if r.get("event") == "tokens_reloaded"]
+        assert sorted(r["worker"] for r in reloaded) == [0, 1]
+        for _ in range(6):  # new connections, spread over both workers
+            assert _allowed(address, NEWBIE)
+            assert _refused(address, TOKENS["reader"][0]) == "UNAUTHENTICATED"
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    reader.join(5)

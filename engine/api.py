@@ -422,8 +422,10 @@ class Engine:
                                    actor=actor, reason=reason)
 
     def gc(self) -> int:
-        """Forget history older than the ``gc_window`` (reads at older revisions then fail clearly); returns
-        how many rows were removed. Writes also run it every ``gc_interval``."""
+        """Forget history older than the ``gc_window`` (reads at older revisions then fail clearly), and the
+        relationships that expired that long ago without being deleted (docs/engine.md#garbage-collection);
+        returns how many rows were removed: a :class:`~.store.GcResult`, an int with ``expired_removed``.
+        Writes also run it every ``gc_interval``."""
         return self._writes.gc()
 
     # ------------------------------------------------------------ listings and streams (engine/streams.py)

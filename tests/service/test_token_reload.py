@@ -15,6 +15,8 @@ from pathlib import Path
 import pytest
 
 from headwater.engine.client import Client, RemoteError
+from headwater.engine.config import Config
+from headwater.engine.service.server import HeadwaterServer, serve
 
 from .conftest import SCHEMA, TOKENS, write_token_file
 
@@ -149,3 +151,36 @@ def test_the_supervisor_passes_sighup_to_every_worker(tmp_path: Path) -> None:
             proc.kill()
             proc.wait()
     reader.join(5)
+
+
+def test_a_sighup_while_starting_is_done_once_serving(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    tokens = write_token_file(tmp_path / "tokens.toml")
+    schema = tmp_path / "schema.zed"
+    schema.write_text(SCHEMA)
+    load = HeadwaterServer._load_schema
+
+    def hangup_while_loading(self: HeadwaterServer, path: str) -> None:  # the tokens were read already
+        tokens.write_text(tokens.read_text().replace('name = "reader"', 'name = "newbie"'))
+        os.kill(os.getpid(), signal.SIGHUP)  # by default, this would end the process (pytest with it)
+        load(self, path)
+
+    monkeypatch.setattr(HeadwaterServer, "_load_schema", hangup_while_loading)
+    seen: list[list[str]] = []
+
+    def ready(server: HeadwaterServer) -> None:
+        def watch() -> None:
+            end = time.monotonic() + 15
+            while time.monotonic() < end and not seen:
+                assert server.tokens is not None
+                names = [e.name for e in server.tokens.entries]
+                if "newbie" in names:
+                    seen.append(names)
+                time.sleep(0.05)
+            os.kill(os.getpid(), signal.SIGTERM)
+
+        threading.Thread(target=watch, daemon=True).start()
+
+    config = Config.of(address="127.0.0.1:0", db=str(tmp_path / "hw.db"), token_file=str(tokens), schema=str(schema),
+                       grace_seconds=1)
+    assert serve(config, ready=ready) == 0
+    assert seen and "reader" not in seen[0]

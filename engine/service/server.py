@@ -18,7 +18,7 @@ then a TOML config file, then the defaults, in that order of precedence
 - serves standard gRPC health checking (``grpc.health.v1``) and server reflection, listening before the store is
   opened: ``liveness`` is SERVING at once, readiness (``""``, ``readiness`` and each API service) only once the
   store is migrated and the schema or bootstrap file loaded; API calls are UNAVAILABLE until then
-  (engine/service/health.py);
+  (engine/service/health.py). A worker of ``--processes N`` listens only once ready;
 - reloads the token file on SIGHUP (:meth:`HeadwaterServer.reload_tokens`): a file that does not load is
   refused and logged, the tokens in force stay; connections are kept;
 - keeps an audit log when ``audit`` is on (or the database already has one), with
@@ -59,6 +59,7 @@ import grpc
 
 from ...dsl import DslError
 from ..api import Engine
+from .. import tracing
 from ..bootstrap import bootstrap
 from ..config import Config
 from ..dburi import redact
@@ -207,8 +208,12 @@ class HeadwaterServer:
             raise ConfigError(f"cannot listen on {cfg.address}: {exc}") from None
         if not self.port:
             raise ConfigError(f"cannot listen on {cfg.address} (in use, or not an address of this host)")
-        server.start()  # live: health checks answer (liveness SERVING) while the rest starts
+        # Alone, listen at once: health checks answer (liveness SERVING) while the rest starts. A worker of
+        # --processes N listens only once ready: the kernel would give a starting worker its share of connections.
+        early = worker is None
         try:
+            if early:
+                server.start()
             if self.engine is None:
                 db = config.storage.db
                 self.engine = (Engine(MemoryStore(), config=config) if db == ":memory:" else
@@ -224,6 +229,8 @@ class HeadwaterServer:
             self.servicer = self._servicer(self.engine, config)
             self._setup_metrics()
             server.add_generic_rpc_handlers(self._handlers(tokens))  # (after the gate, which steps aside once ready)
+            if not early:
+                server.start()
             self._start_http(tokens)
         except BaseException:
             server.stop(0)
@@ -445,9 +452,12 @@ def serve(config: Config, *, worker: int | None = None,
     saved = (logger.handlers[:], logger.level, logger.propagate)
     configure_logging(config.server.log_level,
                       fields=None if worker is None else {"worker": worker, "pid": os.getpid()})
+    traced = tracing.configure()  # OTEL_TRACES_EXPORTER (engine/tracing.py): before the engine, so checks are spans
     try:
         running = _run(config, worker, ready, server)
     finally:  # leave logging as it was (serve may run inside another program, e.g. the tests)
+        if traced:
+            tracing.shutdown()  # the spans still buffered are exported
         logger.handlers, logger.propagate = saved[0], saved[2]
         logger.setLevel(saved[1])
     return STOPPED_WITH_CALLS_RUNNING if running.unfinished else 0

@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from ..dsl import schema as dsl_schema
-from . import results
+from . import results, tracing
 from .audit import (
     Anchor,
     AuditBinding,
@@ -104,7 +104,8 @@ class Engine:
         self._streams = Streams(ctx, self._writes)
         # A warm check is a few hundred nanoseconds, so a hop through the facade is a fifth of it: an engine's
         # `check` is the check query's own method (same signature, same answers; `Engine.check` documents it).
-        self.check = self._checks.check  # type: ignore[method-assign]
+        # With tracing on (engine/tracing.py, at the engine's creation), each check is a `headwater.check` span.
+        self.check = tracing.traced_check(self._checks.check)  # type: ignore[method-assign]
 
     @classmethod
     def open(cls, db: str | Path, *, config: Config | None = None) -> Engine:
@@ -322,7 +323,8 @@ class Engine:
 
         With ``explain``, each answered item carries its explanation, as :meth:`check` gives it.
         Each answered item is one decision for the audit log."""
-        return self._checks.check_bulk(items, consistency=consistency, explain=explain, caller=caller)
+        with tracing.span("headwater.check_bulk", {"headwater.items": len(items)}):
+            return self._checks.check_bulk(items, consistency=consistency, explain=explain, caller=caller)
 
     def expand(self, resource: ObjectRef | str, permission: str, *, context: Mapping[str, Any] | None = None,
                consistency: Consistency | None = None) -> tuple[ExpandNode, str]:

@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING
 from ..dsl import SchemaLimits, compile_schema
 from ..dsl import schema as dsl_schema
 from . import budget as budgets
-from . import keys
+from . import keys, tracing
 from .budget import Budget
 from .chain import Caches
 from .config import Config
@@ -148,7 +148,8 @@ class Context:
         revision = self.revision_for(consistency)
         started = time.perf_counter()
         try:
-            with self.store.snapshot(revision, now=now or self.clock()) as reader:
+            with tracing.span("headwater.store.read"), \
+                    self.store.snapshot(revision, now=now or self.clock()) as reader:
                 if revision is None:
                     self.note_head(reader.revision)  # the warm path must never answer from before this
                 yield reader, self.compiled(self.schema_in_force(reader))

@@ -28,6 +28,7 @@ from collections.abc import Iterable, Sequence
 from datetime import datetime
 
 from ..dsl import schema as dsl_schema
+from . import tracing
 from .consistency import encode_token
 from .context import Context
 from .errors import (
@@ -87,8 +88,9 @@ class Writes:
 
         started = time.perf_counter()
         try:
-            revision = ctx.store.write(batch, preconditions, validate=validate,
-                                       metadata=revision_metadata(ctx, actor, reason))
+            with tracing.span("headwater.store.write", {"headwater.updates": len(batch)}):
+                revision = ctx.store.write(batch, preconditions, validate=validate,
+                                           metadata=revision_metadata(ctx, actor, reason))
         finally:
             ctx.count_store("write", started)
         ctx.note_head(revision)
@@ -106,9 +108,10 @@ class Writes:
         ctx = self.ctx
         started = time.perf_counter()
         try:
-            revision, n, partial = ctx.store.delete(filter, limit=limit, allow_partial=allow_partial,
-                                                    preconditions=preconditions,
-                                                    metadata=revision_metadata(ctx, actor, reason))
+            with tracing.span("headwater.store.delete"):
+                revision, n, partial = ctx.store.delete(filter, limit=limit, allow_partial=allow_partial,
+                                                        preconditions=preconditions,
+                                                        metadata=revision_metadata(ctx, actor, reason))
         finally:
             ctx.count_store("delete", started)
         ctx.note_head(revision)

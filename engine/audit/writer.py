@@ -20,6 +20,7 @@ from collections.abc import Callable
 from datetime import datetime
 from typing import Any
 
+from .. import tracing
 from ..errors import StoreError, StoreUnavailableError
 from .records import Pending, RecordKind
 
@@ -188,7 +189,8 @@ class RecordWriter:
                 self._urgent = False
             started = _time.perf_counter()
             try:
-                self._append(batch)
+                with tracing.span("headwater.audit.write", {"headwater.records": len(batch)}):
+                    self._append(batch)
             except Exception as exc:  # noqa: BLE001 - kept queued, retried, reported to waiters
                 _log.error("cannot write %d audit records to %s: %s", len(batch), self._place, exc)
                 with self._cond:

@@ -17,7 +17,9 @@ For each call, in order:
    :func:`.errors.status_for` (the one table), with the error class in the trailing
    metadata ``headwater-error``;
 5. one structured log line records the method, status, duration, the token's
-   *name* (never the token) and the call's request id.
+   *name* (never the token) and the call's request id;
+6. with tracing on (:mod:`..tracing`), the call is a server span, a child of the client's W3C trace context,
+   current around the servicer method (so the engine's spans are its children).
 
 Every call has a request id (:data:`.servicer.REQUEST_ID`, set around the servicer method like
 ``CALLER``): the client's ``x-request-id`` metadata when it is sane (1 to 128 characters of
@@ -43,6 +45,7 @@ from typing import Any
 import grpc
 from google.protobuf import message_factory
 
+from .. import tracing
 from ..budget import Budget, use
 from ..errors import DeadlineExceededError, InvalidRequestError
 from .admission import HEAVY_METHODS, HeavyCalls
@@ -147,8 +150,8 @@ def _validate_decoded(request: Any) -> None:
 class _Call:
     """One call's bookkeeping: who, how long, how it ended."""
 
-    __slots__ = ("budget", "context", "heavy", "light", "method", "request_id", "rules", "running", "started",
-                 "status", "token_name")
+    __slots__ = ("budget", "context", "heavy", "light", "method", "request_id", "rules", "running", "scope",
+                 "span", "started", "status", "token_name")
 
     def __init__(self, method: str, context: grpc.ServicerContext, rules: ApiRules) -> None:
         self.method = method
@@ -162,10 +165,14 @@ class _Call:
         self.heavy: HeavyCalls | None = None  # holding a turn there until end()
         self.light: HeavyCalls | None = None  # counted there as a light call (heavy calls make way) until end()
         self.request_id = ""
+        self.span: tracing.RpcSpan | None = None  # tracing on (engine/tracing.py): the call's server span
+        self.scope: Any = tracing.NOOP  # entered around the servicer method: the span made current
 
     def begin(self, tokens: TokenSet | None, servicer: Servicer) -> None:
         metadata = self.context.invocation_metadata()
         self.request_id = request_id(metadata)
+        if tracing.tracer is not None:
+            self.span = self.scope = tracing.rpc_span(self.method, metadata, self.request_id)
         if servicer.draining.is_set():
             raise ShuttingDownError("the server is shutting down")
         servicer.call_started()
@@ -204,6 +211,9 @@ class _Call:
             self.context.set_trailing_metadata((*(self.context.trailing_metadata() or ()),
                                                 (REQUEST_ID_KEY, self.request_id), (VERSION_KEY, version())))
         self.log()
+        if self.span is not None:
+            self.span.finish(self.status, grpc.StatusCode[self.status].value[0])
+            self.span = None
         if self.heavy is not None:
             self.heavy.leave()
             self.heavy = None
@@ -232,7 +242,7 @@ def _single_response(method: str, fn: Callable[..., Any], tokens: TokenSet | Non
             prepared = prepare(request)
             reset, reset_id = CALLER.set(call.token_name), REQUEST_ID.set(call.request_id)
             try:
-                with use(call.budget):  # type: ignore[arg-type]
+                with use(call.budget), call.scope:  # type: ignore[arg-type]
                     response = fn(prepared, context)
             finally:
                 REQUEST_ID.reset(reset_id)
@@ -282,7 +292,7 @@ def _server_stream(method: str, fn: Callable[..., Any], tokens: TokenSet | None,
                 # The caller is set around each step only: between steps this thread is gRPC's.
                 reset, reset_id = CALLER.set(call.token_name), REQUEST_ID.set(call.request_id)
                 try:
-                    with use(call.budget):  # type: ignore[arg-type]
+                    with use(call.budget), call.scope:  # type: ignore[arg-type]
                         item = next(responses, _END)
                 finally:
                     REQUEST_ID.reset(reset_id)

@@ -59,6 +59,7 @@ import grpc
 
 from ...dsl import DslError
 from ..api import Engine
+from .. import tracing
 from ..bootstrap import bootstrap
 from ..config import Config
 from ..dburi import redact
@@ -451,9 +452,12 @@ def serve(config: Config, *, worker: int | None = None,
     saved = (logger.handlers[:], logger.level, logger.propagate)
     configure_logging(config.server.log_level,
                       fields=None if worker is None else {"worker": worker, "pid": os.getpid()})
+    traced = tracing.configure()  # OTEL_TRACES_EXPORTER (engine/tracing.py): before the engine, so checks are spans
     try:
         running = _run(config, worker, ready, server)
     finally:  # leave logging as it was (serve may run inside another program, e.g. the tests)
+        if traced:
+            tracing.shutdown()  # the spans still buffered are exported
         logger.handlers, logger.propagate = saved[0], saved[2]
         logger.setLevel(saved[1])
     return STOPPED_WITH_CALLS_RUNNING if running.unfinished else 0

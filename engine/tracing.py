@@ -1,0 +1,184 @@
+"""OpenTelemetry tracing: the one module that imports ``opentelemetry``, and only when tracing is on.
+
+Off by default. :func:`configure` (called by the server at start) reads the standard
+variables: ``OTEL_TRACES_EXPORTER`` (``console``, ``otlp``, ``none``; a comma list;
+unset or ``none``: off), ``OTEL_SERVICE_NAME`` (default ``headwater``), and what the
+SDK reads itself (``OTEL_TRACES_SAMPLER``/``_ARG``, ``OTEL_EXPORTER_OTLP_*``,
+``OTEL_BSP_*``, ``OTEL_RESOURCE_ATTRIBUTES``, ``OTEL_PROPAGATORS``). The OTLP
+exporter is the optional extra ``headwater[otlp]``, imported only when asked for.
+
+The rest of the engine traces through :func:`span` (a shared no-op context manager
+when off: one module attribute read) and the service's handler layer through
+:func:`rpc_span` (a server span per call, a child of the caller's W3C
+``traceparent``). When off nothing here imports ``opentelemetry``. Attributes carry
+names and types (method, permission, resource type, counts, status, request id),
+never object ids, caveat context or tokens (docs/operations.md#tracing).
+
+Example::
+
+    >>> configure({}) is False  # nothing set: off
+    True
+    >>> with span("headwater.store.read") as s:
+    ...     s is NOOP
+    True
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+__all__ = ["NOOP", "RpcSpan", "configure", "enabled", "rpc_span", "shutdown", "span", "traced_check"]
+
+#: The tracer when tracing is on (None: off; every helper here is then a no-op).
+tracer: Any = None
+_provider: Any = None
+
+
+class _Noop:
+    """The span of tracing off: a context manager doing nothing, with a ``set_attribute`` doing nothing."""
+
+    __slots__ = ()
+
+    def __enter__(self) -> _Noop:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        return None
+
+    def set_attribute(self, key: str, value: Any) -> None:
+        return None
+
+
+NOOP = _Noop()
+
+
+def enabled() -> bool:
+    """Is tracing on?"""
+    return tracer is not None
+
+
+def configure(environ: Mapping[str, str] | None = None) -> bool:
+    """Turn tracing on if ``OTEL_TRACES_EXPORTER`` (in ``environ``, default os.environ) names an exporter; True
+    if on. Raises ConfigError for an unknown exporter, or ``otlp`` without the ``headwater[otlp]`` extra."""
+    global tracer, _provider
+    env = os.environ if environ is None else environ
+    names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    names = [n for n in names if n != "none"]
+    if not names or tracer is not None:
+        return tracer is not None
+    from .errors import ConfigError
+    unknown = sorted(set(names) - {"console", "otlp"})
+    if unknown:
+        raise ConfigError(f"OTEL_TRACES_EXPORTER={','.join(unknown)}: Headwater exports to console, otlp or none")
+    from opentelemetry import trace
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
+
+    from .version import version
+    resource = Resource.create({SERVICE_NAME: env.get("OTEL_SERVICE_NAME") or "headwater",
+                                "service.version": version()})
+    provider = TracerProvider(resource=resource)  # the sampler from OTEL_TRACES_SAMPLER(_ARG)
+    for name in names:
+        exporter = ConsoleSpanExporter(out=sys.stdout) if name == "console" else _otlp_exporter(env, ConfigError)
+        provider.add_span_processor(BatchSpanProcessor(exporter))
+    _provider = provider
+    tracer = trace.get_tracer("headwater", version(), tracer_provider=provider)
+    return True
+
+
+def _otlp_exporter(env: Mapping[str, str], error: type[Exception]) -> Any:
+    protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+    try:
+        if protocol == "grpc":
+            from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
+        else:
+            from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter  # type: ignore[no-redef]
+    except ImportError:
+        package = "opentelemetry-exporter-otlp-proto-grpc" if protocol == "grpc" else "headwater[otlp]"
+        raise error(f"OTEL_TRACES_EXPORTER=otlp needs the OTLP exporter: pip install '{package}'") from None
+    return OTLPSpanExporter()
+
+
+def shutdown() -> None:
+    """Export the spans still buffered and turn tracing off (the server calls it when it stops)."""
+    global tracer, _provider
+    provider, tracer, _provider = _provider, None, None
+    if provider is not None:
+        provider.shutdown()
+
+
+def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
+    """A span named ``name``, a child of the current one, for a ``with`` block (:data:`NOOP` when off)."""
+    if tracer is None:
+        return NOOP
+    return tracer.start_as_current_span(name, attributes=attributes)
+
+
+def _type_of(ref: Any) -> str:
+    return ref.type if not isinstance(ref, str) else ref.partition(":")[0]
+
+
+def traced_check(check: Callable[..., Any]) -> Callable[..., Any]:
+    """``check`` (an engine's check) with a ``headwater.check`` span around each call when tracing is on (the
+    permission, the resource type and the answer: no ids, no context); ``check`` itself when off."""
+    if tracer is None:
+        return check
+
+    def traced(resource: Any, permission: str, subject: Any, **options: Any) -> Any:
+        with span("headwater.check", {"headwater.permission": permission,
+                                      "headwater.resource_type": _type_of(resource),
+                                      "headwater.subject_type": _type_of(subject)}) as s:
+            result = check(resource, permission, subject, **options)
+            s.set_attribute("headwater.permissionship", result.permissionship.name)
+            return result
+    return traced
+
+
+# ------------------------------------------------------------------ the RPC spans (engine/service/handlers.py)
+
+
+class RpcSpan:
+    """The server span of one call; as a context manager, it is the current span (not ended on exit: a stream's
+    steps enter it one by one); :meth:`finish` ends it with the call's status."""
+
+    __slots__ = ("_span", "_tokens")
+
+    def __init__(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None, request_id: str) -> None:
+        from opentelemetry import propagate
+        from opentelemetry.trace import SpanKind
+        carrier = {key: value for key, value in metadata or () if isinstance(value, str)}
+        service, _, name = method.lstrip("/").rpartition("/")
+        self._span = tracer.start_span(f"{service}/{name}", context=propagate.extract(carrier),
+                                       kind=SpanKind.SERVER,
+                                       attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
+                                                   "headwater.request_id": request_id})
+        self._tokens: list[Any] = []
+
+    def __enter__(self) -> RpcSpan:
+        from opentelemetry import context, trace
+        self._tokens.append(context.attach(trace.set_span_in_context(self._span)))
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        from opentelemetry import context
+        context.detach(self._tokens.pop())
+
+    def finish(self, code: str, number: int) -> None:
+        """End the span: ``code`` the call's grpc.StatusCode name, ``number`` its value."""
+        from opentelemetry.trace import Status, StatusCode
+        self._span.set_attribute("rpc.grpc.status_code", number)
+        if code != "OK":
+            self._span.set_status(Status(StatusCode.ERROR, code))
+        self._span.end()
+
+
+def rpc_span(method: str, metadata: Sequence[tuple[str, str | bytes]] | None, request_id: str) -> Any:
+    """The server span of a call of ``method`` (``/package.Service/Method``), a child of the trace context in
+    ``metadata`` (W3C ``traceparent``/``tracestate``), as an :class:`RpcSpan`; None when tracing is off."""
+    if tracer is None:
+        return None
+    return RpcSpan(method, metadata, request_id)

@@ -30,11 +30,12 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-__all__ = ["NOOP", "RpcSpan", "configure", "enabled", "rpc_span", "shutdown", "span", "traced_check"]
+__all__ = ["NOOP", "RpcSpan", "configure", "enabled", "install", "rpc_span", "shutdown", "span", "traced_check"]
 
 #: The tracer when tracing is on (None: off; every helper here is then a no-op).
 tracer: Any = None
 _provider: Any = None
+_otel: Any = None  # what the RPC spans use of opentelemetry, imported once by configure()
 
 
 class _Noop:
@@ -63,7 +64,6 @@ def enabled() -> bool:
 def configure(environ: Mapping[str, str] | None = None) -> bool:
     """Turn tracing on if ``OTEL_TRACES_EXPORTER`` (in ``environ``, default os.environ) names an exporter; True
     if on. Raises ConfigError for an unknown exporter, or ``otlp`` without the ``headwater[otlp]`` extra."""
-    global tracer, _provider
     env = os.environ if environ is None else environ
     names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
     names = [n for n in names if n != "none"]
@@ -73,7 +73,6 @@ def configure(environ: Mapping[str, str] | None = None) -> bool:
     unknown = sorted(set(names) - {"console", "otlp"})
     if unknown:
         raise ConfigError(f"OTEL_TRACES_EXPORTER={','.join(unknown)}: Headwater exports to console, otlp or none")
-    from opentelemetry import trace
     from opentelemetry.sdk.resources import SERVICE_NAME, Resource
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
@@ -85,9 +84,24 @@ def configure(environ: Mapping[str, str] | None = None) -> bool:
     for name in names:
         exporter = ConsoleSpanExporter(out=sys.stdout) if name == "console" else _otlp_exporter(env, ConfigError)
         provider.add_span_processor(BatchSpanProcessor(exporter))
+    install(provider)
+    return True
+
+
+def install(provider: Any) -> None:
+    """Trace into ``provider`` (an SDK ``TracerProvider``: :func:`configure` builds one from the environment; a
+    program embedding the engine may give its own), from now on; :func:`shutdown` shuts it down."""
+    global tracer, _provider, _otel
+    from types import SimpleNamespace
+
+    from opentelemetry import context, propagate, trace
+
+    from .version import version
+    _otel = SimpleNamespace(extract=propagate.extract, attach=context.attach, detach=context.detach,
+                            current=trace.set_span_in_context, server=trace.SpanKind.SERVER,
+                            error=lambda code: trace.Status(trace.StatusCode.ERROR, code))
     _provider = provider
     tracer = trace.get_tracer("headwater", version(), tracer_provider=provider)
-    return True
 
 
 def _otlp_exporter(env: Mapping[str, str], error: type[Exception]) -> Any:
@@ -148,31 +162,26 @@ class RpcSpan:
     __slots__ = ("_span", "_tokens")
 
     def __init__(self, method: str, metadata: Sequence[tuple[str, str | bytes]] | None, request_id: str) -> None:
-        from opentelemetry import propagate
-        from opentelemetry.trace import SpanKind
         carrier = {key: value for key, value in metadata or () if isinstance(value, str)}
         service, _, name = method.lstrip("/").rpartition("/")
-        self._span = tracer.start_span(f"{service}/{name}", context=propagate.extract(carrier),
-                                       kind=SpanKind.SERVER,
+        self._span = tracer.start_span(f"{service}/{name}", context=_otel.extract(carrier),
+                                       kind=_otel.server,
                                        attributes={"rpc.system": "grpc", "rpc.service": service, "rpc.method": name,
                                                    "headwater.request_id": request_id})
         self._tokens: list[Any] = []
 
     def __enter__(self) -> RpcSpan:
-        from opentelemetry import context, trace
-        self._tokens.append(context.attach(trace.set_span_in_context(self._span)))
+        self._tokens.append(_otel.attach(_otel.current(self._span)))
         return self
 
     def __exit__(self, *exc: object) -> None:
-        from opentelemetry import context
-        context.detach(self._tokens.pop())
+        _otel.detach(self._tokens.pop())
 
     def finish(self, code: str, number: int) -> None:
         """End the span: ``code`` the call's grpc.StatusCode name, ``number`` its value."""
-        from opentelemetry.trace import Status, StatusCode
         self._span.set_attribute("rpc.grpc.status_code", number)
         if code != "OK":
-            self._span.set_status(Status(StatusCode.ERROR, code))
+            self._span.set_status(_otel.error(code))
         self._span.end()
 
 

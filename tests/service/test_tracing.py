@@ -70,14 +70,22 @@ def _spans(text: str) -> list[dict[str, Any]]:
         spans.append(span)
 
 
-def _check(port: int, metadata: list[tuple[str, str]]) -> permission_pb2.CheckResponse:
+def _ask(port: int, metadata: list[tuple[str, str]], *, spicedb: bool = False) -> Any:
+    """Is user:alice allowed to read dataset:claims? (a caveat context and ``metadata`` sent along), through
+    ``headwater.v1`` Check, or SpiceDB's CheckPermission."""
+    from authzed.api.v1 import PermissionsServiceStub
+    from authzed.api.v1 import core_pb2 as az
+    from authzed.api.v1 import permission_service_pb2 as azp
+
+    core, make = (az, azp.CheckPermissionRequest) if spicedb else (core_pb2, permission_pb2.CheckRequest)
     context = struct_pb2.Struct()
     context.update({"note": CONTEXT_MARKER})
-    request = permission_pb2.CheckRequest(
-        resource=core_pb2.ObjectReference(object_type="dataset", object_id="claims"), permission="read",
-        subject=core_pb2.SubjectReference(object=core_pb2.ObjectReference(object_type="user", object_id="alice")),
-        context=context)
+    request = make(resource=core.ObjectReference(object_type="dataset", object_id="claims"), permission="read",
+                   subject=core.SubjectReference(object=core.ObjectReference(object_type="user", object_id="alice")),
+                   context=context)
     with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+        if spicedb:
+            return PermissionsServiceStub(channel).CheckPermission(request, metadata=metadata, timeout=10)
         return permission_pb2_grpc.PermissionServiceStub(channel).Check(request, metadata=metadata, timeout=10)
 
 
@@ -91,8 +99,9 @@ def test_a_checks_spans_sit_under_the_clients_trace(tmp_path: Path) -> None:
             carrier: dict[str, str] = {}
             propagate.inject(carrier)
             metadata = [*carrier.items(), ("authorization", f"Bearer {TOKEN_MARKER}"), ("x-request-id", "trace-req-1")]
-            response = _check(port, metadata)
-        assert response.permissionship == 2  # has
+            response = _ask(port, metadata)
+            spicedb = _ask(port, metadata, spicedb=True)
+        assert response.permissionship == 2 and spicedb.permissionship == 2  # has
         out = _stop(proc)
     finally:
         if proc.poll() is None:
@@ -110,12 +119,16 @@ def test_a_checks_spans_sit_under_the_clients_trace(tmp_path: Path) -> None:
                                  "rpc.method": "Check", "headwater.request_id": "trace-req-1",
                                  "rpc.grpc.status_code": 0}
     assert rpc["resource"]["attributes"]["service.name"] == "hw-test"
-    [check] = [s for s in by_name["headwater.check"] if s["context"]["trace_id"] == trace_id]
-    assert check["parent_id"] == rpc["context"]["span_id"]
+    [authzed] = by_name["authzed.api.v1.PermissionsService/CheckPermission"]  # SpiceDB's API: the same layer
+    assert authzed["context"]["trace_id"] == trace_id and authzed["parent_id"] == span_id
+    assert authzed["attributes"]["rpc.service"] == "authzed.api.v1.PermissionsService"
+    checks = {s["parent_id"]: s for s in by_name["headwater.check"] if s["context"]["trace_id"] == trace_id}
+    assert set(checks) == {rpc["context"]["span_id"], authzed["context"]["span_id"]}
+    check = checks[rpc["context"]["span_id"]]
     assert check["attributes"] == {"headwater.permission": "read", "headwater.resource_type": "dataset",
                                    "headwater.subject_type": "user", "headwater.permissionship": "HAS_PERMISSION"}
     reads = [s for s in by_name["headwater.store.read"] if s["context"]["trace_id"] == trace_id]
-    assert reads and all(s["parent_id"] == check["context"]["span_id"] for s in reads)
+    assert {s["parent_id"] for s in reads} == {c["context"]["span_id"] for c in checks.values()}
     assert by_name["headwater.store.write"]  # the bootstrap's relationships (a trace of their own)
     assert any(s["attributes"]["headwater.records"] >= 1 for s in by_name["headwater.audit.write"])
     assert CONTEXT_MARKER not in out and TOKEN_MARKER not in out and "alice" not in out and "claims" not in out
@@ -125,7 +138,7 @@ def test_a_checks_spans_sit_under_the_clients_trace(tmp_path: Path) -> None:
 def test_off_by_default_nothing_is_exported(tmp_path: Path) -> None:
     proc, _, port = _serve(tmp_path, {})
     try:
-        assert _check(port, []).permissionship == 2
+        assert _ask(port, []).permissionship == 2
         out = _stop(proc)
     finally:
         if proc.poll() is None:
@@ -155,3 +168,33 @@ def test_docstring_example() -> None:
     import doctest
     result = doctest.testmod(tracing)
     assert result.attempted > 0 and result.failed == 0
+
+
+def test_an_installed_provider_traces_an_engines_checks_and_a_failed_call() -> None:
+    from headwater.engine import Engine, MemoryStore
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    try:
+        engine = Engine(MemoryStore())  # built after install: its checks are spans
+        engine.write_schema("definition user {}\ndefinition doc {\n relation viewer: user\n}")
+        engine.touch("doc:d1#viewer@user:ann")
+        assert engine.check("doc:d1", "viewer", "user:ann").allowed
+        call = tracing.rpc_span("/headwater.v1.PermissionService/Check", [], "req-9")
+        with call:
+            pass
+        call.finish("PERMISSION_DENIED", 7)
+    finally:
+        tracing.shutdown()
+    assert not tracing.enabled()
+    spans = {s.name: s for s in exporter.get_finished_spans()}
+    check, read = spans["headwater.check"], spans["headwater.store.read"]
+    assert read.parent.span_id == check.context.span_id
+    assert dict(check.attributes) == {"headwater.permission": "viewer", "headwater.resource_type": "doc",
+                                      "headwater.subject_type": "user", "headwater.permissionship": "HAS_PERMISSION"}
+    assert spans["headwater.store.write"].attributes["headwater.updates"] == 1
+    failed = spans["headwater.v1.PermissionService/Check"]
+    assert failed.status.status_code.name == "ERROR" and failed.attributes["rpc.grpc.status_code"] == 7
+    assert failed.parent is None  # no traceparent: a trace of its own

@@ -105,7 +105,8 @@ class Engine:
         # A warm check is a few hundred nanoseconds, so a hop through the facade is a fifth of it: an engine's
         # `check` is the check query's own method (same signature, same answers; `Engine.check` documents it).
         # With tracing on (engine/tracing.py, at the engine's creation), each check is a `headwater.check` span.
-        self.check = tracing.traced_check(self._checks.check)  # type: ignore[method-assign]
+        self.check = tracing.traced_check(self._checks.check,  # type: ignore[method-assign]
+                                          ctx.config.limits.max_depth)
 
     @classmethod
     def open(cls, db: str | Path, *, config: Config | None = None) -> Engine:

@@ -27,10 +27,13 @@ from __future__ import annotations
 
 import os
 import sys
+import time
 from collections.abc import Callable, Mapping, Sequence
+from contextvars import ContextVar
 from typing import Any
 
-__all__ = ["NOOP", "RpcSpan", "configure", "enabled", "install", "rpc_span", "shutdown", "span", "traced_check"]
+__all__ = ["NOOP", "SUBPROBLEM_SPAN_NS", "RpcSpan", "configure", "enabled", "install", "rpc_span",
+           "settings_problem", "shutdown", "span", "traced_check", "traced_enter"]
 
 #: The tracer when tracing is on (None: off; every helper here is then a no-op).
 tracer: Any = None
@@ -61,12 +64,42 @@ def enabled() -> bool:
     return tracer is not None
 
 
+def _exporters(env: Mapping[str, str]) -> list[str]:
+    """The exporters ``OTEL_TRACES_EXPORTER`` names (``none`` and blanks left out)."""
+    names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
+    return [n for n in names if n != "none"]
+
+
+def settings_problem(environ: Mapping[str, str] | None = None) -> str | None:
+    """What is wrong with the tracing settings, without turning tracing on (None: nothing). The supervisor of
+    ``--processes N`` asks before starting workers, so a bad value stops the command instead of its workers."""
+    import importlib.util
+
+    env = os.environ if environ is None else environ
+    names = _exporters(env)
+    unknown = sorted(set(names) - {"console", "otlp"})
+    if unknown:
+        return f"OTEL_TRACES_EXPORTER={','.join(unknown)}: Headwater exports to console, otlp or none"
+    if names and importlib.util.find_spec("opentelemetry.sdk") is None:
+        return "OTEL_TRACES_EXPORTER is set but opentelemetry-sdk is not installed"
+    if "otlp" in names:
+        protocol = env.get("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL") or env.get("OTEL_EXPORTER_OTLP_PROTOCOL") or ""
+        module = "grpc" if protocol == "grpc" else "http"
+        try:
+            found = importlib.util.find_spec(f"opentelemetry.exporter.otlp.proto.{module}") is not None
+        except ModuleNotFoundError:
+            found = False
+        if not found:
+            package = "opentelemetry-exporter-otlp-proto-grpc" if module == "grpc" else "headwater[otlp]"
+            return f"OTEL_TRACES_EXPORTER=otlp needs the OTLP exporter: pip install '{package}'"
+    return None
+
+
 def configure(environ: Mapping[str, str] | None = None) -> bool:
     """Turn tracing on if ``OTEL_TRACES_EXPORTER`` (in ``environ``, default os.environ) names an exporter; True
     if on. Raises ConfigError for an unknown exporter, or ``otlp`` without the ``headwater[otlp]`` extra."""
     env = os.environ if environ is None else environ
-    names = [n.strip().lower() for n in env.get("OTEL_TRACES_EXPORTER", "").split(",") if n.strip()]
-    names = [n for n in names if n != "none"]
+    names = _exporters(env)
     if not names or tracer is not None:
         return tracer is not None
     from .errors import ConfigError
@@ -136,9 +169,19 @@ def _type_of(ref: Any) -> str:
     return ref.type if not isinstance(ref, str) else ref.partition(":")[0]
 
 
-def traced_check(check: Callable[..., Any]) -> Callable[..., Any]:
+#: A sub-problem of a check that takes at least this long (ns) gets a span of its own (``headwater.subproblem``).
+SUBPROBLEM_SPAN_NS = 1_000_000
+
+#: The deepest step of the check running in this context: ``[lowest depth argument seen]`` (the evaluator counts
+#: depth down from ``max_depth``), set by :func:`traced_check`, lowered by :func:`traced_enter`.
+_DEEPEST: ContextVar[list[int] | None] = ContextVar("headwater_trace_deepest", default=None)
+
+
+def traced_check(check: Callable[..., Any], max_depth: int = 0) -> Callable[..., Any]:
     """``check`` (an engine's check) with a ``headwater.check`` span around each call when tracing is on (the
-    permission, the resource type and the answer: no ids, no context); ``check`` itself when off."""
+    permission, the resource type, the answer, and ``headwater.depth``: how many levels of sub-problems the
+    evaluation went below the permission, 0 when it was answered at the top or by a cache; no ids, no context);
+    ``check`` itself when off."""
     if tracer is None:
         return check
 
@@ -146,10 +189,40 @@ def traced_check(check: Callable[..., Any]) -> Callable[..., Any]:
         with span("headwater.check", {"headwater.permission": permission,
                                       "headwater.resource_type": _type_of(resource),
                                       "headwater.subject_type": _type_of(subject)}) as s:
-            result = check(resource, permission, subject, **options)
+            deepest = [max_depth]
+            token = _DEEPEST.set(deepest)
+            try:
+                result = check(resource, permission, subject, **options)
+            finally:
+                _DEEPEST.reset(token)
             s.set_attribute("headwater.permissionship", result.permissionship.name)
+            s.set_attribute("headwater.depth", max_depth - deepest[0])
             return result
     return traced
+
+
+def traced_enter(enter: Callable[..., Any]) -> Callable[..., Any]:
+    """The evaluator's ``enter`` (one sub-problem, below every cache) noting the depth reached for the check's
+    span, and giving a sub-problem that took at least :data:`SUBPROBLEM_SPAN_NS` a ``headwater.subproblem`` span
+    (its definition, relation and depth; no ids); ``enter`` itself when tracing is off, so the evaluator's path is
+    unchanged then."""
+    if tracer is None:
+        return enter
+    clock = time.time_ns
+
+    def entered(ev: Any, rtype: str, rid: str, name: str, depth: int, negated: bool) -> Any:
+        deepest = _DEEPEST.get()
+        if deepest is not None and depth < deepest[0]:
+            deepest[0] = depth
+        start = clock()
+        outcome = enter(ev, rtype, rid, name, depth, negated)
+        end = clock()
+        if end - start >= SUBPROBLEM_SPAN_NS:
+            tracer.start_span("headwater.subproblem", start_time=start, attributes={
+                "headwater.resource_type": rtype, "headwater.relation": name,
+                "headwater.depth_left": depth}).end(end_time=end)
+        return outcome
+    return entered
 
 
 # ------------------------------------------------------------------ the RPC spans (engine/service/handlers.py)

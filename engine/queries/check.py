@@ -28,7 +28,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from ...dsl import schema as dsl_schema
-from .. import chain, keys
+from .. import chain, keys, tracing
 from ..audit import AuditLog
 from ..budget import Budget
 from ..consistency import Consistency, ConsistencyMode, encode_token
@@ -42,7 +42,8 @@ from ..errors import (
     UnknownPermissionError,
     WorkLimitExceededError,
 )
-from ..evaluator import Resolve, enter, evaluate, program
+from ..evaluator import Resolve, evaluate, program
+from ..evaluator import enter as evaluator_enter
 from ..explain import Explanation, Recorder
 from ..lineage import Lineage
 from ..outcome import FALSE, TRUE, Outcome, Tri
@@ -91,6 +92,8 @@ class CheckQuery:
         self._cache = ctx.caches.checks  # the shared check cache (None: off)
         self._warm: _WarmPath | None = None  # the warm path's state for the recent head revision
         cache = ctx.caches.checks
+        # with tracing on, each sub-problem notes the depth reached and a long one gets a span (engine/tracing.py)
+        self._enter = enter = tracing.traced_enter(evaluator_enter)
         self._shared_chain = None if cache is None else chain.resolver(enter, memo=None, cache=cache)
 
     # --- check --------------------------------------------------------------------------
@@ -223,7 +226,7 @@ class CheckQuery:
             budget = ctx.budget()
         if resolve is None:
             # through the shared cache; without one, a check still shares its own sub-problems
-            resolve = self._shared_chain or chain.resolver(enter, memo={}, cache=None)
+            resolve = self._shared_chain or chain.resolver(self._enter, memo={}, cache=None)
         srel = subject.relation or ""
         prefetch = getattr(reader, "prefetch_lineage", None)
         if prefetch is not None and schema.lineage_relations(resource.type):
@@ -243,7 +246,7 @@ class CheckQuery:
         would name other data, and an answer cached under it would be wrong."""
         resource, subject, context, context_key = self._prepare(schema, item)
         outcome = self.evaluate(schema, reader, resource, item.permission, subject, context, context_key,
-                                chain.resolver(enter, memo={}, cache=None), private=True)
+                                chain.resolver(self._enter, memo={}, cache=None), private=True)
         permissionship, missing = permissionship_of(outcome)
         return CheckResult(permissionship, encode_token(reader.revision), missing)
 
@@ -251,7 +254,7 @@ class CheckQuery:
         """The chain for one request of many checks (a bulk check, a lookup): a memo of its own, then the shared
         cache. Built once per request, as the shared chain is built once per engine: the same function at every
         call site is what CPython's call specialization wants."""
-        return chain.resolver(enter, memo={}, cache=self.ctx.caches.checks)
+        return chain.resolver(self._enter, memo={}, cache=self.ctx.caches.checks)
 
     def explained(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> CheckResult:
         """The answer to one item with its explanation, both from one traced evaluation (no cache)."""

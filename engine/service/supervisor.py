@@ -63,6 +63,7 @@ from dataclasses import dataclass, field
 from typing import IO, Any
 
 from ...dsl import DslError
+from .. import tracing
 from ..config import Config
 from ..errors import ConfigError, EngineError
 from ..metrics import forget_process
@@ -93,7 +94,7 @@ def refusal(config: Config) -> str | None:
                 "give a database file")
     if (config.audit.enabled or config.audit.path is not None) and not db.startswith(("postgresql:", "postgres:")):
         return f"--processes {n} with the audit log (--audit): {AUDIT_NOT_SHARED}"
-    return None
+    return tracing.settings_problem()  # else each worker would fail on it, and be restarted, again and again
 
 
 def supervise(config: Config) -> int:

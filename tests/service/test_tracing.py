@@ -125,8 +125,10 @@ def test_a_checks_spans_sit_under_the_clients_trace(tmp_path: Path) -> None:
     checks = {s["parent_id"]: s for s in by_name["headwater.check"] if s["context"]["trace_id"] == trace_id}
     assert set(checks) == {rpc["context"]["span_id"], authzed["context"]["span_id"]}
     check = checks[rpc["context"]["span_id"]]
-    assert check["attributes"] == {"headwater.permission": "read", "headwater.resource_type": "dataset",
-                                   "headwater.subject_type": "user", "headwater.permissionship": "HAS_PERMISSION"}
+    attributes = dict(check["attributes"])
+    assert attributes.pop("headwater.depth") >= 1  # dataset#read goes through viewer and the label's clearance
+    assert attributes == {"headwater.permission": "read", "headwater.resource_type": "dataset",
+                          "headwater.subject_type": "user", "headwater.permissionship": "HAS_PERMISSION"}
     reads = [s for s in by_name["headwater.store.read"] if s["context"]["trace_id"] == trace_id]
     assert {s["parent_id"] for s in reads} == {c["context"]["span_id"] for c in checks.values()}
     assert by_name["headwater.store.write"]  # the bootstrap's relationships (a trace of their own)
@@ -193,8 +195,58 @@ def test_an_installed_provider_traces_an_engines_checks_and_a_failed_call() -> N
     check, read = spans["headwater.check"], spans["headwater.store.read"]
     assert read.parent.span_id == check.context.span_id
     assert dict(check.attributes) == {"headwater.permission": "viewer", "headwater.resource_type": "doc",
-                                      "headwater.subject_type": "user", "headwater.permissionship": "HAS_PERMISSION"}
+                                      "headwater.subject_type": "user", "headwater.permissionship": "HAS_PERMISSION",
+                                      "headwater.depth": 0}  # answered at the top
     assert spans["headwater.store.write"].attributes["headwater.updates"] == 1
     failed = spans["headwater.v1.PermissionService/Check"]
     assert failed.status.status_code.name == "ERROR" and failed.attributes["rpc.grpc.status_code"] == 7
     assert failed.parent is None  # no traceparent: a trace of its own
+
+
+def test_a_check_span_carries_the_depth_reached_and_long_sub_problems_get_spans(
+        monkeypatch: pytest.MonkeyPatch) -> None:
+    """Nested teams five deep: the check goes 6 sub-problems below the permission (viewer, then the five teams);
+    with the span threshold at 0 every sub-problem the evaluator entered is a span under the check (inside its
+    snapshot's span), naming no object."""
+    from headwater.engine import Engine, MemoryStore
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider()
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    monkeypatch.setattr(tracing, "SUBPROBLEM_SPAN_NS", 0)
+    tracing.install(provider)
+    try:
+        engine = Engine(MemoryStore())
+        engine.write_schema("definition user {}\ndefinition team {\n relation member: user | team#member\n}\n"
+                            "definition doc {\n relation viewer: team#member\n permission view = viewer\n}")
+        engine.touch("doc:secret#viewer@team:t0#member",
+                     *[f"team:t{i}#member@team:t{i + 1}#member" for i in range(4)], "team:t4#member@user:ann")
+        assert engine.check("doc:secret", "view", "user:ann").allowed
+        assert engine.check("doc:secret", "view", "user:ann").allowed  # the cache answers: depth 0
+    finally:
+        tracing.shutdown()
+    spans = exporter.get_finished_spans()
+    checks = [sp for sp in spans if sp.name == "headwater.check"]
+    assert [c.attributes["headwater.depth"] for c in checks] == [6, 0]
+    subproblems = [sp for sp in spans if sp.name == "headwater.subproblem"]
+    assert len(subproblems) >= 6
+    reads = {sp.context.span_id for sp in spans if sp.name == "headwater.store.read"
+             and sp.parent.span_id == checks[0].context.span_id}
+    assert {sp.parent.span_id for sp in subproblems} <= reads  # under the check's snapshot, in the check's trace
+    assert {sp.context.trace_id for sp in subproblems} == {checks[0].context.trace_id}
+    assert {sp.attributes["headwater.resource_type"] for sp in subproblems} == {"doc", "team"}
+    assert not any("secret" in str(dict(sp.attributes)) or "ann" in str(dict(sp.attributes)) for sp in spans)
+
+
+def test_the_supervisor_refuses_bad_tracing_settings_before_starting_workers(monkeypatch: pytest.MonkeyPatch) -> None:
+    from headwater.engine.config import Config
+    from headwater.engine.service.supervisor import refusal
+
+    config = Config.of(db="headwater.db", processes=2, insecure_no_auth=True)
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "jaeger")
+    assert "OTEL_TRACES_EXPORTER=jaeger: Headwater exports to console, otlp or none" in (refusal(config) or "")
+    monkeypatch.setenv("OTEL_TRACES_EXPORTER", "console")
+    assert refusal(config) is None
+    assert tracing.settings_problem({"OTEL_TRACES_EXPORTER": "none"}) is None
+    otlp = tracing.settings_problem({"OTEL_TRACES_EXPORTER": "otlp"})
+    assert otlp is None or "pip install 'headwater[otlp]'" in otlp  # the extra may or may not be installed

@@ -147,7 +147,12 @@ def _otlp_exporter(env: Mapping[str, str], error: type[Exception]) -> Any:
     except ImportError:
         package = "opentelemetry-exporter-otlp-proto-grpc" if protocol == "grpc" else "headwater[otlp]"
         raise error(f"OTEL_TRACES_EXPORTER=otlp needs the OTLP exporter: pip install '{package}'") from None
-    return OTLPSpanExporter()
+    # the exporter reads os.environ itself; the settings given here (the server's, or a test's) come first
+    endpoint = env.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if not endpoint and env.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
+        base = env["OTEL_EXPORTER_OTLP_ENDPOINT"].rstrip("/")
+        endpoint = base if protocol == "grpc" else f"{base}/v1/traces"
+    return OTLPSpanExporter(endpoint=endpoint) if endpoint else OTLPSpanExporter()
 
 
 def shutdown() -> None:

@@ -250,3 +250,50 @@ def test_the_supervisor_refuses_bad_tracing_settings_before_starting_workers(mon
     assert tracing.settings_problem({"OTEL_TRACES_EXPORTER": "none"}) is None
     otlp = tracing.settings_problem({"OTEL_TRACES_EXPORTER": "otlp"})
     assert otlp is None or "pip install 'headwater[otlp]'" in otlp  # the extra may or may not be installed
+
+
+def test_otlp_exports_a_checks_spans_to_a_collector() -> None:
+    """OTEL_TRACES_EXPORTER=otlp (over HTTP, the `otlp` extra) posts the spans to OTEL_EXPORTER_OTLP_ENDPOINT: a
+    collector stand-in here receives them and decodes the protobuf."""
+    import http.server
+    import threading
+
+    from opentelemetry.proto.collector.trace.v1 import trace_service_pb2
+
+    from headwater.engine import Engine, MemoryStore
+
+    received: list[bytes] = []
+
+    class Collector(http.server.BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 - the handler's name is http.server's
+            received.append(self.rfile.read(int(self.headers["Content-Length"])))
+            assert self.path == "/v1/traces" and self.headers["Content-Type"] == "application/x-protobuf"
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args: object) -> None:
+            return None
+
+    collector = http.server.HTTPServer(("127.0.0.1", 0), Collector)
+    threading.Thread(target=collector.serve_forever, daemon=True).start()
+    try:
+        assert tracing.configure({"OTEL_TRACES_EXPORTER": "otlp", "OTEL_SERVICE_NAME": "hw-otlp",
+                                  "OTEL_EXPORTER_OTLP_ENDPOINT": f"http://127.0.0.1:{collector.server_port}"})
+        try:
+            engine = Engine(MemoryStore())
+            engine.write_schema("definition user {}\ndefinition doc {\n relation viewer: user\n}")
+            engine.touch("doc:d1#viewer@user:ann")
+            assert engine.check("doc:d1", "viewer", "user:ann").allowed
+        finally:
+            tracing.shutdown()  # flushes the batch to the collector
+    finally:
+        collector.shutdown()
+    names, services = set(), set()
+    for body in received:
+        request = trace_service_pb2.ExportTraceServiceRequest.FromString(body)
+        for resource_spans in request.resource_spans:
+            services |= {a.value.string_value for a in resource_spans.resource.attributes
+                         if a.key == "service.name"}
+            names |= {span.name for scope in resource_spans.scope_spans for span in scope.spans}
+    assert services == {"hw-otlp"}
+    assert {"headwater.check", "headwater.store.read", "headwater.store.write"} <= names

@@ -11,7 +11,7 @@ MODULES = ["headwater.engine.store", "headwater.engine.store.contract", "headwat
            "headwater.engine.store.sqlite", "headwater.engine.store.sqlite_reader", "headwater.engine.store.sql_reader",
            "headwater.engine.store.postgres", "headwater.engine.store.pg_migrations", "headwater.engine.store.naming",
            "headwater.engine.pgdb", "headwater.engine.dburi", "headwater.engine.store.memory", "headwater.engine.store.overlay", "headwater.engine.bootstrap",
-           "headwater.engine.backup",
+           "headwater.engine.backup", "headwater.engine.queries.derive",
            "headwater.engine.relationships", "headwater.engine.contexts", "headwater.engine.cache", "headwater.engine.outcome",
            "headwater.engine.keys", "headwater.engine.chain", "headwater.engine.budget",
            "headwater.engine.service.admission", "headwater.engine.audit.binding", "headwater.engine.audit.anchors", "headwater.engine.evaluator", "headwater.engine.caveats",

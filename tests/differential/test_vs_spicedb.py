@@ -220,8 +220,9 @@ def test_headwater_agrees_with_spicedb() -> None:
         assert "load_error" not in theirs, (case["name"], theirs)
         ours = _headwater(case)
         for check, mine, other in zip(case["checks"], ours, theirs["answers"]):
-            if other["result"] == "ERROR" and "max depth" in other.get("error", ""):
-                continue  # SpiceDB has no cycle detection; see the module docstring
+            if other["result"] == "ERROR" and ("max depth" in other.get("error", "")
+                                               or "deadline exceeded" in other.get("error", "")):
+                continue  # SpiceDB has no cycle detection (its depth limit, or its deadline first); module docstring
             compared += 1
             theirs_text = other["result"] if other["result"] != "ERROR" else f"ERROR {other.get('error')}"
             if mine.split(" ")[0] != theirs_text.split(" ")[0]:

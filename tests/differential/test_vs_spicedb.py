@@ -7,7 +7,9 @@ peer is set up (`../shared/peers/setup.sh`; `.ci/run` does it); skips otherwise,
 saying why. Known, documented difference: SpiceDB answers a check that runs
 into a data cycle with "max depth exceeded"; Headwater cuts the cycle and answers
 (NO_PERMISSION when the cycle cannot grant), so a SpiceDB max-depth error matches
-any Headwater answer.
+any Headwater answer. The embedded SpiceDB now and then never answers a call;
+spicedb_answers.py gives such a call up and asks again (see its docstring); a
+check that still gets no answer is not compared, and there must be few.
 """
 
 from __future__ import annotations
@@ -215,17 +217,20 @@ def test_headwater_agrees_with_spicedb() -> None:
     assert proc.returncode == 0, proc.stderr[-2000:]
     spicedb = json.loads(proc.stdout)
     disagreements = []
-    compared = 0
+    compared = unanswered = 0
     for case, theirs in zip(cases, spicedb):
         assert "load_error" not in theirs, (case["name"], theirs)
         ours = _headwater(case)
         for check, mine, other in zip(case["checks"], ours, theirs["answers"]):
-            if other["result"] == "ERROR" and ("max depth" in other.get("error", "")
-                                               or "deadline exceeded" in other.get("error", "")):
-                continue  # SpiceDB has no cycle detection (its depth limit, or its deadline first); module docstring
+            if other["result"] == "ERROR" and other.get("error", "").startswith("no answer"):
+                unanswered += 1  # the embedded server hung or ran out of its deadline twice: nothing to compare
+                continue
+            if other["result"] == "ERROR" and "max depth" in other.get("error", ""):
+                continue  # SpiceDB has no cycle detection (its depth limit); module docstring
             compared += 1
             theirs_text = other["result"] if other["result"] != "ERROR" else f"ERROR {other.get('error')}"
             if mine.split(" ")[0] != theirs_text.split(" ")[0]:
                 disagreements.append((case["name"], check, mine, theirs_text, case["relationships"]))
     assert compared > CASES * 100
+    assert unanswered <= 10, f"{unanswered} checks got no answer from SpiceDB"
     assert not disagreements, json.dumps(disagreements[:5], indent=1, default=str)

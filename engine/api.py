@@ -61,7 +61,7 @@ from .context import Context, utc_now
 from .errors import AuditTrailBrokenError, InvalidRequestError, PreconditionFailedError
 from .expand import ExpandNode
 from .queries.check import CheckQuery
-from .queries.derive import DeriveResult, derivation_updates, stored_as_given
+from .queries.derive import derivation_updates, stored_as_given
 from .queries.expand import ExpandQuery
 from .queries.lineage import LineageQuery
 from .queries.lookups import LookupQuery
@@ -373,12 +373,13 @@ class Engine:
     def derive(self, obj: ObjectRef | str, lineage: Mapping[str, Sequence[ObjectRef | str]], *,
                relationships: Iterable[Relationship | str] = (), checks: Sequence[tuple[str, SubjectRef | str]] = (),
                context: Mapping[str, Any] | None = None, actor: str | None = None,
-               reason: str | None = None) -> DeriveResult:
+               reason: str | None = None, caller: str | None = None) -> results.DeriveResult:
         """Record a derived object in one atomic write: its ``lineage`` (lineage relation -> the objects it
         comes from, e.g. ``{"produced_by": ["model:risk"], "input": ["dataset:q1"]}``) and its ordinary
         ``relationships`` (requester, owner...), refused whole if the lineage would become cyclic; then, at the
         revision written, its effective labels and a decision for each ``(permission, subject)`` of ``checks``.
-        The same derivation again writes nothing (see :mod:`.queries.derive`)."""
+        The same derivation again writes nothing (see :mod:`.queries.derive`). ``caller`` names who asked, for
+        the audit log of the decisions (as :meth:`check`'s)."""
         with self._ctx.snapshot(None) as (reader, schema):
             updates = derivation_updates(schema, obj, lineage, relationships)
             unchanged = stored_as_given(reader, updates)
@@ -386,9 +387,9 @@ class Engine:
         if not unchanged:
             token = self.write(updates, actor=actor, reason=reason).token
         at = Consistency.at_exact_snapshot(token)
-        decisions = tuple(self.check(obj, permission, subject, context=context, consistency=at)
+        decisions = tuple(self.check(obj, permission, subject, context=context, consistency=at, caller=caller)
                           for permission, subject in checks)
-        return DeriveResult(token, not unchanged, self.effective_labels(obj, consistency=at), decisions)
+        return results.DeriveResult(token, not unchanged, self.effective_labels(obj, consistency=at), decisions)
 
     def effective_labels(self, obj: ObjectRef | str, *,
                          consistency: Consistency | None = None) -> results.EffectiveLabels:

@@ -34,6 +34,7 @@ __all__ = [
     "ClassificationLabel",
     "Declassification",
     "DeleteResult",
+    "DeriveResult",
     "EffectiveLabels",
     "ImportProgress",
     "ImportResult",
@@ -177,6 +178,18 @@ class EffectiveLabels:
     object: ObjectRef
     classifications: tuple[ClassificationLabel, ...]
     token: str
+
+
+@dataclass(frozen=True, slots=True)
+class DeriveResult:
+    """A recorded derivation (:meth:`Engine.derive`): the revision (``token``) it is read at, whether this call
+    wrote it, the object's effective labels with provenance, and one decision per check asked, all at that
+    revision."""
+
+    token: str
+    written: bool
+    labels: EffectiveLabels
+    decisions: tuple[CheckResult, ...]
 
 
 @dataclass(frozen=True, slots=True)

@@ -12,7 +12,7 @@ beside the function that runs it, in the module of its group:
 - ``schema_files.py``   fmt, lint, validate (files on disk)
 - ``schema.py``         schema write (--dry-run), schema read, schema diff
 - ``queries.py``        check, check-bulk, expand, lookup-resources, lookup-subjects
-- ``lineage.py``        labels, ancestors, descendants
+- ``lineage.py``        labels, ancestors, descendants, derive
 - ``relationships.py``  relationships touch/create/delete/read, export, import, watch
 - ``audit.py``          audit init/verify/query/export/replay/prune
 - ``backup.py``         backup create/restore (engine/backup.py)

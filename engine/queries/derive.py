@@ -35,26 +35,14 @@ Example::
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
 
 from ..consistency import Consistency
 from ..errors import InvalidRequestError
 from ..relationships import ObjectRef, Relationship, SubjectRef, parse_object, parse_relationship, parse_subject
-from ..results import CheckResult, EffectiveLabels
+from ..results import DeriveResult
 from ..store import Operation, Row, Update
 
-__all__ = ["DeriveResult", "derivation_updates"]
-
-
-@dataclass(frozen=True, slots=True)
-class DeriveResult:
-    """A recorded derivation: the revision (``token``) it is read at, whether this call wrote it, the object's
-    effective labels with provenance, and one decision per check asked, all at that revision."""
-
-    token: str
-    written: bool
-    labels: EffectiveLabels
-    decisions: tuple[CheckResult, ...]
+__all__ = ["DeriveResult", "derivation_updates"]  # DeriveResult lives with the other results (engine/results.py)
 
 
 def derivation_updates(schema: object, obj: ObjectRef | str, lineage: Mapping[str, Sequence[ObjectRef | str]],

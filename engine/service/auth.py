@@ -14,7 +14,7 @@ scopes, and either the token itself or its SHA-256::
     sha256 = "9b74c9897bac770ffc029102a200c5de..."
 
 Scopes: ``check`` (the read APIs: checks, lookups, expand, reading relationships and
-the schema, lineage), ``write`` (writing, deleting and importing relationships),
+the schema, lineage), ``write`` (writing, deleting and importing relationships, recording a derivation),
 ``schema`` (writing the schema), ``audit`` (the change history and the audit trail:
 Watch, schema History, and every AuditService RPC). A client sends ``authorization: Bearer <token>``. No token or an unknown
 one is UNAUTHENTICATED; a known token without the method's scope is
@@ -57,6 +57,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     _R + "Read": "check", _R + "Export": "check", _R + "Watch": "audit",
     _S + "Write": "schema", _S + "Read": "check", _S + "History": "audit",
     _L + "EffectiveLabels": "check", _L + "Ancestors": "check", _L + "Descendants": "check",
+    _L + "Derive": "write",  # a write first; its labels and decisions are about the object it writes
     _A + "Query": "audit", _A + "Export": "audit", _A + "Verify": "audit", _A + "Replay": "audit",
 }
 

@@ -168,12 +168,7 @@ class Servicer:
             context=convert.context_from_proto(request.context, request.HasField("context")),
             consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")),
             explain=request.explain, caller=CALLER.get())
-        response = permission_pb2.CheckResponse(
-            permissionship=convert.permissionship_to_proto(result.permissionship),
-            missing_context=list(result.missing_context), revision_token=result.token)
-        if result.explanation is not None:
-            response.explanation.CopyFrom(convert.explanation_to_proto(result.explanation))
-        return response
+        return convert.check_response_to_proto(result)
 
     def CheckBulk(self, request: permission_pb2.CheckBulkRequest, context: Any) -> permission_pb2.CheckBulkResponse:
         limit = self.engine.config.limits.max_bulk_check_items
@@ -412,6 +407,20 @@ class Servicer:
             convert.object_from_proto(request.object),
             consistency=convert.consistency_from_proto(request.consistency, request.HasField("consistency")))
         return convert.labels_to_proto(labels)
+
+    def Derive(self, request: lineage_pb2.DeriveRequest, context: Any) -> lineage_pb2.DeriveResponse:
+        self._write_limit(sum(len(e.sources) for e in request.lineage) + len(request.relationships))
+        limit = self.engine.config.limits.max_bulk_check_items
+        if len(request.checks) > limit:
+            raise LimitExceededError(f"{len(request.checks)} checks in one derivation; the limit is {limit} "
+                                     "(max_bulk_check_items)", limit=limit)
+        result = self.engine.derive(
+            convert.object_from_proto(request.object), convert.lineage_from_proto(request.lineage),
+            relationships=[convert.relationship_from_proto(r) for r in request.relationships],
+            checks=[convert.derive_check_from_proto(c) for c in request.checks],
+            context=convert.context_from_proto(request.context, request.HasField("context")),
+            actor=request.actor or None, reason=request.reason or None, caller=CALLER.get())
+        return convert.derive_to_proto(result)
 
     def Ancestors(self, request: lineage_pb2.LineageWalkRequest, context: Any) -> lineage_pb2.LineageWalkResponse:
         return self._walk(self.engine.ancestors, request)

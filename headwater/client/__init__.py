@@ -3,8 +3,8 @@
 :class:`Client` and :class:`AsyncClient` have the same methods (``check``, ``check_bulk``, ``expand``,
 ``lookup_resources``, ``lookup_subjects``, ``write``/``touch``/``create``/``remove``/``delete``,
 ``read_relationships``, ``import_relationships``/``export_relationships``, ``watch``/``follow``,
-``write_schema``/``read_schema``/``schema_history``, ``effective_labels``, ``ancestors``/``descendants``, the
-``audit_*`` calls, ``health``), which mirror :class:`~headwater.engine.Engine`'s and return the engine's own result
+``write_schema``/``read_schema``/``schema_history``, ``effective_labels``, ``derive``, ``ancestors``/``descendants``,
+the ``audit_*`` calls, ``health``), which mirror :class:`~headwater.engine.Engine`'s and return the engine's own result
 types (``CheckResult``, ``LookupResourcesPage``, ``WriteResult``...). A failed call raises the engine error the
 server raised (``NotFoundError``, ``AlreadyExistsError``...), or :class:`RemoteError` for a status no engine
 error stands for (UNAUTHENTICATED, UNAVAILABLE, DEADLINE_EXCEEDED...); each has ``.code``, the status's name.
@@ -19,7 +19,8 @@ limit), *and it is safe to repeat*:
 
 - safe: every read, check, lookup, expand, listing, export, audit call and health check; ``write_schema`` (the same
   text again leaves the same schema); writes whose updates are all TOUCH or DELETE without preconditions
-  (``touch``, ``remove``); ``delete`` by filter without ``limit`` or preconditions; ``follow`` resumes after the
+  (``touch``, ``remove``) and ``derive`` (only TOUCHes: a repeat writes nothing more, and answers
+  ``written=False``); ``delete`` by filter without ``limit`` or preconditions; ``follow`` resumes after the
   last revision it delivered (only once it knows one); ``audit_export`` until its first line arrived.
 - not safe, so never retried by the client: CREATE (``create``, ``import_relationships``, a ``write`` with a CREATE
   update), writes and deletes with preconditions, ``delete`` with a ``limit``. If the first attempt was applied and
@@ -63,6 +64,7 @@ from ..engine.results import (
     BulkCheckResult,
     CheckResult,
     DeleteResult,
+    DeriveResult,
     EffectiveLabels,
     ImportResult,
     LineagePage,
@@ -96,6 +98,7 @@ __all__ = [
     "Client",
     "ClientTls",
     "DeleteResult",
+    "DeriveResult",
     "EffectiveLabels",
     "EngineError",
     "ExportResult",

@@ -32,6 +32,7 @@ from ..engine.results import (
     BulkCheckResult,
     CheckResult,
     DeleteResult,
+    DeriveResult,
     EffectiveLabels,
     ImportResult,
     LineagePage,
@@ -270,6 +271,15 @@ class AsyncClient(ClientBase):
     async def effective_labels(self, obj: ObjectRef | str, *, consistency: Consistency | None = None,
                                timeout: float | None = None) -> EffectiveLabels:
         return await self._run(calls.effective_labels(obj, consistency=consistency), timeout)
+
+    async def derive(self, obj: ObjectRef | str, lineage: Mapping[str, Sequence[ObjectRef | str]], *,
+               relationships: Iterable[Relationship | str] = (), checks: Sequence[tuple[str, SubjectRef | str]] = (),
+               context: Mapping[str, Any] | None = None, actor: str | None = None, reason: str | None = None,
+               timeout: float | None = None) -> DeriveResult:
+        """Record a derived object with its lineage and relationships in one atomic write (refused whole on a
+        lineage cycle), then its labels and the ``checks`` at the revision written. Like :meth:`Engine.derive`."""
+        return await self._run(calls.derive(obj, lineage, relationships=relationships, checks=checks, context=context,
+                                     actor=actor, reason=reason), timeout)
 
     async def ancestors(self, obj: ObjectRef | str, *, max_depth: int | None = None, limit: int | None = None,
                         cursor: str | None = None, consistency: Consistency | None = None,

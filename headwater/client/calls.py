@@ -42,6 +42,7 @@ from ..engine.results import (
     BulkCheckResult,
     CheckResult,
     DeleteResult,
+    DeriveResult,
     EffectiveLabels,
     LineagePage,
     LookupResourcesPage,
@@ -86,6 +87,7 @@ __all__ = [
     "channel_options",
     "check_bulk",
     "delete",
+    "derive",
     "effective_labels",
     "error_from_rpc",
     "expand",
@@ -256,11 +258,7 @@ def check(resource: ObjectRef | str, permission: str, subject: SubjectRef | str,
         subject=convert.subject_to_proto(_subject(subject)), context=convert.context_to_proto(context),
         consistency=convert.consistency_to_proto(consistency), explain=explain)
 
-    def read(r: permission_pb2.CheckResponse) -> CheckResult:
-        return CheckResult(convert.permissionship_from_proto(r.permissionship), r.revision_token,
-                           tuple(r.missing_context),
-                           convert.explanation_from_proto(r.explanation) if r.HasField("explanation") else None)
-    return Unary(("permissions", "Check"), request, read)
+    return Unary(("permissions", "Check"), request, convert.check_response_from_proto)
 
 
 def check_bulk(items: Sequence[BulkCheckItem], *,
@@ -451,6 +449,21 @@ def effective_labels(obj: ObjectRef | str, *, consistency: Consistency | None = 
     request = lineage_pb2.EffectiveLabelsRequest(object=convert.object_to_proto(_object(obj)),
                                                  consistency=convert.consistency_to_proto(consistency))
     return Unary(("lineage", "EffectiveLabels"), request, convert.labels_from_proto)
+
+
+def derive(obj: ObjectRef | str, lineage: Mapping[str, Sequence[ObjectRef | str]], *,
+           relationships: Iterable[Relationship | str] = (), checks: Sequence[tuple[str, SubjectRef | str]] = (),
+           context: Mapping[str, Any] | None = None, actor: str | None = None,
+           reason: str | None = None) -> Unary[DeriveResult]:
+    """Safe to repeat, as a write that only TOUCHes without preconditions is: a derivation already stored is not
+    written again. The client's loop retries it; gRPC's own policy does not (it is no
+    :data:`~.retry.SAFE_UNARY_METHODS` member), as it does not retry Write. A repeat whose first attempt was
+    applied and only its answer lost answers ``written=False`` (at the head revision then)."""
+    request = convert.derive_request_to_proto(
+        _object(obj), {relation: [_object(o) for o in objects] for relation, objects in lineage.items()},
+        [rel(r) for r in relationships], [(permission, _subject(s)) for permission, s in checks], context, actor,
+        reason)
+    return Unary(("lineage", "Derive"), request, convert.derive_from_proto)
 
 
 def lineage_walk(method: str, obj: ObjectRef | str, *, max_depth: int | None = None, limit: int | None = None,

@@ -61,7 +61,8 @@ ADMISSION_MARKER = "(heavy_calls); retry later"
 #: Unary methods that are safe to repeat whatever their request: reads, checks, lookups, schema writes (the same
 #: text again is the same schema) and health. ``Write`` and ``Delete`` are not here: whether one is safe depends on
 #: its request (TOUCH and DELETE updates without preconditions are; CREATE is not), so only the client's loop,
-#: which sees the request, retries them.
+#: which sees the request, retries them. Nor is LineageService ``Derive``: it only TOUCHes, so a repeat writes
+#: nothing more, but it is a write, and writes are retried by the client's loop alone (``calls.derive``).
 SAFE_UNARY_METHODS: tuple[tuple[str, str], ...] = (
     ("headwater.v1.PermissionService", "Check"),
     ("headwater.v1.PermissionService", "CheckBulk"),

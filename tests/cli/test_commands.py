@@ -32,6 +32,9 @@ CASES: dict[str, tuple[Case, int, str]] = {
     "labels": (lambda t, d: ["dataset:claims"], 0, "confidential"),
     "ancestors": (lambda t, d: ["dataset:merged"], 0, "dataset:claims"),
     "descendants": (lambda t, d: ["dataset:claims"], 0, "dataset:merged"),
+    "derive": (lambda t, d: [f"output:dv_{t.name}", "--lineage", "produced_by=model:fraud", "--relationship",
+                             f"output:dv_{t.name}#requester@user:alice", "--check", "view@user:alice"], 0,
+               "view@user:alice  HAS_PERMISSION"),
     "schema write": (lambda t, d: [str(POLICY)], 0, "schema version"),
     "schema read": (lambda t, d: [], 0, "definition dataset"),
     "schema diff": (lambda t, d: [str(POLICY)], 0, "no semantic change"),
@@ -67,6 +70,7 @@ JSON_KEYS: dict[str, set[str]] = {
     "labels": {"object", "token", "classifications"},
     "ancestors": {"depth", "object", "path"},
     "descendants": {"depth", "object", "path"},
+    "derive": {"object", "token", "written", "classifications", "decisions"},
     "schema write": {"stored", "version", "digest", "token"},
     "schema read": {"schema", "digest", "token"},
     "schema diff": {"old", "new", "diff", "changes"},
@@ -141,7 +145,7 @@ def test_json_output(command: str, mode: str, targets: dict[str, Target], tmp_pa
     assert code == expected_code, err
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert lines, err
-    documents = [json.loads(out)] if command == "labels" else [json.loads(ln) for ln in lines]
+    documents = [json.loads(out)] if command in ("labels", "derive") else [json.loads(ln) for ln in lines]
     assert JSON_KEYS[command] <= set(documents[0]), documents[0]
 
 

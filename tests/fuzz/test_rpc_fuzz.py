@@ -115,7 +115,8 @@ KNOWN_CHECKS = [
 ]
 
 WRITE_METHODS = {"/headwater.v1.RelationshipService/Write", "/headwater.v1.RelationshipService/Delete",
-                 "/headwater.v1.RelationshipService/Import", "/headwater.v1.SchemaService/Write"}
+                 "/headwater.v1.RelationshipService/Import", "/headwater.v1.SchemaService/Write",
+                 "/headwater.v1.LineageService/Derive"}
 FORBIDDEN = {"INTERNAL", "UNKNOWN", "UNIMPLEMENTED", "DATA_LOSS"}
 LIMITS = {"max_updates_per_write": 50, "max_bulk_check_items": 20, "max_caveat_context_bytes": 512,
           "max_page_size": 100, "max_message_bytes": 1024 * 1024, "max_depth": 20, "watch_poll_seconds": 0.05,
@@ -295,6 +296,12 @@ def _valid_requests() -> dict[str, list[list[Any]]]:
         "LineageService/EffectiveLabels": [lin.EffectiveLabelsRequest(object=_obj("document:clean"))],
         "LineageService/Ancestors": [lin.LineageWalkRequest(object=_obj("document:clean"), optional_max_depth=3)],
         "LineageService/Descendants": [lin.LineageWalkRequest(object=_obj("document:raw"), optional_limit=2)],
+        "LineageService/Derive": [lin.DeriveRequest(
+            object=_obj("document:fuzzd"),
+            lineage=[lin.DeriveLineage(relation="derived_from", sources=[_obj("document:raw")])],
+            relationships=[_rel("document:fuzzd", "viewer", "user:dan", "on_tuesday", {"day": "mon"})],
+            checks=[lin.DeriveCheck(permission="view", subject=_subj("user:dan"))], context=_context(day="tue"),
+            actor="user:fuzz", reason="fuzz")],
         "AuditService/Query": [a.AuditQueryRequest(filter=filt, newest_first=True, optional_limit=3)],
         "AuditService/Export": [a.AuditExportRequest(filter=filt, optional_batch_size=2)],
         "AuditService/Verify": [a.AuditVerifyRequest()],

@@ -35,6 +35,8 @@ __all__ = [
     "bulk_results_from_proto",
     "check_item_from_proto",
     "check_item_to_proto",
+    "check_response_from_proto",
+    "check_response_to_proto",
     "check_result_from_proto",
     "expand_from_proto",
     "expand_to_proto",
@@ -116,6 +118,20 @@ def explanation_from_proto(msg: permission_pb2.Explanation) -> Explanation:
 
 def check_result_from_proto(permissionship: int, missing: Iterable[str], token: str) -> CheckResult:
     return CheckResult(permissionship_from_proto(permissionship), token, tuple(missing))
+
+
+def check_response_to_proto(result: CheckResult) -> permission_pb2.CheckResponse:
+    """A check's answer as Check sends it (Derive's decisions too)."""
+    response = permission_pb2.CheckResponse(permissionship=permissionship_to_proto(result.permissionship),
+                                            missing_context=list(result.missing_context), revision_token=result.token)
+    if result.explanation is not None:
+        response.explanation.CopyFrom(explanation_to_proto(result.explanation))
+    return response
+
+
+def check_response_from_proto(msg: permission_pb2.CheckResponse) -> CheckResult:
+    return CheckResult(permissionship_from_proto(msg.permissionship), msg.revision_token, tuple(msg.missing_context),
+                       explanation_from_proto(msg.explanation) if msg.HasField("explanation") else None)
 
 
 def bulk_results_from_proto(msg: permission_pb2.CheckBulkResponse, items: Sequence[BulkCheckItem],

@@ -22,32 +22,42 @@ _runtime_version.ValidateProtobufRuntimeVersion(
 _sym_db = _symbol_database.Default()
 
 
+from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from . import core_pb2 as headwater_dot_v1_dot_core__pb2
+from . import permission_pb2 as headwater_dot_v1_dot_permission__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aheadwater/v1/lineage.proto\x12\x0cheadwater.v1\x1a\x17headwater/v1/core.proto\"w\n\x16\x45\x66\x66\x65\x63tiveLabelsRequest\x12.\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x19.headwater.v1.Consistency\x12-\n\x06object\x18\x02 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\"*\n\nLabelValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\"X\n\x10\x44\x65\x63lassification\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0erevision_token\x18\x04 \x01(\t\"\xb0\x01\n\x13\x43lassificationLabel\x12\x16\n\x0e\x63lassification\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12\x12\n\ncategories\x18\x03 \x03(\t\x12(\n\x06values\x18\x04 \x03(\x0b\x32\x18.headwater.v1.LabelValue\x12\x34\n\x0c\x64\x65\x63lassified\x18\x05 \x03(\x0b\x32\x1e.headwater.v1.Declassification\"\x9c\x01\n\x17\x45\x66\x66\x65\x63tiveLabelsResponse\x12-\n\x06object\x18\x01 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\x12:\n\x0f\x63lassifications\x18\x02 \x03(\x0b\x32!.headwater.v1.ClassificationLabel\x12\x16\n\x0erevision_token\x18\x03 \x01(\t\"\xc0\x01\n\x12LineageWalkRequest\x12.\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x19.headwater.v1.Consistency\x12-\n\x06object\x18\x02 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\x12\x1a\n\x12optional_max_depth\x18\x03 \x01(\r\x12\x16\n\x0eoptional_limit\x18\x04 \x01(\r\x12\x17\n\x0foptional_cursor\x18\x05 \x01(\t\"Y\n\x0bLineageItem\x12-\n\x06object\x18\x01 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\r\x12\x0c\n\x04path\x18\x03 \x01(\t\"l\n\x13LineageWalkResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.headwater.v1.LineageItem\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x16\n\x0erevision_token\x18\x03 \x01(\t2\x96\x02\n\x0eLineageService\x12^\n\x0f\x45\x66\x66\x65\x63tiveLabels\x12$.headwater.v1.EffectiveLabelsRequest\x1a%.headwater.v1.EffectiveLabelsResponse\x12P\n\tAncestors\x12 .headwater.v1.LineageWalkRequest\x1a!.headwater.v1.LineageWalkResponse\x12R\n\x0b\x44\x65scendants\x12 .headwater.v1.LineageWalkRequest\x1a!.headwater.v1.LineageWalkResponseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1aheadwater/v1/lineage.proto\x12\x0cheadwater.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x17headwater/v1/core.proto\x1a\x1dheadwater/v1/permission.proto\"Q\n\rDeriveLineage\x12\x10\n\x08relation\x18\x01 \x01(\t\x12.\n\x07sources\x18\x02 \x03(\x0b\x32\x1d.headwater.v1.ObjectReference\"R\n\x0b\x44\x65riveCheck\x12\x12\n\npermission\x18\x01 \x01(\t\x12/\n\x07subject\x18\x02 \x01(\x0b\x32\x1e.headwater.v1.SubjectReference\"\x93\x02\n\rDeriveRequest\x12-\n\x06object\x18\x01 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\x12,\n\x07lineage\x18\x02 \x03(\x0b\x32\x1b.headwater.v1.DeriveLineage\x12\x31\n\rrelationships\x18\x03 \x03(\x0b\x32\x1a.headwater.v1.Relationship\x12)\n\x06\x63hecks\x18\x04 \x03(\x0b\x32\x19.headwater.v1.DeriveCheck\x12(\n\x07\x63ontext\x18\x05 \x01(\x0b\x32\x17.google.protobuf.Struct\x12\r\n\x05\x61\x63tor\x18\x06 \x01(\t\x12\x0e\n\x06reason\x18\x07 \x01(\t\"\xd4\x01\n\x0e\x44\x65riveResponse\x12\x16\n\x0erevision_token\x18\x01 \x01(\t\x12\x0f\n\x07written\x18\x02 \x01(\x08\x12-\n\x06object\x18\x03 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\x12:\n\x0f\x63lassifications\x18\x04 \x03(\x0b\x32!.headwater.v1.ClassificationLabel\x12.\n\tdecisions\x18\x05 \x03(\x0b\x32\x1b.headwater.v1.CheckResponse\"w\n\x16\x45\x66\x66\x65\x63tiveLabelsRequest\x12.\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x19.headwater.v1.Consistency\x12-\n\x06object\x18\x02 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\"*\n\nLabelValue\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05paths\x18\x02 \x03(\t\"X\n\x10\x44\x65\x63lassification\x12\r\n\x05value\x18\x01 \x01(\t\x12\r\n\x05\x61\x63tor\x18\x02 \x01(\t\x12\x0e\n\x06reason\x18\x03 \x01(\t\x12\x16\n\x0erevision_token\x18\x04 \x01(\t\"\xb0\x01\n\x13\x43lassificationLabel\x12\x16\n\x0e\x63lassification\x18\x01 \x01(\t\x12\r\n\x05level\x18\x02 \x01(\t\x12\x12\n\ncategories\x18\x03 \x03(\t\x12(\n\x06values\x18\x04 \x03(\x0b\x32\x18.headwater.v1.LabelValue\x12\x34\n\x0c\x64\x65\x63lassified\x18\x05 \x03(\x0b\x32\x1e.headwater.v1.Declassification\"\x9c\x01\n\x17\x45\x66\x66\x65\x63tiveLabelsResponse\x12-\n\x06object\x18\x01 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\x12:\n\x0f\x63lassifications\x18\x02 \x03(\x0b\x32!.headwater.v1.ClassificationLabel\x12\x16\n\x0erevision_token\x18\x03 \x01(\t\"\xc0\x01\n\x12LineageWalkRequest\x12.\n\x0b\x63onsistency\x18\x01 \x01(\x0b\x32\x19.headwater.v1.Consistency\x12-\n\x06object\x18\x02 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\x12\x1a\n\x12optional_max_depth\x18\x03 \x01(\r\x12\x16\n\x0eoptional_limit\x18\x04 \x01(\r\x12\x17\n\x0foptional_cursor\x18\x05 \x01(\t\"Y\n\x0bLineageItem\x12-\n\x06object\x18\x01 \x01(\x0b\x32\x1d.headwater.v1.ObjectReference\x12\r\n\x05\x64\x65pth\x18\x02 \x01(\r\x12\x0c\n\x04path\x18\x03 \x01(\t\"l\n\x13LineageWalkResponse\x12(\n\x05items\x18\x01 \x03(\x0b\x32\x19.headwater.v1.LineageItem\x12\x13\n\x0bnext_cursor\x18\x02 \x01(\t\x12\x16\n\x0erevision_token\x18\x03 \x01(\t2\xdb\x02\n\x0eLineageService\x12^\n\x0f\x45\x66\x66\x65\x63tiveLabels\x12$.headwater.v1.EffectiveLabelsRequest\x1a%.headwater.v1.EffectiveLabelsResponse\x12P\n\tAncestors\x12 .headwater.v1.LineageWalkRequest\x1a!.headwater.v1.LineageWalkResponse\x12R\n\x0b\x44\x65scendants\x12 .headwater.v1.LineageWalkRequest\x1a!.headwater.v1.LineageWalkResponse\x12\x43\n\x06\x44\x65rive\x12\x1b.headwater.v1.DeriveRequest\x1a\x1c.headwater.v1.DeriveResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'headwater.v1.lineage_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_EFFECTIVELABELSREQUEST']._serialized_start=69
-  _globals['_EFFECTIVELABELSREQUEST']._serialized_end=188
-  _globals['_LABELVALUE']._serialized_start=190
-  _globals['_LABELVALUE']._serialized_end=232
-  _globals['_DECLASSIFICATION']._serialized_start=234
-  _globals['_DECLASSIFICATION']._serialized_end=322
-  _globals['_CLASSIFICATIONLABEL']._serialized_start=325
-  _globals['_CLASSIFICATIONLABEL']._serialized_end=501
-  _globals['_EFFECTIVELABELSRESPONSE']._serialized_start=504
-  _globals['_EFFECTIVELABELSRESPONSE']._serialized_end=660
-  _globals['_LINEAGEWALKREQUEST']._serialized_start=663
-  _globals['_LINEAGEWALKREQUEST']._serialized_end=855
-  _globals['_LINEAGEITEM']._serialized_start=857
-  _globals['_LINEAGEITEM']._serialized_end=946
-  _globals['_LINEAGEWALKRESPONSE']._serialized_start=948
-  _globals['_LINEAGEWALKRESPONSE']._serialized_end=1056
-  _globals['_LINEAGESERVICE']._serialized_start=1059
-  _globals['_LINEAGESERVICE']._serialized_end=1337
+  _globals['_DERIVELINEAGE']._serialized_start=130
+  _globals['_DERIVELINEAGE']._serialized_end=211
+  _globals['_DERIVECHECK']._serialized_start=213
+  _globals['_DERIVECHECK']._serialized_end=295
+  _globals['_DERIVEREQUEST']._serialized_start=298
+  _globals['_DERIVEREQUEST']._serialized_end=573
+  _globals['_DERIVERESPONSE']._serialized_start=576
+  _globals['_DERIVERESPONSE']._serialized_end=788
+  _globals['_EFFECTIVELABELSREQUEST']._serialized_start=790
+  _globals['_EFFECTIVELABELSREQUEST']._serialized_end=909
+  _globals['_LABELVALUE']._serialized_start=911
+  _globals['_LABELVALUE']._serialized_end=953
+  _globals['_DECLASSIFICATION']._serialized_start=955
+  _globals['_DECLASSIFICATION']._serialized_end=1043
+  _globals['_CLASSIFICATIONLABEL']._serialized_start=1046
+  _globals['_CLASSIFICATIONLABEL']._serialized_end=1222
+  _globals['_EFFECTIVELABELSRESPONSE']._serialized_start=1225
+  _globals['_EFFECTIVELABELSRESPONSE']._serialized_end=1381
+  _globals['_LINEAGEWALKREQUEST']._serialized_start=1384
+  _globals['_LINEAGEWALKREQUEST']._serialized_end=1576
+  _globals['_LINEAGEITEM']._serialized_start=1578
+  _globals['_LINEAGEITEM']._serialized_end=1667
+  _globals['_LINEAGEWALKRESPONSE']._serialized_start=1669
+  _globals['_LINEAGEWALKRESPONSE']._serialized_end=1777
+  _globals['_LINEAGESERVICE']._serialized_start=1780
+  _globals['_LINEAGESERVICE']._serialized_end=2127
 # @@protoc_insertion_point(module_scope)

@@ -1,4 +1,6 @@
+from google.protobuf import struct_pb2 as _struct_pb2
 from . import core_pb2 as _core_pb2
+from . import permission_pb2 as _permission_pb2
 from google.protobuf.internal import containers as _containers
 from google.protobuf import descriptor as _descriptor
 from google.protobuf import message as _message
@@ -6,6 +8,54 @@ from collections.abc import Iterable as _Iterable, Mapping as _Mapping
 from typing import ClassVar as _ClassVar, Optional as _Optional, Union as _Union
 
 DESCRIPTOR: _descriptor.FileDescriptor
+
+class DeriveLineage(_message.Message):
+    __slots__ = ("relation", "sources")
+    RELATION_FIELD_NUMBER: _ClassVar[int]
+    SOURCES_FIELD_NUMBER: _ClassVar[int]
+    relation: str
+    sources: _containers.RepeatedCompositeFieldContainer[_core_pb2.ObjectReference]
+    def __init__(self, relation: _Optional[str] = ..., sources: _Optional[_Iterable[_Union[_core_pb2.ObjectReference, _Mapping]]] = ...) -> None: ...
+
+class DeriveCheck(_message.Message):
+    __slots__ = ("permission", "subject")
+    PERMISSION_FIELD_NUMBER: _ClassVar[int]
+    SUBJECT_FIELD_NUMBER: _ClassVar[int]
+    permission: str
+    subject: _core_pb2.SubjectReference
+    def __init__(self, permission: _Optional[str] = ..., subject: _Optional[_Union[_core_pb2.SubjectReference, _Mapping]] = ...) -> None: ...
+
+class DeriveRequest(_message.Message):
+    __slots__ = ("object", "lineage", "relationships", "checks", "context", "actor", "reason")
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    LINEAGE_FIELD_NUMBER: _ClassVar[int]
+    RELATIONSHIPS_FIELD_NUMBER: _ClassVar[int]
+    CHECKS_FIELD_NUMBER: _ClassVar[int]
+    CONTEXT_FIELD_NUMBER: _ClassVar[int]
+    ACTOR_FIELD_NUMBER: _ClassVar[int]
+    REASON_FIELD_NUMBER: _ClassVar[int]
+    object: _core_pb2.ObjectReference
+    lineage: _containers.RepeatedCompositeFieldContainer[DeriveLineage]
+    relationships: _containers.RepeatedCompositeFieldContainer[_core_pb2.Relationship]
+    checks: _containers.RepeatedCompositeFieldContainer[DeriveCheck]
+    context: _struct_pb2.Struct
+    actor: str
+    reason: str
+    def __init__(self, object: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., lineage: _Optional[_Iterable[_Union[DeriveLineage, _Mapping]]] = ..., relationships: _Optional[_Iterable[_Union[_core_pb2.Relationship, _Mapping]]] = ..., checks: _Optional[_Iterable[_Union[DeriveCheck, _Mapping]]] = ..., context: _Optional[_Union[_struct_pb2.Struct, _Mapping]] = ..., actor: _Optional[str] = ..., reason: _Optional[str] = ...) -> None: ...
+
+class DeriveResponse(_message.Message):
+    __slots__ = ("revision_token", "written", "object", "classifications", "decisions")
+    REVISION_TOKEN_FIELD_NUMBER: _ClassVar[int]
+    WRITTEN_FIELD_NUMBER: _ClassVar[int]
+    OBJECT_FIELD_NUMBER: _ClassVar[int]
+    CLASSIFICATIONS_FIELD_NUMBER: _ClassVar[int]
+    DECISIONS_FIELD_NUMBER: _ClassVar[int]
+    revision_token: str
+    written: bool
+    object: _core_pb2.ObjectReference
+    classifications: _containers.RepeatedCompositeFieldContainer[ClassificationLabel]
+    decisions: _containers.RepeatedCompositeFieldContainer[_permission_pb2.CheckResponse]
+    def __init__(self, revision_token: _Optional[str] = ..., written: _Optional[bool] = ..., object: _Optional[_Union[_core_pb2.ObjectReference, _Mapping]] = ..., classifications: _Optional[_Iterable[_Union[ClassificationLabel, _Mapping]]] = ..., decisions: _Optional[_Iterable[_Union[_permission_pb2.CheckResponse, _Mapping]]] = ...) -> None: ...
 
 class EffectiveLabelsRequest(_message.Message):
     __slots__ = ("consistency", "object")

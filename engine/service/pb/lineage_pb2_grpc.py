@@ -26,7 +26,7 @@ if _version_not_supported:
 
 
 class LineageServiceStub:
-    """Lineage walks and effective sensitivity labels.
+    """Lineage walks, effective sensitivity labels, and recording a derivation.
     """
 
     def __init__(self, channel):
@@ -50,10 +50,15 @@ class LineageServiceStub:
                 request_serializer=headwater_dot_v1_dot_lineage__pb2.LineageWalkRequest.SerializeToString,
                 response_deserializer=headwater_dot_v1_dot_lineage__pb2.LineageWalkResponse.FromString,
                 _registered_method=True)
+        self.Derive = channel.unary_unary(
+                '/headwater.v1.LineageService/Derive',
+                request_serializer=headwater_dot_v1_dot_lineage__pb2.DeriveRequest.SerializeToString,
+                response_deserializer=headwater_dot_v1_dot_lineage__pb2.DeriveResponse.FromString,
+                _registered_method=True)
 
 
 class LineageServiceServicer:
-    """Lineage walks and effective sensitivity labels.
+    """Lineage walks, effective sensitivity labels, and recording a derivation.
     """
 
     def EffectiveLabels(self, request, context):
@@ -78,6 +83,20 @@ class LineageServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Derive(self, request, context):
+        """Record a derived object in one atomic write (every relationship a TOUCH): its lineage
+        and its own relationships, refused whole (INVALID_ARGUMENT, LineageCycleError, naming
+        the cycle) when the lineage would become cyclic, as a cyclic Write is. Then, at the
+        revision written, its effective labels and one decision per check asked. The same
+        derivation again writes nothing (`written` false) and answers at the head revision.
+        Needs the `write` scope only: the checks it answers are about the object just written,
+        at that revision, and come with the write (a caller with `check` alone cannot derive).
+        The write is audited as any write (actor and reason kept with the revision).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_LineageServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -96,6 +115,11 @@ def add_LineageServiceServicer_to_server(servicer, server):
                     request_deserializer=headwater_dot_v1_dot_lineage__pb2.LineageWalkRequest.FromString,
                     response_serializer=headwater_dot_v1_dot_lineage__pb2.LineageWalkResponse.SerializeToString,
             ),
+            'Derive': grpc.unary_unary_rpc_method_handler(
+                    servicer.Derive,
+                    request_deserializer=headwater_dot_v1_dot_lineage__pb2.DeriveRequest.FromString,
+                    response_serializer=headwater_dot_v1_dot_lineage__pb2.DeriveResponse.SerializeToString,
+            ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
             'headwater.v1.LineageService', rpc_method_handlers)
@@ -105,7 +129,7 @@ def add_LineageServiceServicer_to_server(servicer, server):
 
  # This class is part of an EXPERIMENTAL API.
 class LineageService:
-    """Lineage walks and effective sensitivity labels.
+    """Lineage walks, effective sensitivity labels, and recording a derivation.
     """
 
     @staticmethod
@@ -179,6 +203,33 @@ class LineageService:
             '/headwater.v1.LineageService/Descendants',
             headwater_dot_v1_dot_lineage__pb2.LineageWalkRequest.SerializeToString,
             headwater_dot_v1_dot_lineage__pb2.LineageWalkResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Derive(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headwater.v1.LineageService/Derive',
+            headwater_dot_v1_dot_lineage__pb2.DeriveRequest.SerializeToString,
+            headwater_dot_v1_dot_lineage__pb2.DeriveResponse.FromString,
             options,
             channel_credentials,
             insecure,

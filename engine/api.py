@@ -380,16 +380,21 @@ class Engine:
         revision written, its effective labels and a decision for each ``(permission, subject)`` of ``checks``.
         The same derivation again writes nothing (see :mod:`.queries.derive`). ``caller`` names who asked, for
         the audit log of the decisions (as :meth:`check`'s)."""
-        with self._ctx.snapshot(None) as (reader, schema):
-            updates = derivation_updates(schema, obj, lineage, relationships)
-            unchanged = stored_as_given(reader, updates)
-            token = encode_token(reader.revision)
-        if not unchanged:
-            token = self.write(updates, actor=actor, reason=reason).token
+        updates = derivation_updates(self.schema(), obj, lineage, relationships)
+        token, written = self.touch_changed(updates, actor=actor, reason=reason)
         at = Consistency.at_exact_snapshot(token)
         decisions = tuple(self.check(obj, permission, subject, context=context, consistency=at, caller=caller)
                           for permission, subject in checks)
-        return results.DeriveResult(token, not unchanged, self.effective_labels(obj, consistency=at), decisions)
+        return results.DeriveResult(token, written, self.effective_labels(obj, consistency=at), decisions)
+
+    def touch_changed(self, updates: Sequence[Update], *, actor: str | None = None,
+                      reason: str | None = None) -> tuple[str, bool]:
+        """Write ``updates`` (TOUCHes) as :meth:`write` does, unless every relationship is already stored exactly
+        as given: then nothing is written. The revision token holding them, and whether this call wrote."""
+        with self._ctx.snapshot(None) as (reader, _):
+            if stored_as_given(reader, updates):
+                return encode_token(reader.revision), False
+        return self.write(updates, actor=actor, reason=reason).token, True
 
     def effective_labels(self, obj: ObjectRef | str, *,
                          consistency: Consistency | None = None) -> results.EffectiveLabels:

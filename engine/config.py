@@ -199,6 +199,9 @@ class ServerSettings:
     metrics: bool = True
     #: A file holding the bearer token ``/metrics`` requires (None: ``/metrics`` needs no token); never logged.
     metrics_token_file: str | None = None
+    #: The TOML file whose ``[openlineage]`` table maps OpenLineage events to objects (POST /api/v1/lineage;
+    #: docs/lineage-capture.md); None: the built-in mapping.
+    openlineage_mapping: str | None = None
 
     def validate_serving(self) -> None:
         """Refuse to serve without authentication unless that is asked for explicitly."""
@@ -365,6 +368,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("http_address", "server", "http_address", _text, _address),
     Setting("metrics", "server", "metrics", _boolean, _anything),
     Setting("metrics_token_file", "server", "metrics_token_file", _text, _anything, path=True),
+    Setting("openlineage_mapping", "server", "openlineage_mapping", _text, _anything, path=True),
 )}
 """Every setting by its flat name (the name of its flag, environment variable and TOML key)."""
 

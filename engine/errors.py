@@ -10,7 +10,8 @@
                  │                      ├ UnknownPermissionError
                  │                      ├ ConfigError                a setting is missing, malformed or contradictory
                  │                      │  └ TokenFileError          the server's token file cannot be used
-                 │                      └ ValidationFileError        a validation file cannot be loaded (file:line)
+                 │                      ├ ValidationFileError        a validation file cannot be loaded (file:line)
+                 │                      └ OpenLineageEventError      an OpenLineage event is malformed or unmappable
                  ├ DeclassificationRefusedError  a declassification without actor/reason or permission
                  ├ ImportFailedError         one import batch failed (cause attached); earlier ones stay
                  ├ NotFoundError
@@ -56,6 +57,7 @@ __all__ = [
     "LineageCycleError",
     "MaxDepthExceededError",
     "NotFoundError",
+    "OpenLineageEventError",
     "PreconditionFailedError",
     "RequestCancelledError",
     "RequestStoppedError",
@@ -103,6 +105,11 @@ class ValidationFileError(InvalidRequestError):
         self.message, self.path, self.line = message, path, line
         where = f"{path}:{line}" if line else path
         super().__init__(f"{where}: {message}")
+
+
+class OpenLineageEventError(InvalidRequestError):
+    """An OpenLineage event that does not follow the spec, or that the mapping cannot turn into relationships
+    (the message names the event, by its position in a batch, and the offending part)."""
 
 
 class LimitExceededError(InvalidRequestError):

@@ -38,7 +38,8 @@ HOMES = {
     # the HTTP listener (engine/service/http: routes in app.py, the server thread in listener.py)
     "starlette": {"engine/service/http"},
     "uvicorn": {"engine/service/http/listener.py"},
-    "opentelemetry": {"engine/tracing.py"},  # tracing, imported only when it is on (OTEL_TRACES_EXPORTER)
+    "opentelemetry": {"engine/tracing.py"},
+    "jsonschema": {"engine/openlineage/spec.py"},  # OpenLineage events checked against the spec's structure  # tracing, imported only when it is on (OTEL_TRACES_EXPORTER)
 }
 ADAPTERS = ("engine/service", "engine/cli", "engine/client.py", "engine/__main__.py", "headwater/client")
 # what the stores may not import: the evaluator and everything that uses it

@@ -13,6 +13,7 @@ beside the function that runs it, in the module of its group:
 - ``schema.py``         schema write (--dry-run), schema read, schema diff
 - ``queries.py``        check, check-bulk, expand, lookup-resources, lookup-subjects
 - ``lineage.py``        labels, ancestors, descendants, derive
+- ``openlineage.py``    openlineage ingest/id (OpenLineage events from a file; engine/openlineage)
 - ``relationships.py``  relationships touch/create/delete/read, export, import, watch
 - ``audit.py``          audit init/verify/query/export/replay/prune
 - ``backup.py``         backup create/restore (engine/backup.py)
@@ -41,14 +42,15 @@ import sys
 from collections.abc import Sequence
 
 from ..version import describe
-from . import (audit, backup, completion, contexts, database, lineage, queries, relationships, schema, schema_files,
-               serve, tokens)
+from . import (audit, backup, completion, contexts, database, lineage, openlineage, queries, relationships, schema,
+               schema_files, serve, tokens)
 from .table import EXIT_OK, EXIT_USAGE, build_parser
 
 __all__ = ["main"]
 
 # Every command, in the order `headwater --help` lists them.
-TABLE = (*schema_files.COMMANDS, *queries.COMMANDS, *lineage.COMMANDS, *schema.COMMANDS, *relationships.COMMANDS,
+TABLE = (*schema_files.COMMANDS, *queries.COMMANDS, *lineage.COMMANDS, *openlineage.COMMANDS, *schema.COMMANDS,
+         *relationships.COMMANDS,
          *backup.COMMANDS, *audit.COMMANDS, *database.COMMANDS, *serve.COMMANDS, *contexts.COMMANDS, *tokens.COMMANDS,
          *completion.COMMANDS)
 

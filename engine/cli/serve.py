@@ -110,12 +110,16 @@ _SETTINGS = (
     arg("--watch-poll-seconds", type=float, metavar="S", help="how often Watch looks for new changes (default 0.2)"),
     arg("--log-level", choices=["debug", "info", "warning", "error"], help="default info"),
     arg("--http-address", metavar="HOST:PORT",
-        help="serve HTTP there too: Prometheus metrics at /metrics (docs/operations.md), same TLS as gRPC; port 0 "
+        help="serve HTTP there too: Prometheus metrics at /metrics (docs/operations.md), OpenLineage events at "
+             "/api/v1/lineage (docs/lineage-capture.md), same TLS as gRPC; port 0 "
              "picks a free port (default: no HTTP listener)"),
     arg("--metrics", action=argparse.BooleanOptionalAction, default=None,
         help="collect metrics and serve /metrics on the HTTP listener (default on when --http-address is given)"),
     arg("--metrics-token-file", metavar="FILE",
         help="file holding a bearer token that /metrics requires (default: /metrics needs no token)"),
+    arg("--openlineage-mapping", metavar="FILE",
+        help="TOML file whose [openlineage] table maps OpenLineage datasets and jobs to objects for POST "
+             "/api/v1/lineage on the HTTP listener (docs/lineage-capture.md; default: the built-in mapping)"),
     arg("--audit", action=argparse.BooleanOptionalAction, default=None,
         help="keep an audit log beside the database (<db>.audit; docs/audit.md): every change and the decisions "
              "--audit-decisions selects, with the caller's token name (default off; a database that already has "

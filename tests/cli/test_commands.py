@@ -35,6 +35,8 @@ CASES: dict[str, tuple[Case, int, str]] = {
     "derive": (lambda t, d: [f"output:dv_{t.name}", "--lineage", "produced_by=model:fraud", "--relationship",
                              f"output:dv_{t.name}#requester@user:alice", "--check", "view@user:alice"], 0,
                "view@user:alice  HAS_PERMISSION"),
+    "openlineage ingest": (lambda t, d: [str(POLICY.parents[1] / "openlineage" / "pipeline.ndjson")], 0,
+                           "4 events read, 4 recorded"),
     "schema write": (lambda t, d: [str(POLICY)], 0, "schema version"),
     "schema read": (lambda t, d: [], 0, "definition dataset"),
     "schema diff": (lambda t, d: [str(POLICY)], 0, "no semantic change"),
@@ -58,7 +60,7 @@ CASES: dict[str, tuple[Case, int, str]] = {
 # (backup restore needs an empty store: tests of backup).
 LOCAL = {"fmt", "lint", "validate", "migrate", "serve", "serve-testing", "audit init", "audit anchor",
          "audit acknowledge", "audit prune", "context set", "context use", "context list", "context remove",
-         "token create", "completion", "backup restore", "backup verify"}
+         "token create", "completion", "backup restore", "backup verify", "openlineage id"}
 
 # --json: the keys of each JSON document printed (the first one, for JSON lines).
 JSON_KEYS: dict[str, set[str]] = {
@@ -71,6 +73,7 @@ JSON_KEYS: dict[str, set[str]] = {
     "ancestors": {"depth", "object", "path"},
     "descendants": {"depth", "object", "path"},
     "derive": {"object", "token", "written", "classifications", "decisions"},
+    "openlineage ingest": {"events", "recorded", "ignored", "relationships", "revision"},
     "schema write": {"stored", "version", "digest", "token"},
     "schema read": {"schema", "digest", "token"},
     "schema diff": {"old", "new", "diff", "changes"},

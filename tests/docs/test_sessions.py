@@ -133,6 +133,8 @@ class Session:
 
     def close(self) -> None:
         for process, log in self.background:
+            if process.poll() is not None:
+                continue  # it already ended (a failed start, reported by run())
             os.killpg(process.pid, signal.SIGTERM)  # the process group: `make` and the server it started
             process.wait(30)
             deadline = time.monotonic() + 30

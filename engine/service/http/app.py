@@ -1,14 +1,16 @@
 """The HTTP listener's routes: the one place where endpoints are added, each declaring the token it needs.
 
-:func:`routes` lists every route the listener serves (today ``/metrics``; the
-OpenLineage ingestion and the playground go there too). A :class:`Route` says what
+:func:`routes` lists every route the listener serves (``/metrics``, the OpenLineage
+ingestion ``/api/v1/lineage``; the playground goes there too). A :class:`Route` says what
 it needs of the caller: nothing (``scope=None``), a bearer token of the token file
 with a scope (``scope="check"``, checked like gRPC's: ``Authorization: Bearer
 <token>``, 401 without a valid token, 403 without the scope; nothing is checked when
-the server runs with ``--insecure-no-auth``), or a token of its own (``token``: the
+the server runs with ``--insecure-no-auth``; the caller's token name is in
+``request.state.caller``), or a token of its own (``token``: the
 SHA-256 of the secret, as ``metrics_token_file`` gives ``/metrics``). Endpoints are
 plain functions of a Starlette ``Request``; Starlette runs them on its worker threads,
-never on the event loop, so an endpoint may block on the engine.
+never on the event loop, so an endpoint may block on the engine; an endpoint that
+reads the request body is ``async`` and hands its blocking work to a thread itself.
 
 Example::
 
@@ -21,6 +23,7 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import inspect
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -32,6 +35,7 @@ from starlette.routing import Route as StarletteRoute
 
 from ..auth import TokenSet
 from ..errors import UnauthenticatedError
+from .openlineage import lineage_endpoint
 
 __all__ = ["PlainTextResponse", "Route", "RouteContext", "build_app", "routes"]
 
@@ -44,7 +48,7 @@ class Route:
     of a secret of the route's own (``/metrics`` with ``metrics_token_file``)."""
 
     path: str
-    endpoint: Callable[[Request], Response]
+    endpoint: Callable[[Request], Any]
     methods: tuple[str, ...] = ("GET",)
     scope: str | None = None
     token: bytes | None = field(default=None, repr=False)
@@ -71,6 +75,8 @@ def routes(ctx: RouteContext) -> list[Route]:
             return Response(body, media_type=content_type)
 
         out.append(Route("/metrics", scrape, token=ctx.metrics_token))
+    if ctx.server is not None:
+        out.append(Route("/api/v1/lineage", lineage_endpoint(ctx.server), methods=("POST",), scope="write"))
     return out
 
 
@@ -86,29 +92,45 @@ def _refusal(status: int, message: str) -> Response:
     return PlainTextResponse(message + "\n", status_code=status, headers={"WWW-Authenticate": "Bearer"})
 
 
-def _guarded(route: Route, tokens: Callable[[], TokenSet | None]) -> Callable[[Request], Response]:
-    """``route.endpoint`` behind the check of what it needs (see :class:`Route`)."""
+def _refused(route: Route, tokens: Callable[[], TokenSet | None], request: Request) -> Response | None:
+    """Why ``request`` may not call ``route`` (a 401 or 403 response), or None; the caller's token name, when
+    there is one, goes to ``request.state.caller``."""
+    request.state.caller = None
+    if route.token is not None:
+        secret = _bearer(request)
+        presented = hashlib.sha256((secret or "").encode("utf-8", "surrogateescape")).digest()
+        if secret is None or not hmac.compare_digest(presented, route.token):
+            return _refusal(401, "missing or invalid bearer token")
+        return None
+    known = tokens()
+    if known is not None:  # None: the server runs without authentication
+        try:
+            entry = known.identify([("authorization", request.headers.get("authorization", ""))]
+                                   if "authorization" in request.headers else [])
+        except UnauthenticatedError as exc:
+            return _refusal(401, str(exc))
+        if route.scope not in entry.scopes:
+            return PlainTextResponse(f"token {entry.name!r} lacks the {route.scope} scope\n", status_code=403)
+        request.state.caller = entry.name
+    return None
+
+
+def _guarded(route: Route, tokens: Callable[[], TokenSet | None]) -> Callable[[Request], Any]:
+    """``route.endpoint`` behind the check of what it needs (see :class:`Route`); an ``async`` endpoint (one that
+    reads the request body) stays one."""
     endpoint = route.endpoint
     if route.token is None and route.scope is None:
         return endpoint
+    if inspect.iscoroutinefunction(endpoint):
+        async def guarded_async(request: Request) -> Response:
+            refusal = _refused(route, tokens, request)
+            return refusal if refusal is not None else await endpoint(request)
+
+        return guarded_async
 
     def guarded(request: Request) -> Response:
-        if route.token is not None:
-            secret = _bearer(request)
-            presented = hashlib.sha256((secret or "").encode("utf-8", "surrogateescape")).digest()
-            if secret is None or not hmac.compare_digest(presented, route.token):
-                return _refusal(401, "missing or invalid bearer token")
-            return endpoint(request)
-        known = tokens()
-        if known is not None:  # None: the server runs without authentication
-            try:
-                entry = known.identify([("authorization", request.headers.get("authorization", ""))]
-                                       if "authorization" in request.headers else [])
-            except UnauthenticatedError as exc:
-                return _refusal(401, str(exc))
-            if route.scope not in entry.scopes:
-                return PlainTextResponse(f"token {entry.name!r} lacks the {route.scope} scope\n", status_code=403)
-        return endpoint(request)
+        refusal = _refused(route, tokens, request)
+        return refusal if refusal is not None else endpoint(request)
 
     return guarded
 

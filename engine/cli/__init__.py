@@ -14,6 +14,7 @@ beside the function that runs it, in the module of its group:
 - ``queries.py``        check, check-bulk, expand, lookup-resources, lookup-subjects
 - ``lineage.py``        labels, ancestors, descendants, derive
 - ``openlineage.py``    openlineage ingest/id (OpenLineage events from a file; engine/openlineage)
+- ``monitor.py``, ``report.py``, ``impact.py``  governance over the audit trail (engine/governance)
 - ``relationships.py``  relationships touch/create/delete/read, export, import, watch
 - ``audit.py``          audit init/verify/query/export/replay/prune
 - ``backup.py``         backup create/restore (engine/backup.py)
@@ -42,8 +43,8 @@ import sys
 from collections.abc import Sequence
 
 from ..version import describe
-from . import (audit, backup, completion, contexts, database, lineage, openlineage, queries, relationships, schema,
-               schema_files, serve, tokens)
+from . import (audit, backup, completion, contexts, database, impact, lineage, monitor, openlineage, queries,
+               relationships, report, schema, schema_files, serve, tokens)
 from .table import EXIT_OK, EXIT_USAGE, build_parser
 
 __all__ = ["main"]
@@ -51,8 +52,8 @@ __all__ = ["main"]
 # Every command, in the order `headwater --help` lists them.
 TABLE = (*schema_files.COMMANDS, *queries.COMMANDS, *lineage.COMMANDS, *openlineage.COMMANDS, *schema.COMMANDS,
          *relationships.COMMANDS,
-         *backup.COMMANDS, *audit.COMMANDS, *database.COMMANDS, *serve.COMMANDS, *contexts.COMMANDS, *tokens.COMMANDS,
-         *completion.COMMANDS)
+         *backup.COMMANDS, *audit.COMMANDS, *monitor.COMMANDS, *report.COMMANDS, *impact.COMMANDS, *database.COMMANDS,
+         *serve.COMMANDS, *contexts.COMMANDS, *tokens.COMMANDS, *completion.COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -60,6 +60,7 @@ from .consistency import Consistency, encode_token
 from .context import Context, utc_now
 from .errors import AuditTrailBrokenError, InvalidRequestError, PreconditionFailedError
 from .expand import ExpandNode
+from .governance.impact import ChangeImpact, ImpactQuery
 from .queries.check import CheckQuery
 from .queries.derive import derivation_updates, stored_as_given
 from .queries.expand import ExpandQuery
@@ -520,6 +521,16 @@ class Engine:
             raise InvalidRequestError("this engine keeps no audit log (Config.of(audit=True) turns it on)")
         return self._replays.replay(self.audit, record_id, resource=resource, permission=permission,
                                     subject=subject, before=before, context=context)
+
+    def impact(self, *, schema: str | None = None, updates: Iterable[Update] = (), baseline: str | None = None,
+               since: datetime | None = None, until: datetime | None = None,
+               limit: int | None = None) -> ChangeImpact:
+        """The recorded decisions (in ``since``..``until``, newest first, at most ``limit`` records) whose answer
+        a proposed ``schema`` and/or relationship ``updates`` would change at the head revision, each with the
+        explanation of its new answer; ``baseline``: a schema text to compare from instead of the stored one.
+        Nothing is written or recorded (:mod:`.governance.impact`, docs/governance-impact.md)."""
+        return ImpactQuery(self._ctx, self._checks).impact(self._audit_log(), schema=schema, updates=updates,
+                                                           baseline=baseline, since=since, until=until, limit=limit)
 
     def audit_query(self, *, kind: RecordKind | str | None = None, limit: int | None = None,
                     cursor: str | None = None, newest_first: bool = False, **filters: Any) -> AuditPage:

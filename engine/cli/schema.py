@@ -21,6 +21,7 @@ from typing import Any, TextIO
 from ...dsl import SchemaLimits, compile_schema, read_schema_files
 from ...dsl.schema import Definition, Schema
 from ..errors import NotFoundError
+from .impact import WINDOW, impact_json, impact_of, print_impact
 from .shared import DB_OR_SERVER, SERVER, connect, engine_errors, is_remote, json_flag, print_json, read_input
 from .table import EXIT_OK, EXIT_PROBLEMS, Command, Group, arg
 
@@ -140,15 +141,17 @@ def _cmd_schema_diff(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     old, new = compile_schema(old_text, limits=limits), compile_schema(new_text, limits=limits)
     diff = "".join(difflib.unified_diff(old.text.splitlines(True), new.text.splitlines(True), old_name, new_name))
     changes = schema_changes(old, new)
+    impact = impact_of(args, schema=new_text, baseline=None if args.new is None else old_text) if args.impact else None
     if args.json:
-        print_json({"old": old_name, "new": new_name, "diff": diff, "changes": changes}, out)
-        return EXIT_OK
+        print_json({"old": old_name, "new": new_name, "diff": diff, "changes": changes,
+                    **({"impact": impact_json(impact)} if impact is not None else {})}, out)
+        return EXIT_OK if impact is None or not (impact.changes or impact.refused) else EXIT_PROBLEMS
     out.write(diff)
     for c in changes:
         print(f"{_MARK[c['change']]} {c['kind']} {c['name']}", file=out)
     if not changes:
         print("no semantic change" + (" (layout or comments only)" if diff else ""), file=out)
-    return EXIT_OK
+    return EXIT_OK if impact is None else print_impact(impact, out)
 
 
 COMMANDS = (
@@ -177,9 +180,16 @@ COMMANDS = (
                         "(NEW alone, with --db, --server or a context): a unified diff of their canonical "
                         "(formatted) texts, then each semantic change, one per line: `+` added, `-` removed, `~` "
                         "changed, then its kind (definition, relation, permission, caveat, classification, use) "
-                        "and name (definition#member). Exit 0 whatever the differences (2 on errors).",
+                        "and name (definition#member). Exit 0 whatever the differences (2 on errors). With "
+                        "--impact (on --db, whose audit log holds the decisions), then list the recorded decisions "
+                        "whose answer NEW would change at the head revision (see `headwater impact`; with OLD and "
+                        "NEW, the answers under OLD are compared with those under NEW, both over the stored data); "
+                        "exit 1 when some would change or NEW would be refused.",
             args=(arg("old", metavar="OLD", help="the old schema file (or, alone, the new one)"),
                   arg("new", nargs="?", metavar="NEW", help="the new schema file"),
-                  DB_OR_SERVER, json_flag("print the diff and the changes as JSON"), *SERVER),
+                  DB_OR_SERVER, json_flag("print the diff and the changes as JSON"),
+                  arg("--impact", action="store_true", help="also list the recorded decisions NEW would change "
+                                                            "(needs --db; nothing is written)"),
+                  *WINDOW, *SERVER),
             run=_cmd_schema_diff),
 )

@@ -256,10 +256,13 @@ class CheckQuery:
         call site is what CPython's call specialization wants."""
         return chain.resolver(self._enter, memo={}, cache=self.ctx.caches.checks)
 
-    def explained(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem) -> CheckResult:
-        """The answer to one item with its explanation, both from one traced evaluation (no cache)."""
+    def explained(self, schema: dsl_schema.Schema, reader: Reader, item: BulkCheckItem, *,
+                  private: bool = False) -> CheckResult:
+        """The answer to one item with its explanation, both from one traced evaluation (no cache; ``private``:
+        the lineage answers are not cached either, as in :meth:`decide_privately`)."""
         resource, subject, context, context_key = self._prepare(schema, item)
-        outcome, explanation = self.trace(schema, reader, resource, item.permission, subject, context, context_key)
+        outcome, explanation = self.trace(schema, reader, resource, item.permission, subject, context, context_key,
+                                          private=private)
         permissionship, missing = permissionship_of(outcome)
         return CheckResult(permissionship, encode_token(reader.revision), missing, explanation)
 
@@ -269,13 +272,14 @@ class CheckQuery:
         return self.trace(schema, reader, resource, item.permission, subject, context, context_key)[1]
 
     def trace(self, schema: dsl_schema.Schema, reader: Reader, resource: ObjectRef, permission: str,
-               subject: SubjectRef, context: dict[str, Any], context_key: str) -> tuple[Outcome, Explanation]:
+               subject: SubjectRef, context: dict[str, Any], context_key: str, *,
+               private: bool = False) -> tuple[Outcome, Explanation]:
         """One traced evaluation (the evaluator with its explanation hooks, no cache): its outcome and the
         explanation of it."""
         ctx = self.ctx
         traced = program(schema, traced=True)
         budget = ctx.budget()
-        lineage = ctx.lineage(schema, reader, budget)
+        lineage = Lineage(schema, reader, None, budget) if private else ctx.lineage(schema, reader, budget)
         recorder = Recorder(str(subject), lineage)
         srel = subject.relation or ""
         outcome = evaluate(traced, reader, resource.type, resource.id, permission, subject.type, subject.id, srel,

@@ -143,6 +143,11 @@ class AuditSettings:
     key: str | None = field(default=None, repr=False)
     #: A file holding that key (its content without surrounding whitespace); never logged.
     key_file: str | None = None
+    #: Follow the audit log in the server and raise the monitoring rules' alerts as they happen: one log line
+    #: each (``"event": "alert"``) and ``headwater_monitor_alerts_total{rule}`` (docs/governance.md).
+    monitor: bool = False
+    #: A TOML file whose ``[monitor]`` table sets the rules (None: the defaults); Monitor calls use it too.
+    monitor_rules: str | None = None
 
     def resolved_key(self) -> str | None:
         """``key``, or the content of ``key_file`` (ConfigError if it cannot be read or is empty)."""
@@ -351,6 +356,8 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("audit_queue_size", "audit", "queue_size", _integer, _positive),
     Setting("audit_key", "audit", "key", _text, _anything),
     Setting("audit_key_file", "audit", "key_file", _text, _anything, path=True),
+    Setting("monitor", "audit", "monitor", _boolean, _anything),
+    Setting("monitor_rules", "audit", "monitor_rules", _text, _anything, path=True),
     Setting("address", "server", "address", _text, _address),
     Setting("workers", "server", "workers", _integer, _positive),
     Setting("processes", "server", "processes", _integer, _positive),

@@ -106,6 +106,8 @@ METRICS: tuple[MetricSpec, ...] = (
                "Batches that failed to be written (they stay queued and are retried)"),
     MetricSpec("headwater_audit_records_dropped_total", "counter", (),
                "Audit records dropped: always 0 (a full queue makes producers wait, never drops)"),
+    MetricSpec("headwater_monitor_alerts_total", "counter", ("rule",),
+               "Alerts of the monitoring rules raised by the server's monitor (--monitor), per rule"),
     MetricSpec("headwater_build_info", "gauge", ("version", "commit", "python", "store"),
                "Always 1; the labels say what is running"),
 )
@@ -163,6 +165,8 @@ class Metrics:
                                   buckets=BUCKETS, registry=r)
         self.decisions = Counter("headwater_decisions", _help("headwater_decisions_total"),
                                  ("api", "permissionship"), registry=r)
+        self.alerts = Counter("headwater_monitor_alerts", _help("headwater_monitor_alerts_total"), ("rule",),
+                              registry=r)
         info = Gauge("headwater_build_info", _help("headwater_build_info"), ("version", "commit", "python", "store"),
                      registry=r, multiprocess_mode="max")
         info.labels(_version(), commit or build_commit(), platform.python_version(), store).set(1)

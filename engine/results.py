@@ -15,6 +15,7 @@ from __future__ import annotations
 import enum
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from ..dsl import schema as dsl_schema
@@ -28,6 +29,7 @@ if TYPE_CHECKING:
     from .explain import Explanation
 
 __all__ = [
+    "Alert",
     "BulkCheckItem",
     "BulkCheckResult",
     "CheckResult",
@@ -348,3 +350,23 @@ class MigrationReport:
     steps: tuple[tuple[int, str], ...]
     version: int
     dry_run: bool
+
+
+@dataclass(frozen=True, slots=True)
+class Alert:
+    """One alert of the monitoring rules (engine/governance/monitor.py): which rule fired, when (the time of the
+    record that fired it), about whom and which classification value, a one-line summary, and the evidence (record
+    ids, revision, the lineage path, counts)."""
+
+    rule: str
+    time: datetime
+    subject: str | None
+    value: str | None
+    summary: str
+    record_id: int
+    evidence: Mapping[str, Any] = field(default_factory=dict)
+
+    def as_json(self) -> dict[str, Any]:
+        return {"rule": self.rule, "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
+                "subject": self.subject, "value": self.value, "summary": self.summary, "record_id": self.record_id,
+                "evidence": dict(self.evidence)}

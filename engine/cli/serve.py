@@ -136,6 +136,11 @@ _SETTINGS = (
     arg("--audit-explain", choices=["off", "denials", "all"],
         help="which recorded decisions carry their explanation's summary (default off)"),
     arg("--audit-path", metavar="FILE", help="the audit log's file (default <db>.audit beside the database)"),
+    arg("--monitor", action=argparse.BooleanOptionalAction, default=None,
+        help="run the monitoring rules over the audit log as it grows: each alert logged (event alert) and counted "
+             "in headwater_monitor_alerts_total (needs --audit; docs/governance.md; default off)"),
+    arg("--monitor-rules", metavar="FILE",
+        help="TOML file whose [monitor] table sets the monitoring rules (default: the built-in rules)"),
     arg("--gc-window", type=float, metavar="S",
         help="seconds deleted relationships stay readable at old revisions (default 86400)"),
     arg("--gc-interval", metavar="S",

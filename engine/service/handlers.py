@@ -51,7 +51,7 @@ from ..errors import DeadlineExceededError, InvalidRequestError
 from .admission import HEAVY_METHODS, HeavyCalls
 from .auth import TokenEntry, TokenSet, require_scope
 from .errors import ERROR_METADATA_KEY, ShuttingDownError, status_for
-from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
+from .pb import audit_pb2, governance_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
 from ..version import version
 from .servicer import CALLER, REQUEST_ID, Servicer
 
@@ -85,6 +85,7 @@ SERVICES: tuple[tuple[Any, str, dict[str, str]], ...] = (
     (lineage_pb2, "LineageService", {}),
     (audit_pb2, "AuditService", {"Query": "AuditQuery", "Export": "AuditExport", "Verify": "AuditVerify",
                                  "Replay": "AuditReplay"}),
+    (governance_pb2, "GovernanceService", {}),
 )
 
 

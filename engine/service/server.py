@@ -64,9 +64,11 @@ from ..bootstrap import bootstrap
 from ..config import Config
 from ..dburi import redact
 from ..errors import ConfigError, EngineError
+from ..governance.monitor import Rules, monitor_rules
 from ..metrics import Metrics
 from ..store.memory import MemoryStore
 from ..validationfile import ValidationFileError
+from .alerts import AlertFollower
 from .auth import TokenSet, load_token_file
 from .auth import TokenFileError
 from .authzed import build_authzed_handlers
@@ -167,6 +169,8 @@ class HeadwaterServer:
         self.unfinished = 0  # calls still running when stop() returned (0 after a clean stop)
         self.metrics: Metrics | None = None  # with an HTTP listener and metrics on (engine/metrics.py)
         self.http: HttpListener | None = None  # with http_address: its real port is http.port
+        self.alerts: AlertFollower | None = None  # with --monitor (engine/service/alerts.py)
+        self._monitor_rules: Rules | None = None
         self.http_tokens: TokenSet | None = None  # the tokens the HTTP routes check (a token reload sets it)
 
     @property
@@ -232,6 +236,7 @@ class HeadwaterServer:
             if not early:
                 server.start()
             self._start_http(tokens)
+            self._monitor_rules = self._load_monitor_rules()
         except BaseException:
             server.stop(0)
             if self._own_engine and self.engine is not None:
@@ -251,6 +256,7 @@ class HeadwaterServer:
             "tokens": [e.name for e in tokens.entries] if tokens else [], "db": redact(config.storage.db),
             "workers": cfg.workers, **self._http_fields(),
             **self._audit_fields(), **self._serving_fields()}
+        self._start_monitor(worker)
         if worker is None:
             _log.info("serving on %s", self.address, extra={"fields": self.serving})
         else:
@@ -271,6 +277,23 @@ class HeadwaterServer:
         shared = os.environ.get("PROMETHEUS_MULTIPROC_DIR") if self.worker is not None else None  # --processes N
         self.metrics = Metrics(lambda: self.engine, store=store, multiprocess_dir=shared or None)
         self.servicer.observer = RpcObserver(self.metrics)
+
+    def _load_monitor_rules(self) -> Rules | None:
+        """``--monitor``'s rules (ConfigError before serving for a bad rules file, or without an audit log)."""
+        audit = self.config.audit
+        if not audit.monitor:
+            return None
+        if self.engine is None or self.engine.audit_place is None:
+            raise ConfigError("monitor needs the audit log: turn it on (--audit)")
+        return monitor_rules(None, audit.monitor_rules)
+
+    def _start_monitor(self, worker: int | None) -> None:
+        """``--monitor``: the rules over the audit trail in a thread of this server (the first worker's only)."""
+        rules = self._monitor_rules
+        if rules is None or (worker is not None and worker != 0):
+            return
+        self.alerts = AlertFollower(self.engine, rules, self.metrics, self.config.server.watch_poll_seconds).start()
+        self.serving["monitor"] = list(rules.rules)
 
     def _start_http(self, tokens: TokenSet | None) -> None:
         cfg = self.config.server
@@ -385,6 +408,8 @@ class HeadwaterServer:
                     still = servicer.wait_idle(_CANCEL_SECONDS)
             if done is not None:
                 done.wait(_CANCEL_SECONDS)
+            if self.alerts is not None:
+                self.alerts.stop()
             if self.http is not None:  # after gRPC: /metrics stays scrapable while calls drain
                 self.http.stop(min(grace, 5.0))
             if self.metrics is not None:

@@ -27,20 +27,23 @@ import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
+from datetime import timedelta
 from contextvars import ContextVar
 from typing import Any
 
 from ..api import Engine
 from ..audit import RecordKind
 from ..config import Config
+from ..context import utc_now
 from ..contexts import validate_context
 from ..errors import DeadlineExceededError, InvalidRequestError, LimitExceededError, RequestCancelledError
+from ..governance.monitor import follow, monitor_rules, scan
 from ..relationships import Relationship
 from ..results import WatchEvent
 from . import convert
 from .admission import HeavyCalls
 from .errors import REVISION_METADATA_KEY, ShuttingDownError, item_error_code
-from .pb import audit_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
+from .pb import audit_pb2, governance_pb2, lineage_pb2, permission_pb2, relationship_pb2, schema_pb2
 
 __all__ = ["CALLER", "REQUEST_ID", "Servicer"]
 
@@ -74,6 +77,7 @@ class Servicer:
         config = config or engine.config
         self.max_page_size = config.limits.max_page_size
         self.watch_poll_seconds = config.server.watch_poll_seconds
+        self.monitor_rules_file = config.audit.monitor_rules
         self.max_work_per_request = config.limits.max_work_per_request
         self.heavy_calls = HeavyCalls.for_workers(config.server.heavy_calls, config.server.workers)
         self.draining = threading.Event()  # no new calls
@@ -493,6 +497,26 @@ class Servicer:
             replayed = self.engine.replay(resource=request.resource, permission=request.permission,
                                           subject=request.subject, before=before, context=context_value)
         return convert.replay_to_proto(replayed)
+
+
+    # --- governance ---------------------------------------------------------------------------
+
+    def Monitor(self, request: governance_pb2.MonitorRequest,
+                context: Any) -> Iterator[governance_pb2.MonitorResponse]:
+        rules = monitor_rules(request.rules_toml, self.monitor_rules_file)
+        now = utc_now()
+        since = (convert.time_from_proto(request.since, "since") if request.HasField("since")
+                 else now - timedelta(hours=1))
+        if request.follow:
+            alerts = follow(self.engine, rules, since=since, poll_seconds=self.watch_poll_seconds,
+                            stop=lambda: not self._alive(context))
+        else:
+            until = convert.time_from_proto(request.until, "until") if request.HasField("until") else None
+            alerts = iter(scan(self.engine, rules, since=since, until=until))
+        for alert in alerts:
+            if not self._alive(context):
+                return
+            yield convert.alert_to_proto(alert)
 
 
 def _replay_context(text: str) -> dict[str, Any]:

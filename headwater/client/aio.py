@@ -28,6 +28,7 @@ from ..engine.consistency import Consistency
 from ..engine.expand import ExpandNode
 from ..engine.relationships import ObjectRef, Relationship, SubjectRef
 from ..engine.results import (
+    Alert,
     BulkCheckItem,
     BulkCheckResult,
     CheckResult,
@@ -323,6 +324,24 @@ class AsyncClient(ClientBase):
                         attempts.safe = False
                         for line in response.jsonl.splitlines(keepends=True):
                             yield line
+                return
+            except grpc.RpcError as err:
+                await asyncio.sleep(calls.pause_or_raise(attempts, err))
+
+    async def monitor(self, *, since: datetime | None = None, until: datetime | None = None, follow: bool = False,
+                      rules_toml: str | None = None, timeout: float | None = None) -> AsyncIterator[Alert]:
+        """The alerts of the server's monitoring rules over its audit trail from ``since`` (default: an hour ago) to
+        ``until``, oldest first; with ``follow``, new alerts as they happen until ``timeout`` or the caller stops.
+        ``rules_toml``: a ``[monitor]`` table (default: the server's rules). Like ``headwater monitor``; the
+        ``audit`` scope. Retried only before the first alert arrived."""
+        request = calls.monitor_request(since, until, follow, rules_toml)
+        attempts = self.attempts(True, timeout)
+        while True:
+            try:
+                stream = self.method(("governance", "Monitor"))(request, **self.options(attempts.start()))
+                async for response in stream:
+                    attempts.safe = False
+                    yield calls.read_alert(response)
                 return
             except grpc.RpcError as err:
                 await asyncio.sleep(calls.pause_or_raise(attempts, err))

@@ -38,6 +38,7 @@ from ..engine.relationships import (
     parse_subject,
 )
 from ..engine.results import (
+    Alert,
     BulkCheckItem,
     BulkCheckResult,
     CheckResult,
@@ -61,6 +62,8 @@ from ..engine.service.errors import ERROR_METADATA_KEY, REVISION_METADATA_KEY, e
 from ..engine.service.pb import (
     audit_pb2,
     audit_pb2_grpc,
+    governance_pb2,
+    governance_pb2_grpc,
     lineage_pb2,
     lineage_pb2_grpc,
     permission_pb2,
@@ -80,6 +83,8 @@ __all__ = [
     "STUBS",
     "Unary",
     "audit_export_request",
+    "monitor_request",
+    "read_alert",
     "audit_query",
     "audit_replay",
     "audit_verify",
@@ -171,6 +176,7 @@ STUBS: dict[str, Callable[[Any], Any]] = {
     "schema": schema_pb2_grpc.SchemaServiceStub,
     "lineage": lineage_pb2_grpc.LineageServiceStub,
     "audit": audit_pb2_grpc.AuditServiceStub,
+    "governance": governance_pb2_grpc.GovernanceServiceStub,
     "health": health_pb2_grpc.HealthStub,
 }
 
@@ -501,6 +507,20 @@ def audit_query(*, kind: RecordKind | str | None = None, subject: str | None = N
 
 def audit_export_request(**filters: Any) -> audit_pb2.AuditExportRequest:
     return audit_pb2.AuditExportRequest(filter=convert.audit_filter_to_proto(**filters))
+
+
+def read_alert(msg: governance_pb2.MonitorResponse) -> Alert:
+    return convert.alert_from_proto(msg)
+
+
+def monitor_request(since: datetime | None, until: datetime | None, follow: bool,
+                    rules_toml: str | None) -> governance_pb2.MonitorRequest:
+    request = governance_pb2.MonitorRequest(follow=follow, rules_toml=rules_toml or "")
+    if since is not None:
+        request.since.FromDatetime(since)
+    if until is not None:
+        request.until.FromDatetime(until)
+    return request
 
 
 def audit_verify() -> Unary[VerifyResult]:

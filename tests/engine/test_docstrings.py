@@ -13,6 +13,7 @@ MODULES = ["headwater.engine.store", "headwater.engine.store.contract", "headwat
            "headwater.engine.pgdb", "headwater.engine.dburi", "headwater.engine.store.memory", "headwater.engine.store.overlay", "headwater.engine.bootstrap",
            "headwater.engine.backup", "headwater.engine.queries.derive", "headwater.engine.openlineage.spec",
            "headwater.engine.openlineage.mapping", "headwater.engine.openlineage.ingest",
+           "headwater.engine.governance.monitor",
            "headwater.engine.relationships", "headwater.engine.contexts", "headwater.engine.cache", "headwater.engine.outcome",
            "headwater.engine.keys", "headwater.engine.chain", "headwater.engine.budget",
            "headwater.engine.service.admission", "headwater.engine.audit.binding", "headwater.engine.audit.anchors", "headwater.engine.evaluator", "headwater.engine.caveats",

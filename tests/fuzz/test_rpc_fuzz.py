@@ -14,10 +14,11 @@ descriptors, so a new RPC is fuzzed without a change here) gets three batches:
   the whole message concatenated to itself (protobuf merges it).
 
 The client-streaming Import gets streams of such messages; server streams are read up
-to a bound; Watch runs until a short deadline. Properties:
+to a bound; Watch and Monitor (which may follow the audit log) run until a short deadline.
+Properties:
 
 * no status is INTERNAL, UNKNOWN, UNIMPLEMENTED or DATA_LOSS, and every error has details;
-* no call other than Watch runs into its deadline (a hang);
+* no call other than Watch and Monitor runs into its deadline (a hang);
 * a revision is only ever added by a write RPC that answered OK (the store's head is
   read before and after each call), and the head never moves back (an Import that
   fails keeps its earlier batches by design; the streams here fit in one batch);
@@ -45,6 +46,7 @@ from headwater.engine.service.handlers import SERVICES
 from headwater.engine.service.pb import (
     audit_pb2,
     core_pb2,
+    governance_pb2,
     lineage_pb2,
     permission_pb2,
     relationship_pb2,
@@ -123,6 +125,7 @@ LIMITS = {"max_updates_per_write": 50, "max_bulk_check_items": 20, "max_caveat_c
           "grace_seconds": 2.0}
 CALL_TIMEOUT = 20.0  # seconds; only Watch may run into its deadline
 WATCH_TIMEOUT = 0.1
+FOLLOWING = ("/Watch", "/Monitor")  # streams that may stay open until their deadline
 MAX_STREAM_MESSAGES = 50
 
 
@@ -171,7 +174,7 @@ class Target:
     def call(self, method: Method, payloads: list[bytes]) -> str:
         """Send one call; the status name. Fails the test on a forbidden status, a hang or a stray revision."""
         before = self.head()
-        timeout = WATCH_TIMEOUT if method.path.endswith("/Watch") else CALL_TIMEOUT
+        timeout = WATCH_TIMEOUT if method.path.endswith(FOLLOWING) else CALL_TIMEOUT
         code, details = "OK", ""
         with no_hang(CALL_TIMEOUT + 30):
             try:
@@ -187,7 +190,7 @@ class Target:
                     self.channel.unary_unary(method.path)(payloads[0], timeout=timeout)
             except grpc.RpcError as err:
                 code, details = err.code().name, err.details() or ""
-        if code == "CANCELLED" or (code == "DEADLINE_EXCEEDED" and method.path.endswith("/Watch")):
+        if code == "CANCELLED" or (code == "DEADLINE_EXCEEDED" and method.path.endswith(FOLLOWING)):
             code = "OK"  # we stopped reading a long stream, or a watch ran to its deadline
         after = self.head()
         self.calls[code] = self.calls.get(code, 0) + 1
@@ -302,6 +305,7 @@ def _valid_requests() -> dict[str, list[list[Any]]]:
             relationships=[_rel("document:fuzzd", "viewer", "user:dan", "on_tuesday", {"day": "mon"})],
             checks=[lin.DeriveCheck(permission="view", subject=_subj("user:dan"))], context=_context(day="tue"),
             actor="user:fuzz", reason="fuzz")],
+        "GovernanceService/Monitor": [governance_pb2.MonitorRequest(rules_toml="[monitor]\nmin_denials = 3\n")],
         "AuditService/Query": [a.AuditQueryRequest(filter=filt, newest_first=True, optional_limit=3)],
         "AuditService/Export": [a.AuditExportRequest(filter=filt, optional_batch_size=2)],
         "AuditService/Verify": [a.AuditVerifyRequest()],

@@ -37,7 +37,7 @@ def test_committed_code_is_current(tmp_path: Path) -> None:
 
 def test_every_proto_file_is_generated() -> None:
     protos = sorted(p.stem for p in (PROTO_ROOT / "headwater" / "v1").glob("*.proto"))
-    assert protos == ["audit", "core", "lineage", "permission", "relationship", "schema"]
+    assert protos == ["audit", "core", "governance", "lineage", "permission", "relationship", "schema"]
     for stem in protos:
         assert (PB_DIR / f"{stem}_pb2.py").is_file() and (PB_DIR / f"{stem}_pb2_grpc.py").is_file()
 

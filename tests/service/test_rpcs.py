@@ -41,7 +41,7 @@ def test_every_rpc_has_a_scope_and_a_servicer_method() -> None:
     assert full == set(METHOD_SCOPES)
     assert service_names() == ["headwater.v1.PermissionService", "headwater.v1.RelationshipService",
                                "headwater.v1.SchemaService", "headwater.v1.LineageService",
-                               "headwater.v1.AuditService"]
+                               "headwater.v1.AuditService", "headwater.v1.GovernanceService"]
 
 
 @pytest.mark.parametrize("resource, permission, subject, context", [

@@ -9,16 +9,17 @@ import json
 from datetime import UTC, datetime
 from typing import Any
 
-from google.protobuf import timestamp_pb2
+from google.protobuf import json_format, struct_pb2, timestamp_pb2
 
 from ...audit import AuditRecord, RecordKind, VerifyResult
 from ...errors import InvalidRequestError
 from ...results import (
+    Alert,
     CheckResult,
     Permissionship,
     ReplayResult,
 )
-from ..pb import audit_pb2, core_pb2
+from ..pb import audit_pb2, core_pb2, governance_pb2
 from .permissions import (
     explanation_from_proto,
     explanation_to_proto,
@@ -27,6 +28,8 @@ from .permissions import (
 )
 
 __all__ = [
+    "alert_from_proto",
+    "alert_to_proto",
     "audit_filter_from_proto",
     "audit_filter_to_proto",
     "audit_record_from_proto",
@@ -182,3 +185,24 @@ def replay_from_proto(msg: audit_pb2.AuditReplayResponse) -> ReplayResult:
                          tuple(msg.missing_context),
                          explanation_from_proto(msg.explanation) if msg.HasField("explanation") else None)
     return ReplayResult(record, True, msg.same, result, msg.message)
+
+
+def alert_to_proto(alert: Alert) -> governance_pb2.MonitorResponse:
+    """An alert of the monitoring rules; its evidence as a Struct (the JSON of ``headwater monitor``)."""
+    evidence = struct_pb2.Struct()
+    evidence.update(json.loads(json.dumps(alert.as_json()["evidence"], default=str)))
+    return governance_pb2.MonitorResponse(rule=alert.rule, time=_timestamp(alert.time), subject=alert.subject or "",
+                                          value=alert.value or "", summary=alert.summary, record_id=alert.record_id,
+                                          evidence=evidence)
+
+
+def alert_from_proto(msg: governance_pb2.MonitorResponse) -> Alert:
+    """The client's side of :func:`alert_to_proto` (record ids and counts back to integers)."""
+    evidence = json_format.MessageToDict(msg.evidence)
+    for key, value in list(evidence.items()):
+        if isinstance(value, float) and value.is_integer() and key not in ("expected", "threshold"):
+            evidence[key] = int(value)
+        elif isinstance(value, list):
+            evidence[key] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
+    return Alert(msg.rule, time_from_proto(msg.time, "time"), msg.subject or None, msg.value or None, msg.summary,
+                 msg.record_id, evidence)

@@ -528,7 +528,7 @@ class Engine:
         """The recorded decisions (in ``since``..``until``, newest first, at most ``limit`` records) whose answer
         a proposed ``schema`` and/or relationship ``updates`` would change at the head revision, each with the
         explanation of its new answer; ``baseline``: a schema text to compare from instead of the stored one.
-        Nothing is written or recorded (:mod:`.governance.impact`, docs/governance-impact.md)."""
+        Nothing is written or recorded (:mod:`.governance.impact`, docs/governance.md)."""
         return ImpactQuery(self._ctx, self._checks).impact(self._audit_log(), schema=schema, updates=updates,
                                                            baseline=baseline, since=since, until=until, limit=limit)
 

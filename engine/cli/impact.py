@@ -1,5 +1,5 @@
 """``headwater impact`` (and ``headwater schema diff ... --impact``): the recorded decisions a proposed schema or
-relationship changes would change; see engine/governance/impact.py and docs/governance-impact.md.
+relationship changes would change; see engine/governance/impact.py and docs/governance.md.
 
 Example::
 

@@ -23,11 +23,12 @@ from headwater.engine.service.server import HeadwaterServer
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO / "examples" / "ai-lineage" / "validation.yaml"
-RULES_TOML = '[monitor]\nmin_denials = 5\nwindow_seconds = 3600\n'
-RULES = Rules(min_denials=5)
+RULES_TOML = '[monitor]\nmin_denials = 5\nmin_volume = 3\nwindow_seconds = 3600\n'
+RULES = Rules(min_denials=5, min_volume=3)
 EXPECTED = [  # (rule, subject, value) in record order
     ("first_access", "user:alice", "sensitivity:confidential"),
     ("first_access", "user:alice", "sensitivity:pii"),
+    ("volume_spike", "user:alice", None),
     ("denial_burst", "user:bob", None),
     ("declassification", "user:stew", "sensitivity:pii"),
     ("high_clearance", "user:mallory", "sensitivity:restricted"),
@@ -43,6 +44,8 @@ def _activity(engine: Engine) -> datetime:
     middle = utc_now()
     time.sleep(0.05)
     engine.check("output:o2", "view", "user:alice")  # alice: confidential and pii, for the first time
+    engine.check("output:o2", "view", "user:alice")
+    engine.check("output:o2", "view", "user:alice")  # her 3rd on sensitive labels within the window: a spike
     engine.check("output:o1", "view", "user:frank")  # nothing new for frank
     engine.check("output:o2", "view", "user:frank")  # a denial touches nothing (and 1 is no burst)
     for _ in range(6):
@@ -77,7 +80,8 @@ def test_python_scan_raises_exactly_the_expected_alerts(audited: tuple[Path, dat
         assert scan(engine, RULES, since=utc_now()) == []  # a quiet period
     first = alerts[1]
     assert first.evidence["path"] == "output:o2 -produced_by-> model:fraud -trained_on-> dataset:claims"
-    assert alerts[2].evidence["count"] == 5 and alerts[4].evidence["reason"] == "onboarding"
+    assert alerts[2].evidence["count"] == 3 and alerts[2].evidence["expected"] == 0.0
+    assert alerts[3].evidence["count"] == 5 and alerts[5].evidence["reason"] == "onboarding"
 
 
 def _cli(argv: list[str], capsys: pytest.CaptureFixture[str]) -> tuple[int, str, str]:
@@ -131,9 +135,9 @@ def test_grpc_monitor_gives_the_same_alerts_and_needs_the_audit_scope(audited: t
     monkeypatch.setenv("HEADWATER_CONFIG_DIR", str(tmp_path / "config"))
     code, out, err = _cli(["monitor", "--server", server.address, "--token", TOKENS["auditor"][0], "--since",
                            middle.isoformat(), "--json"], capsys)
-    assert code == 1, err  # the server's rules (the defaults: min_denials 10): no burst
+    assert code == 1, err  # the server's rules (the defaults: min_denials 10, min_volume 20): no burst, no spike
     assert [tuple(json.loads(line)[k] for k in ("rule", "subject", "value")) for line in out.splitlines()] == [
-        t for t in EXPECTED if t[0] != "denial_burst"]
+        t for t in EXPECTED if t[0] not in ("denial_burst", "volume_spike")]
 
 
 def test_grpc_follow_sends_an_alert_as_it_happens(server: HeadwaterServer) -> None:

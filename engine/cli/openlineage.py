@@ -8,6 +8,7 @@ from typing import Any, TextIO
 
 from ..errors import EngineError, OpenLineageEventError
 from ..openlineage import IngestResult, dataset_id, ingest, load_mapping, plan
+from ..openlineage.ingest import stored_types
 from ..store import Operation, Update
 from .shared import DB_OR_SERVER, SERVER, connect, engine_errors, is_remote, json_flag, plural, print_json, read_input
 from .table import EXIT_OK, EXIT_USAGE, Command, Group, arg
@@ -32,7 +33,7 @@ def _record(target: Any, events: list[Any], mapping: Any) -> IngestResult:
     """Record one batch in a database (written only when something changed) or through a server."""
     if not is_remote(target):
         return ingest(target, events, mapping)
-    planned = plan(target.schema(), events, mapping)
+    planned = plan(target.schema(), events, mapping, known=stored_types(target))
     token = target.write([Update(Operation.TOUCH, r) for r in planned.relationships],
                          reason=f"OpenLineage: {plural(len(events), 'event')}").token
     return IngestResult(token, True, len(events), planned.recorded, planned.ignored, len(planned.relationships))

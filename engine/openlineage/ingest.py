@@ -7,7 +7,10 @@ accepts the input's type (or the one the job rule names). A dataset's ``tags``
 facet, on any event, becomes label relationships on its object. Only the run
 events the mapping records (``COMPLETE``; ``RUNNING`` or ``OTHER`` if listed)
 contribute lineage: a started, failed or aborted run has not produced its outputs.
-A dataset read and written by the same run gets no edge to itself.
+A dataset read and written by the same run gets no edge to itself. An input takes the type
+its dataset was given as an output (a job rule may type outputs apart from the dataset
+rules: an inference job's predictions are ``output`` objects), earlier in the batch or
+already in the store, so that lineage read from a derived object continues through it.
 
 Every relationship is a TOUCH, so the same event twice changes nothing, and events
 may come in any order. :func:`plan` validates a batch against the spec and maps it
@@ -40,18 +43,18 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from ...dsl.schema import Schema
 from ..errors import OpenLineageEventError
 from ..relationships import ObjectRef, Relationship, SubjectRef
-from ..store import Operation, Update
+from ..store import Operation, RelationshipFilter, Update
 from .mapping import DEFAULT_MAPPING, JobRule, Mapping, dataset_id
 from .spec import SCHEMA_URL, validate_event
 
-__all__ = ["IngestResult", "Plan", "SCHEMA_URL", "ingest", "plan"]
+__all__ = ["IngestResult", "Known", "Plan", "SCHEMA_URL", "ingest", "plan", "stored_types"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -82,16 +85,48 @@ class IngestResult:
                 "recorded": self.recorded, "ignored": self.ignored, "relationships": self.relationships}
 
 
+#: Which type a dataset's object already has in the store: (object id, candidate types) -> the type, or None.
+Known = Callable[[str, Sequence[str]], str | None]
+
+
+def stored_types(source: Any) -> Known:
+    """:data:`Known` read from an Engine or a Client: the first candidate type with a stored object of that id."""
+    def known(object_id: str, types: Sequence[str]) -> str | None:
+        for type_ in types:
+            page = source.read_relationships(RelationshipFilter(resource_type=type_, resource_id=object_id), limit=1)
+            if page.relationships:
+                return type_
+        return None
+
+    return known
+
+
 class _Mapper:
     """Maps validated events against one schema."""
 
-    def __init__(self, schema: Schema, mapping: Mapping) -> None:
-        self.schema, self.mapping = schema, mapping
+    def __init__(self, schema: Schema, mapping: Mapping, known: Known | None) -> None:
+        self.schema, self.mapping, self.known = schema, mapping, known
         self.out: dict[Relationship, None] = {}
+        self.produced: dict[str, str] = {}  # object id -> type, of the outputs mapped so far
+        self.derived = tuple(name for name in schema.definitions if schema.lineage_relations(name))
 
-    def object(self, dataset: dict[str, Any], type_: str | None = None) -> ObjectRef:
+    def input_type(self, namespace: str, name: str) -> str:
+        """An input's type: the type it was given as an output (a job rule may type outputs differently from the
+        dataset rules), in this batch or already in the store; else the dataset rules'."""
+        object_id = dataset_id(namespace, name)
+        if object_id in self.produced:
+            return self.produced[object_id]
+        by_rules = self.mapping.dataset_type(namespace, name)
+        if self.known is None:
+            return by_rules
+        return self.known(object_id, (by_rules, *(t for t in self.derived if t != by_rules))) or by_rules
+
+    def object(self, dataset: dict[str, Any], type_: str | None = None, *, output: bool = False) -> ObjectRef:
         namespace, name = dataset["namespace"], dataset["name"]
-        type_ = type_ or self.mapping.dataset_type(namespace, name)
+        if type_ is None:
+            type_ = self.mapping.dataset_type(namespace, name) if output else self.input_type(namespace, name)
+        if output:
+            self.produced[dataset_id(namespace, name)] = type_
         if self.schema.definition(type_) is None:
             raise OpenLineageEventError(f"dataset {namespace!r} {name!r} maps to type `{type_}`, which the schema "
                                         "does not define (see the mapping's dataset and job rules)")
@@ -154,11 +189,12 @@ class _Mapper:
     def event(self, event: dict[str, Any], kind: str) -> bool:
         """Map one event; whether it contributed anything."""
         if kind == "dataset":
-            return self.labels(self.object(event["dataset"]), event["dataset"])
+            return self.labels(self.object(event["dataset"]), event["dataset"])  # typed as an input would be
         job = event["job"]
         rule = self.mapping.job_rule(job["namespace"], job["name"])
         inputs = [(self.object(d), d) for d in event.get("inputs") or ()]
-        outputs = [(self.object(d, rule.outputs if rule is not None else None), d) for d in event.get("outputs") or ()]
+        outputs = [(self.object(d, rule.outputs if rule is not None else None, output=True), d)
+                   for d in event.get("outputs") or ()]
         found = False
         for obj, dataset in inputs + outputs:
             found = self.labels(obj, dataset) or found
@@ -173,10 +209,12 @@ class _Mapper:
         return found
 
 
-def plan(schema: Schema, events: Sequence[Any], mapping: Mapping = DEFAULT_MAPPING) -> Plan:
+def plan(schema: Schema, events: Sequence[Any], mapping: Mapping = DEFAULT_MAPPING, *,
+         known: Known | None = None) -> Plan:
     """Validate ``events`` (decoded JSON) and map them against ``schema``; OpenLineageEventError names the first
-    bad one (``event 2: $.run.runId: ...`` in a batch of several)."""
-    mapper = _Mapper(schema, mapping)
+    bad one (``event 2: $.run.runId: ...`` in a batch of several). ``known`` (:func:`stored_types`) lets an input
+    take the type its dataset already has in the store."""
+    mapper = _Mapper(schema, mapping, known)
     recorded = ignored = 0
     for position, event in enumerate(events, 1):
         try:
@@ -195,7 +233,7 @@ def ingest(engine: Any, events: Sequence[Any], mapping: Mapping = DEFAULT_MAPPIN
            reason: str | None = None) -> IngestResult:
     """Record ``events`` in ``engine`` in one atomic TOUCH write (none when everything is already stored), refused
     whole on a bad event (OpenLineageEventError) or a lineage cycle (LineageCycleError)."""
-    planned = plan(engine.schema(), events, mapping)
+    planned = plan(engine.schema(), events, mapping, known=stored_types(engine))
     if reason is None:
         reason = _reason(events)
     token, written = engine.touch_changed([Update(Operation.TOUCH, r) for r in planned.relationships],

@@ -244,3 +244,50 @@ def test_a_batch_with_one_bad_event_stores_nothing() -> None:
 def test_the_default_mapping_matches_the_docs() -> None:
     assert DEFAULT_MAPPING.dataset_type("s3://ml-artifacts", "models/risk-v3") == "model"
     assert DEFAULT_MAPPING.job_rule("spark://ml-cluster", "batch_inference.predict_risk").outputs == "output"
+
+
+CHAIN_SCHEMA = """
+classification sensitivity {
+    levels public < secret
+    cleared: user
+}
+definition user {}
+definition dataset {
+    relation label: sensitivity
+    lineage derived_from: dataset | output
+}
+definition model {
+    lineage trained_on: dataset
+}
+definition output {
+    lineage produced_by: model
+    lineage input: dataset
+}
+"""
+
+
+@pytest.mark.parametrize("batched", [True, False])
+def test_a_derived_output_read_downstream_keeps_its_type_and_its_labels(batched: bool) -> None:
+    e = Engine(MemoryStore())
+    e.write_schema(CHAIN_SCHEMA)
+    events = [run_event("train", [("pg", "raw")], [("s3", "models/m")],
+                        tags={("pg", "raw"): [{"key": "sensitivity", "value": "secret"}]}),
+              run_event("predict", [("s3", "models/m")], [("s3", "scores")]),
+              run_event("report", [("s3", "scores")], [("pg", "weekly")])]  # reads the predictions
+    if batched:
+        ingest(e, events)
+    else:
+        for event in events:
+            ingest(e, [event])
+    assert "dataset:pg|weekly#derived_from@output:s3|scores" in {str(r) for r in e.export_relationships()}
+    labels = {v.value: v.paths for c in e.effective_labels("dataset:pg|weekly").classifications for v in c.values}
+    assert labels == {"secret": ("dataset:pg|weekly -derived_from-> output:s3|scores -produced_by-> model:s3|models/m "
+                                 "-trained_on-> dataset:pg|raw",)}
+
+
+def test_a_derived_output_the_policy_cannot_link_downstream_is_refused_not_dropped() -> None:
+    e = engine()  # the AI-lineage policy: a dataset cannot derive from an output
+    ingest(e, [PIPELINE[3]])
+    downstream = run_event("report", [("s3://ml-outputs", "predictions/2026-12-06")], [("pg", "weekly")])
+    with pytest.raises(OpenLineageEventError, match="no lineage relation of `dataset` accepts `output`"):
+        ingest(e, [downstream])

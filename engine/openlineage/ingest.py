@@ -108,6 +108,7 @@ class _Mapper:
         self.schema, self.mapping, self.known = schema, mapping, known
         self.out: dict[Relationship, None] = {}
         self.produced: dict[str, str] = {}  # object id -> type, of the outputs mapped so far
+        self.seen: dict[str, str | None] = {}  # object id -> its type in the store (None: not stored), asked once
         self.derived = tuple(name for name in schema.definitions if schema.lineage_relations(name))
 
     def input_type(self, namespace: str, name: str) -> str:
@@ -119,7 +120,9 @@ class _Mapper:
         by_rules = self.mapping.dataset_type(namespace, name)
         if self.known is None:
             return by_rules
-        return self.known(object_id, (by_rules, *(t for t in self.derived if t != by_rules))) or by_rules
+        if object_id not in self.seen:  # a batch names the same inputs again and again
+            self.seen[object_id] = self.known(object_id, (by_rules, *(t for t in self.derived if t != by_rules)))
+        return self.seen[object_id] or by_rules
 
     def object(self, dataset: dict[str, Any], type_: str | None = None, *, output: bool = False) -> ObjectRef:
         namespace, name = dataset["namespace"], dataset["name"]

@@ -33,7 +33,7 @@ HOMES = {
     "grpc": {"engine/service", "headwater/client"},
     "grpc_health": {"engine/service", "headwater/client"},
     "google": {"engine/service", "dsl/cel", "headwater/client"},  # cel-expr-python's values are protobuf messages
-    "yaml": {"engine/validationfile.py"},
+    "yaml": {"engine/validationfile.py", "engine/playground/files.py"},  # validation files; the playground writes them
     "prometheus_client": {"engine/metrics.py"},  # the one registry and table of metrics
     # the HTTP listener (engine/service/http: routes in app.py, the server thread in listener.py)
     "starlette": {"engine/service/http"},

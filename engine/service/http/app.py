@@ -1,7 +1,7 @@
 """The HTTP listener's routes: the one place where endpoints are added, each declaring the token it needs.
 
 :func:`routes` lists every route the listener serves (``/metrics``, the OpenLineage
-ingestion ``/api/v1/lineage``; the playground goes there too). A :class:`Route` says what
+ingestion ``/api/v1/lineage``, the playground's page and API). A :class:`Route` says what
 it needs of the caller: nothing (``scope=None``), a bearer token of the token file
 with a scope (``scope="check"``, checked like gRPC's: ``Authorization: Bearer
 <token>``, 401 without a valid token, 403 without the scope; nothing is checked when
@@ -36,6 +36,7 @@ from starlette.routing import Route as StarletteRoute
 from ..auth import TokenSet
 from ..errors import UnauthenticatedError
 from .openlineage import lineage_endpoint
+from .playground import Playground
 
 __all__ = ["PlainTextResponse", "Route", "RouteContext", "build_app", "routes"]
 
@@ -77,6 +78,23 @@ def routes(ctx: RouteContext) -> list[Route]:
         out.append(Route("/metrics", scrape, token=ctx.metrics_token))
     if ctx.server is not None:
         out.append(Route("/api/v1/lineage", lineage_endpoint(ctx.server), methods=("POST",), scope="write"))
+        # The playground (docs/playground.md): the page, scratch workspaces (no token: each is its own in-memory
+        # engine), and the server's own data read-only (the check scope).
+        play = Playground(ctx.server).routes()
+        ws = "/api/playground/workspaces/{id}"
+        out += [Route("/", play["page"]), Route("/playground/{name}", play["asset"]),
+                Route("/api/playground/examples/{name}", play["example"]),
+                Route("/api/playground/workspaces", play["create"], methods=("POST",)),
+                Route(ws, play["state"]), Route(ws + "/schema", play["schema"], methods=("PUT",)),
+                Route(ws + "/relationships", play["relationships"], methods=("PUT",)),
+                Route(ws + "/assertions", play["assertions"], methods=("PUT",)),
+                Route(ws + "/assertions", play["run"], methods=("POST",)),
+                Route(ws + "/check", play["check"], methods=("POST",)), Route(ws + "/lineage", play["lineage"]),
+                Route(ws + "/export", play["export"]), Route(ws + "/import", play["import"], methods=("PUT",)),
+                Route("/api/playground/server", play["server_state"], scope="check"),
+                Route("/api/playground/server/check", play["server_check"], methods=("POST",), scope="check"),
+                Route("/api/playground/server/lineage", play["server_lineage"], scope="check"),
+                Route("/api/playground/server/export", play["server_export"], scope="check")]
     return out
 
 

@@ -23,7 +23,7 @@ page) concatenate to the full answer, each item exactly once.
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 from ..dsl import schema as s
@@ -294,7 +294,17 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
         if (obj, n) not in seen:
             stack.append((obj, n))
 
-    while stack:
+    # `cleared` and `upstream(p)` beside a granting branch of an intersection only narrow it: they are walked
+    # only if a wildcard turns up (then the subjects they reach may be the ones that hold the permission);
+    # otherwise every subject that has the intersection is reached through its granting branch. Walking them
+    # always would make every holder of a clearance a candidate for every labeled object.
+    deferred: list[tuple[ObjectRef, s.Expr]] = []
+    while stack or (found.wildcard and deferred):
+        if not stack:
+            for deferred_obj, e in deferred:
+                _reach_narrowing(schema, lineage, deferred_obj, e, reach)
+            deferred.clear()
+            continue
         obj, n = stack.pop()
         if (obj, n) in seen:
             continue
@@ -322,7 +332,8 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
         permission = definition.permissions.get(n)
         if permission is None:
             continue
-        for e in _walk(permission.expr):
+        deferred_narrowing: list[s.Expr] = []
+        for e in _walk(permission.expr, deferred_narrowing, lambda c, t=obj.type: _reached_holders(schema, t, c)):
             if isinstance(e, s.Computed):
                 reach(obj, e.name)
             elif isinstance(e, s.Arrow):
@@ -334,25 +345,96 @@ def candidate_subjects(schema: s.Schema, reader: Reader, resource: ObjectRef, na
                         reach(stored_object(row.subject_type, row.subject_id), e.target)
             elif isinstance(e, s.Self) and subject_relation is None and obj.type == subject_type:
                 found.ids.add(obj.id)
-            elif isinstance(e, s.Cleared):
-                for classification, values in lineage.requirements(obj, e.classification):
-                    for v in values:
-                        reach(ObjectRef(classification, v), "cleared")
-            elif isinstance(e, s.Upstream):
-                for up, _ in lineage.upstream(obj):
-                    if schema.member(up.type, e.permission) is not None:
-                        reach(up, e.permission)
+            elif isinstance(e, (s.Cleared, s.Upstream)):
+                _reach_narrowing(schema, lineage, obj, e, reach)
+        deferred.extend((obj, e) for e in deferred_narrowing)
     return found
 
 
-def _walk(e: s.Expr) -> Iterable[s.Expr]:
-    """Every node of an expression (all branches, subtracted sides included)."""
+def _reach_narrowing(schema: s.Schema, lineage: Lineage, obj: ObjectRef, e: s.Expr,
+                     reach: Callable[[ObjectRef, str], None]) -> None:
+    """Reach what ``cleared`` (the clearances of obj's effective label) or ``upstream(p)`` (p upstream) names."""
+    if isinstance(e, s.Cleared):
+        for classification, values in lineage.requirements(obj, e.classification):
+            for v in values:
+                reach(ObjectRef(classification, v), "cleared")
+    elif isinstance(e, s.Upstream):
+        for up, _ in lineage.upstream(obj):
+            if schema.member(up.type, e.permission) is not None:
+                reach(up, e.permission)
+
+
+def _walk(e: s.Expr, deferred: list[s.Expr] | None = None,
+          reached: Callable[[s.Expr], bool] | None = None) -> Iterable[s.Expr]:
+    """Every node of an expression (all branches, subtracted sides included); with ``deferred``, the ``cleared``
+    and ``upstream(p)`` children of an intersection go there instead when another child's holders are all
+    ``reached`` by the walk (see :func:`_reached_holders`)."""
     stack = [e]
     while stack:
         node = stack.pop()
         yield node
-        if isinstance(node, (s.Union, s.Intersection)):
+        if isinstance(node, s.Intersection) and deferred is not None and reached is not None:
+            narrowing = [c for c in node.children if isinstance(c, (s.Cleared, s.Upstream))]
+            if narrowing and any(reached(c) for c in node.children if c not in narrowing):
+                deferred.extend(narrowing)
+                stack.extend(c for c in node.children if c not in narrowing)
+                continue
+            stack.extend(node.children)
+        elif isinstance(node, (s.Union, s.Intersection)):
             stack.extend(node.children)
         elif isinstance(node, s.Exclusion):
             stack.extend((node.base, node.subtracted))
 
+
+_REACHED: dict[str, dict[tuple[str, str], bool]] = {}  # schema digest -> (type, member) -> holders all reached
+
+
+def _reached_holders(schema: s.Schema, type_: str, e: s.Expr,
+                     table: dict[tuple[str, str], bool] | None = None) -> bool:
+    """Whether every subject holding ``e`` on an object of ``type_`` is reached by the forward walk (or the walk
+    meets a wildcard): true of relations and what is built from them; not of ``cleared`` and ``upstream(p)``,
+    which hold for subjects no relationship names (a level that needs no clearance, nothing upstream)."""
+    if table is None:
+        table = _reached_table(schema)
+    if isinstance(e, (s.Cleared, s.Upstream)):
+        return False
+    if isinstance(e, (s.Nil, s.Self)):
+        return True
+    if isinstance(e, s.Union):
+        return all(_reached_holders(schema, type_, c, table) for c in e.children)
+    if isinstance(e, s.Intersection):
+        return any(_reached_holders(schema, type_, c, table) for c in e.children)
+    if isinstance(e, s.Exclusion):
+        return _reached_holders(schema, type_, e.base, table)
+    if isinstance(e, s.Computed):
+        return table.get((type_, e.name), True)
+    if isinstance(e, s.Arrow):
+        relation = schema.member(type_, e.relation)
+        return isinstance(relation, s.Relation) and all(table.get((t.type, e.target), True) for t in relation.allowed)
+    return False
+
+
+def _reached_table(schema: s.Schema) -> dict[tuple[str, str], bool]:
+    """:func:`_reached_holders` of every relation and permission of ``schema``, once per schema: the greatest
+    fixed point (a cycle of unions and intersections grants nothing by itself, so it holds what its other parts
+    hold), built whole before it is shared."""
+    table = _REACHED.get(schema.digest) if schema.digest else None
+    if table is not None:
+        return table
+    table = {(d.name, n): True for d in schema.definitions.values() for n in (*d.relations, *d.permissions)}
+    changed = True
+    while changed:
+        changed = False
+        for d in schema.definitions.values():
+            for r in d.relations.values():
+                value = all(t.relation is None or table.get((t.type, t.relation), True) for t in r.allowed)
+                if table[(d.name, r.name)] and not value:
+                    table[(d.name, r.name)], changed = False, True
+            for p in d.permissions.values():
+                if table[(d.name, p.name)] and not _reached_holders(schema, d.name, p.expr, table):
+                    table[(d.name, p.name)], changed = False, True
+    if len(_REACHED) > 64:
+        _REACHED.clear()
+    if schema.digest:
+        _REACHED[schema.digest] = table
+    return table

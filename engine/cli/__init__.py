@@ -45,6 +45,7 @@ from collections.abc import Sequence
 from ..version import describe
 from . import (audit, backup, completion, contexts, database, impact, lineage, monitor, openlineage, queries,
                relationships, report, schema, schema_files, serve, tokens)
+from . import playground
 from .table import EXIT_OK, EXIT_USAGE, build_parser
 
 __all__ = ["main"]
@@ -53,7 +54,7 @@ __all__ = ["main"]
 TABLE = (*schema_files.COMMANDS, *queries.COMMANDS, *lineage.COMMANDS, *openlineage.COMMANDS, *schema.COMMANDS,
          *relationships.COMMANDS,
          *backup.COMMANDS, *audit.COMMANDS, *monitor.COMMANDS, *report.COMMANDS, *impact.COMMANDS, *database.COMMANDS,
-         *serve.COMMANDS, *contexts.COMMANDS, *tokens.COMMANDS, *completion.COMMANDS)
+         *serve.COMMANDS, *playground.COMMANDS, *contexts.COMMANDS, *tokens.COMMANDS, *completion.COMMANDS)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

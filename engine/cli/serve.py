@@ -39,7 +39,7 @@ def _cmd_serve_testing(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     from functools import partial
 
     from ..config import Config
-    from ..service.server import STOPPED_WITH_CALLS_RUNNING, serve  # grpc loads only for the server
+    from ..service.server import serve  # grpc loads only for the server
     from ..service.testing import TestingServer
 
     try:
@@ -50,7 +50,15 @@ def _cmd_serve_testing(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     except (EngineError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return EXIT_USAGE
-    if code == STOPPED_WITH_CALLS_RUNNING:  # a call never reached a checkpoint: do not wait for its thread
+    return finish(code, out, err)
+
+
+def finish(code: int, out: TextIO, err: TextIO) -> int:
+    """The exit code of a server that stopped with ``code``; when a call never reached a cancellation checkpoint,
+    exit at once rather than wait for its thread (the audit log is flushed, the store's last commit durable)."""
+    from ..service.server import STOPPED_WITH_CALLS_RUNNING
+
+    if code == STOPPED_WITH_CALLS_RUNNING:
         for stream in (out, err):
             stream.flush()
         os._exit(0)

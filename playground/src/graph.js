@@ -5,6 +5,7 @@ import dagre from "cytoscape-dagre";
 
 cytoscape.use(dagre);
 
+const READABLE_ZOOM = 0.65;
 const LEVEL_COLORS = { public: "#dcfce7", internal: "#dbeafe", confidential: "#fed7aa", restricted: "#fecaca" };
 
 function levelOf(node) {
@@ -57,7 +58,7 @@ export class LineageGraph {
         { selector: "node.self.declassified", style: { "border-width": 3 } },
         { selector: "edge", style: { width: 1.5, "line-color": "#9ca3af", "target-arrow-color": "#9ca3af",
           "target-arrow-shape": "triangle", "curve-style": "bezier", label: "data(label)", "font-size": 9,
-          "text-rotation": "autorotate", "text-background-color": "#ffffff", "text-background-opacity": 0.9,
+          "text-background-color": "#ffffff", "text-background-opacity": 0.9,
           color: "#4b5563" } },
         { selector: "edge.highlight", style: { "line-color": "#dc2626", "target-arrow-color": "#dc2626", width: 4,
           color: "#991b1b", "z-index": 10 } },
@@ -67,9 +68,28 @@ export class LineageGraph {
         { selector: "node.provenance", style: { "border-color": "#2563eb", "border-width": 4 } },
         { selector: ":selected", style: { "overlay-color": "#2563eb", "overlay-opacity": 0.15 } },
       ],
-      layout: { name: "dagre", rankDir: "TB", nodeSep: 24, rankSep: 45, edgeSep: 8, fit: true, padding: 16 },
+      // Small graphs read top-down; a large one reads left to right, where a wide rank (many datasets derived
+      // from one source) becomes a column to scroll rather than a row too wide to read.
+      layout: { name: "dagre", rankDir: data.nodes.length > 25 ? "LR" : "TB", nodeSep: 14, rankSep: 60,
+        edgeSep: 8, fit: true, padding: 16 },
     });
+    this.fitReadable();
+    this.container.dataset.nodes = String(data.nodes.length);
+    this.container.dataset.highlight = "";
+    this.container.dataset.provenance = "";
     this.cy.on("tap", "node", (event) => this.onSelect(data.nodes.find((n) => n.id === event.target.id())));
+  }
+
+  // Fit the graph to its box, but never to a zoom too small to read: then centre on the object instead (pan and
+  // zoom to see the rest; "Fit" shows everything).
+  fitReadable() {
+    if (!this.cy) return;
+    this.cy.resize();
+    this.cy.fit(undefined, 16);
+    if (this.cy.zoom() < READABLE_ZOOM) {
+      this.cy.zoom(READABLE_ZOOM);
+      this.cy.center(this.cy.getElementById(this.data.object));
+    }
   }
 
   // Highlight the steps of a path (``{source, relation, target}``); ``kind`` is "highlight" (a denial) or
@@ -84,10 +104,8 @@ export class LineageGraph {
       this.cy.getElementById(s.target).addClass(kind);
     }
     if (last) this.cy.getElementById(last).addClass(kind === "highlight" ? "highlight denier" : kind);
-  }
-
-  highlighted() {
-    return this.cy ? this.cy.elements(".highlight").map((e) => e.id()) : [];
+    // what is highlighted, for tests and assistive tools: the ids of the marked objects and relationships
+    this.container.dataset[kind] = this.cy.elements(`.${kind}`).map((e) => e.id()).sort().join(" ");
   }
 }
 

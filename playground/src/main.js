@@ -54,6 +54,9 @@ function load(data) {
   renderRows([]);
   state.loading = false;
   showDiagnostics(data.diagnostics || []);
+  $("assertion-results").replaceChildren();
+  $("assertions-summary").textContent = "";
+  assertionsEditor.dispatch(setDiagnostics(assertionsEditor.state, []));
   const limits = data.limits;
   $("limits").textContent = `limits: ${limits.max_relationships} relationships, ${limits.max_schema_bytes / 1024} KiB ` +
     `schema; idle workspaces expire after ${Math.round(limits.idle_seconds / 60)} min`;
@@ -232,16 +235,16 @@ async function showLineage(check) {
   const answer = await call("GET", `${base}/lineage?${params}`);
   if (!answer.ok) { $("lineage-info").replaceChildren(el("p", { class: "bad" }, answer.data.error)); return; }
   const data = answer.data;
-  graph.show(data);
   const info = [el("p", {}, `${data.nodes.length} objects, ${data.edges.length} lineage relationships` +
     (data.truncated ? " (truncated)" : ""))];
   const denial = data.check && data.check.denial_paths[0];
   if (denial) {
-    graph.mark(denial.steps, "highlight", denial.object);
     info.push(el("p", { id: "denial-path", class: "bad" },
       `denied by ${denial.label || "upstream " + denial.object}: ${denial.text}`));
   }
-  $("lineage-info").replaceChildren(...info);
+  $("lineage-info").replaceChildren(...info);  // first, so that the graph is laid out in its final box
+  graph.show(data);
+  if (denial) graph.mark(denial.steps, "highlight", denial.object);
   selectNode(data.nodes[0]);
 }
 
@@ -337,5 +340,11 @@ $("run-assertions").addEventListener("click", runAssertions);
 $("check-form").addEventListener("submit", (e) => { e.preventDefault(); runCheck(); });
 $("lineage-form").addEventListener("submit", (e) => { e.preventDefault(); showLineage(null); });
 $("fit").addEventListener("click", () => graph.cy && graph.cy.fit(undefined, 16));
+$("larger").addEventListener("click", () => {
+  const pane = $("right-pane");
+  pane.classList.toggle("graph-only");
+  $("larger").textContent = pane.classList.contains("graph-only") ? "Show check" : "Larger graph";
+  graph.fitReadable();
+});
 
 openWorkspace().then((data) => { load(data); document.body.dataset.ready = "true"; });

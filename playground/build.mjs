@@ -1,6 +1,10 @@
-// Builds the page's script and style sheet into engine/playground/static/ (next to the hand-written index.html) (committed: users need no Node.js). Run: npm ci && npm run build
+// Builds the page's script and style sheet into engine/playground/static/ (next to the hand-written index.html;
+// committed, so users need no Node.js). Run: npm ci && npm run build
+// static/sources.sha256 records the sources built from: tests/playground/test_workspaces.py fails when a source
+// changed without a build.
 import { build } from "esbuild";
-import { mkdirSync } from "node:fs";
+import { createHash } from "node:crypto";
+import { mkdirSync, readdirSync, readFileSync, writeFileSync } from "node:fs";
 
 const out = new URL("../engine/playground/static/", import.meta.url).pathname;
 mkdirSync(out, { recursive: true });
@@ -8,3 +12,6 @@ await build({ entryPoints: ["src/main.js"], bundle: true, minify: true, format: 
   outfile: `${out}playground.js`, legalComments: "linked", logLevel: "info" });
 await build({ entryPoints: ["src/style.css"], bundle: true, minify: true, outfile: `${out}playground.css`,
   logLevel: "info" });
+const sources = ["build.mjs", "package-lock.json", ...readdirSync("src").sort().map((name) => `src/${name}`)];
+writeFileSync(`${out}sources.sha256`, sources.map((name) =>
+  `${createHash("sha256").update(readFileSync(name)).digest("hex")}  playground/${name}\n`).join(""));

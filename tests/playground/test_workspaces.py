@@ -104,3 +104,16 @@ def test_the_packaged_example_is_examples_ai_lineage_with_the_schema_inline() ->
                  ) if key == "relationships" else (lambda v: v)
         assert strip(packaged.get(key)) == original.get(key), key
     assert run_validation_file(EXAMPLE).ok
+
+
+def test_the_committed_page_was_built_from_the_sources() -> None:
+    """engine/playground/static/ is built from playground/ (cd playground && npm ci && npm run build)."""
+    import hashlib
+
+    recorded = (REPO / "engine/playground/static/sources.sha256").read_text().splitlines()
+    names = ["playground/build.mjs", "playground/package-lock.json",
+             *sorted(f"playground/src/{p.name}" for p in (REPO / "playground/src").iterdir())]
+    assert [line.split("  ", 1)[1] for line in recorded] == names, "a source was added or removed: build again"
+    for line in recorded:
+        digest, name = line.split("  ", 1)
+        assert hashlib.sha256((REPO / name).read_bytes()).hexdigest() == digest, f"{name} changed: build again"

@@ -1,7 +1,8 @@
 """The playground page in headless Chromium (Debian's /usr/bin/chromium through Playwright; Playwright's own browsers
 are never downloaded): load the AI-lineage example, see a schema error at its line and fix it, add relationships
 (a bad one marked), run the assertions, explain a denied check with its lineage path highlighted, export the
-workspace and validate it with the CLI, and read a lineage graph of 60 objects. Every request that is not to the
+workspace and validate it with the CLI, read a lineage graph of 60 objects, and view the server's own data read-only
+with a token. Every request that is not to the
 server on 127.0.0.1 is blocked and counted: the page needs no network. Screenshots go to docs/images/playground-*.png
 (docs/playground.md shows playground-denial.png).
 
@@ -22,7 +23,7 @@ from playwright.sync_api import Page, Route, expect, sync_playwright
 
 from headwater.engine.service.server import HeadwaterServer
 
-from .conftest import EXAMPLE, REPO
+from .conftest import EXAMPLE, REPO, TOKENS
 
 CHROMIUM = Path("/usr/bin/chromium")
 SHOTS = REPO / "docs" / "images"
@@ -180,4 +181,30 @@ def test_a_lineage_graph_of_60_objects_is_laid_out(browser_page: tuple[Page, lis
     page.click("#larger")
     page.screenshot(path=SHOTS / "playground-lineage-large.png")
     page.click("#larger")
+    assert blocked == []
+
+
+def test_the_servers_data_is_shown_read_only_with_a_token(browser_page: tuple[Page, list[str]],
+                                                         server: HeadwaterServer) -> None:
+    page, blocked = browser_page
+    server.engine.write_schema(SCHEMA)
+    server.engine.touch("dataset:raw#label@sensitivity:confidential", "dataset:copy#derived_from@dataset:raw",
+                        "dataset:copy#viewer@user:ann")
+    page.once("dialog", lambda dialog: dialog.accept(TOKENS["reader"][0]))
+    page.click("#server-view")
+    expect(page.locator("#mode")).to_have_text("server data (read-only)")
+    expect(page.locator("#row-count")).to_have_text("3 relationships")
+    expect(page.locator("#load-example")).to_be_disabled()
+    page.fill("#check-resource", "dataset:copy")
+    page.fill("#check-permission", "read")
+    page.fill("#check-subject", "user:ann")
+    page.click("#check")
+    expect(page.locator("#denial-path")).to_contain_text("dataset:copy -derived_from-> dataset:raw")
+    page.click('[data-tab="schema"]')
+    page.click("#schema-editor .cm-content")
+    page.keyboard.insert_text("definition oops {}")  # read-only: nothing changes
+    expect(page.locator("#schema-editor .cm-content")).not_to_contain_text("oops")
+    page.click("#server-view")  # back to the scratch workspace; the token is forgotten
+    expect(page.locator("#mode")).to_have_text("scratch workspace")
+    assert len(server.engine.read_relationships().relationships) == 3
     assert blocked == []

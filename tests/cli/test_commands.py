@@ -54,13 +54,17 @@ CASES: dict[str, tuple[Case, int, str]] = {
     "audit query": (lambda t, d: ["--kind", "decision", "--limit", "5"], 0, "dataset:claims"),
     "audit export": (lambda t, d: ["-", "--kind", "decision"], 0, "dataset:claims"),
     "audit replay": (lambda t, d: [str(t.decision)], 0, "HAS_PERMISSION"),
+    "report": (lambda t, d: ["--classification", "sensitivity"], 0, '"object": "output:o2"'),
+    # the seeded decision (alice reads dataset:claims) is her first access to its labels: exit 1, alerts
+    "monitor": (lambda t, d: ["--since", "1d"], 1, "first_access  user:alice  sensitivity:confidential"),
 }
 
 # Local by nature: files on disk, the machine, or the database itself; or tested elsewhere on every target
 # (backup restore needs an empty store: tests of backup).
 LOCAL = {"fmt", "lint", "validate", "migrate", "serve", "serve-testing", "audit init", "audit anchor",
          "audit acknowledge", "audit prune", "context set", "context use", "context list", "context remove",
-         "token create", "completion", "backup restore", "backup verify", "openlineage id"}
+         "token create", "completion", "backup restore", "backup verify", "openlineage id",
+         "impact", "playground"}  # impact: on a database with its audit log only (no RPC); tests/cli/test_impact.py
 
 # --json: the keys of each JSON document printed (the first one, for JSON lines).
 JSON_KEYS: dict[str, set[str]] = {
@@ -88,6 +92,9 @@ JSON_KEYS: dict[str, set[str]] = {
     "audit verify": {"ok", "records", "count", "head_hash", "record_id", "problem", "notes", "message"},
     "audit query": {"id"},
     "audit replay": {"record", "available", "same", "permissionship", "missing_context", "explanation", "message"},
+    "report": {"token", "revision", "since", "permissions", "subject_types", "notes", "objects", "classifications",
+               "changes", "diff"},
+    "monitor": {"rule", "time", "subject", "value", "summary", "record_id", "evidence"},
 }
 
 
@@ -148,7 +155,7 @@ def test_json_output(command: str, mode: str, targets: dict[str, Target], tmp_pa
     assert code == expected_code, err
     lines = [ln for ln in out.splitlines() if ln.strip()]
     assert lines, err
-    documents = [json.loads(out)] if command in ("labels", "derive") else [json.loads(ln) for ln in lines]
+    documents = [json.loads(out)] if command in ("labels", "derive", "report") else [json.loads(ln) for ln in lines]
     assert JSON_KEYS[command] <= set(documents[0]), documents[0]
 
 

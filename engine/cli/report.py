@@ -1,4 +1,4 @@
-"""``headwater report``: the compliance report (engine/governance/report.py; docs/governance-report.md)."""
+"""``headwater report``: the compliance report (engine/governance/report.py; docs/governance.md)."""
 
 from __future__ import annotations
 

@@ -10,7 +10,7 @@ lineage paths that bring it; for each such object, who holds its *viewing permis
 (LookupSubjects: exact, conditional answers marked); the declassifications in force (with actor,
 reason and revision) and those the audit log recorded. With ``since``, the relationship changes
 after that revision (labels, clearances, lineage, declassifications) and the difference between the
-report then and now. ``docs/governance-report.md`` is the user's guide; ``report_render.py`` writes
+report then and now. ``docs/governance.md`` is the user's guide; ``report_render.py`` writes
 the CSV and HTML forms.
 
 Example::
@@ -185,7 +185,7 @@ class Report:
         return next(v for v in self.values if v.classification == classification and v.value == value)
 
     def to_json(self) -> dict[str, Any]:
-        """The report as JSON data: stable keys, documented in docs/governance-report.md."""
+        """The report as JSON data: stable keys, documented in docs/governance.md."""
         return {
             "token": self.token, "revision": self.revision, "since": self.since,
             "permissions": dict(self.permissions), "subject_types": list(self.subject_types),

@@ -139,11 +139,7 @@ def source_labels(source: Any) -> Labels:
         if key not in cache:
             try:
                 found = source.effective_labels(resource, consistency=Consistency.at_exact_snapshot(token))
-            except (RevisionUnavailableError, ValueError):
-                found = source.effective_labels(resource)
-            except Exception as exc:  # noqa: BLE001 - a client's RemoteError for an unavailable revision
-                if "revision" not in str(exc).lower():
-                    raise
+            except (RevisionUnavailableError, ValueError):  # a client raises the engine's error class too
                 found = source.effective_labels(resource)
             cache[key] = {f"{c.classification}:{v.value}": (v.paths[0] if v.paths else resource)
                           for c in found.classifications for v in c.values}

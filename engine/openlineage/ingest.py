@@ -93,8 +93,7 @@ def stored_types(source: Any) -> Known:
     """:data:`Known` read from an Engine or a Client: the first candidate type with a stored object of that id."""
     def known(object_id: str, types: Sequence[str]) -> str | None:
         for type_ in types:
-            page = source.read_relationships(RelationshipFilter(resource_type=type_, resource_id=object_id), limit=1)
-            if page.relationships:
+            if source.read(RelationshipFilter(resource_type=type_, resource_id=object_id), limit=1)[0]:
                 return type_
         return None
 

@@ -33,17 +33,19 @@ Example::
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from ..dsl import DslError
 from .api import Engine
 from .errors import PreconditionFailedError
 from .results import ImportProgress
 from .store import Operation, RelationshipFilter, Update
-from .validationfile import ValidationFileError, default_root, load_validation_file
+from .store.memory import MemoryStore
+from .validationfile import ValidationFileError, default_root, load_validation_file, write_relationships
 
-__all__ = ["BOOTSTRAP_ACTOR", "LoadReport", "bootstrap", "load_into"]
+__all__ = ["BOOTSTRAP_ACTOR", "LoadReport", "Seed", "bootstrap", "load_into"]
 
 #: The actor recorded on the revisions a bootstrap writes.
 BOOTSTRAP_ACTOR = "bootstrap"
@@ -63,13 +65,18 @@ class LoadReport:
     token: str
 
 
-def _one_document(path: str | Path) -> tuple[str, list]:  # type: ignore[type-arg]
+def _load_one(path: str | Path):  # type: ignore[no-untyped-def]
     documents = load_validation_file(path, root=default_root(path))
     if len(documents) != 1:
         raise ValidationFileError(f"a file to load holds one YAML document, not {len(documents)}", str(path))
     (doc,) = documents
     if doc.schema_text is None:
         raise ValidationFileError("the file has no schema (give `schema` or `schemaFile`)", str(path))
+    return doc
+
+
+def _one_document(path: str | Path) -> tuple[str, list]:  # type: ignore[type-arg]
+    doc = _load_one(path)
     return doc.schema_text, doc.relationships
 
 
@@ -87,13 +94,67 @@ def bootstrap(engine: Engine, path: str | Path) -> LoadReport:
         return LoadReport(str(path), False, False, stored.version, len(relationships), 0, engine.revision_token())
     written_schema = stored is None
     version = engine.write_schema(schema_text, actor=BOOTSTRAP_ACTOR).version if written_schema else stored.version
-    reason = f"bootstrap from {path}"
+    token = _write_trusted(engine, [rel for rel, _ in relationships], f"bootstrap from {path}")
+    return LoadReport(str(path), True, written_schema, version, len(relationships), len(relationships), token)
+
+
+def _write_trusted(engine: Engine, relationships: list, reason: str) -> str:  # type: ignore[type-arg]
+    """Write ``relationships`` (TOUCH, in batches of the write limit) as the trusted ``bootstrap`` actor."""
     limit = engine.config.limits.max_updates_per_write
     token = engine.revision_token()
     for start in range(0, len(relationships), limit):
-        batch = [Update(Operation.TOUCH, rel) for rel, _ in relationships[start:start + limit]]
+        batch = [Update(Operation.TOUCH, rel) for rel in relationships[start:start + limit]]
         token = engine.write(batch, actor=BOOTSTRAP_ACTOR, reason=reason, trusted=True).token
-    return LoadReport(str(path), True, written_schema, version, len(relationships), len(relationships), token)
+    return token
+
+
+class Seed:
+    """The schema and relationships of one or more validation files, read once and written into each new empty
+    store (``headwater serve-testing --load-configs``, like SpiceDB's: every bearer token's store starts with
+    them). Several files make one schema (their schemas joined in order) and hold all their relationships.
+    The files are tried once when the seed is made, so a schema error or a refused relationship is reported
+    then, at its file and line, and never when a store is created.
+
+    Example::
+
+        >>> seed = Seed(["examples/ai-lineage/validation.yaml"])
+        >>> engine = Engine(MemoryStore())
+        >>> seed.into(engine)
+        >>> engine.check("output:o1", "view", "user:frank").permissionship.name
+        'HAS_PERMISSION'
+    """
+
+    def __init__(self, paths: Sequence[str | Path]) -> None:
+        if not paths:
+            raise ValueError("no file to load")
+        self.paths = [str(p) for p in paths]
+        self._documents = []
+        schemas: list[str] = []
+        self._starts: list[int] = []  # the line of the joined schema each file's schema starts on
+        line = 1
+        for path in self.paths:
+            doc = _load_one(path)
+            self._documents.append(doc)
+            text = doc.schema_text.rstrip("\n")
+            self._starts.append(line)
+            schemas.append(text)
+            line += text.count("\n") + 2
+        self.schema_text = "\n\n".join(schemas) + "\n"
+        self.into(Engine(MemoryStore()))  # refuse a bad file now, not on a token's first call
+
+    def into(self, engine: Engine) -> None:
+        """Write the schema and the relationships into ``engine``'s empty store as the trusted ``bootstrap``
+        actor (ValidationFileError, at the file and line, for a schema error or a refused relationship)."""
+        try:
+            engine.write_schema(self.schema_text, actor=BOOTSTRAP_ACTOR)
+        except DslError as exc:
+            index = max((i for i, start in enumerate(self._starts) if start <= (exc.line or 1)), default=0)
+            doc, line = self._documents[index], (exc.line or 1) - self._starts[index] + 1
+            raise ValidationFileError(f"schema error at schema line {line}, column {exc.column}: {exc.message}",
+                                      doc.path, doc.schema_line + line - 1 if doc.schema_line else 0) from None
+        for doc in self._documents:
+            write_relationships(engine, doc.path, doc.relationships, actor=BOOTSTRAP_ACTOR,
+                                reason=f"loaded from {doc.path}")
 
 
 def load_into(engine: Engine, path: str | Path, *, existing: str = "error", actor: str | None = None,

@@ -60,7 +60,7 @@ from .store import Operation, Update
 from .store.memory import MemoryStore
 
 __all__ = ["AssertionOutcome", "ValidationFileError", "ValidationOutcome", "ValidationReport", "load_validation_file",
-           "run_validation_file", "run_validation_text"]
+           "run_validation_file", "run_validation_text", "write_relationships"]
 
 _KINDS = {"assertTrue": Permissionship.HAS_PERMISSION, "assertFalse": Permissionship.NO_PERMISSION,
           "assertCaveated": Permissionship.CONDITIONAL_PERMISSION}
@@ -447,19 +447,29 @@ def _load_into(engine: Engine, loaded: _Loaded) -> None:
             line = loaded.schema_line + exc.line - 1 if exc.line and loaded.schema_line else loaded.schema_line
             raise ValidationFileError(f"schema error at schema line {exc.line}, column {exc.column}: "
                                       f"{exc.message}", loaded.path, line) from None
-    rels = loaded.relationships
-    for i in range(0, len(rels), _BATCH):
-        chunk = rels[i:i + _BATCH]
+    write_relationships(engine, loaded.path, loaded.relationships)
+
+
+def write_relationships(engine: Engine, path: str, rels: Sequence[tuple[Relationship, int]], *,
+                        actor: str | None = None, reason: str | None = None) -> str:
+    """TOUCH a file's relationships (each with its line) into ``engine`` as trusted writes, in batches; the
+    revision token after the last. A refused relationship raises ValidationFileError at its line."""
+    token = engine.revision_token()
+    size = min(_BATCH, engine.config.limits.max_updates_per_write)
+    for i in range(0, len(rels), size):
+        chunk = rels[i:i + size]
         try:
-            engine.write([Update(Operation.TOUCH, r) for r, _ in chunk], trusted=True)
+            token = engine.write([Update(Operation.TOUCH, r) for r, _ in chunk], trusted=True, actor=actor,
+                                 reason=reason).token
         except EngineError as exc:
             # Find the offending relationship for a precise line.
             for r, line in chunk:
                 try:
-                    engine.write([Update(Operation.TOUCH, r)], trusted=True)
+                    engine.write([Update(Operation.TOUCH, r)], trusted=True, actor=actor, reason=reason)
                 except EngineError as one:
-                    raise ValidationFileError(str(one), loaded.path, line) from None
-            raise ValidationFileError(str(exc), loaded.path, chunk[0][1]) from None
+                    raise ValidationFileError(str(one), path, line) from None
+            raise ValidationFileError(str(exc), path, chunk[0][1]) from None
+    return token
 
 
 def _run_assertion(engine: Engine, kind: str, text: str, line: int) -> AssertionOutcome:

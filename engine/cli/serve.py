@@ -38,6 +38,7 @@ def _cmd_serve(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _cmd_serve_testing(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     from functools import partial
 
+    from ..bootstrap import Seed
     from ..config import Config
     from ..service.server import serve  # grpc loads only for the server
     from ..service.testing import TestingServer
@@ -45,8 +46,12 @@ def _cmd_serve_testing(args: argparse.Namespace, out: TextIO, err: TextIO) -> in
     try:
         if args.max_stores < 1:
             raise ValueError(f"--max-stores must be at least 1, got {args.max_stores}")
+        paths = [p.strip() for value in args.load_configs or () for p in value.split(",") if p.strip()]
+        seed = Seed(paths) if paths else None
+        readonly = None if args.readonly_address.strip().lower() in ("", "off") else args.readonly_address.strip()
         config = Config.of(address=args.address, log_level=args.log_level, insecure_no_auth=True, db=":memory:")
-        code = serve(config, server=partial(TestingServer, max_stores=args.max_stores))
+        code = serve(config, server=partial(TestingServer, max_stores=args.max_stores, seed=seed,
+                                            readonly_address=readonly))
     except (EngineError, OSError, ValueError) as exc:
         print(f"error: {exc}", file=err)
         return EXIT_USAGE
@@ -180,12 +185,20 @@ COMMANDS = (
         "serve-testing", help="run an in-memory gRPC server with one empty store per bearer token, for test suites",
         description="Like spicedb serve-testing: serve both APIs (headwater.v1 and SpiceDB's authzed.api.v1) from "
                     "memory, where every distinct bearer token gets its own isolated, empty store (schema and "
-                    "relationships), created on its first call; calls without a token share one anonymous store. "
-                    "No token configuration and no authentication: every scope is granted. At most --max-stores "
-                    "stores are kept (one more forgets the least recently used). Nothing is written to disk. "
-                    "Logs are JSON lines on stderr (the serving line gives the port). docs/grpc.md#serve-testing",
+                    "relationships), created on its first call (with --load-configs, holding those files' schema "
+                    "and relationships); calls without a token share one anonymous store. A second port "
+                    "(--readonly-address) serves the same stores read-only. No token configuration and no "
+                    "authentication: every scope is granted. At most --max-stores stores are kept (one more "
+                    "forgets the least recently used). Nothing is written to disk. Logs are JSON lines on stderr "
+                    "(the serving line gives the ports). docs/grpc.md#serve-testing",
         args=(arg("--address", metavar="HOST:PORT", default="127.0.0.1:50051",
                   help="where to listen (default 127.0.0.1:50051; port 0 picks a free port)"),
+              arg("--readonly-address", metavar="HOST:PORT", default="127.0.0.1:50052",
+                  help="where to serve the same stores read-only: calls that would write are UNAVAILABLE "
+                       "'service read-only' (default 127.0.0.1:50052, as spicedb serve-testing; off: none)"),
+              arg("--load-configs", metavar="FILE[,FILE]", action="append",
+                  help="validation files (schema and relationships) every new store starts with, as spicedb "
+                       "serve-testing --load-configs; checked at start (repeat or separate with commas)"),
               arg("--log-level", choices=["debug", "info", "warning", "error"], default="info", help="default info"),
               arg("--max-stores", type=int, metavar="N", default=1000,
                   help="stores (tokens) kept at most; one more forgets the least recently used (default 1000)")),

@@ -20,6 +20,14 @@ more forgets the least recently used one (its data is gone; a call still running
 it finishes on it, and its Watch streams end). SpiceDB keeps every store until it
 exits.
 
+As ``spicedb serve-testing`` does, a store can start from validation files instead of
+empty (``seed``, the CLI's ``--load-configs``: their schema and relationships, loaded
+into each new store), and a second, read-only port serves the same stores
+(``readonly_address``, the CLI's ``--readonly-address``, default ``127.0.0.1:50052``):
+reads answer there, and every call that would write (relationships, schema, imports,
+derivations) is ``UNAVAILABLE`` "service read-only", with SpiceDB's
+``ERROR_REASON_SERVICE_READ_ONLY`` through ``authzed.api.v1``.
+
 Example::
 
     >>> from headwater.engine.service.client import Client
@@ -46,20 +54,33 @@ from typing import Any
 import grpc
 
 from ..api import Engine
+from ..bootstrap import Seed
 from ..config import Config
+from ..errors import ConfigError, StoreUnavailableError
 from ..store.memory import MemoryStore
+from .auth import METHOD_SCOPES as HEADWATER_SCOPES
 from .auth import TokenSet
+from .authzed.errors import V1Error
+from .authzed.service import METHOD_SCOPES as AUTHZED_SCOPES
 from .authzed.service import RULES as AUTHZED_RULES
 from .authzed.service import SERVICES as AUTHZED_SERVICES
+from .authzed.service import service_names as authzed_service_names
 from .authzed.servicer import AuthzedServicer
-from .handlers import SERVICES, service_handler
+from .handlers import SERVICES, service_handler, service_names
+from .health import add_health_and_reflection
 from .server import HeadwaterServer
 from .servicer import Servicer
 
-__all__ = ["MAX_STORES", "Stores", "TestingServer", "bearer_token"]
+__all__ = ["MAX_STORES", "READ_ONLY", "Stores", "TestingServer", "bearer_token"]
 
 #: Stores kept at most by default (one per token); one more forgets the least recently used.
 MAX_STORES = 1000
+
+#: What a call that would write answers on the read-only port (SpiceDB's words).
+READ_ONLY = "service read-only"
+
+#: The scopes of the calls that write: refused on the read-only port.
+_WRITE_SCOPES = frozenset({"write", "schema"})
 
 _log = logging.getLogger("headwater.service")
 
@@ -79,8 +100,10 @@ class _Tenant:
 
     __slots__ = ("authzed", "headwater")
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, seed: Seed | None) -> None:
         engine = Engine(MemoryStore(), config=config)
+        if seed is not None:
+            seed.into(engine)
         self.headwater = Servicer(engine, config)
         self.authzed = AuthzedServicer(engine, config)
 
@@ -89,12 +112,14 @@ class Stores(Servicer):
     """The servicer keeping the server's lifecycle (draining, running calls, heavy turns) and the per-token stores;
     :meth:`tenant` finds or creates a call's store."""
 
-    def __init__(self, engine: Engine, config: Config | None = None, *, max_stores: int = MAX_STORES) -> None:
+    def __init__(self, engine: Engine, config: Config | None = None, *, max_stores: int = MAX_STORES,
+                 seed: Seed | None = None) -> None:
         super().__init__(engine, config)
         if max_stores < 1:
             raise ValueError("max_stores must be at least 1")
         self.config = config or engine.config
         self.max_stores = max_stores
+        self.seed = seed
         self._tenants: OrderedDict[str, _Tenant] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -106,7 +131,7 @@ class Stores(Servicer):
             if found is not None:
                 self._tenants.move_to_end(token)
                 return found
-            found = self._tenants[token] = _Tenant(self.config)
+            found = self._tenants[token] = _Tenant(self.config, self.seed)
             evicted = self._tenants.popitem(last=False)[1] if len(self._tenants) > self.max_stores else None
         if evicted is not None:
             evicted.headwater.drain()  # its Watch streams end; calls running on it finish on it
@@ -130,22 +155,40 @@ class Stores(Servicer):
         for tenant in self._each():
             tenant.headwater.cancel_running()
 
-    def handlers(self) -> list[grpc.GenericRpcHandler]:
-        """Every service of both APIs, each call served by its token's store (no authentication: every scope)."""
-        def headwater_method(rename: dict[str, str]) -> Callable[[str], Callable[..., Any]]:
+    def handlers(self, *, readonly: bool = False) -> list[grpc.GenericRpcHandler]:
+        """Every service of both APIs, each call served by its token's store (no authentication: every scope);
+        ``readonly``: the calls that would write are refused (:data:`READ_ONLY`) before a store is touched."""
+        def headwater_method(service: str, rename: dict[str, str]) -> Callable[[str], Callable[..., Any]]:
             def method_for(rpc: str) -> Callable[..., Any]:
                 name = rename.get(rpc, rpc)
+                if readonly and HEADWATER_SCOPES.get(f"/{service}/{rpc}") in _WRITE_SCOPES:
+                    return _refuse(StoreUnavailableError(READ_ONLY))
                 return lambda request, context: getattr(self.tenant(context).headwater, name)(request, context)
             return method_for
 
-        def authzed_method(rpc: str) -> Callable[..., Any]:
-            return lambda request, context: getattr(self.tenant(context).authzed, rpc)(request, context)
+        def authzed_method(service: str) -> Callable[[str], Callable[..., Any]]:
+            def method_for(rpc: str) -> Callable[..., Any]:
+                if readonly and AUTHZED_SCOPES.get(f"/{service}/{rpc}") in _WRITE_SCOPES:
+                    return _refuse(V1Error(grpc.StatusCode.UNAVAILABLE, READ_ONLY,
+                                           "ERROR_REASON_SERVICE_READ_ONLY"))
+                return lambda request, context: getattr(self.tenant(context).authzed, rpc)(request, context)
+            return method_for
 
-        return [*(service_handler(module.DESCRIPTOR.services_by_name[name], headwater_method(rename), None, self)
+        def descriptor(module: Any, name: str) -> Any:
+            return module.DESCRIPTOR.services_by_name[name]
+
+        return [*(service_handler(descriptor(module, name), headwater_method(descriptor(module, name).full_name,
+                                                                              rename), None, self)
                   for module, name, rename in SERVICES),
-                *(service_handler(module.DESCRIPTOR.services_by_name[name], authzed_method, None, self,
-                                  AUTHZED_RULES)
+                *(service_handler(descriptor(module, name), authzed_method(descriptor(module, name).full_name),
+                                  None, self, AUTHZED_RULES)
                   for module, name in AUTHZED_SERVICES)]
+
+
+def _refuse(error: Exception) -> Callable[..., Any]:
+    def refuse(request: Any, context: Any) -> Any:
+        raise error
+    return refuse
 
 
 class TestingServer(HeadwaterServer):
@@ -154,10 +197,63 @@ class TestingServer(HeadwaterServer):
 
     __test__ = False  # not a pytest test class
 
-    def __init__(self, config: Config, *, max_stores: int = MAX_STORES) -> None:
+    def __init__(self, config: Config, *, max_stores: int = MAX_STORES, seed: Seed | None = None,
+                 readonly_address: str | None = None) -> None:
         super().__init__(config.replace(db=":memory:", token_file=None, insecure_no_auth=True, schema=None,
                                         audit=False, processes=1))
         self.max_stores = max_stores
+        self.seed = seed
+        self.readonly_address = readonly_address  # host:port once started (the real port); None: no such port
+        self._readonly: grpc.Server | None = None
+
+    def start(self) -> TestingServer:
+        """Start as :meth:`HeadwaterServer.start`, then the read-only port (if any) over the same stores."""
+        if self.readonly_address is None:
+            super().start()
+            return self
+        # Bound before the main port starts serving, so the serving line gives both.
+        readonly = self._bind_readonly(self.readonly_address)
+        try:
+            super().start()
+        except BaseException:
+            readonly[0].stop(0)
+            raise
+        server = readonly[0]
+        server.add_generic_rpc_handlers(self.stores.handlers(readonly=True))
+        server.start()
+        self._readonly = server
+        return self
+
+    def _bind_readonly(self, address: str) -> tuple[grpc.Server, int]:
+        from concurrent import futures
+
+        limits = self.config.limits
+        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.config.server.workers,
+                                                        thread_name_prefix="headwater-ro"),
+                             options=[("grpc.max_receive_message_length", limits.max_message_bytes),
+                                      ("grpc.max_send_message_length", limits.max_message_bytes),
+                                      ("grpc.so_reuseport", 0)])
+        health = add_health_and_reflection(server, service_names() + authzed_service_names())
+        try:
+            port = server.add_insecure_port(address)
+        except RuntimeError as exc:
+            port = 0
+            reason = str(exc)
+        else:
+            reason = "in use, or not an address of this host"
+        if not port:
+            server.stop(0)
+            raise ConfigError(f"cannot listen on {address} (--readonly-address): {reason}")
+        health.ready()
+        self.readonly_address = f"{address.rsplit(':', 1)[0]}:{port}"
+        return server, port
+
+    def stop(self, grace: float | None = None) -> None:
+        readonly, self._readonly = self._readonly, None
+        done = readonly.stop(grace if grace is not None else self.config.server.grace_seconds) if readonly else None
+        super().stop(grace)  # drains every store: Watch streams on both ports end
+        if done is not None:
+            done.wait(5.0)
 
     @property
     def stores(self) -> Stores:
@@ -165,7 +261,7 @@ class TestingServer(HeadwaterServer):
         return self.servicer
 
     def _servicer(self, engine: Engine, config: Config) -> Servicer:
-        return Stores(engine, config, max_stores=self.max_stores)
+        return Stores(engine, config, max_stores=self.max_stores, seed=self.seed)
 
     def _handlers(self, tokens: TokenSet | None) -> list[grpc.GenericRpcHandler]:
         return self.stores.handlers()
@@ -176,5 +272,10 @@ class TestingServer(HeadwaterServer):
                      extra={"fields": {"event": "testing", "address": self.address, "max_stores": self.max_stores}})
 
     def _serving_fields(self) -> dict[str, Any]:
-        return {"mode": "testing", "max_stores": self.max_stores}
+        fields: dict[str, Any] = {"mode": "testing", "max_stores": self.max_stores}
+        if self.readonly_address is not None:
+            fields["readonly_address"] = self.readonly_address
+        if self.seed is not None:
+            fields["load_configs"] = self.seed.paths
+        return fields
 

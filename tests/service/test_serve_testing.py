@@ -17,6 +17,9 @@ import threading
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
 
 import grpc
 import pytest
@@ -243,21 +246,27 @@ def test_stopping_the_server_ends_a_tokens_watch_at_once() -> None:
     assert time.monotonic() - started < 4
 
 
-def test_serve_testing_command_logs_its_port_answers_and_stops_on_sigterm() -> None:
+@dataclass
+class Command:
+    """A ``headwater serve-testing`` process: its "serving" line, and (after the block) its exit code and log."""
+
+    ready: dict[str, Any]
+    lines: list[str]
+    code: int | None = None
+
+
+@contextmanager
+def serve_testing_command(*flags: str) -> Iterator[Command]:
+    """Run ``headwater serve-testing FLAGS`` until it serves; SIGTERM it after the block and wait for its exit."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("HEADWATER_")}
     lines: list[str] = []
-    with subprocess.Popen([sys.executable, "-m", "headwater.engine", "serve-testing", "--address", "127.0.0.1:0"],
+    with subprocess.Popen([sys.executable, "-m", "headwater.engine", "serve-testing", *flags],
                           env=env, stderr=subprocess.PIPE, stdout=subprocess.PIPE, text=True) as proc:
         reader = threading.Thread(target=lambda: lines.extend(iter(proc.stderr.readline, "")), daemon=True)
         reader.start()
         try:
-            ready = _wait_for_serving(proc, lines, timeout=60)
-            assert ready["port"] > 0 and ready["mode"] == "testing" and ready["db"] == ":memory:"
-            address = f"127.0.0.1:{ready['port']}"
-            v1_at(address, "cli-one").WriteSchema(WriteSchemaRequest(schema=ALICE_SCHEMA))
-            with pytest.raises(grpc.RpcError) as empty:
-                v1_at(address, "cli-two").ReadSchema(ReadSchemaRequest())
-            assert empty.value.code() == grpc.StatusCode.NOT_FOUND
+            command = Command(_wait_for_serving(proc, lines, timeout=60), lines)
+            yield command
         finally:
             proc.send_signal(signal.SIGTERM)
             try:
@@ -266,8 +275,21 @@ def test_serve_testing_command_logs_its_port_answers_and_stops_on_sigterm() -> N
                 proc.kill()
                 raise
         reader.join(5)
-    assert code == 0, "".join(lines)
-    text = "".join(lines)
+    command.code = code
+
+
+def test_serve_testing_command_logs_its_port_answers_and_stops_on_sigterm() -> None:
+    with serve_testing_command("--address", "127.0.0.1:0", "--readonly-address", "off") as command:
+        ready = command.ready
+        assert ready["port"] > 0 and ready["mode"] == "testing" and ready["db"] == ":memory:"
+        assert "readonly_address" not in ready
+        address = f"127.0.0.1:{ready['port']}"
+        v1_at(address, "cli-one").WriteSchema(WriteSchemaRequest(schema=ALICE_SCHEMA))
+        with pytest.raises(grpc.RpcError) as empty:
+            v1_at(address, "cli-two").ReadSchema(ReadSchemaRequest())
+        assert empty.value.code() == grpc.StatusCode.NOT_FOUND
+    text = "".join(command.lines)
+    assert command.code == 0, text
     assert "cli-one" not in text and "cli-two" not in text  # tokens are never logged
     assert "AUTHENTICATION IS OFF" not in text
 
@@ -280,7 +302,9 @@ def test_serve_testing_refuses_a_busy_address_and_a_bad_max_stores(server: Testi
                                                                     capsys: pytest.CaptureFixture[str]) -> None:
     from headwater.engine.cli import main
 
-    assert main(["serve-testing", "--address", server.address]) == 2
+    assert main(["serve-testing", "--address", server.address, "--readonly-address", "off"]) == 2
     assert "cannot listen on" in capsys.readouterr().err
+    assert main(["serve-testing", "--address", "127.0.0.1:0", "--readonly-address", server.address]) == 2
+    assert f"cannot listen on {server.address} (--readonly-address)" in capsys.readouterr().err
     assert main(["serve-testing", "--max-stores", "0"]) == 2
     assert "--max-stores must be at least 1" in capsys.readouterr().err

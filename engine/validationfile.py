@@ -451,10 +451,11 @@ def _load_into(engine: Engine, loaded: _Loaded) -> None:
 
 
 def write_relationships(engine: Engine, path: str, rels: Sequence[tuple[Relationship, int]], *,
-                        actor: str | None = None, reason: str | None = None) -> str:
+                        actor: str | None = None, reason: str | None = None) -> str | None:
     """TOUCH a file's relationships (each with its line) into ``engine`` as trusted writes, in batches; the
-    revision token after the last. A refused relationship raises ValidationFileError at its line."""
-    token = engine.revision_token()
+    revision token after the last (None when there were none). A refused relationship (or any, before a schema
+    is written) raises ValidationFileError at its line."""
+    token = None
     size = min(_BATCH, engine.config.limits.max_updates_per_write)
     for i in range(0, len(rels), size):
         chunk = rels[i:i + size]

@@ -204,6 +204,9 @@ class ServerSettings:
     metrics: bool = True
     #: A file holding the bearer token ``/metrics`` requires (None: ``/metrics`` needs no token); never logged.
     metrics_token_file: str | None = None
+    #: Serve the playground (its page at ``/`` and its scratch workspaces, which need no token; docs/playground.md)
+    #: on the HTTP listener. Off: those routes are not there (404); /metrics and /api/v1/lineage stay.
+    playground: bool = True
     #: The TOML file whose ``[openlineage]`` table maps OpenLineage events to objects (POST /api/v1/lineage;
     #: docs/lineage-capture.md); None: the built-in mapping.
     openlineage_mapping: str | None = None
@@ -375,6 +378,7 @@ SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("http_address", "server", "http_address", _text, _address),
     Setting("metrics", "server", "metrics", _boolean, _anything),
     Setting("metrics_token_file", "server", "metrics_token_file", _text, _anything, path=True),
+    Setting("playground", "server", "playground", _boolean, _anything),
     Setting("openlineage_mapping", "server", "openlineage_mapping", _text, _anything, path=True),
 )}
 """Every setting by its flat name (the name of its flag, environment variable and TOML key)."""

@@ -130,6 +130,9 @@ _SETTINGS = (
         help="collect metrics and serve /metrics on the HTTP listener (default on when --http-address is given)"),
     arg("--metrics-token-file", metavar="FILE",
         help="file holding a bearer token that /metrics requires (default: /metrics needs no token)"),
+    arg("--playground", action=argparse.BooleanOptionalAction, default=None,
+        help="serve the playground on the HTTP listener: its page at / and scratch workspaces that need no token "
+             "(docs/playground.md); --no-playground leaves them out (default on when --http-address is given)"),
     arg("--openlineage-mapping", metavar="FILE",
         help="TOML file whose [openlineage] table maps OpenLineage datasets and jobs to objects for POST "
              "/api/v1/lineage on the HTTP listener (docs/lineage-capture.md; default: the built-in mapping)"),

@@ -306,7 +306,7 @@ class HeadwaterServer:
             if not secret:
                 raise ConfigError(f"metrics token file {cfg.metrics_token_file} is empty")
             digest = hashlib.sha256(secret.encode("utf-8")).digest()
-        context = RouteContext(metrics=self.metrics, metrics_token=digest, server=self)
+        context = RouteContext(metrics=self.metrics, metrics_token=digest, server=self, playground=cfg.playground)
         app = build_app(routes(context), tokens=lambda: self.http_tokens)
         self.http = HttpListener(app, cfg.http_address, tls_cert=cfg.tls_cert, tls_key=cfg.tls_key,
                                  tls_client_ca=cfg.tls_client_ca, reuse_port=self.worker is not None).start()
@@ -316,7 +316,8 @@ class HeadwaterServer:
         if self.http is None:
             return {}
         return {"http_address": self.http.address, "http_port": self.http.port, "metrics": self.metrics is not None,
-                "metrics_token": self.config.server.metrics_token_file is not None}
+                "metrics_token": self.config.server.metrics_token_file is not None,
+                "playground": self.config.server.playground}
 
     # The hooks of ``headwater serve-testing`` (engine/service/testing.py), which overrides them.
 

@@ -158,3 +158,34 @@ def test_mutual_tls_asks_for_a_client_certificate(make_server: Callable[..., Hea
     signed = ssl.create_default_context(cafile=str(certs / "ca.pem"))
     signed.load_cert_chain(str(certs / "client.pem"), str(certs / "client.key"))
     assert get(url, context=signed)[0] == 200
+
+
+def test_the_playground_can_be_left_out(make_server: Callable[..., HeadwaterServer], tmp_path: Path) -> None:
+    served = make_server(http_address="127.0.0.1:0")
+    assert served.http is not None and served.serving["playground"] is True
+    assert get(f"http://127.0.0.1:{served.http.port}/")[0] == 200
+    quiet = make_server(http_address="127.0.0.1:0", playground=False)
+    assert quiet.http is not None and quiet.serving["playground"] is False
+    base = f"http://127.0.0.1:{quiet.http.port}"
+    assert get(base + "/")[0] == 404
+    assert get(base + "/api/playground/examples/ai-lineage")[0] == 404
+    request = urllib.request.Request(base + "/api/playground/workspaces", data=b"{}", method="POST",
+                                     headers={"Content-Type": "application/json"})
+    with pytest.raises(urllib.error.HTTPError) as refused:
+        urllib.request.urlopen(request, timeout=10)
+    assert refused.value.code in (404, 405)
+    assert get(base + "/metrics")[0] == 200  # the listener's other routes stay
+    assert load_config({"playground": False}, {}, serving=False).server.playground is False
+    assert load_config({}, {"HEADWATER_PLAYGROUND": "false"}, serving=False).server.playground is False
+    (tmp_path / "hw.toml").write_text("[server]\nplayground = false\n")
+    assert load_config({}, {}, str(tmp_path / "hw.toml"), serving=False).server.playground is False
+    assert load_config({}, {}, serving=False).server.playground is True
+
+
+def test_the_playground_flag() -> None:
+    from headwater.engine.cli import build_cli_parser
+
+    parse = build_cli_parser().parse_args
+    assert parse(["serve", "--no-playground"]).playground is False
+    assert parse(["serve", "--playground"]).playground is True
+    assert parse(["serve"]).playground is None  # the setting's default (on) then applies

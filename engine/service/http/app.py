@@ -63,6 +63,7 @@ class RouteContext:
     metrics: Any = None
     metrics_token: bytes | None = None
     server: Any = None
+    playground: bool = True
 
 
 def routes(ctx: RouteContext) -> list[Route]:
@@ -78,6 +79,7 @@ def routes(ctx: RouteContext) -> list[Route]:
         out.append(Route("/metrics", scrape, token=ctx.metrics_token))
     if ctx.server is not None:
         out.append(Route("/api/v1/lineage", lineage_endpoint(ctx.server), methods=("POST",), scope="write"))
+    if ctx.server is not None and ctx.playground:
         # The playground (docs/playground.md): the page, scratch workspaces (no token: each is its own in-memory
         # engine), and the server's own data read-only (the check scope).
         play = Playground(ctx.server).routes()

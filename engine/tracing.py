@@ -132,6 +132,7 @@ def install(provider: Any) -> None:
     from .version import version
     _otel = SimpleNamespace(extract=propagate.extract, attach=context.attach, detach=context.detach,
                             current=trace.set_span_in_context, server=trace.SpanKind.SERVER,
+                            current_span=trace.get_current_span,
                             error=lambda code: trace.Status(trace.StatusCode.ERROR, code))
     _provider = provider
     tracer = trace.get_tracer("headwater", version(), tracer_provider=provider)
@@ -164,10 +165,21 @@ def shutdown() -> None:
 
 
 def span(name: str, attributes: Mapping[str, Any] | None = None) -> Any:
-    """A span named ``name``, a child of the current one, for a ``with`` block (:data:`NOOP` when off)."""
-    if tracer is None:
+    """A span named ``name``, a child of the current one, for a ``with`` block (:data:`NOOP` when off, and when
+    the current span is one the sampler dropped: see :func:`_dropped`)."""
+    if tracer is None or _dropped():
         return NOOP
     return tracer.start_as_current_span(name, attributes=attributes)
+
+
+def _dropped() -> bool:
+    """Is the current span a real one that is not recorded (its trace not sampled)? Its children would not be
+    recorded either, with the samplers the SDK reads from ``OTEL_TRACES_SAMPLER``: the ``parentbased_*`` ones
+    follow the parent's decision, and ``traceidratio`` decides by the trace id, which a child shares (and
+    ``always_on`` records every parent). So no child span is made: a dropped call costs its RPC span only. Outside
+    any span (the engine called in-process) the current span is the invalid one, and spans are made as usual."""
+    current = _otel.current_span()
+    return not current.is_recording() and current.get_span_context().is_valid
 
 
 def _type_of(ref: Any) -> str:
@@ -191,6 +203,8 @@ def traced_check(check: Callable[..., Any], max_depth: int = 0) -> Callable[...,
         return check
 
     def traced(resource: Any, permission: str, subject: Any, **options: Any) -> Any:
+        if _dropped():  # the call's trace is not sampled: neither would this span be
+            return check(resource, permission, subject, **options)
         with span("headwater.check", {"headwater.permission": permission,
                                       "headwater.resource_type": _type_of(resource),
                                       "headwater.subject_type": _type_of(subject)}) as s:
@@ -222,7 +236,7 @@ def traced_enter(enter: Callable[..., Any]) -> Callable[..., Any]:
         start = clock()
         outcome = enter(ev, rtype, rid, name, depth, negated)
         end = clock()
-        if end - start >= SUBPROBLEM_SPAN_NS:
+        if end - start >= SUBPROBLEM_SPAN_NS and not _dropped():
             tracer.start_span("headwater.subproblem", start_time=start, attributes={
                 "headwater.resource_type": rtype, "headwater.relation": name,
                 "headwater.depth_left": depth}).end(end_time=end)

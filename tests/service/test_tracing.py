@@ -203,6 +203,45 @@ def test_an_installed_provider_traces_an_engines_checks_and_a_failed_call() -> N
     assert failed.parent is None  # no traceparent: a trace of its own
 
 
+def test_the_children_of_a_dropped_trace_are_not_made_and_the_rest_is_traced() -> None:
+    """A call whose trace the sampler drops (here a caller's traceparent flagged not sampled, under the SDK's
+    default parent-based sampler) gets no child spans at all; the engine outside any call, and a sampled call,
+    are traced as before."""
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
+
+    from headwater.engine import Engine, MemoryStore
+
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(1.0)))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+    tracing.install(provider)
+    made: list[str] = []
+    original = tracing.tracer.start_as_current_span
+    tracing.tracer.start_as_current_span = lambda name, **kw: made.append(name) or original(name, **kw)
+    try:
+        engine = Engine(MemoryStore())
+        engine.write_schema("definition user {}\ndefinition doc {\n relation viewer: user\n}")
+        engine.touch("doc:d1#viewer@user:ann")
+        exporter.clear()
+        made.clear()
+        dropped = [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00")]
+        call = tracing.rpc_span("/headwater.v1.PermissionService/Check", dropped, "req-1")
+        with call:
+            assert engine.check("doc:d1", "viewer", "user:bob").permissionship.name == "NO_PERMISSION"
+        call.finish("OK", 0)
+        assert made == [] and exporter.get_finished_spans() == ()  # not even a non-recording child was made
+        assert engine.check("doc:d1", "viewer", "user:ann").allowed  # in-process, outside any call
+        sampled = [("traceparent", "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+        call = tracing.rpc_span("/headwater.v1.PermissionService/Check", sampled, "req-2")
+        with call:
+            assert engine.check("doc:d1", "viewer", "user:cy").permissionship.name == "NO_PERMISSION"
+        call.finish("OK", 0)
+    finally:
+        tracing.shutdown()
+    names = [s.name for s in exporter.get_finished_spans()]
+    assert names.count("headwater.check") == 2 and "headwater.v1.PermissionService/Check" in names
+
+
 def test_a_check_span_carries_the_depth_reached_and_long_sub_problems_get_spans(
         monkeypatch: pytest.MonkeyPatch) -> None:
     """Nested teams five deep: the check goes 6 sub-problems below the permission (viewer, then the five teams);

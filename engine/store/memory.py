@@ -25,6 +25,8 @@ Example::
 
 from __future__ import annotations
 
+import heapq
+
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -86,17 +88,21 @@ def _reverse_key(row: Row) -> tuple[str, str, str, str, str]:
 
 @dataclass
 class _Indexes:
-    """Every stored version, and the three ways they are found (rebuilt whole by gc)."""
+    """Every stored version, and the ways they are found (rebuilt whole by gc): by key, by resource and relation
+    (the evaluator's reads), by subject (reverse reads), and by object and by type (read filters naming only an
+    object, or only a type: an object's relationships, an export of one type)."""
 
     versions: list[_Version]
     by_resource: dict[tuple[str, str, str], list[_Version]]
     by_key: dict[RowKey, list[_Version]]
     by_subject: dict[tuple[str, str, str, str, str], list[_Version]]
+    by_object: dict[tuple[str, str], list[_Version]]
+    by_type: dict[str, list[_Version]]
     unsorted: set[tuple[str, str, str]]  # by_resource lists appended to since last sorted
 
     @classmethod
     def of(cls, versions: list[_Version]) -> _Indexes:
-        indexes = cls([], {}, {}, {}, set())
+        indexes = cls([], {}, {}, {}, {}, {}, set())
         for version in versions:
             indexes.add(version)
         return indexes
@@ -109,6 +115,8 @@ class _Indexes:
         self.unsorted.add(resource)
         self.by_key.setdefault(row.key, []).append(version)
         self.by_subject.setdefault(_reverse_key(row), []).append(version)
+        self.by_object.setdefault((row.resource_type, row.resource_id), []).append(version)
+        self.by_type.setdefault(row.resource_type, []).append(version)
 
 
 @dataclass(frozen=True, slots=True)
@@ -174,21 +182,26 @@ class _MemoryReader:
     def read(self, filter: RelationshipFilter, *, after: RowKey | None = None,
              limit: int | None = None) -> list[Row]:
         with self._lock:
-            found = [row for row in self._visible(self._candidates(filter)) if filter.matches_row(row)]
+            found = [row for row in self._visible(self._candidates(filter)) if filter.matches_row(row)
+                     and (after is None or row.key > after)]
+        if limit is not None and limit < len(found):  # a page: its first rows, without sorting the rest
+            return heapq.nsmallest(limit, found, key=_row_key)
         found.sort(key=_row_key)
-        if after is not None:
-            found = [row for row in found if row.key > after]
-        return found if limit is None else found[:limit]
+        return found
 
     def _candidates(self, f: RelationshipFilter) -> Sequence[_Version]:
-        """The versions that can match ``f``: one index entry when the filter names it, else all."""
+        """The versions that can match ``f``: the narrowest index entry the filter names, else all."""
         indexes, subject_relation = self._indexes, f.stored_subject_relation
         reverse = (f.resource_type, f.relation, f.subject_type, f.subject_id, subject_relation)
         if None not in reverse:
             return indexes.by_subject.get(reverse, ())  # type: ignore[arg-type]
-        if None not in (f.resource_type, f.resource_id, f.relation):
-            return indexes.by_resource.get((f.resource_type, f.resource_id, f.relation), ())  # type: ignore[arg-type]
-        return indexes.versions
+        if f.resource_type is None:
+            return indexes.versions
+        if f.resource_id is None:
+            return indexes.by_type.get(f.resource_type, ())
+        if f.relation is None:
+            return indexes.by_object.get((f.resource_type, f.resource_id), ())
+        return indexes.by_resource.get((f.resource_type, f.resource_id, f.relation), ())
 
     def count(self, filter: RelationshipFilter) -> int:
         return len(self.read(filter))

@@ -141,6 +141,21 @@ class ReadsContract(ContractBase):
         assert texts(first) == ["doc:1#viewer@user:tom", "doc:10#viewer@user:tom"]
         assert texts(rest) == ["doc:re#owner@user:tom", "doc:readme#viewer@user:tom", "folder:root#viewer@user:tom"]
 
+    @pytest.mark.parametrize("filter", [RelationshipFilter(resource_type="doc"),
+                                        RelationshipFilter(resource_type="doc", resource_id="1"),
+                                        RelationshipFilter(resource_type="doc", resource_id="1", relation="viewer")],
+                             ids=str)
+    def test_pages_of_a_type_or_an_object_are_its_rows_in_order(self, loaded: Store,
+                                                                 filter: RelationshipFilter) -> None:
+        pages: list[str] = []
+        after = None
+        with loaded.snapshot() as reader:
+            while page := reader.read(filter, after=after, limit=2):
+                assert len(page) <= 2
+                pages += texts(page)
+                after = page[-1].key
+        assert pages == [r for r in SORTED_DATASET if filter.matches(rel(r))] and pages
+
     def test_read_refuses_a_bad_limit_or_after(self, loaded: Store) -> None:
         with loaded.snapshot() as reader:
             with pytest.raises(InvalidRequestError):

@@ -154,6 +154,12 @@ FILTER_CASES = [
     ),
     (RelationshipFilter(resource_id_prefix="readme"), ["doc:readme#viewer@user:tom"]),
     (RelationshipFilter(resource_id_prefix="x"), []),
+    (RelationshipFilter(resource_type="doc", resource_id="1"), [r for r in SORTED_DATASET if r.startswith("doc:1#")]),
+    (
+        RelationshipFilter(resource_type="doc", resource_id="1", subject_type="user"),
+        [r for r in SORTED_DATASET if r.startswith("doc:1#") and "@user:" in r],
+    ),
+    (RelationshipFilter(resource_type="doc"), [r for r in SORTED_DATASET if r.startswith("doc:")]),
     (RelationshipFilter(relation="owner"), ["doc:re#owner@user:tom"]),
     (
         RelationshipFilter(subject_type="group"),

@@ -32,12 +32,14 @@ __all__ = [
     "Alert",
     "BulkCheckItem",
     "BulkCheckResult",
+    "ChangeImpact",
     "CheckResult",
     "ClassificationLabel",
     "Declassification",
     "DeleteResult",
     "DeriveResult",
     "EffectiveLabels",
+    "ImpactedDecision",
     "ImportProgress",
     "ImportResult",
     "LabelValue",
@@ -370,3 +372,64 @@ class Alert:
         return {"rule": self.rule, "time": self.time.astimezone(UTC).isoformat().replace("+00:00", "Z"),
                 "subject": self.subject, "value": self.value, "summary": self.summary, "record_id": self.record_id,
                 "evidence": dict(self.evidence)}
+
+
+#: The answer of a check that fails, in a change impact (e.g. its permission is gone from the proposed schema).
+ERROR = "ERROR"
+_HAS = Permissionship.HAS_PERMISSION.value
+
+
+@dataclass(frozen=True, slots=True)
+class ImpactedDecision:
+    """One recorded check whose answer the proposal changes."""
+
+    resource: str
+    permission: str
+    subject: str
+    before: str  # HAS_PERMISSION, NO_PERMISSION, CONDITIONAL_PERMISSION, or ERROR
+    after: str
+    explanation: tuple[str, ...]  # the new answer's explanation (summary lines), or the error's message
+    records: tuple[int, ...]  # the decision records that asked this check, oldest first
+    before_missing: tuple[str, ...] = ()  # caveat parameters a conditional answer misses
+    after_missing: tuple[str, ...] = ()
+
+    @property
+    def change(self) -> str:
+        """``opened`` (now HAS_PERMISSION), ``closed`` (no longer), ``conditional`` (to or from a conditional
+        answer, or other missing parameters) or ``error`` (the check now fails, or no longer does)."""
+        if self.after == _HAS:
+            return "opened"
+        if self.before == _HAS:
+            return "closed"
+        return "error" if ERROR in (self.before, self.after) else "conditional"
+
+
+@dataclass(frozen=True, slots=True)
+class ChangeImpact:
+    """What a proposal changes in the recorded decisions (:meth:`Engine.impact`, ``headwater impact``)."""
+
+    token: str  # the revision both sides were evaluated at
+    decisions: int  # decision records read in the window
+    checks: int  # distinct checks asked again (records with a caveat context aside)
+    skipped: int  # decision records asked with a caveat context: not asked again
+    changes: tuple[ImpactedDecision, ...]  # sorted by resource, permission, subject
+    refused: tuple[str, ...] = ()  # why a write of the proposal would be refused (then nothing was evaluated)
+
+    def _count(self, change: str) -> int:
+        return sum(1 for c in self.changes if c.change == change)
+
+    @property
+    def opened(self) -> int:
+        return self._count("opened")
+
+    @property
+    def closed(self) -> int:
+        return self._count("closed")
+
+    @property
+    def conditional(self) -> int:
+        return self._count("conditional")
+
+    @property
+    def errors(self) -> int:
+        return self._count("error")

@@ -8,7 +8,8 @@ Example::
     ...
 
 Exit 0 when no recorded decision changes, 1 when some do (or the proposal would be refused), 2 on errors. Works on
-a database (``--db``), whose audit log holds the decisions; a server offers no such call.
+a database (``--db``), whose audit log holds the decisions, or a server (``--server``: GovernanceService/Impact, a
+token with the ``audit`` scope).
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from typing import Any, TextIO
 from ...dsl import SchemaLimits, read_schema_files
 from ..governance.impact import ChangeImpact, parse_changes
 from .audit import FILTERS
-from .shared import DB, engine_errors, json_flag, open_engine, plural, print_json, read_input
+from .shared import DB_OR_SERVER, SERVER, connect, engine_errors, json_flag, plural, print_json, read_input
 from .table import EXIT_OK, EXIT_PROBLEMS, EXIT_USAGE, Command, arg
 
 #: The window of decisions: --since, --until (audit query's) and --limit.
@@ -29,13 +30,11 @@ WINDOW = (*FILTERS[:2], arg("--limit", type=int, metavar="N", help="at most N de
 
 def impact_of(args: argparse.Namespace, *, schema: str | None, baseline: str | None = None,
               updates_file: str | None = None) -> ChangeImpact:
-    """The impact computed on ``--db`` for the command's arguments (the window, the proposal)."""
-    if getattr(args, "server", None) or getattr(args, "profile", None):
-        raise ValueError("the impact is computed on a database (--db) with its audit log; a server has no call "
-                         "for it")
+    """The impact, for the command's arguments (the window, the proposal), computed on ``--db`` or by a server
+    (GovernanceService/Impact, the ``audit`` scope): where the audit log is."""
     updates = parse_changes(read_input(updates_file)) if updates_file else []
-    with open_engine(args.db) as engine:
-        return engine.impact(schema=schema, updates=updates, baseline=baseline, since=args.since,
+    with connect(args) as target:
+        return target.impact(schema=schema, updates=updates, baseline=baseline, since=args.since,
                              until=args.until, limit=args.limit)
 
 
@@ -104,10 +103,10 @@ COMMANDS = (
                         "whose answer would change (opened, closed, conditional, error), with the explanation of "
                         "its new answer and its record ids, then the counts. Nothing is written or recorded. "
                         "Decisions asked with a caveat context are skipped (the log keeps only its hash). Works on "
-                        "a database with its audit log. Exit 0 when nothing changes, 1 when something does (or "
+                        "a database with its audit log, or a server (a token with the audit scope). Exit 0 when nothing changes, 1 when something does (or "
                         "the proposal would be refused), 2 on errors.",
             args=(arg("--schema", metavar="FILE", help="the proposed schema file ('-': stdin)"),
                   arg("--relationships", metavar="FILE", help="the proposed relationship changes ('-': stdin)"),
-                  *WINDOW, DB, json_flag("print the counts and the changed decisions as JSON")),
+                  *WINDOW, DB_OR_SERVER, json_flag("print the counts and the changed decisions as JSON"), *SERVER),
             run=_cmd_impact),
 )

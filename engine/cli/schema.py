@@ -181,7 +181,8 @@ COMMANDS = (
                         "(formatted) texts, then each semantic change, one per line: `+` added, `-` removed, `~` "
                         "changed, then its kind (definition, relation, permission, caveat, classification, use) "
                         "and name (definition#member). Exit 0 whatever the differences (2 on errors). With "
-                        "--impact (on --db, whose audit log holds the decisions), then list the recorded decisions "
+                        "--impact (on --db, whose audit log holds the decisions, or a server: the audit scope), "
+                        "then list the recorded decisions "
                         "whose answer NEW would change at the head revision (see `headwater impact`; with OLD and "
                         "NEW, the answers under OLD are compared with those under NEW, both over the stored data); "
                         "exit 1 when some would change or NEW would be refused.",
@@ -189,7 +190,7 @@ COMMANDS = (
                   arg("new", nargs="?", metavar="NEW", help="the new schema file"),
                   DB_OR_SERVER, json_flag("print the diff and the changes as JSON"),
                   arg("--impact", action="store_true", help="also list the recorded decisions NEW would change "
-                                                            "(needs --db; nothing is written)"),
+                                                            "(nothing is written)"),
                   *WINDOW, *SERVER),
             run=_cmd_schema_diff),
 )

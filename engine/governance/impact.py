@@ -63,15 +63,13 @@ from ..evaluator import Resolve
 from ..lineage import describe_cycle, find_lineage_cycle
 from ..queries.check import CheckQuery
 from ..relationships import parse_relationship
-from ..results import BulkCheckItem, CheckResult, Permissionship
+from ..results import ERROR, BulkCheckItem, ChangeImpact, CheckResult, ImpactedDecision
 from ..store import Operation, Reader, Update
 from ..store.overlay import BatchView
 from ..validation import schema_change_problems, validate_relationship
 
 __all__ = ["ChangeImpact", "ImpactQuery", "ImpactedDecision", "parse_changes"]
 
-ERROR = "ERROR"  # the answer of a check that fails (e.g. its permission is gone from the proposed schema)
-_HAS = Permissionship.HAS_PERMISSION.value
 _PAGE = 1000  # decision records read per audit query
 
 
@@ -98,62 +96,6 @@ def parse_changes(text: str) -> list[Update]:
         except EngineError as exc:
             raise InvalidRequestError(f"line {number}: {exc}") from None
     return updates
-
-
-@dataclass(frozen=True, slots=True)
-class ImpactedDecision:
-    """One recorded check whose answer the proposal changes."""
-
-    resource: str
-    permission: str
-    subject: str
-    before: str  # HAS_PERMISSION, NO_PERMISSION, CONDITIONAL_PERMISSION, or ERROR
-    after: str
-    explanation: tuple[str, ...]  # the new answer's explanation (summary lines), or the error's message
-    records: tuple[int, ...]  # the decision records that asked this check, oldest first
-    before_missing: tuple[str, ...] = ()  # caveat parameters a conditional answer misses
-    after_missing: tuple[str, ...] = ()
-
-    @property
-    def change(self) -> str:
-        """``opened`` (now HAS_PERMISSION), ``closed`` (no longer), ``conditional`` (to or from a conditional
-        answer, or other missing parameters) or ``error`` (the check now fails, or no longer does)."""
-        if self.after == _HAS:
-            return "opened"
-        if self.before == _HAS:
-            return "closed"
-        return "error" if ERROR in (self.before, self.after) else "conditional"
-
-
-@dataclass(frozen=True, slots=True)
-class ChangeImpact:
-    """What a proposal changes in the recorded decisions (see :meth:`ImpactQuery.impact`)."""
-
-    token: str  # the revision both sides were evaluated at
-    decisions: int  # decision records read in the window
-    checks: int  # distinct checks asked again (records with a caveat context aside)
-    skipped: int  # decision records asked with a caveat context: not asked again
-    changes: tuple[ImpactedDecision, ...]  # sorted by resource, permission, subject
-    refused: tuple[str, ...] = ()  # why a write of the proposal would be refused (then nothing was evaluated)
-
-    def _count(self, change: str) -> int:
-        return sum(1 for c in self.changes if c.change == change)
-
-    @property
-    def opened(self) -> int:
-        return self._count("opened")
-
-    @property
-    def closed(self) -> int:
-        return self._count("closed")
-
-    @property
-    def conditional(self) -> int:
-        return self._count("conditional")
-
-    @property
-    def errors(self) -> int:
-        return self._count("error")
 
 
 @dataclass(frozen=True, slots=True)

@@ -53,6 +53,7 @@ HEAVY_METHODS = frozenset({
     "/headwater.v1.RelationshipService/Export", "/headwater.v1.LineageService/Ancestors",
     "/headwater.v1.LineageService/Descendants", "/headwater.v1.AuditService/Query",
     "/headwater.v1.AuditService/Export", "/headwater.v1.AuditService/Verify",
+    "/headwater.v1.GovernanceService/Impact",
 })
 
 

@@ -59,7 +59,7 @@ METHOD_SCOPES: Mapping[str, str] = {
     _L + "EffectiveLabels": "check", _L + "Ancestors": "check", _L + "Descendants": "check",
     _L + "Derive": "write",  # a write first; its labels and decisions are about the object it writes
     _A + "Query": "audit", _A + "Export": "audit", _A + "Verify": "audit", _A + "Replay": "audit",
-    "/headwater.v1.GovernanceService/Monitor": "audit",
+    "/headwater.v1.GovernanceService/Monitor": "audit", "/headwater.v1.GovernanceService/Impact": "audit",
 }
 
 _HEX64 = re.compile(r"[0-9a-f]{64}")

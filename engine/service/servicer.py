@@ -519,6 +519,17 @@ class Servicer:
             yield convert.alert_to_proto(alert)
 
 
+    def Impact(self, request: governance_pb2.ImpactRequest, context: Any) -> governance_pb2.ImpactResponse:
+        self._write_limit(len(request.updates))  # the proposal is bounded as a write of it would be
+        since = convert.time_from_proto(request.since, "since") if request.HasField("since") else None
+        until = convert.time_from_proto(request.until, "until") if request.HasField("until") else None
+        impact = self.engine.impact(schema=request.schema or None,
+                                    updates=[convert.update_from_proto(u) for u in request.updates],
+                                    baseline=request.baseline_schema or None, since=since, until=until,
+                                    limit=request.limit or None)
+        return convert.impact_to_proto(impact)
+
+
 def _replay_context(text: str) -> dict[str, Any]:
     try:
         value = json.loads(text)

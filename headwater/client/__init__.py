@@ -62,6 +62,7 @@ from ..engine.relationships import ObjectRef, Relationship, SubjectRef, parse_re
 from ..engine.results import (
     BulkCheckItem,
     BulkCheckResult,
+    ChangeImpact,
     CheckResult,
     DeleteResult,
     DeriveResult,
@@ -94,6 +95,7 @@ __all__ = [
     "AsyncClient",
     "BulkCheckItem",
     "BulkCheckResult",
+    "ChangeImpact",
     "CheckResult",
     "Client",
     "ClientTls",

@@ -31,6 +31,7 @@ from ..engine.results import (
     Alert,
     BulkCheckItem,
     BulkCheckResult,
+    ChangeImpact,
     CheckResult,
     DeleteResult,
     DeriveResult,
@@ -345,6 +346,16 @@ class AsyncClient(ClientBase):
                 return
             except grpc.RpcError as err:
                 await asyncio.sleep(calls.pause_or_raise(attempts, err))
+
+    async def impact(self, *, schema: str | None = None, updates: Iterable[Update] = (), baseline: str | None = None,
+               since: datetime | None = None, until: datetime | None = None, limit: int | None = None,
+               timeout: float | None = None) -> ChangeImpact:
+        """The recorded decisions a proposed ``schema`` and/or relationship ``updates`` would change at the server's
+        head revision (``baseline``: a schema to compare from instead of the stored one; ``since``/``until``/
+        ``limit``: the window of decision records). Nothing is written or recorded. Like :meth:`Engine.impact`
+        and ``headwater impact``; the ``audit`` scope."""
+        return await self._run(calls.impact(schema=schema, updates=updates, baseline=baseline, since=since,
+                                       until=until, limit=limit), timeout)
 
     async def audit_verify(self, *, timeout: float | None = None) -> VerifyResult:
         """Walk the server's whole audit chain: ``ok``, or the first bad record and what is wrong with it. Like

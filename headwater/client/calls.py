@@ -41,6 +41,7 @@ from ..engine.results import (
     Alert,
     BulkCheckItem,
     BulkCheckResult,
+    ChangeImpact,
     CheckResult,
     DeleteResult,
     DeriveResult,
@@ -84,6 +85,7 @@ __all__ = [
     "Unary",
     "audit_export_request",
     "monitor_request",
+    "impact",
     "read_alert",
     "audit_query",
     "audit_replay",
@@ -521,6 +523,18 @@ def monitor_request(since: datetime | None, until: datetime | None, follow: bool
     if until is not None:
         request.until.FromDatetime(until)
     return request
+
+
+def impact(*, schema: str | None = None, updates: Iterable[Update] = (), baseline: str | None = None,
+           since: datetime | None = None, until: datetime | None = None,
+           limit: int | None = None) -> Unary[ChangeImpact]:
+    request = governance_pb2.ImpactRequest(schema=schema or "", baseline_schema=baseline or "", limit=limit or 0,
+                                           updates=[convert.update_to_proto(u) for u in updates])
+    if since is not None:
+        request.since.FromDatetime(since)
+    if until is not None:
+        request.until.FromDatetime(until)
+    return Unary(("governance", "Impact"), request, convert.impact_from_proto)
 
 
 def audit_verify() -> Unary[VerifyResult]:

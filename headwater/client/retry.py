@@ -75,6 +75,7 @@ SAFE_UNARY_METHODS: tuple[tuple[str, str], ...] = (
     ("headwater.v1.LineageService", "Descendants"),
     ("headwater.v1.AuditService", "Verify"),
     ("headwater.v1.AuditService", "Replay"),
+    ("headwater.v1.GovernanceService", "Impact"),
     ("grpc.health.v1.Health", "Check"),
 )
 

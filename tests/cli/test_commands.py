@@ -57,14 +57,16 @@ CASES: dict[str, tuple[Case, int, str]] = {
     "report": (lambda t, d: ["--classification", "sensitivity"], 0, '"object": "output:o2"'),
     # the seeded decision (alice reads dataset:claims) is her first access to its labels: exit 1, alerts
     "monitor": (lambda t, d: ["--since", "1d"], 1, "first_access  user:alice  sensitivity:confidential"),
+    # the seeded decision (alice reads dataset:claims, through team:analysts) is closed by the proposal: exit 1
+    "impact": (lambda t, d: ["--relationships", _file(d / "proposal.txt", "-team:analysts#member@user:alice\n")],
+               1, "dataset:claims#read@user:alice  HAS_PERMISSION -> NO_PERMISSION"),
 }
 
 # Local by nature: files on disk, the machine, or the database itself; or tested elsewhere on every target
 # (backup restore needs an empty store: tests of backup).
 LOCAL = {"fmt", "lint", "validate", "migrate", "serve", "serve-testing", "audit init", "audit anchor",
          "audit acknowledge", "audit prune", "context set", "context use", "context list", "context remove",
-         "token create", "completion", "backup restore", "backup verify", "openlineage id",
-         "impact", "playground"}  # impact: on a database with its audit log only (no RPC); tests/cli/test_impact.py
+         "token create", "completion", "backup restore", "backup verify", "openlineage id", "playground"}
 
 # --json: the keys of each JSON document printed (the first one, for JSON lines).
 JSON_KEYS: dict[str, set[str]] = {
@@ -95,6 +97,8 @@ JSON_KEYS: dict[str, set[str]] = {
     "report": {"token", "revision", "since", "permissions", "subject_types", "notes", "objects", "classifications",
                "changes", "diff"},
     "monitor": {"rule", "time", "subject", "value", "summary", "record_id", "evidence"},
+    "impact": {"token", "decisions", "checks", "skipped", "changed", "opened", "closed", "conditional", "errors",
+               "refused", "changes"},
 }
 
 

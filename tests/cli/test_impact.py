@@ -11,7 +11,7 @@ import pytest
 from headwater.engine import Config, Engine
 from headwater.engine.cli import main
 
-from .conftest import POLICY, example_relationships
+from .conftest import POLICY, Target, example_relationships
 
 OPEN = POLICY.read_text(encoding="utf-8").replace("permission view = requester & cleared",
                                                   "permission view = requester")
@@ -107,9 +107,23 @@ def test_errors_exit_2(db: str, tmp_path: Path, capsys: pytest.CaptureFixture[st
     code, _, err = _run(["impact", "--relationships", str(bad), "--db", db], capsys)
     assert code == 2 and "line 2" in err
     code, _, err = _run(["schema", "diff", str(POLICY), str(POLICY), "--impact", "--server", "localhost:1"], capsys)
-    assert code == 2 and "--db" in err
+    assert code == 2 and "UNAVAILABLE" in err  # no server there: a clear error, exit 2
     plain = str(tmp_path / "plain.db")
     with Engine.open(plain) as engine:
         engine.write_schema(POLICY.read_text(encoding="utf-8"))
     code, _, err = _run(["impact", "--schema", str(POLICY), "--db", plain], capsys)
     assert code == 2 and "audit" in err
+
+
+@pytest.mark.parametrize("mode", ["db", "server", "tls"])
+def test_schema_diff_impact_on_every_target(mode: str, targets: dict[str, Target], tmp_path: Path,
+                                            capsys: pytest.CaptureFixture[str]) -> None:
+    """OLD and NEW compared over the stored data where the audit log is: the seeded decision (alice reads
+    dataset:claims as a viewer, through team:analysts) is closed by a NEW that lets only owners read."""
+    owners_only = tmp_path / "owners-only.zed"
+    owners_only.write_text(POLICY.read_text(encoding="utf-8").replace(
+        "permission read = (owner + viewer) & cleared", "permission read = owner & cleared"), encoding="utf-8")
+    code, out, err = _run(["schema", "diff", str(POLICY), str(owners_only), "--impact", *targets[mode].args], capsys)
+    assert code == 1, err
+    assert "~ permission dataset#read" in out
+    assert "closed      dataset:claims#read@user:alice  HAS_PERMISSION -> NO_PERMISSION" in out

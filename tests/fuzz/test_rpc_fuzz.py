@@ -306,6 +306,10 @@ def _valid_requests() -> dict[str, list[list[Any]]]:
             checks=[lin.DeriveCheck(permission="view", subject=_subj("user:dan"))], context=_context(day="tue"),
             actor="user:fuzz", reason="fuzz")],
         "GovernanceService/Monitor": [governance_pb2.MonitorRequest(rules_toml="[monitor]\nmin_denials = 3\n")],
+        "GovernanceService/Impact": [governance_pb2.ImpactRequest(
+            schema=SCHEMA, limit=5, updates=[r.RelationshipUpdate(operation=r.RelationshipUpdate.OPERATION_DELETE,
+                                                                  relationship=_rel("document:readme", "viewer",
+                                                                                    "user:bob"))])],
         "AuditService/Query": [a.AuditQueryRequest(filter=filt, newest_first=True, optional_limit=3)],
         "AuditService/Export": [a.AuditExportRequest(filter=filt, optional_batch_size=2)],
         "AuditService/Verify": [a.AuditVerifyRequest()],

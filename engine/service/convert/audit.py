@@ -15,7 +15,9 @@ from ...audit import AuditRecord, RecordKind, VerifyResult
 from ...errors import InvalidRequestError
 from ...results import (
     Alert,
+    ChangeImpact,
     CheckResult,
+    ImpactedDecision,
     Permissionship,
     ReplayResult,
 )
@@ -34,6 +36,8 @@ __all__ = [
     "audit_filter_to_proto",
     "audit_record_from_proto",
     "audit_record_to_proto",
+    "impact_from_proto",
+    "impact_to_proto",
     "replay_from_proto",
     "replay_to_proto",
     "time_from_proto",
@@ -206,3 +210,22 @@ def alert_from_proto(msg: governance_pb2.MonitorResponse) -> Alert:
             evidence[key] = [int(v) if isinstance(v, float) and v.is_integer() else v for v in value]
     return Alert(msg.rule, time_from_proto(msg.time, "time"), msg.subject or None, msg.value or None, msg.summary,
                  msg.record_id, evidence)
+
+
+def impact_to_proto(impact: ChangeImpact) -> governance_pb2.ImpactResponse:
+    """A change impact (:meth:`Engine.impact`) as GovernanceService/Impact answers it."""
+    return governance_pb2.ImpactResponse(
+        token=impact.token, decisions=impact.decisions, checks=impact.checks, skipped=impact.skipped,
+        refused=list(impact.refused),
+        changes=[governance_pb2.ImpactedDecision(
+            resource=c.resource, permission=c.permission, subject=c.subject, before=c.before, after=c.after,
+            explanation=list(c.explanation), records=list(c.records), before_missing=list(c.before_missing),
+            after_missing=list(c.after_missing)) for c in impact.changes])
+
+
+def impact_from_proto(msg: governance_pb2.ImpactResponse) -> ChangeImpact:
+    """The client's side of :func:`impact_to_proto`."""
+    return ChangeImpact(msg.token, msg.decisions, msg.checks, msg.skipped, tuple(
+        ImpactedDecision(c.resource, c.permission, c.subject, c.before, c.after, tuple(c.explanation),
+                         tuple(c.records), tuple(c.before_missing), tuple(c.after_missing)) for c in msg.changes),
+        tuple(msg.refused))

@@ -24,19 +24,26 @@ _sym_db = _symbol_database.Default()
 
 from google.protobuf import struct_pb2 as google_dot_protobuf_dot_struct__pb2
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
+from . import relationship_pb2 as headwater_dot_v1_dot_relationship__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dheadwater/v1/governance.proto\x12\x0cheadwater.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\x8a\x01\n\x0eMonitorRequest\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x12\n\nrules_toml\x18\x04 \x01(\t\"\xb8\x01\n\x0fMonitorResponse\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\x11\n\trecord_id\x18\x06 \x01(\x04\x12)\n\x08\x65vidence\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct2]\n\x11GovernanceService\x12H\n\x07Monitor\x12\x1c.headwater.v1.MonitorRequest\x1a\x1d.headwater.v1.MonitorResponse0\x01\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1dheadwater/v1/governance.proto\x12\x0cheadwater.v1\x1a\x1cgoogle/protobuf/struct.proto\x1a\x1fgoogle/protobuf/timestamp.proto\x1a\x1fheadwater/v1/relationship.proto\"\x8a\x01\n\x0eMonitorRequest\x12)\n\x05since\x18\x01 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0e\n\x06\x66ollow\x18\x03 \x01(\x08\x12\x12\n\nrules_toml\x18\x04 \x01(\t\"\xb8\x01\n\x0fMonitorResponse\x12\x0c\n\x04rule\x18\x01 \x01(\t\x12(\n\x04time\x18\x02 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\r\n\x05value\x18\x04 \x01(\t\x12\x0f\n\x07summary\x18\x05 \x01(\t\x12\x11\n\trecord_id\x18\x06 \x01(\x04\x12)\n\x08\x65vidence\x18\x07 \x01(\x0b\x32\x17.google.protobuf.Struct\"\xd0\x01\n\rImpactRequest\x12\x0e\n\x06schema\x18\x01 \x01(\t\x12\x31\n\x07updates\x18\x02 \x03(\x0b\x32 .headwater.v1.RelationshipUpdate\x12\x17\n\x0f\x62\x61seline_schema\x18\x03 \x01(\t\x12)\n\x05since\x18\x04 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12)\n\x05until\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.Timestamp\x12\r\n\x05limit\x18\x06 \x01(\r\"\xbd\x01\n\x10ImpactedDecision\x12\x10\n\x08resource\x18\x01 \x01(\t\x12\x12\n\npermission\x18\x02 \x01(\t\x12\x0f\n\x07subject\x18\x03 \x01(\t\x12\x0e\n\x06\x62\x65\x66ore\x18\x04 \x01(\t\x12\r\n\x05\x61\x66ter\x18\x05 \x01(\t\x12\x13\n\x0b\x65xplanation\x18\x06 \x03(\t\x12\x0f\n\x07records\x18\x07 \x03(\x04\x12\x16\n\x0e\x62\x65\x66ore_missing\x18\x08 \x03(\t\x12\x15\n\rafter_missing\x18\t \x03(\t\"\x95\x01\n\x0eImpactResponse\x12\r\n\x05token\x18\x01 \x01(\t\x12\x11\n\tdecisions\x18\x02 \x01(\x04\x12\x0e\n\x06\x63hecks\x18\x03 \x01(\x04\x12\x0f\n\x07skipped\x18\x04 \x01(\x04\x12/\n\x07\x63hanges\x18\x05 \x03(\x0b\x32\x1e.headwater.v1.ImpactedDecision\x12\x0f\n\x07refused\x18\x06 \x03(\t2\xa2\x01\n\x11GovernanceService\x12H\n\x07Monitor\x12\x1c.headwater.v1.MonitorRequest\x1a\x1d.headwater.v1.MonitorResponse0\x01\x12\x43\n\x06Impact\x12\x1b.headwater.v1.ImpactRequest\x1a\x1c.headwater.v1.ImpactResponseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
 _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'headwater.v1.governance_pb2', _globals)
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
-  _globals['_MONITORREQUEST']._serialized_start=111
-  _globals['_MONITORREQUEST']._serialized_end=249
-  _globals['_MONITORRESPONSE']._serialized_start=252
-  _globals['_MONITORRESPONSE']._serialized_end=436
-  _globals['_GOVERNANCESERVICE']._serialized_start=438
-  _globals['_GOVERNANCESERVICE']._serialized_end=531
+  _globals['_MONITORREQUEST']._serialized_start=144
+  _globals['_MONITORREQUEST']._serialized_end=282
+  _globals['_MONITORRESPONSE']._serialized_start=285
+  _globals['_MONITORRESPONSE']._serialized_end=469
+  _globals['_IMPACTREQUEST']._serialized_start=472
+  _globals['_IMPACTREQUEST']._serialized_end=680
+  _globals['_IMPACTEDDECISION']._serialized_start=683
+  _globals['_IMPACTEDDECISION']._serialized_end=872
+  _globals['_IMPACTRESPONSE']._serialized_start=875
+  _globals['_IMPACTRESPONSE']._serialized_end=1024
+  _globals['_GOVERNANCESERVICE']._serialized_start=1027
+  _globals['_GOVERNANCESERVICE']._serialized_end=1189
 # @@protoc_insertion_point(module_scope)

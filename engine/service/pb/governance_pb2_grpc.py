@@ -40,6 +40,11 @@ class GovernanceServiceStub:
                 request_serializer=headwater_dot_v1_dot_governance__pb2.MonitorRequest.SerializeToString,
                 response_deserializer=headwater_dot_v1_dot_governance__pb2.MonitorResponse.FromString,
                 _registered_method=True)
+        self.Impact = channel.unary_unary(
+                '/headwater.v1.GovernanceService/Impact',
+                request_serializer=headwater_dot_v1_dot_governance__pb2.ImpactRequest.SerializeToString,
+                response_deserializer=headwater_dot_v1_dot_governance__pb2.ImpactResponse.FromString,
+                _registered_method=True)
 
 
 class GovernanceServiceServicer:
@@ -56,6 +61,16 @@ class GovernanceServiceServicer:
         context.set_details('Method not implemented!')
         raise NotImplementedError('Method not implemented!')
 
+    def Impact(self, request, context):
+        """Change impact: the decisions recorded in the audit log (in a window), asked again at the head
+        revision under a proposed schema and/or relationship updates laid over the stored data, and
+        every one whose answer would change, with the explanation of its new answer. Nothing is
+        written or recorded. A proposal a write would refuse is reported in `refused` (not an error).
+        """
+        context.set_code(grpc.StatusCode.UNIMPLEMENTED)
+        context.set_details('Method not implemented!')
+        raise NotImplementedError('Method not implemented!')
+
 
 def add_GovernanceServiceServicer_to_server(servicer, server):
     rpc_method_handlers = {
@@ -63,6 +78,11 @@ def add_GovernanceServiceServicer_to_server(servicer, server):
                     servicer.Monitor,
                     request_deserializer=headwater_dot_v1_dot_governance__pb2.MonitorRequest.FromString,
                     response_serializer=headwater_dot_v1_dot_governance__pb2.MonitorResponse.SerializeToString,
+            ),
+            'Impact': grpc.unary_unary_rpc_method_handler(
+                    servicer.Impact,
+                    request_deserializer=headwater_dot_v1_dot_governance__pb2.ImpactRequest.FromString,
+                    response_serializer=headwater_dot_v1_dot_governance__pb2.ImpactResponse.SerializeToString,
             ),
     }
     generic_handler = grpc.method_handlers_generic_handler(
@@ -93,6 +113,33 @@ class GovernanceService:
             '/headwater.v1.GovernanceService/Monitor',
             headwater_dot_v1_dot_governance__pb2.MonitorRequest.SerializeToString,
             headwater_dot_v1_dot_governance__pb2.MonitorResponse.FromString,
+            options,
+            channel_credentials,
+            insecure,
+            call_credentials,
+            compression,
+            wait_for_ready,
+            timeout,
+            metadata,
+            _registered_method=True)
+
+    @staticmethod
+    def Impact(request,
+            target,
+            options=(),
+            channel_credentials=None,
+            call_credentials=None,
+            insecure=False,
+            compression=None,
+            wait_for_ready=None,
+            timeout=None,
+            metadata=None):
+        return grpc.experimental.unary_unary(
+            request,
+            target,
+            '/headwater.v1.GovernanceService/Impact',
+            headwater_dot_v1_dot_governance__pb2.ImpactRequest.SerializeToString,
+            headwater_dot_v1_dot_governance__pb2.ImpactResponse.FromString,
             options,
             channel_credentials,
             insecure,

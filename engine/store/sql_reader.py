@@ -71,6 +71,11 @@ _MAX_OBJECTS_PER_SNAPSHOT = 20_000  # objects kept by one snapshot (a long looku
 _MAX_LARGE_OBJECTS = 100_000  # large objects remembered store-wide (a hint: forgetting one costs one read)
 _PREFETCH_CHUNK = 1_000  # objects per prefetch query
 _LINEAGE_OBJECTS = 128  # objects one lineage prefetch reads at most (the rest are read as the check needs them)
+READ_AHEAD = 32
+"""Where the dialect reads many objects in one query (PREFETCH), an object a check asks about that was not read
+yet is read together with up to this many objects that rows already read name as subject sets (``team:t1`` of
+``…#viewer@team:t1#member``) and that were not read yet: the next objects a walk through groups is likely to
+ask about. A walk down a hierarchy of groups then costs a round trip per level rather than one per group."""
 
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=timezone.utc)
@@ -251,6 +256,8 @@ class SqlReader:
         # small object once asked for: (type, id, relation) -> Rows.
         self._objects: dict[tuple[str, str], dict[str, list[Any]] | None] = {}
         self._relations: dict[tuple[str, str, str], list[Row]] = {}
+        # Objects named as subject sets by rows read whole, not read yet, in the order met (READ_AHEAD).
+        self._named: dict[tuple[str, str], None] = {}
 
     @property
     def revision(self) -> Revision:
@@ -295,6 +302,8 @@ class SqlReader:
             return found  # type: ignore[return-value]
         large = self._large_objects
         found = None
+        if key not in large and self._read_ahead(key):
+            return objects[key]
         if key not in large:
             members = self._rows(self.OBJECT, resource_type, resource_id, OBJECT_ROWS + 1)
             if len(members) > OBJECT_ROWS:
@@ -307,9 +316,40 @@ class SqlReader:
                         found[member[0]] = [member]
                     else:
                         same.append(member)
+                self._name_subject_sets(members)
         if len(objects) < _MAX_OBJECTS_PER_SNAPSHOT:
             objects[key] = found
         return found
+
+    def _name_subject_sets(self, members: Iterable[Sequence[Any]]) -> None:
+        """Note the objects these member tuples name as subject sets (see :data:`READ_AHEAD`)."""
+        if self.PREFETCH is None:
+            return
+        named, objects, large = self._named, self._objects, self._large_objects
+        for member in members:
+            if member[3]:  # subject_relation
+                subject = (member[1], member[2])
+                if subject not in objects and subject not in large:
+                    named[subject] = None
+
+    def _read_ahead(self, key: tuple[str, str]) -> bool:
+        """Read ``key`` with up to :data:`READ_AHEAD` named objects not read yet, in one query; True if ``key``
+        is now read (False: nothing was named, or the snapshot keeps no more objects)."""
+        named = self._named
+        named.pop(key, None)
+        if not named or self.PREFETCH is None or len(self._objects) >= _MAX_OBJECTS_PER_SNAPSHOT:
+            return False
+        ahead = []
+        objects, large = self._objects, self._large_objects
+        while named and len(ahead) < READ_AHEAD:
+            subject = next(iter(named))
+            del named[subject]
+            if subject not in objects and subject not in large:
+                ahead.append(subject)
+        if not ahead:
+            return False
+        self.prefetch([key, *ahead])
+        return key in objects
 
     def prefetch(self, objects: Iterable[tuple[str, str]]) -> None:
         """A hint: these objects (``(type, id)``) are about to be read; read the ones not read yet in as few
@@ -330,11 +370,14 @@ class SqlReader:
             for key in chunk:
                 if len(self._objects) >= _MAX_OBJECTS_PER_SNAPSHOT:
                     return
+                self._named.pop(key, None)
                 if counts[key] > OBJECT_ROWS:
                     self._large_objects.add(key)
                     self._objects[key] = None
                 else:
                     self._objects[key] = found[key]
+                    for members in found[key].values():
+                        self._name_subject_sets(members)
 
     def prefetch_lineage(self, resource_type: str, resource_id: str, relations: Sequence[str]) -> None:
         """A hint: a check of this object is about to walk its lineage (``relations``, by name, of any type):
@@ -356,11 +399,14 @@ class SqlReader:
         for key, members in found.items():
             if key in self._objects or len(self._objects) >= _MAX_OBJECTS_PER_SNAPSHOT:
                 continue
+            self._named.pop(key, None)
             if counts[key] > OBJECT_ROWS:
                 self._large_objects.add(key)
                 self._objects[key] = None
             else:
                 self._objects[key] = members
+                for rows in members.values():
+                    self._name_subject_sets(rows)
 
     def relationships(self, resource_type: str, resource_id: str, relation: str) -> Sequence[Row]:
         key = (resource_type, resource_id, relation)

@@ -119,6 +119,7 @@ def test_each_sh_command_is_right_as_written(where: str, command: str, monkeypat
     elif program == ".venv/bin/python" and args[0] == "-m":
         module = args[1]
         assert module.startswith("benchmarks."), (where, module)
+        monkeypatch.delitem(sys.modules, module, raising=False)  # run as __main__, not beside an imported copy
         _parse_only(lambda: runpy.run_module(module, run_name="__main__"), [module, *args[2:]], monkeypatch)
     else:
         pytest.fail(f"{where}: no check for {program!r}: add one here")

@@ -157,3 +157,29 @@ def test_memory_sqlite_cached_uncached_agree(rels: list[str]) -> None:
         finally:
             for e in engines:
                 e.close()
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large,
+                                                                   HealthCheck.function_scoped_fixture])
+@given(relationships())
+def test_postgresql_agrees_with_memory(pg_database: str, rels: list[str]) -> None:
+    """The PostgreSQL reader (objects read whole, many in one query, the read-ahead of the groups rows name) gives
+    the memory store's answers, with and without the cache."""
+    from headwater.engine.store.postgres import PostgresStore
+
+    from tests.conftest import pg_truncate
+
+    clock = lambda: NOW  # noqa: E731
+    pg_truncate(pg_database)
+    engines = [Engine(MemoryStore(clock=clock), clock=clock, config=Config.of(cache_size=0)),
+               Engine(PostgresStore(pg_database, clock=clock, pool_size=2), clock=clock,
+                      config=Config.of(cache_size=0))]
+    try:
+        for e in engines:
+            e.write_schema(SCHEMA)
+            if rels:
+                e.touch(*rels)
+        assert _answers(engines[1]) == _answers(engines[0])
+    finally:
+        for e in engines:
+            e.close()

@@ -140,5 +140,13 @@ _AUDIT = Migration(
     ),
 )
 
-MIGRATIONS: tuple[Migration, ...] = (_INITIAL, _AUDIT)
+# The garbage collector's read of the relationships that expired without being deleted (as SQLite's migration
+# 4): only live rows with an expiration, so writes of other rows never touch it.
+_EXPIRING = Migration(
+    3,
+    "index of the relationships that expire",
+    ("CREATE INDEX relationships_expiring ON relationships (expires_at_us) WHERE deleted_rev IS NULL AND expires_at_us IS NOT NULL",),
+)
+
+MIGRATIONS: tuple[Migration, ...] = (_INITIAL, _AUDIT, _EXPIRING)
 LATEST_VERSION: int = MIGRATIONS[-1].version

@@ -65,7 +65,7 @@ from .contract import (
 from .sql_reader import COLUMNS, KEY_ORDER, LargeObjects, SqlReader, WriteSql, changes_of, from_us, to_us
 from .validating import Store
 
-__all__ = ["PostgresStore", "migrate", "migration_plan"]
+__all__ = ["GC_EXPIRED", "PostgresStore", "migrate", "migration_plan"]
 
 _WRITE_LOCK = 0x48575752  # "HWWR": the advisory lock every write transaction takes
 _SQL = WriteSql("%s", "%({})s")
@@ -284,10 +284,14 @@ class _PostgresBackend:
             cutoff, cutoff_us = row
             removed = conn.execute("DELETE FROM relationships WHERE deleted_rev <= %s", [cutoff]).rowcount
             # Expired at or before the cutoff's time: invisible to every snapshot still readable.
-            expired = conn.execute("DELETE FROM relationships WHERE deleted_rev IS NULL AND expires_at_us <= %s "
-                                   "AND created_rev <= %s", [cutoff_us, cutoff]).rowcount
+            expired = conn.execute(GC_EXPIRED, [cutoff_us, cutoff]).rowcount
             conn.execute("DELETE FROM revisions WHERE revision < %s", [cutoff])
             return GcResult(int(removed) + int(expired), int(expired))
+
+
+#: The garbage collector's delete of the relationships that expired (at or before the cut-off's time) without being
+#: deleted: through the partial index of migration 3 (``relationships_expiring``), never a scan of the table.
+GC_EXPIRED = "DELETE FROM relationships WHERE deleted_rev IS NULL AND expires_at_us <= %s AND created_rev <= %s"
 
 
 def _database(uri: str, **pool: float) -> Database:

@@ -77,7 +77,7 @@ from .sql_reader import LargeObjects, WriteSql, changes_of, from_us, to_us
 from .sqlite_reader import SqliteReader, SqliteSnapshot
 from .validating import Store
 
-__all__ = ["SqliteStore", "migrate", "migration_plan"]
+__all__ = ["GC_EXPIRED", "SqliteStore", "migrate", "migration_plan"]
 
 _SQL = WriteSql("?", ":{}")
 _SELECT_BOUNDS = "SELECT (SELECT min(revision) FROM revisions), (SELECT max(revision) FROM revisions)"
@@ -211,10 +211,15 @@ class _SqliteBackend:
         cutoff, cutoff_us = row
         removed: int = conn.execute("DELETE FROM relationships WHERE deleted_rev <= ?", [cutoff]).rowcount
         # Expired at or before the cutoff's time: invisible to every snapshot still readable.
-        expired: int = conn.execute("DELETE FROM relationships WHERE deleted_rev IS NULL AND expires_at_us <= ? "
-                                    "AND created_rev <= ?", [cutoff_us, cutoff]).rowcount
+        expired: int = conn.execute(GC_EXPIRED, [cutoff_us, cutoff]).rowcount
         conn.execute("DELETE FROM revisions WHERE revision < ?", [cutoff])
         return GcResult(removed + expired, expired)
+
+
+#: The garbage collector's delete of the relationships that expired (at or before the cut-off's time) without being
+#: deleted: through the partial index of migration 4 (``relationships_expiring``), never a scan of the table.
+GC_EXPIRED = ("DELETE FROM relationships INDEXED BY relationships_expiring "
+              "WHERE deleted_rev IS NULL AND expires_at_us <= ? AND created_rev <= ?")
 
 
 class SqliteStore(Store):

@@ -230,7 +230,7 @@ def test_a_version_2_database_is_migrated_without_losing_anything(tmp_path: Path
     indexes = {row[0] for row in db.execute("SELECT name FROM sqlite_master WHERE type = 'index' AND "
                                             "tbl_name = 'relationships' AND name NOT LIKE 'sqlite_%'")}
     assert indexes == {"relationships_live_key", "relationships_by_subject", "relationships_by_created_rev",
-                       "relationships_by_deleted_rev", "relationships_subject_sets"}
+                       "relationships_by_deleted_rev", "relationships_subject_sets", "relationships_expiring"}
     db.close()
     migrated.delete(RelationshipFilter(resource_type="doc", resource_id="2"))
     migrated.write([touch("doc:4#viewer@user:cy")])
@@ -258,3 +258,15 @@ def test_a_store_serves_many_threads_until_it_is_closed(tmp_path: Path) -> None:
     store.close()
     with pytest.raises(StoreError):
         store.head()
+
+
+def test_gc_finds_expired_relationships_through_their_index(tmp_path: Path) -> None:
+    """The garbage collector's delete of expired relationships reads the partial index of migration 4, never the
+    whole table under the write lock."""
+    from headwater.engine.store.sqlite import GC_EXPIRED
+
+    with SqliteStore(tmp_path / "gc.db"):
+        pass
+    with sqlite3.connect(tmp_path / "gc.db") as conn:
+        plan = " ".join(str(row[3]) for row in conn.execute(f"EXPLAIN QUERY PLAN {GC_EXPIRED}", [5, 3]))
+    assert "USING INDEX relationships_expiring" in plan, plan

@@ -52,6 +52,10 @@ class Limits:
     max_depth: int = 50
     #: Updates in one write, and relationships per import batch (SpiceDB's default).
     max_updates_per_write: int = 1000
+    #: Relationships one bulk import commits in one transaction at most: the batch of SpiceDB's
+    #: ImportBulkRelationships (an import up to this size is all or nothing, as in SpiceDB; a larger one is
+    #: committed in batches of this size), and the largest ``batch_size`` of ``Engine.import_relationships``.
+    max_import_batch: int = 100_000
     #: Bytes of caveat context (as JSON) stored on one relationship, and sent with one check.
     max_caveat_context_bytes: int = 4096
     #: Items in one bulk check.
@@ -330,6 +334,7 @@ def _optional_timedelta(value: Any) -> Any:
 SETTINGS: dict[str, Setting] = {s.name: s for s in (
     Setting("max_depth", "limits", "max_depth", _integer, _positive),
     Setting("max_updates_per_write", "limits", "max_updates_per_write", _integer, _positive),
+    Setting("max_import_batch", "limits", "max_import_batch", _integer, _positive),
     Setting("max_caveat_context_bytes", "limits", "max_caveat_context_bytes", _integer, _positive),
     Setting("max_bulk_check_items", "limits", "max_bulk_check_items", _integer, _positive),
     Setting("max_page_size", "limits", "max_page_size", _integer, _positive),

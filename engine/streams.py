@@ -206,13 +206,14 @@ class Streams:
         schema refuses, one that already exists or appears twice), nothing of it is
         written and :class:`ImportFailedError` names the batch, the line and what the
         earlier batches committed. ``progress`` is called after each committed batch.
-        ``batch_size`` may not exceed the ``max_updates_per_write`` limit.
+        ``batch_size`` may not exceed the ``max_import_batch`` limit (a batch is one write, which may hold that
+        many updates).
         """
         validate_limit(batch_size, "batch_size", required=True)
-        limit = self.ctx.config.limits.max_updates_per_write
+        limit = self.ctx.config.limits.max_import_batch
         if batch_size > limit:
-            raise LimitExceededError(f"batch_size {batch_size} is over the limit of {limit} updates per write "
-                                     "(max_updates_per_write)", limit=limit)
+            raise LimitExceededError(f"batch_size {batch_size} is over the limit of {limit} relationships per "
+                                     "import batch (max_import_batch)", limit=limit)
         if existing not in _EXISTING:
             raise InvalidRequestError(f"existing must be one of {', '.join(_EXISTING)}, got {existing!r}")
         return _Import(self, batch_size, progress, actor, reason, existing).run(relationships)
@@ -337,7 +338,7 @@ class _Import:
         try:
             if batch:
                 result = self.streams.writes.write([Update(operation, rel) for rel, _ in batch],
-                                                   actor=self.actor, reason=self.reason)
+                                                   actor=self.actor, reason=self.reason, limit=self.batch_size)
                 self.token = result.token
         except EngineError as exc:
             raise self.fail(exc, self._failing_line(exc)) from exc

@@ -58,11 +58,13 @@ class Writes:
         self._last_gc: datetime | None = None
 
     def write(self, updates: Iterable[Update], preconditions: Sequence[Precondition] = (), *,
-              actor: str | None = None, reason: str | None = None, trusted: bool = False) -> WriteResult:
-        """See :meth:`~headwater.engine.Engine.write`."""
+              actor: str | None = None, reason: str | None = None, trusted: bool = False,
+              limit: int | None = None) -> WriteResult:
+        """See :meth:`~headwater.engine.Engine.write`; ``limit``: the most updates this write may hold (default
+        ``max_updates_per_write``; an import's batch may be larger, up to ``max_import_batch``)."""
         ctx = self.ctx
         batch = list(updates)
-        limit = ctx.config.limits.max_updates_per_write
+        limit = limit or ctx.config.limits.max_updates_per_write
         if len(batch) > limit:
             raise LimitExceededError(f"{len(batch)} updates in one write; the limit is {limit}", limit=limit)
         if not batch and not preconditions:

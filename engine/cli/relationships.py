@@ -253,7 +253,8 @@ COMMANDS = (
                   help="relationships file ('-' reads stdin), or a validation file (.yaml/.yml: its schema, "
                        "written unless already stored, then its relationships)"), DB_OR_SERVER,
               arg("--batch-size", type=int, default=1000, metavar="N",
-                  help="relationships per atomic write (default 1000, at most the per-write limit of 1000)"),
+                  help="relationships per atomic write into a database (default 1000, at most max_import_batch, "
+                       "100,000; a server writes batches of its own max_updates_per_write)"),
               arg("--touch", action="store_true",
                   help="write a relationship that is already stored again (with the file's caveat and "
                        "expiration) instead of failing: a re-run is safe"),

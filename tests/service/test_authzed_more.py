@@ -79,6 +79,43 @@ def test_import_bulk_is_all_or_nothing(fresh: tuple[HeadwaterServer, Client]) ->
     assert after == before
 
 
+def test_an_import_larger_than_a_write_is_still_all_or_nothing(fresh: tuple[HeadwaterServer, Client]) -> None:
+    """As SpiceDB's import is one transaction: 120 relationships (the tests' max_updates_per_write is 50), the
+    last of which exists, write nothing; without it, all 120 land in one revision."""
+    server, v1 = fresh
+    assert server.config.limits.max_updates_per_write == 50
+    new = [rel(f"document:bulk{i}#viewer@user:u{i}") for i in range(119)]
+    before = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(consistency=FULL))
+    fails(lambda: v1.ImportBulkRelationships(iter([ImportBulkRelationshipsRequest(relationships=new[:60]),
+                                                   ImportBulkRelationshipsRequest(relationships=new[60:]
+                                                                                  + [rel(RELATIONSHIPS[0])])])),
+          grpc.StatusCode.ALREADY_EXISTS, "ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP")
+    assert export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(consistency=FULL)) == before
+    new.append(rel("document:bulk119#viewer@user:u119"))
+    head = server.engine.revision_token()
+    assert v1.ImportBulkRelationships(iter([ImportBulkRelationshipsRequest(relationships=new)])).num_loaded == 120
+    changes = server.engine.watch(head)
+    assert len(changes) == 120 and len({e.token for e in changes}) == 1  # one revision
+
+
+def test_an_import_larger_than_its_batch_commits_in_batches(make_server: Callable[..., HeadwaterServer]) -> None:
+    """Beyond max_import_batch (here 100) an import commits in batches of that size (a transaction held open while
+    a client streams without end would hold the store's write lock without end): a failure keeps the batches
+    before it, and says so."""
+    server = make_server(max_import_batch=100)
+    with client_for(server) as c:
+        seed(c)
+    v1 = v1_client(server)
+    new = [rel(f"document:big{i}#viewer@user:u{i}") for i in range(149)] + [rel(RELATIONSHIPS[0])]
+    error = fails(lambda: v1.ImportBulkRelationships(iter([ImportBulkRelationshipsRequest(relationships=new)])),
+                  grpc.StatusCode.ALREADY_EXISTS, "ERROR_REASON_ATTEMPT_TO_RECREATE_RELATIONSHIP")
+    assert "batch 1 stays committed (100 relationships" in error.details()
+    kept = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(
+        consistency=FULL, optional_relationship_filter=RelationshipFilter(resource_type="document",
+                                                                          optional_resource_id_prefix="big")))
+    assert len(kept) == 100
+
+
 def test_export_bulk_pages_with_limit_and_cursor(server: HeadwaterServer) -> None:
     v1 = v1_client(server)
     everything = export_all(v1.ExportBulkRelationships, ExportBulkRelationshipsRequest(consistency=FULL))

@@ -149,6 +149,7 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
         limits = (config or engine.config).limits
         self.max_page_size = limits.max_page_size
         self.max_updates = limits.max_updates_per_write
+        self.max_import_batch = limits.max_import_batch
         self.max_checks = limits.max_bulk_check_items
 
     # ------------------------------------------------------------ helpers
@@ -376,7 +377,9 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
 
     def _import(self, requests: Iterator[Any], context: Any) -> int:
         """Create every streamed relationship (one that exists is an error); the number loaded. Each batch of
-        ``max_updates_per_write`` relationships is one transaction: an import within that size is all or nothing."""
+        ``max_import_batch`` relationships is one transaction: an import within that size is all or nothing, as
+        SpiceDB's import is (a larger one commits in batches: a transaction held open while a client streams
+        without end would hold the store's write lock without end)."""
 
         def relationships() -> Iterator[Any]:
             position = 0
@@ -390,7 +393,7 @@ class AuthzedServicer(permission_service_pb2_grpc.PermissionsServiceServicer,
                     except InvalidRequestError as exc:
                         raise InvalidRequestError(f"relationship {position} of the import: {exc}") from None
 
-        result = self.engine.import_relationships(relationships(), batch_size=self.max_updates)
+        result = self.engine.import_relationships(relationships(), batch_size=self.max_import_batch)
         return result.count
 
     def _export(self, request: Any) -> Iterator[tuple[list[core_pb2.Relationship], core_pb2.Cursor]]:

@@ -182,8 +182,10 @@ def run(n: int, rounds: int) -> dict[str, Any]:
                for name in names if name != "off"},
             **{f"overhead_{name}_mean_pct": round((summaries[name]["mean_us"] / off["mean_us"] - 1) * 100, 1)
                for name in names if name != "off"},
-            **{f"overhead_{name}_server_cpu_pct": round((summaries[name]["server_cpu_us"] / off["server_cpu_us"] - 1)
-                                                        * 100, 1) for name in names if name != "off"},
+            # CPU time is counted in clock ticks (10 ms): a short run may see none (then no ratio)
+            **{f"overhead_{name}_server_cpu_pct": (round((summaries[name]["server_cpu_us"] / off["server_cpu_us"] - 1)
+                                                         * 100, 1) if off["server_cpu_us"] else None)
+               for name in names if name != "off"},
             **helper_costs(),
             "machine": {"python": platform.python_version(), "platform": platform.platform(),
                         "cpus": os.cpu_count()}}
@@ -202,7 +204,8 @@ def main(argv: list[str] | None = None) -> None:
         if name != "off":
             more = f"  (p50 {r[f'overhead_{name}_p50_pct']:+}%, mean {r[f'overhead_{name}_mean_pct']:+}%)"
         if name != "off":
-            more += f"; server CPU {r[f'overhead_{name}_server_cpu_pct']:+}%"
+            cpu = r[f"overhead_{name}_server_cpu_pct"]
+            more += f"; server CPU {cpu:+}%" if cpu is not None else "; server CPU too short to count"
         print(f"  tracing {name:<12} p50 {p['p50_us']} µs  p99 {p['p99_us']} µs  mean {p['mean_us']} µs  "
               f"server CPU {p['server_cpu_us']} µs a call{more}")
     print(f"  in process: span() off {r['span_off_ns']} ns; an RPC span holding a check span, on: "

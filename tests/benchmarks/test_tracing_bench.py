@@ -17,3 +17,4 @@ def test_the_tracing_benchmark_runs() -> None:
     assert r["checks_per_server"] == 20
     assert all(r[name]["n"] == 20 for name in bench_tracing.SERVERS)
     assert r["span_off_ns"] > 0 and r["rpc_and_check_span_drop_us"] > 0
+    assert r["otlp_bytes_received"] > 0  # the OTLP server exported its spans to the collector stand-in

@@ -53,12 +53,12 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from ..audit.records import AuditRecord, RecordKind
-from ..consistency import Consistency
+from ..consistency import Consistency, encode_token
 from ..config import read_toml
 from ..errors import ConfigError, InvalidRequestError, RevisionUnavailableError
 from ..results import Alert
 
-__all__ = ["RULES", "Alert", "Monitor", "Rules", "follow", "monitor_rules", "scan", "source_labels"]
+__all__ = ["RULES", "Alert", "Monitor", "Rules", "follow", "monitor_rules", "scan", "source_labels", "store_changes"]
 
 RULES = ("first_access", "denial_burst", "volume_spike", "declassification", "high_clearance")
 _ALLOWED = "HAS_PERMISSION"
@@ -172,8 +172,12 @@ class Monitor:
     compared by rank; anything else is a category), read from the schema when an engine or client is at hand."""
 
     def __init__(self, rules: Rules, *, labels: Labels, start: datetime,
-                 classifications: Mapping[str, tuple[str, ...]] | None = None) -> None:
+                 classifications: Mapping[str, tuple[str, ...]] | None = None,
+                 changes: Callable[[AuditRecord], list[tuple[str, str]] | None] | None = None) -> None:
         self.rules, self.labels, self.start = rules, labels, start
+        # The changes of a batch the log lists only as a digest (over LISTED_CHANGES), from the store's change
+        # history (None: not at hand, e.g. collected as garbage).
+        self.changes = changes
         self.levels = dict(classifications or {"sensitivity": ("public", "internal", "confidential", "restricted")})
         self.touched: dict[str, set[str]] = {}
         self.denials, self.volume = _Rate(), _Rate()
@@ -274,7 +278,10 @@ class Monitor:
 
     def _clearances(self, record: AuditRecord) -> list[Alert]:
         alerts = []
-        for operation, text in record.get("changes") or ():
+        listed, source = record.get("changes"), "audit record"
+        if listed is None and self.changes is not None and record.get("count"):
+            listed, source = self.changes(record), "store change history"  # a large batch: its digest only
+        for operation, text in listed or ():
             if operation not in ("touch", "create"):
                 continue
             resource, _, rest = text.partition("#")
@@ -285,7 +292,7 @@ class Monitor:
                                 f"{record.get('actor') or 'someone'} cleared {subject} for {resource}", record.id,
                                 {"record_ids": [record.id], "relationship": text, "actor": record.get("actor"),
                                  "reason": record.get("reason"), "revision": record.get("revision"),
-                                 "token": record.get("token")}))
+                                 "token": record.get("token"), "source": source}))
         return alerts
 
 
@@ -321,7 +328,30 @@ def _duration(delta: timedelta) -> str:
 def _monitor(source: Any, rules: Rules, start: datetime) -> Monitor:
     schema = source.schema()
     levels = {name: tuple(c.levels) for name, c in schema.classifications.items()}
-    return Monitor(rules, labels=source_labels(source), start=start, classifications=levels)
+    return Monitor(rules, labels=source_labels(source), start=start, classifications=levels,
+                   changes=store_changes(source))
+
+
+def store_changes(source: Any) -> Callable[[AuditRecord], list[tuple[str, str]] | None]:
+    """The changes a relationships record names (its revision's, from the store's change history: Watch), for a
+    batch the log keeps only as a digest; None when the revision is no longer readable (garbage collected), or
+    when what is read does not add up to the record's count."""
+    def changes(record: AuditRecord) -> list[tuple[str, str]] | None:
+        revision, token = record.get("revision"), record.get("token")
+        if not isinstance(revision, int) or revision < 1 or not token:
+            return None
+        try:
+            after = encode_token(revision - 1)
+            try:
+                events = source.watch(after, limit=1)  # an Engine: the next revision, whole
+            except TypeError:
+                events = source.watch(after)  # a Client: what follows, within its wait
+        except RevisionUnavailableError:
+            return None
+        found = [("delete" if e.operation.name == "DELETE" else "touch", str(e.relationship))
+                 for e in events if e.token == token]
+        return found if len(found) == record.get("count") else None
+    return changes
 
 
 def _records(source: Any, since: datetime, until: datetime | None) -> Iterator[AuditRecord]:

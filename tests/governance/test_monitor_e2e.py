@@ -191,3 +191,28 @@ def test_monitor_without_an_audit_log_is_refused_before_serving(make_server: Cal
     from headwater.engine.errors import ConfigError
     with pytest.raises(ConfigError, match="monitor needs the audit log"):
         make_server(monitor=True)
+
+
+def test_a_clearance_inside_a_batch_the_log_lists_only_as_a_digest_still_fires(tmp_path: Path) -> None:
+    """A batch of more than LISTED_CHANGES relationships (here one import batch of 1,200, as SpiceDB's bulk import
+    now writes) is recorded with its count and digest only; high_clearance reads its changes from the store's
+    change history (Watch) instead, and says so in the evidence."""
+    from headwater.engine.audit.records import LISTED_CHANGES
+    from headwater.engine.governance.monitor import store_changes
+
+    with Engine.open(str(tmp_path / "big.db"), config=Config.of(audit=True)) as engine:
+        bootstrap(engine, EXAMPLE)
+        since = utc_now()
+        batch = [f"team:t{i}#member@user:u{i}" for i in range(1_199)] + ["sensitivity:restricted#cleared@user:mallory"]
+        engine.import_relationships(batch, batch_size=1_200, actor="user:admin", reason="bulk onboarding")
+        engine.flush_audit()
+        (record,) = engine.audit_query(kind="relationships", since=since, limit=10).records
+        assert record.get("changes") is None and record.get("count") == 1_200 > LISTED_CHANGES
+        alerts = scan(engine, Rules(rules=("high_clearance",)), since=since)
+        assert _triples(alerts) == [("high_clearance", "user:mallory", "sensitivity:restricted")]
+        assert alerts[0].evidence["source"] == "store change history"
+        assert alerts[0].evidence["reason"] == "bulk onboarding"
+        changes = store_changes(engine)
+        assert changes(record) is not None and len(changes(record)) == 1_200
+        forged = type(record)(record.id, record.kind, record.time, {**record.body, "count": 7}, "", "")
+        assert changes(forged) is None  # what the store holds must add up to what the log recorded

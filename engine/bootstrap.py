@@ -41,7 +41,7 @@ from ..dsl import DslError
 from .api import Engine
 from .errors import PreconditionFailedError
 from .results import ImportProgress
-from .store import Operation, RelationshipFilter, Update
+from .store import RelationshipFilter
 from .store.memory import MemoryStore
 from .validationfile import ValidationFileError, default_root, load_validation_file, write_relationships
 
@@ -94,18 +94,9 @@ def bootstrap(engine: Engine, path: str | Path) -> LoadReport:
         return LoadReport(str(path), False, False, stored.version, len(relationships), 0, engine.revision_token())
     written_schema = stored is None
     version = engine.write_schema(schema_text, actor=BOOTSTRAP_ACTOR).version if written_schema else stored.version
-    token = _write_trusted(engine, [rel for rel, _ in relationships], f"bootstrap from {path}")
+    token = write_relationships(engine, str(path), relationships, actor=BOOTSTRAP_ACTOR,
+                                reason=f"bootstrap from {path}") or engine.revision_token()
     return LoadReport(str(path), True, written_schema, version, len(relationships), len(relationships), token)
-
-
-def _write_trusted(engine: Engine, relationships: list, reason: str) -> str:  # type: ignore[type-arg]
-    """Write ``relationships`` (TOUCH, in batches of the write limit) as the trusted ``bootstrap`` actor."""
-    limit = engine.config.limits.max_updates_per_write
-    token = engine.revision_token()
-    for start in range(0, len(relationships), limit):
-        batch = [Update(Operation.TOUCH, rel) for rel in relationships[start:start + limit]]
-        token = engine.write(batch, actor=BOOTSTRAP_ACTOR, reason=reason, trusted=True).token
-    return token
 
 
 class Seed:

@@ -49,7 +49,7 @@ import os
 import signal
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from concurrent import futures
 from datetime import datetime, timezone
 from pathlib import Path
@@ -79,7 +79,7 @@ from .http import HttpListener, RouteContext, build_app, routes
 from .observe import RpcObserver
 from .servicer import REQUEST_ID, Servicer
 
-__all__ = ["AUDIT_NOT_SHARED", "STOPPED_WITH_CALLS_RUNNING", "HeadwaterServer", "JsonFormatter",
+__all__ = ["AUDIT_NOT_SHARED", "STOPPED_WITH_CALLS_RUNNING", "HeadwaterServer", "JsonFormatter", "bind", "grpc_server",
            "configure_logging", "serve"]
 
 _log = logging.getLogger("headwater.service")
@@ -141,6 +141,36 @@ AUDIT_NOT_SHARED = ("several processes appending to one hash-chained audit log i
                     "serve an audited SQLite database with one process (--processes 1)")
 
 
+def grpc_server(config: Config, *, reuse_port: bool = False, thread_name: str = "headwater-rpc",
+                first: Sequence[grpc.GenericRpcHandler] = ()) -> tuple[grpc.Server, Health]:
+    """A gRPC server (not listening yet) with ``workers`` threads and the message-size limits, answering health
+    checks and reflection of both APIs after the ``first`` handlers; its health servicer."""
+    limits = config.limits
+    options = [("grpc.max_receive_message_length", limits.max_message_bytes),
+               ("grpc.max_send_message_length", limits.max_message_bytes),
+               ("grpc.so_reuseport", 1 if reuse_port else 0)]
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.server.workers, thread_name_prefix=thread_name),
+                         options=options, maximum_concurrent_rpcs=None)
+    if first:
+        server.add_generic_rpc_handlers(tuple(first))
+    return server, add_health_and_reflection(server, service_names() + authzed_service_names())
+
+
+def bind(server: grpc.Server, address: str, credentials: grpc.ServerCredentials | None = None,
+         what: str = "") -> int:
+    """Add the port ``address`` names to ``server`` (TLS with ``credentials``); its real port. ConfigError when it
+    cannot be bound (``what``: the setting, named in the error)."""
+    where = f"{address} ({what})" if what else address
+    try:
+        port = (server.add_secure_port(address, credentials) if credentials is not None
+                else server.add_insecure_port(address))
+    except RuntimeError as exc:  # grpc's "failed to bind"
+        raise ConfigError(f"cannot listen on {where}: {exc}") from None
+    if not port:
+        raise ConfigError(f"cannot listen on {where} (in use, or not an address of this host)")
+    return port
+
+
 class HeadwaterServer:
     """A running (after :meth:`start`) gRPC server over one Engine.
 
@@ -184,7 +214,7 @@ class HeadwaterServer:
         the store (migrating it), load the schema or bootstrap file and build the servicer; only then report
         ready (engine/service/health.py). Any failure stops listening and raises."""
         config, worker = self.config, self.worker
-        cfg, limits = config.server, config.limits
+        cfg = config.server
         tokens: TokenSet | None = None if cfg.insecure_no_auth else load_token_file(cfg.token_file or "")
         self.tokens = tokens
         credentials = None
@@ -194,24 +224,9 @@ class HeadwaterServer:
                                                         _read(cfg.tls_cert, "TLS certificate file"))],
                                                       root_certificates=client_ca,
                                                       require_client_auth=client_ca is not None)
-        options = [("grpc.max_receive_message_length", limits.max_message_bytes),
-                   ("grpc.max_send_message_length", limits.max_message_bytes),
-                   ("grpc.so_reuseport", 0 if worker is None else 1)]
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=cfg.workers, thread_name_prefix="headwater-rpc"),
-                             options=options, maximum_concurrent_rpcs=None)
         gate = StartupGate()  # first: API calls are UNAVAILABLE until ready
-        server.add_generic_rpc_handlers((gate,))
-        names = service_names() + authzed_service_names()
-        self._health = add_health_and_reflection(server, names)
-        try:
-            if credentials is not None:
-                self.port = server.add_secure_port(cfg.address, credentials)
-            else:
-                self.port = server.add_insecure_port(cfg.address)
-        except RuntimeError as exc:  # grpc's "failed to bind"
-            raise ConfigError(f"cannot listen on {cfg.address}: {exc}") from None
-        if not self.port:
-            raise ConfigError(f"cannot listen on {cfg.address} (in use, or not an address of this host)")
+        server, self._health = grpc_server(config, reuse_port=worker is not None, first=(gate,))
+        self.port = bind(server, cfg.address, credentials)
         # Alone, listen at once: health checks answer (liveness SERVING) while the rest starts. A worker of
         # --processes N listens only once ready: the kernel would give a starting worker its share of connections.
         early = worker is None

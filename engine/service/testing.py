@@ -64,11 +64,9 @@ from .authzed.errors import V1Error
 from .authzed.service import METHOD_SCOPES as AUTHZED_SCOPES
 from .authzed.service import RULES as AUTHZED_RULES
 from .authzed.service import SERVICES as AUTHZED_SERVICES
-from .authzed.service import service_names as authzed_service_names
 from .authzed.servicer import AuthzedServicer
-from .handlers import SERVICES, service_handler, service_names
-from .health import add_health_and_reflection
-from .server import HeadwaterServer
+from .handlers import SERVICES, service_handler
+from .server import HeadwaterServer, bind, grpc_server
 from .servicer import Servicer
 
 __all__ = ["MAX_STORES", "READ_ONLY", "Stores", "TestingServer", "bearer_token"]
@@ -225,25 +223,12 @@ class TestingServer(HeadwaterServer):
         return self
 
     def _bind_readonly(self, address: str) -> tuple[grpc.Server, int]:
-        from concurrent import futures
-
-        limits = self.config.limits
-        server = grpc.server(futures.ThreadPoolExecutor(max_workers=self.config.server.workers,
-                                                        thread_name_prefix="headwater-ro"),
-                             options=[("grpc.max_receive_message_length", limits.max_message_bytes),
-                                      ("grpc.max_send_message_length", limits.max_message_bytes),
-                                      ("grpc.so_reuseport", 0)])
-        health = add_health_and_reflection(server, service_names() + authzed_service_names())
+        server, health = grpc_server(self.config, thread_name="headwater-ro")
         try:
-            port = server.add_insecure_port(address)
-        except RuntimeError as exc:
-            port = 0
-            reason = str(exc)
-        else:
-            reason = "in use, or not an address of this host"
-        if not port:
+            port = bind(server, address, what="--readonly-address")
+        except ConfigError:
             server.stop(0)
-            raise ConfigError(f"cannot listen on {address} (--readonly-address): {reason}")
+            raise
         health.ready()
         self.readonly_address = f"{address.rsplit(':', 1)[0]}:{port}"
         return server, port

@@ -27,7 +27,7 @@ import itertools
 import json
 import threading
 from collections.abc import Callable, Iterator
-from datetime import timedelta
+from datetime import datetime, timedelta
 from contextvars import ContextVar
 from typing import Any
 
@@ -505,29 +505,29 @@ class Servicer:
                 context: Any) -> Iterator[governance_pb2.MonitorResponse]:
         rules = monitor_rules(request.rules_toml, self.monitor_rules_file)
         now = utc_now()
-        since = (convert.time_from_proto(request.since, "since") if request.HasField("since")
-                 else now - timedelta(hours=1))
+        since = _optional_time(request, "since") or now - timedelta(hours=1)
         if request.follow:
             alerts = follow(self.engine, rules, since=since, poll_seconds=self.watch_poll_seconds,
                             stop=lambda: not self._alive(context))
         else:
-            until = convert.time_from_proto(request.until, "until") if request.HasField("until") else None
-            alerts = iter(scan(self.engine, rules, since=since, until=until))
+            alerts = iter(scan(self.engine, rules, since=since, until=_optional_time(request, "until")))
         for alert in alerts:
             if not self._alive(context):
                 return
             yield convert.alert_to_proto(alert)
 
-
     def Impact(self, request: governance_pb2.ImpactRequest, context: Any) -> governance_pb2.ImpactResponse:
         self._write_limit(len(request.updates))  # the proposal is bounded as a write of it would be
-        since = convert.time_from_proto(request.since, "since") if request.HasField("since") else None
-        until = convert.time_from_proto(request.until, "until") if request.HasField("until") else None
         impact = self.engine.impact(schema=request.schema or None,
                                     updates=[convert.update_from_proto(u) for u in request.updates],
-                                    baseline=request.baseline_schema or None, since=since, until=until,
-                                    limit=request.limit or None)
+                                    baseline=request.baseline_schema or None, since=_optional_time(request, "since"),
+                                    until=_optional_time(request, "until"), limit=request.limit or None)
         return convert.impact_to_proto(impact)
+
+
+def _optional_time(request: Any, name: str) -> datetime | None:
+    """The request's Timestamp field ``name`` as a time, or None when it is not set."""
+    return convert.time_from_proto(getattr(request, name), name) if request.HasField(name) else None
 
 
 def _replay_context(text: str) -> dict[str, Any]:

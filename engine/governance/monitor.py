@@ -44,6 +44,7 @@ Example (records made by hand; an engine's audit log gives real ones)::
 
 from __future__ import annotations
 
+import inspect
 import time as _time
 import tomllib
 from collections import Counter, deque
@@ -336,16 +337,15 @@ def store_changes(source: Any) -> Callable[[AuditRecord], list[tuple[str, str]] 
     """The changes a relationships record names (its revision's, from the store's change history: Watch), for a
     batch the log keeps only as a digest; None when the revision is no longer readable (garbage collected), or
     when what is read does not add up to the record's count."""
+    # An Engine's watch takes a limit (1: the next revision, whole); a Client's gives what follows within its wait.
+    whole_revision = {"limit": 1} if "limit" in inspect.signature(source.watch).parameters else {}
+
     def changes(record: AuditRecord) -> list[tuple[str, str]] | None:
         revision, token = record.get("revision"), record.get("token")
         if not isinstance(revision, int) or revision < 1 or not token:
             return None
         try:
-            after = encode_token(revision - 1)
-            try:
-                events = source.watch(after, limit=1)  # an Engine: the next revision, whole
-            except TypeError:
-                events = source.watch(after)  # a Client: what follows, within its wait
+            events = source.watch(encode_token(revision - 1), **whole_revision)
         except RevisionUnavailableError:
             return None
         found = [("delete" if e.operation.name == "DELETE" else "touch", str(e.relationship))

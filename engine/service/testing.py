@@ -210,19 +210,18 @@ class TestingServer(HeadwaterServer):
             super().start()
             return self
         # Bound before the main port starts serving, so the serving line gives both.
-        readonly = self._bind_readonly(self.readonly_address)
+        server = self._bind_readonly(self.readonly_address)
         try:
             super().start()
         except BaseException:
-            readonly[0].stop(0)
+            server.stop(0)
             raise
-        server = readonly[0]
         server.add_generic_rpc_handlers(self.stores.handlers(readonly=True))
         server.start()
         self._readonly = server
         return self
 
-    def _bind_readonly(self, address: str) -> tuple[grpc.Server, int]:
+    def _bind_readonly(self, address: str) -> grpc.Server:
         server, health = grpc_server(self.config, thread_name="headwater-ro")
         try:
             port = bind(server, address, what="--readonly-address")
@@ -231,7 +230,7 @@ class TestingServer(HeadwaterServer):
             raise
         health.ready()
         self.readonly_address = f"{address.rsplit(':', 1)[0]}:{port}"
-        return server, port
+        return server
 
     def stop(self, grace: float | None = None) -> None:
         readonly, self._readonly = self._readonly, None
